@@ -1,0 +1,342 @@
+"""Every setting, as pydantic models: validated, documented, loaded from TOML with env overrides.
+
+Environment overrides use `LEUKOSCOPE__SECTION__KEY=value` (double underscores between levels); the
+value is parsed as a TOML value when it can be (numbers, booleans, arrays), else taken as a string.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from leukoscope.errors import ConfigError
+from leukoscope.types import CELL_CLASSES, MODALITIES, CellClass, Modality
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+ENV_PREFIX = "LEUKOSCOPE__"
+CONFIG_ENV = "LEUKOSCOPE_CONFIG"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class LightChannel(_Section):
+    """One light source on the controller."""
+
+    channel: int = Field(ge=1, le=4, description="controller output channel, 1-4")
+    intensity_percent: float = Field(
+        default=50.0, ge=0.0, le=100.0, description="LED drive, percent"
+    )
+    display_name: str = Field(default="", description="name shown to users")
+    wavelength_nm: float = Field(default=0.0, ge=0.0, le=2000.0, description="peak wavelength, nm")
+
+
+def _default_lights() -> dict[Modality, LightChannel]:
+    names = {
+        Modality.COLOR1: ("blue", 450.0),
+        Modality.COLOR2: ("green", 530.0),
+        Modality.COLOR3: ("red", 630.0),
+        Modality.FLUORESCENCE: ("fluorescence excitation", 470.0),
+    }
+    return {
+        m: LightChannel(channel=i + 1, display_name=names[m][0], wavelength_nm=names[m][1])
+        for i, m in enumerate(MODALITIES)
+    }
+
+
+class LightsConfig(_Section):
+    """The serial LED controller."""
+
+    port: str = Field(
+        default="sim://",
+        description="serial device (/dev/ttyUSB0) or pyserial URL; sim:// = built-in emulator",
+    )
+    baud: int = Field(default=115200, gt=0, le=4_000_000, description="baud rate, bit/s")
+    timeout_s: float = Field(default=0.5, gt=0.0, le=60.0, description="reply timeout, seconds")
+    retries: int = Field(default=2, ge=0, le=10, description="retries after a timeout")
+    settle_ms: float = Field(default=2.0, ge=0.0, le=10_000.0, description="wait after light on, ms")
+    channels: dict[Modality, LightChannel] = Field(default_factory=_default_lights)
+
+    @model_validator(mode="after")
+    def _distinct_channels(self) -> LightsConfig:
+        used = [c.channel for c in self.channels.values()]
+        if len(set(used)) != len(used):
+            raise ValueError(f"each modality needs its own controller channel, got {used}")
+        return self
+
+
+Exposure = Annotated[float, Field(gt=0.0, le=10_000_000.0)]
+"""An exposure time in microseconds."""
+
+
+def _default_exposures() -> dict[Modality, float]:
+    return {
+        Modality.COLOR1: 2000.0,
+        Modality.COLOR2: 2000.0,
+        Modality.COLOR3: 2000.0,
+        Modality.FLUORESCENCE: 20000.0,
+    }
+
+
+class CameraConfig(_Section):
+    """The GenICam camera (or its simulated twin)."""
+
+    backend: Literal["harvesters", "simulated"] = Field(
+        default="simulated", description="harvesters (any GenTL producer) or simulated"
+    )
+    producer_path: str = Field(default="", description="GenTL producer .cti file")
+    device_id: str = Field(default="", description="device serial number or id; empty = first")
+    pixel_format: str = Field(default="Mono8", description="GenICam PixelFormat")
+    exposure_us: dict[Modality, Exposure] = Field(
+        default_factory=_default_exposures, description="exposure per modality, microseconds"
+    )
+    gain_db: float = Field(default=0.0, ge=0.0, le=48.0, description="analog gain, dB")
+    pixel_size_um: float = Field(
+        default=0.25, gt=0.0, le=100.0, description="pixel size in the sample plane, micrometres"
+    )
+    fetch_timeout_s: float = Field(default=2.0, gt=0.0, le=60.0, description="frame timeout, s")
+    retries: int = Field(default=1, ge=0, le=10, description="re-triggers after a missed frame")
+
+
+class RegistrationConfig(_Section):
+    """Calibrated offsets between modalities, refined per field."""
+
+    offsets_px: dict[Modality, tuple[float, float]] = Field(
+        default_factory=dict, description="(dy, dx) per modality, from `leukoscope calibrate`"
+    )
+    refine: bool = Field(default=True, description="refine the offset per field of view")
+    max_shift_px: float = Field(default=8.0, ge=0.0, le=200.0, description="refinement bound, px")
+
+
+class AcquisitionConfig(_Section):
+    """How a run acquires fields of view."""
+
+    data_dir: Path = Field(default=Path("acquisitions"), description="where samples are saved")
+    on_failed_field: Literal["continue", "stop"] = Field(
+        default="continue", description="what a run does after a field fails"
+    )
+
+
+class RigConfig(_Section):
+    """Hardware: lights, camera, registration, acquisition."""
+
+    lights: LightsConfig = Field(default_factory=LightsConfig)
+    camera: CameraConfig = Field(default_factory=CameraConfig)
+    registration: RegistrationConfig = Field(default_factory=RegistrationConfig)
+    acquisition: AcquisitionConfig = Field(default_factory=AcquisitionConfig)
+
+
+class PipelineConfig(_Section):
+    """Stages, sockets, queues and the counting rules."""
+
+    bind_host: str = Field(default="127.0.0.1", description="address tcp endpoints bind to")
+    base_port: int = Field(default=5550, ge=1024, le=65500, description="first tcp port used")
+    segment_workers: int = Field(default=1, ge=1, le=64)
+    classify_workers: int = Field(default=1, ge=1, le=64)
+    high_water_mark: int = Field(default=8, ge=1, le=100_000, description="messages per socket")
+    batch_size: int = Field(default=32, ge=1, le=4096, description="cells per classify batch")
+    batch_wait_ms: float = Field(default=20.0, ge=0.0, le=10_000.0, description="batch wait, ms")
+    target_cells: int = Field(default=200, ge=0, description="stop after this many cells; 0 = all")
+    min_probability: float = Field(
+        default=0.6, ge=0.0, le=1.0, description="flag a cell whose top probability is below"
+    )
+    max_disagreement: float = Field(
+        default=0.25, ge=0.0, le=1.0, description="flag a cell whose heads disagree more"
+    )
+    worker_timeout_s: float = Field(default=10.0, gt=0.0, description="re-dispatch after, s")
+    curve_server_key: Path | None = Field(default=None, description="CurveZMQ server secret key")
+    curve_client_key: Path | None = Field(default=None, description="CurveZMQ client secret key")
+    results_db: Path = Field(default=Path("leukoscope.sqlite"), description="SQLite results")
+
+
+class ClassifierConfig(_Section):
+    """Which model runs, and how."""
+
+    model_path: Path | None = Field(default=None, description="checkpoint; empty = shipped default")
+    backend: Literal["torch", "onnx"] = Field(default="onnx", description="torch or onnx")
+    device: Literal["auto", "cpu", "cuda"] = Field(default="auto")
+    threads: int = Field(default=0, ge=0, le=256, description="CPU threads; 0 = all cores")
+
+
+class ReferenceRange(_Section):
+    """Normal range of one class, percent of white cells."""
+
+    low_percent: float = Field(ge=0.0, le=100.0)
+    high_percent: float = Field(ge=0.0, le=100.0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ReferenceRange:
+        if self.low_percent > self.high_percent:
+            raise ValueError(f"low_percent {self.low_percent} > high_percent {self.high_percent}")
+        return self
+
+
+def _default_ranges() -> dict[CellClass, ReferenceRange]:
+    # Typical adult reference intervals (e.g. Bain, "Blood Cells", 5th ed.); see docs/report.md.
+    bounds = {
+        CellClass.NEU: (40.0, 75.0),
+        CellClass.LYM: (20.0, 45.0),
+        CellClass.MO: (2.0, 10.0),
+        CellClass.EOS: (1.0, 6.0),
+        CellClass.BAS: (0.0, 2.0),
+    }
+    return {c: ReferenceRange(low_percent=lo, high_percent=hi) for c, (lo, hi) in bounds.items()}
+
+
+class ReportConfig(_Section):
+    """Per-lab reference ranges and review thresholds."""
+
+    reference_ranges: dict[CellClass, ReferenceRange] = Field(default_factory=_default_ranges)
+    max_flagged_percent: float = Field(default=10.0, ge=0.0, le=100.0)
+
+    @model_validator(mode="after")
+    def _all_classes(self) -> ReportConfig:
+        missing = [c.value for c in CELL_CLASSES if c not in self.reference_ranges]
+        if missing:
+            raise ValueError(f"reference_ranges lacks {', '.join(missing)}")
+        return self
+
+
+class Settings(_Section):
+    """The whole configuration file."""
+
+    rig: RigConfig = Field(default_factory=RigConfig)
+    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
+    classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
+
+
+def _describe(error: Any) -> str:
+    location = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    value = error.get("input")
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        return f"{location}: unknown key (value {value!r}); check the spelling"
+    return f"{location} = {value!r}: {message}"
+
+
+def format_validation_error(exc: ValidationError, source: str) -> str:
+    """One line per problem: the key, the value given and what is allowed."""
+    lines = [f"{source}: {_describe(error)}" for error in exc.errors()]
+    return "\n".join(lines)
+
+
+def _env_value(raw: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def _apply_env(data: dict[str, Any], environ: dict[str, str]) -> dict[str, Any]:
+    for name, raw in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX):
+            continue
+        path = [part.lower() for part in name[len(ENV_PREFIX) :].split("__") if part]
+        node = data
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"environment {name}: {part} is not a section")
+            node = child
+        if path:
+            node[path[-1]] = _env_value(raw)
+    return data
+
+
+def load_settings(path: Path | None = None, environ: dict[str, str] | None = None) -> Settings:
+    """Load settings from `path` (or $LEUKOSCOPE_CONFIG, or defaults) plus env overrides."""
+    env = dict(os.environ if environ is None else environ)
+    if path is None and env.get(CONFIG_ENV):
+        path = Path(env[CONFIG_ENV])
+    data: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        source = str(path)
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: config file not found") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    data = _apply_env(data, env)
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source)) from None
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _emit(model: BaseModel, prefix: str, lines: list[str]) -> None:
+    scalars: list[str] = []
+    tables: list[tuple[str, BaseModel | dict[str, Any]]] = []
+    for name, info in type(model).model_fields.items():
+        value = getattr(model, name)
+        if isinstance(value, BaseModel):
+            tables.append((name, value))
+            continue
+        if isinstance(value, dict) and value and isinstance(next(iter(value.values())), BaseModel):
+            tables.append((name, value))
+            continue
+        if value is None:
+            scalars.append(f"# {name} = ...  ({info.description or 'unset'})")
+            continue
+        if info.description:
+            scalars.append(f"# {info.description}")
+        if isinstance(value, dict):
+            inner = ", ".join(
+                f"{getattr(k, 'value', k)} = {_toml_value(v)}" for k, v in value.items()
+            )
+            scalars.append(f"{name} = {{ {inner} }}")
+        else:
+            scalars.append(f"{name} = {_toml_value(value)}")
+    if scalars:
+        if prefix:
+            doc = (type(model).__doc__ or "").strip().splitlines()
+            lines.append("")
+            lines.append(f"[{prefix}]")
+            if doc:
+                lines.append(f"# {doc[0]}")
+        lines.extend(scalars)
+    for name, value in tables:
+        path = f"{prefix}.{name}" if prefix else name
+        if isinstance(value, BaseModel):
+            _emit(value, path, lines)
+        else:
+            for key, item in value.items():
+                _emit(item, f"{path}.{getattr(key, 'value', key)}", lines)
+
+
+def render_default_toml() -> str:
+    """A commented TOML file holding every default setting."""
+    lines = [
+        "# leukoscope configuration. Every key is optional; this file lists the defaults.",
+        "# Override any key from the environment: LEUKOSCOPE__SECTION__KEY=value.",
+    ]
+    _emit(Settings(), "", lines)
+    return "\n".join(lines) + "\n"
+
+
+def render_toml(settings: Settings) -> str:
+    """The effective settings as TOML (for `config show`)."""
+    lines: list[str] = []
+    _emit(settings, "", lines)
+    return "\n".join(lines).lstrip("\n") + "\n"

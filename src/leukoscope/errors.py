@@ -1,0 +1,63 @@
+"""One root exception type; every leaf also inherits the matching built-in."""
+
+from __future__ import annotations
+
+
+class LeukoscopeError(Exception):
+    """Root of every error leukoscope raises on purpose."""
+
+
+class ConfigError(LeukoscopeError, ValueError):
+    """A configuration file or value is invalid."""
+
+
+class ParameterError(LeukoscopeError, ValueError):
+    """A user-supplied parameter (composition, count, size...) is invalid."""
+
+
+class InstrumentError(LeukoscopeError, RuntimeError):
+    """Base for hardware-facing failures."""
+
+
+class LightControllerError(InstrumentError):
+    """The light controller answered with an error or broke the protocol."""
+
+
+class LightTimeout(LightControllerError, TimeoutError):
+    """The light controller did not answer in time (after retries)."""
+
+
+class CameraError(InstrumentError):
+    """The camera or its GenTL producer failed."""
+
+
+class CameraTimeout(CameraError, TimeoutError):
+    """No frame arrived within the timeout."""
+
+
+class AcquisitionError(InstrumentError):
+    """A field of view could not be acquired."""
+
+
+class StorageError(LeukoscopeError, OSError):
+    """A saved acquisition, dataset or result file is missing, malformed or truncated."""
+
+
+class DatasetError(LeukoscopeError, ValueError):
+    """A training dataset does not follow the documented layout."""
+
+
+class CheckpointError(LeukoscopeError, ValueError):
+    """A model file is corrupt or does not match what was asked for."""
+
+
+class WireError(LeukoscopeError, ValueError):
+    """A pipeline message is malformed."""
+
+
+class PipelineError(LeukoscopeError, RuntimeError):
+    """The pipeline could not run or complete a sample."""
+
+
+class SecurityError(LeukoscopeError, PermissionError):
+    """A configuration would expose endpoints without authentication."""
