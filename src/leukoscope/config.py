@@ -63,7 +63,9 @@ class LightsConfig(_Section):
     baud: int = Field(default=115200, gt=0, le=4_000_000, description="baud rate, bit/s")
     timeout_s: float = Field(default=0.5, gt=0.0, le=60.0, description="reply timeout, seconds")
     retries: int = Field(default=2, ge=0, le=10, description="retries after a timeout")
-    settle_ms: float = Field(default=2.0, ge=0.0, le=10_000.0, description="wait after light on, ms")
+    settle_ms: float = Field(
+        default=2.0, ge=0.0, le=10_000.0, description="wait after light on, ms"
+    )
     channels: dict[Modality, LightChannel] = Field(default_factory=_default_lights)
 
     @model_validator(mode="after")

@@ -61,7 +61,9 @@ def parse_modalities(names: str | list[str] | tuple[str, ...]) -> tuple[Modality
 class Frame:
     """One camera image with the metadata needed to check it belongs to the current cycle."""
 
-    image: np.ndarray  # H x W (mono) or H x W x C, uint8 or uint16, owned (copied out of any buffer)
+    image: (
+        np.ndarray
+    )  # H x W (mono) or H x W x C, uint8 or uint16, owned (copied out of any buffer)
     frame_id: int
     timestamp_s: float
     exposure_us: float | None = None
