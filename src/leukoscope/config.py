@@ -11,10 +11,10 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from leukoscope.errors import ConfigError
-from leukoscope.types import CELL_CLASSES, MODALITIES, CellClass, Modality
+from leukoscope.types import MODALITIES, CellClass, Modality
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -27,6 +27,20 @@ CONFIG_ENV = "LEUKOSCOPE_CONFIG"
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def _merge_over(defaults: dict[Any, Any], given: Any) -> Any:
+    """A partial per-modality/per-class table from a file, filled in from the defaults."""
+    if not isinstance(given, dict):
+        return given
+    merged: dict[Any, Any] = {getattr(k, "value", k): v for k, v in defaults.items()}
+    for key, value in given.items():
+        base = merged.get(key)
+        if isinstance(base, BaseModel) and isinstance(value, dict):
+            merged[key] = {**base.model_dump(), **value}
+        else:
+            merged[key] = value
+    return merged
 
 
 class LightChannel(_Section):
@@ -68,6 +82,11 @@ class LightsConfig(_Section):
     )
     channels: dict[Modality, LightChannel] = Field(default_factory=_default_lights)
 
+    @field_validator("channels", mode="before")
+    @classmethod
+    def _fill_channels(cls, value: Any) -> Any:
+        return _merge_over(_default_lights(), value)
+
     @model_validator(mode="after")
     def _distinct_channels(self) -> LightsConfig:
         used = [c.channel for c in self.channels.values()]
@@ -101,6 +120,12 @@ class CameraConfig(_Section):
     exposure_us: dict[Modality, Exposure] = Field(
         default_factory=_default_exposures, description="exposure per modality, microseconds"
     )
+
+    @field_validator("exposure_us", mode="before")
+    @classmethod
+    def _fill_exposures(cls, value: Any) -> Any:
+        return _merge_over(_default_exposures(), value)
+
     gain_db: float = Field(default=0.0, ge=0.0, le=48.0, description="analog gain, dB")
     pixel_size_um: float = Field(
         default=0.25, gt=0.0, le=100.0, description="pixel size in the sample plane, micrometres"
@@ -198,14 +223,13 @@ class ReportConfig(_Section):
     """Per-lab reference ranges and review thresholds."""
 
     reference_ranges: dict[CellClass, ReferenceRange] = Field(default_factory=_default_ranges)
-    max_flagged_percent: float = Field(default=10.0, ge=0.0, le=100.0)
 
-    @model_validator(mode="after")
-    def _all_classes(self) -> ReportConfig:
-        missing = [c.value for c in CELL_CLASSES if c not in self.reference_ranges]
-        if missing:
-            raise ValueError(f"reference_ranges lacks {', '.join(missing)}")
-        return self
+    @field_validator("reference_ranges", mode="before")
+    @classmethod
+    def _fill_ranges(cls, value: Any) -> Any:
+        return _merge_over(_default_ranges(), value)
+
+    max_flagged_percent: float = Field(default=10.0, ge=0.0, le=100.0)
 
 
 class Settings(_Section):
