@@ -1,0 +1,416 @@
+"""The central stage: pulls fields from the source, hands out work, collects results, counts.
+
+It binds every endpoint. Work goes out on two PUSH sockets (framesets to segment workers, cell
+batches to classify workers); everything workers produce comes back on one PULL socket. Because it
+hands out all work, it knows what is outstanding per field: work not answered within the worker
+timeout is sent again (a dead or stalled worker), duplicates are dropped by cell key (the ledger),
+and after `max_attempts` a field is failed with the reason. Counts, store and live summaries follow
+from the ledger, so the live table and the final report use one counting implementation.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import zmq
+
+from leukoscope.errors import PipelineError, WireError
+from leukoscope.imaging import to_unit_float
+from leukoscope.pipeline import wire
+from leukoscope.pipeline.counts import stop_decision, summarize
+from leukoscope.pipeline.endpoints import Endpoints
+from leukoscope.pipeline.ledger import SampleLedger
+from leukoscope.pipeline.security import CurveKeys, secure_server
+from leukoscope.pipeline.store import ResultStore, png_thumbnail
+from leukoscope.types import CellKey, SampleStatus, SampleSummary
+
+log = logging.getLogger(__name__)
+
+POLL_MS = 20
+SUMMARY_INTERVAL_S = 0.2
+WORKER_GONE_S = 5.0
+
+SummaryCallback = Callable[[SampleSummary, dict[str, "WorkerInfo"]], None]
+
+
+@dataclass
+class WorkerInfo:
+    """A worker the aggregator has heard from."""
+
+    role: str
+    host: str = ""
+    pid: int = 0
+    last_seen_s: float = 0.0
+    processed: int = 0
+
+
+@dataclass
+class _Unit:
+    """One piece of handed-out work and its delivery state."""
+
+    sample_id: str
+    fov: int
+    message: wire.Message
+    sent_s: float | None = None
+    attempts: int = 0
+
+
+@dataclass
+class _SampleRun:
+    ledger: SampleLedger
+    started_s: float
+    segment: dict[int, _Unit] = field(default_factory=dict)
+    classify: dict[int, _Unit] = field(default_factory=dict)
+    crops: dict[CellKey, np.ndarray] = field(default_factory=dict)
+    available_s: dict[int, float] = field(default_factory=dict)
+    latencies_s: list[float] = field(default_factory=list)
+    last_published_s: float = 0.0
+    dirty: bool = True
+
+
+def thumbnail(crops: np.ndarray) -> bytes:
+    """The modalities of one cell side by side, as an 8-bit PNG (the report's gallery image)."""
+    tiles = [to_unit_float(c) for c in crops]
+    strip = np.concatenate([t if t.ndim == 2 else t.mean(axis=-1) for t in tiles], axis=1)
+    return png_thumbnail((np.clip(strip, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8))
+
+
+class Aggregator:
+    """Dispatch, accounting, storage and live publishing for any number of samples."""
+
+    def __init__(
+        self,
+        context: zmq.Context[Any],
+        endpoints: Endpoints,
+        store: ResultStore,
+        *,
+        run_id: str,
+        target_cells: int,
+        max_in_flight: int = 8,
+        high_water_mark: int = 8,
+        worker_timeout_s: float = 10.0,
+        max_attempts: int = 3,
+        keys: CurveKeys | None = None,
+        on_summary: SummaryCallback | None = None,
+    ) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.target_cells = target_cells
+        self.max_in_flight = max_in_flight
+        self.worker_timeout_s = worker_timeout_s
+        self.max_attempts = max_attempts
+        self.on_summary = on_summary
+        self.samples: dict[str, _SampleRun] = {}
+        self.finished: dict[str, SampleSummary] = {}
+        self.workers: dict[str, WorkerInfo] = {}
+        self.rejected = 0
+        self._outbox: dict[str, deque[_Unit]] = {"segment": deque(), "classify": deque()}
+        self._sockets: list[zmq.Socket[Any]] = []
+        self.ingest = self._bind(context, zmq.PULL, endpoints.ingest, keys, high_water_mark)
+        self.to_segment = self._bind(context, zmq.PUSH, endpoints.segment, keys, high_water_mark)
+        self.to_classify = self._bind(context, zmq.PUSH, endpoints.classify, keys, high_water_mark)
+        self.results = self._bind(context, zmq.PULL, endpoints.results, keys, 0)
+        self.live = self._bind(context, zmq.PUB, endpoints.live, keys, 1000)
+
+    def _bind(
+        self,
+        context: zmq.Context[Any],
+        kind: int,
+        address: str,
+        keys: CurveKeys | None,
+        hwm: int,
+    ) -> zmq.Socket[Any]:
+        sock = context.socket(kind)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.SNDHWM if kind in (zmq.PUSH, zmq.PUB) else zmq.RCVHWM, hwm)
+        secure_server(sock, keys)
+        sock.bind(address)
+        self._sockets.append(sock)
+        return sock
+
+    def close(self) -> None:
+        """Close every socket."""
+        for sock in self._sockets:
+            sock.close()
+        self._sockets.clear()
+
+    # -- the loop ---------------------------------------------------------------------------------
+
+    @property
+    def in_flight(self) -> int:
+        """Fields entered but not resolved, over all running samples."""
+        return sum(
+            1 for run in self.samples.values() for s in run.ledger.fields.values() if not s.resolved
+        )
+
+    def step(self) -> None:
+        """One round: take new fields if there is room, read what came back, send, retry, publish."""
+        if self.in_flight < self.max_in_flight:
+            self._receive(self.ingest, self._on_ingest)
+        self._receive(self.results, self._on_result, budget=256)
+        self._flush_outbox()
+        self._retry_overdue()
+        self._publish()
+
+    def run_until(self, done: Callable[[], bool], timeout_s: float | None = None) -> None:
+        """Step until `done()`; PipelineError if `timeout_s` passes first."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while not done():
+            self.step()
+            if deadline is not None and time.monotonic() > deadline:
+                raise PipelineError(f"pipeline did not finish within {timeout_s:.0f} s")
+
+    def _receive(
+        self, sock: zmq.Socket[Any], handle: Callable[[wire.Message], None], budget: int = 1
+    ) -> None:
+        timeout = POLL_MS
+        for _ in range(budget):
+            try:
+                message = wire.recv_message(sock, timeout)
+            except WireError as exc:
+                self.rejected += 1
+                log.warning("rejected a malformed message: %s", exc)
+                continue
+            if message is None:
+                return
+            timeout = 0
+            handle(message)
+
+    # -- ingest: the source's stream ------------------------------------------------------------
+
+    def _on_ingest(self, message: wire.Message) -> None:
+        if isinstance(message, wire.SampleStart):
+            self._start_sample(message)
+            return
+        sample_id = _sample_of(message)
+        run = self.samples.get(sample_id)
+        if run is None:
+            if sample_id not in self.finished:
+                self.rejected += 1
+                log.warning("ignored %s for unknown sample %r", type(message).__name__, sample_id)
+            return
+        if isinstance(message, wire.FrameSetMessage):
+            fov = message.frameset.fov
+            if run.ledger.add_field(fov):
+                run.available_s[fov] = message.t_available_s or time.time()
+                self._queue("segment", run.segment, _Unit(sample_id, fov, message))
+        elif isinstance(message, wire.FieldFailed):
+            self._fail(run, message.fov, message.reason)
+        elif isinstance(message, wire.SampleEnd):
+            run.ledger.end(message.fields_total)
+            self.store.set_fields_total(self.run_id, sample_id, message.fields_total)
+            run.dirty = True
+        else:
+            self.rejected += 1
+            log.warning("ignored a %s message on the ingest socket", type(message).__name__)
+        self._check_finished(sample_id)
+
+    def _start_sample(self, message: wire.SampleStart) -> None:
+        sample_id = message.sample_id
+        if sample_id in self.samples or sample_id in self.finished:
+            return
+        ledger = SampleLedger(sample_id, target_cells=self.target_cells)
+        if message.fields_total is not None:
+            ledger.fields_total = message.fields_total
+        self.store.start_sample(
+            self.run_id,
+            sample_id,
+            target_cells=self.target_cells,
+            fields_total=message.fields_total,
+        )
+        self.samples[sample_id] = _SampleRun(ledger=ledger, started_s=time.time())
+
+    # -- results: what workers send back ----------------------------------------------------------
+
+    def _on_result(self, message: wire.Message) -> None:
+        if isinstance(message, (wire.Hello, wire.Heartbeat)):
+            self._seen_worker(message)
+            return
+        if isinstance(message, wire.ResultBatch):
+            for sample_id in {r.key.sample_id for r in message.results}:
+                self._on_results(sample_id, message)
+            return
+        sample_id = _sample_of(message)
+        run = self.samples.get(sample_id)
+        if run is None:
+            if sample_id not in self.finished:
+                self.rejected += 1
+                log.warning("ignored %s for unknown sample %r", type(message).__name__, sample_id)
+            return
+        if isinstance(message, wire.CellBatch):
+            self._on_cells(run, message)
+        elif isinstance(message, wire.FieldFailed):
+            self._fail(run, message.fov, message.reason)
+        else:
+            self.rejected += 1
+            log.warning("ignored a %s message on the results socket", type(message).__name__)
+        self._check_finished(sample_id)
+
+    def _seen_worker(self, message: wire.Hello | wire.Heartbeat) -> None:
+        info = self.workers.setdefault(message.worker, WorkerInfo(role=message.role))
+        info.last_seen_s = time.time()
+        if isinstance(message, wire.Hello):
+            info.host, info.pid = message.host, message.pid
+            log.info("worker %s (%s) connected from %s", message.worker, message.role, message.host)
+        else:
+            info.processed = message.processed
+
+    def _on_cells(self, run: _SampleRun, batch: wire.CellBatch) -> None:
+        fov = batch.fov
+        if len(batch.cells) != batch.cell_count or any(
+            c.key != CellKey(batch.sample_id, fov, i) for i, c in enumerate(batch.cells)
+        ):
+            self.rejected += 1
+            log.warning("rejected cells of field %d: keys do not match the count", fov)
+            return
+        if not run.ledger.set_cell_count(fov, batch.cell_count):
+            return  # a duplicate answer from a re-dispatched or slow worker
+        run.segment.pop(fov, None)
+        self.store.add_field(self.run_id, batch.sample_id, fov, batch.cell_count)
+        run.dirty = True
+        if batch.cell_count == 0:
+            self._field_resolved(run, fov)
+            return
+        for cell in batch.cells:
+            run.crops[cell.key] = cell.crops
+        self._queue("classify", run.classify, _Unit(batch.sample_id, fov, batch))
+
+    def _on_results(self, sample_id: str, batch: wire.ResultBatch) -> None:
+        run = self.samples.get(sample_id)
+        if run is None:
+            if sample_id not in self.finished:
+                self.rejected += 1
+                log.warning("ignored results for unknown sample %r", sample_id)
+            return
+        mine = [r for r in batch.results if r.key.sample_id == sample_id]
+        fresh = run.ledger.add_results(mine)
+        if fresh:
+            thumbs = {r.key: thumbnail(run.crops.pop(r.key)) for r in fresh if r.key in run.crops}
+            self.store.add_results(self.run_id, fresh, thumbs)
+            run.dirty = True
+            for fov in {r.key.fov for r in fresh}:
+                if run.ledger.fields[fov].resolved:
+                    self._field_resolved(run, fov)
+        self._check_finished(sample_id)
+
+    def _field_resolved(self, run: _SampleRun, fov: int) -> None:
+        run.classify.pop(fov, None)
+        run.segment.pop(fov, None)
+        if fov in run.available_s:
+            run.latencies_s.append(time.time() - run.available_s.pop(fov))
+
+    def _fail(self, run: _SampleRun, fov: int, reason: str) -> None:
+        run.ledger.fail_field(fov, reason)
+        run.segment.pop(fov, None)
+        run.classify.pop(fov, None)
+        run.available_s.pop(fov, None)
+        self.store.add_field(
+            self.run_id, run.ledger.sample_id, fov, None, failed=True, reason=reason
+        )
+        run.dirty = True
+        log.warning("sample %s field %d failed: %s", run.ledger.sample_id, fov, reason)
+
+    # -- dispatch and retry -----------------------------------------------------------------------
+
+    def _queue(self, stage: str, pending: dict[int, _Unit], unit: _Unit) -> None:
+        pending[unit.fov] = unit
+        self._outbox[stage].append(unit)
+
+    def _flush_outbox(self) -> None:
+        for stage, sock in (("segment", self.to_segment), ("classify", self.to_classify)):
+            outbox = self._outbox[stage]
+            while outbox:
+                unit = outbox[0]
+                run = self.samples.get(unit.sample_id)
+                pending = None if run is None else getattr(run, stage)
+                if pending is None or pending.get(unit.fov) is not unit:
+                    outbox.popleft()  # resolved, failed or finished meanwhile
+                    continue
+                try:
+                    wire.send_message(sock, unit.message, flags=zmq.NOBLOCK)
+                except zmq.Again:
+                    break  # every worker's queue is full (or none is connected): back-pressure
+                unit.sent_s = time.monotonic()
+                unit.attempts += 1
+                outbox.popleft()
+
+    def _retry_overdue(self) -> None:
+        now = time.monotonic()
+        for run in list(self.samples.values()):
+            for stage in ("segment", "classify"):
+                pending: dict[int, _Unit] = getattr(run, stage)
+                for unit in list(pending.values()):
+                    if unit.sent_s is None or now - unit.sent_s < self.worker_timeout_s:
+                        continue
+                    if unit.attempts >= self.max_attempts:
+                        reason = f"no {stage} result after {unit.attempts} attempts"
+                        self._fail(run, unit.fov, reason)
+                        self._check_finished(unit.sample_id)
+                        continue
+                    log.warning("re-dispatching %s of %s field %d", stage, unit.sample_id, unit.fov)
+                    unit.sent_s = None
+                    self._outbox[stage].append(unit)
+
+    # -- completion and publishing ----------------------------------------------------------------
+
+    def _summary(self, run: _SampleRun) -> SampleSummary:
+        latencies = np.asarray(run.latencies_s or [0.0])
+        timings = {
+            "latency_p50_s": float(np.percentile(latencies, 50)),
+            "latency_p95_s": float(np.percentile(latencies, 95)),
+        }
+        return summarize(run.ledger, elapsed_s=time.time() - run.started_s, timings=timings)
+
+    def _check_finished(self, sample_id: str) -> None:
+        run = self.samples.get(sample_id)
+        if run is None or not stop_decision(run.ledger).finished:
+            return
+        summary = self._summary(run)
+        self.store.finish_sample(self.run_id, summary)
+        del self.samples[sample_id]
+        self.finished[sample_id] = summary
+        self._emit(summary)
+        log.info("sample %s %s: %s", sample_id, summary.status.value, summary.status_reason)
+
+    def _publish(self) -> None:
+        now = time.time()
+        for run in self.samples.values():
+            if run.dirty and now - run.last_published_s >= SUMMARY_INTERVAL_S:
+                run.dirty = False
+                run.last_published_s = now
+                self._emit(self._summary(run))
+
+    def _emit(self, summary: SampleSummary) -> None:
+        live = [
+            name for name, w in self.workers.items() if time.time() - w.last_seen_s < WORKER_GONE_S
+        ]
+        message = wire.SummaryMessage(summary=summary, sent_s=time.time(), workers=tuple(live))
+        wire.send_message(self.live, message, flags=zmq.NOBLOCK)
+        if self.on_summary is not None:
+            self.on_summary(summary, self.workers)
+
+    def abort(self, sample_id: str, reason: str) -> SampleSummary | None:
+        """Finish a running sample as incomplete (e.g. Ctrl-C); its summary."""
+        run = self.samples.pop(sample_id, None)
+        if run is None:
+            return self.finished.get(sample_id)
+        summary = summarize(run.ledger, aborted=reason, elapsed_s=time.time() - run.started_s)
+        self.store.finish_sample(self.run_id, summary)
+        self.finished[sample_id] = summary
+        self._emit(summary)
+        return summary
+
+
+def _sample_of(message: wire.Message) -> str:
+    if isinstance(message, wire.FrameSetMessage):
+        return message.frameset.sample_id
+    return str(getattr(message, "sample_id", ""))
+
+
+__all__ = ["Aggregator", "SampleStatus", "WorkerInfo", "thumbnail"]

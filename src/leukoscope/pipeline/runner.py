@@ -1,0 +1,129 @@
+"""Wires the stages together: the embedded default runs them all as threads over inproc.
+
+The aggregator runs in the calling thread; segment and classify workers and the source run as
+threads. The same stage classes run as separate processes over tcp (`leukoscope worker ...`).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import zmq
+
+from leukoscope.config import PipelineConfig
+from leukoscope.errors import PipelineError
+from leukoscope.pipeline.aggregator import Aggregator, SummaryCallback
+from leukoscope.pipeline.endpoints import Endpoints
+from leukoscope.pipeline.segmentation import segment
+from leukoscope.pipeline.sources import SampleJob
+from leukoscope.pipeline.stages import ClassifyWorker, HeadClassifier, SegmentWorker, Source
+from leukoscope.pipeline.store import ResultStore
+from leukoscope.types import Modality, SampleSummary
+
+log = logging.getLogger(__name__)
+
+
+class _Thread(threading.Thread):
+    """A daemon thread that keeps the exception its target raised."""
+
+    def __init__(self, name: str, target: Callable[[], Any]) -> None:
+        super().__init__(name=name, daemon=True)
+        self._work = target
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._work()
+        except BaseException as exc:
+            self.error = exc
+            log.exception("%s stopped with an error", self.name)
+
+
+def _stream(source: Source, jobs: Sequence[SampleJob]) -> None:
+    for job in jobs:
+        if source.stop.is_set():
+            return
+        source.send_sample(job.sample_id, job.fields, job.fields_total)
+
+
+def run_embedded(
+    config: PipelineConfig,
+    jobs: Sequence[SampleJob],
+    *,
+    classify: HeadClassifier,
+    modalities: tuple[Modality, ...],
+    input_size: int,
+    store: ResultStore,
+    run_id: str,
+    on_summary: SummaryCallback | None = None,
+    timeout_s: float | None = None,
+) -> dict[str, SampleSummary]:
+    """Analyse `jobs` with every stage in this process; the final summary of each sample."""
+    ids = [job.sample_id for job in jobs]
+    if len(set(ids)) != len(ids):
+        raise PipelineError(f"sample ids repeat within one run: {ids}")
+    context: zmq.Context[Any] = zmq.Context()
+    endpoints = Endpoints.inproc()
+    stop = threading.Event()
+    aggregator = Aggregator(
+        context,
+        endpoints,
+        store,
+        run_id=run_id,
+        target_cells=config.target_cells,
+        max_in_flight=config.high_water_mark,
+        high_water_mark=config.high_water_mark,
+        worker_timeout_s=config.worker_timeout_s,
+        on_summary=on_summary,
+    )
+    segmenter = functools.partial(segment, out_px=input_size)
+    threads = [
+        _Thread(f"segment-{i}", SegmentWorker(context, endpoints, stop, segmenter=segmenter).run)
+        for i in range(config.segment_workers)
+    ]
+    threads += [
+        _Thread(
+            f"classify-{i}",
+            ClassifyWorker(
+                context,
+                endpoints,
+                stop,
+                classify=classify,
+                modalities=modalities,
+                batch_size=config.batch_size,
+                batch_wait_ms=config.batch_wait_ms,
+                min_probability=config.min_probability,
+                max_disagreement=config.max_disagreement,
+            ).run,
+        )
+        for i in range(config.classify_workers)
+    ]
+    source = _Thread("source", functools.partial(_stream, Source(context, endpoints, stop), jobs))
+    threads.append(source)
+    for thread in threads:
+        thread.start()
+
+    def done() -> bool:
+        failed = next((t for t in threads if t.error is not None), None)
+        if failed is not None:
+            raise PipelineError(f"{failed.name} failed: {failed.error}") from failed.error
+        return all(i in aggregator.finished for i in ids)
+
+    try:
+        aggregator.run_until(done, timeout_s=timeout_s)
+    except BaseException as exc:
+        reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"pipeline error: {exc}"
+        for sample_id in list(aggregator.samples):
+            aggregator.abort(sample_id, reason)
+        raise
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=10)
+        aggregator.close()
+        context.term()
+    return {i: aggregator.finished[i] for i in ids if i in aggregator.finished}

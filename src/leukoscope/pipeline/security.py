@@ -1,0 +1,88 @@
+"""Endpoint security: loopback by default, CurveZMQ keys required for any other bind address.
+
+Keys are ZeroMQ certificate files (`zmq.auth.create_certificates`: text, no pickle). The central
+process holds the server secret key; every worker and subscriber holds a client secret key and the
+server's public key. With keys, a peer without them can neither push work nor read results.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import zmq
+import zmq.auth
+
+from leukoscope.errors import SecurityError
+
+KEYGEN_HINT = (
+    "make keys with `leukoscope keys generate DIR` and set pipeline.curve_server_key and "
+    "pipeline.curve_client_key in the config"
+)
+
+
+@dataclass(frozen=True)
+class CurveKeys:
+    """Key material of one side: its own key pair and, for a client, the server's public key."""
+
+    public: bytes
+    secret: bytes
+    server_public: bytes
+
+    @classmethod
+    def load(cls, secret_file: Path, server_public_file: Path | None = None) -> CurveKeys:
+        """Read a `.key_secret` certificate (and, for a client, the server's `.key`)."""
+        try:
+            public, secret = zmq.auth.load_certificate(str(secret_file))
+            server_public = public
+            if server_public_file is not None:
+                server_public, _ = zmq.auth.load_certificate(str(server_public_file))
+        except (OSError, ValueError) as exc:
+            raise SecurityError(f"cannot read CurveZMQ key: {exc}") from None
+        if secret is None:
+            raise SecurityError(f"{secret_file} holds no secret key (use the .key_secret file)")
+        return cls(public=public, secret=secret, server_public=server_public)
+
+
+def generate_keys(folder: Path) -> tuple[Path, Path]:
+    """Create a server and a client certificate pair in `folder`; the two secret-key paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    _, server_secret = zmq.auth.create_certificates(str(folder), "server")
+    _, client_secret = zmq.auth.create_certificates(str(folder), "client")
+    for path in folder.glob("*.key_secret"):
+        path.chmod(0o600)
+    return Path(server_secret), Path(client_secret)
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and localhost."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(host: str, keys: CurveKeys | None) -> None:
+    """Refuse to bind a non-loopback address without CurveZMQ keys."""
+    if keys is None and not is_loopback(host):
+        raise SecurityError(f"refusing to bind {host} without CurveZMQ keys: {KEYGEN_HINT}")
+
+
+def secure_server(sock: zmq.Socket[Any], keys: CurveKeys | None) -> None:
+    """Make a bound socket a CURVE server (no-op without keys)."""
+    if keys is not None:
+        sock.curve_secretkey = keys.secret
+        sock.curve_publickey = keys.public
+        sock.curve_server = True
+
+
+def secure_client(sock: zmq.Socket[Any], keys: CurveKeys | None) -> None:
+    """Make a connecting socket a CURVE client of the server (no-op without keys)."""
+    if keys is not None:
+        sock.curve_secretkey = keys.secret
+        sock.curve_publickey = keys.public
+        sock.curve_serverkey = keys.server_public

@@ -1,0 +1,66 @@
+"""Where fields of view come from: a saved acquisition on disk, or a rig (real or simulated).
+
+Each source is a `SampleJob`: a sample id and a lazy iterator of `FieldOutcome`s in field order, so
+fields are read or acquired only as fast as the pipeline takes them (back-pressure).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from leukoscope.errors import StorageError
+from leukoscope.instrument import storage
+from leukoscope.pipeline.stages import FieldOutcome
+
+if TYPE_CHECKING:
+    from leukoscope.instrument.rig import Rig
+
+
+@dataclass
+class SampleJob:
+    """One sample to analyse: its id, its fields (lazily) and, if known, how many there are."""
+
+    sample_id: str
+    fields: Iterable[FieldOutcome]
+    fields_total: int | None = None
+
+
+def _saved_fields(folder: Path, count: int) -> Iterator[FieldOutcome]:
+    for fov in range(count):
+        try:
+            yield FieldOutcome(fov, storage.read_field(folder, fov))
+        except StorageError as exc:
+            yield FieldOutcome(fov, None, str(exc))
+
+
+def saved_acquisition(folder: Path) -> SampleJob:
+    """The fields of a saved acquisition folder; a corrupt field becomes a failed field.
+
+    Raises StorageError when the folder itself is unusable (no or invalid `acquisition.json`).
+    """
+    meta = storage.read_acquisition_meta(folder)
+    on_disk = storage.list_fields(folder)
+    count = max(meta.fields, (on_disk[-1] + 1) if on_disk else 0)
+    return SampleJob(meta.sample_id, _saved_fields(folder, count), count)
+
+
+def rig_acquisition(rig: Rig, sample_id: str, max_fields: int, out_dir: Path) -> SampleJob:
+    """Fields acquired live from `rig`, each saved under `out_dir` before it is analysed."""
+    from leukoscope.instrument.acquisition import Acquisition
+
+    results = Acquisition(rig).run(sample_id, max_fields, out_dir=out_dir)
+    fields = (FieldOutcome(r.fov, r.frameset, r.error) for r in results)
+    return SampleJob(sample_id, _closing(results, fields), None)
+
+
+def _closing(owner: Iterator[object], items: Iterator[FieldOutcome]) -> Iterator[FieldOutcome]:
+    """Yield `items`; close `owner` (lights off, camera stopped) however iteration ends."""
+    try:
+        yield from items
+    finally:
+        close = getattr(owner, "close", None)
+        if close is not None:
+            close()

@@ -1,0 +1,361 @@
+"""The pipeline's worker stages: source, segment worker, classify worker. One job each.
+
+Each stage owns its sockets, connects to the central process's endpoints, and runs until its stop
+event is set. The same classes run as threads over inproc (embedded) or in their own processes over
+tcp (`leukoscope worker ...`): there is no code path for one mode only.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import zmq
+
+from leukoscope import __version__
+from leukoscope.errors import LeukoscopeError, WireError
+from leukoscope.pipeline import wire
+from leukoscope.pipeline.counts import result_from_heads
+from leukoscope.pipeline.endpoints import Endpoints
+from leukoscope.pipeline.security import CurveKeys, secure_client
+from leukoscope.types import CellCrop, FrameSet, Modality, SampleStatus
+
+log = logging.getLogger(__name__)
+
+POLL_MS = 50
+HEARTBEAT_S = 1.0
+
+Segmenter = Callable[[FrameSet], list[CellCrop]]
+"""Finds the white cells of a field and cuts their crops."""
+HeadClassifier = Callable[[np.ndarray], np.ndarray]
+"""Raw crops (B, M, H, W) in `modalities` order -> per-head probabilities (B, heads, classes)."""
+
+
+@dataclass(frozen=True)
+class FieldOutcome:
+    """What a source produced for one field of view: frames, or the reason there are none."""
+
+    fov: int
+    frameset: FrameSet | None
+    reason: str = ""
+
+
+def _worker_name(role: str) -> str:
+    return f"{role}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+class _Worker:
+    """Shared plumbing: results socket, hello, heartbeats, stop event, clean close."""
+
+    role: wire.Role = "client"
+
+    def __init__(
+        self,
+        context: zmq.Context[Any],
+        endpoints: Endpoints,
+        stop: threading.Event,
+        keys: CurveKeys | None = None,
+    ) -> None:
+        self.context = context
+        self.endpoints = endpoints
+        self.stop = stop
+        self.keys = keys
+        self.name = _worker_name(self.role)
+        self.processed = 0
+        self._in_flight: tuple[tuple[str, int], ...] = ()
+        self._last_beat = 0.0
+
+    def _socket(self, kind: int, address: str) -> zmq.Socket[Any]:
+        sock = self.context.socket(kind)
+        sock.setsockopt(zmq.LINGER, 1000)
+        secure_client(sock, self.keys)
+        sock.connect(address)
+        return sock
+
+    def _beat(self, out: zmq.Socket[Any], force: bool = False) -> None:
+        now = time.time()
+        if force or now - self._last_beat >= HEARTBEAT_S:
+            self._last_beat = now
+            beat = wire.Heartbeat(
+                worker=self.name,
+                role=self.role,
+                sent_s=now,
+                in_flight=self._in_flight,
+                processed=self.processed,
+            )
+            wire.send_message(out, beat)
+
+    def run(self) -> None:
+        """Serve until the stop event is set."""
+        work = self._socket(zmq.PULL, self._work_address())
+        out = self._socket(zmq.PUSH, self.endpoints.results)
+        try:
+            hello = wire.Hello(
+                worker=self.name,
+                role=self.role,
+                host=socket.gethostname(),
+                pid=os.getpid(),
+                version=__version__,
+                sent_s=time.time(),
+            )
+            wire.send_message(out, hello)
+            while not self.stop.is_set():
+                self._beat(out)
+                try:
+                    message = wire.recv_message(work, POLL_MS)
+                except WireError as exc:
+                    log.warning("%s: rejected a malformed message: %s", self.name, exc)
+                    continue
+                if message is not None:
+                    self._handle(message, work, out)
+        finally:
+            work.close()
+            out.close()
+
+    def _work_address(self) -> str:
+        raise NotImplementedError
+
+    def _handle(self, message: wire.Message, work: zmq.Socket[Any], out: zmq.Socket[Any]) -> None:
+        raise NotImplementedError
+
+
+class SegmentWorker(_Worker):
+    """Framesets in, one CellBatch per field out (with its cell count, zero included)."""
+
+    role: wire.Role = "segment"
+
+    def __init__(self, *args: Any, segmenter: Segmenter, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.segmenter = segmenter
+
+    def _work_address(self) -> str:
+        return self.endpoints.segment
+
+    def _handle(self, message: wire.Message, work: zmq.Socket[Any], out: zmq.Socket[Any]) -> None:
+        if not isinstance(message, wire.FrameSetMessage):
+            log.warning("%s: ignored an unexpected %s message", self.name, type(message).__name__)
+            return
+        frameset = message.frameset
+        self._in_flight = ((frameset.sample_id, frameset.fov),)
+        try:
+            cells = self.segmenter(frameset)
+        except (LeukoscopeError, ValueError) as exc:
+            failure = wire.FieldFailed(
+                sample_id=frameset.sample_id,
+                fov=frameset.fov,
+                reason=f"segmentation failed: {exc}",
+                stage="segment",
+                worker=self.name,
+            )
+            wire.send_message(out, failure)
+        else:
+            batch = wire.CellBatch(
+                sample_id=frameset.sample_id,
+                fov=frameset.fov,
+                cell_count=len(cells),
+                cells=tuple(cells),
+                modalities=frameset.modalities,
+                worker=self.name,
+                t_available_s=message.t_available_s,
+            )
+            wire.send_message(out, batch)
+        self.processed += 1
+        self._in_flight = ()
+
+
+class ClassifyWorker(_Worker):
+    """Cell batches in, results out; micro-batches up to `batch_size` cells or `batch_wait_ms`."""
+
+    role: wire.Role = "classify"
+
+    def __init__(
+        self,
+        *args: Any,
+        classify: HeadClassifier,
+        modalities: tuple[Modality, ...],
+        batch_size: int,
+        batch_wait_ms: float,
+        min_probability: float,
+        max_disagreement: float,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.classify = classify
+        self.modalities = modalities
+        self.batch_size = batch_size
+        self.batch_wait_ms = batch_wait_ms
+        self.min_probability = min_probability
+        self.max_disagreement = max_disagreement
+
+    def _work_address(self) -> str:
+        return self.endpoints.classify
+
+    def _gather(self, first: wire.CellBatch, work: zmq.Socket[Any]) -> list[wire.CellBatch]:
+        batches = [first]
+        cells = len(first.cells)
+        deadline = time.monotonic() + self.batch_wait_ms / 1000.0
+        while cells < self.batch_size:
+            left_ms = int(max(0.0, deadline - time.monotonic()) * 1000)
+            try:
+                message = wire.recv_message(work, left_ms)
+            except WireError as exc:
+                log.warning("%s: rejected a malformed message: %s", self.name, exc)
+                continue
+            if message is None:
+                break
+            if isinstance(message, wire.CellBatch):
+                batches.append(message)
+                cells += len(message.cells)
+        return batches
+
+    def _model_input(self, batch: wire.CellBatch) -> np.ndarray:
+        missing = [m.value for m in self.modalities if m not in batch.modalities]
+        if missing:
+            raise WireError(f"cells of field {batch.fov} lack modalities {missing}")
+        order = [batch.modalities.index(m) for m in self.modalities]
+        return np.stack([cell.crops[order] for cell in batch.cells])
+
+    def _handle(self, message: wire.Message, work: zmq.Socket[Any], out: zmq.Socket[Any]) -> None:
+        if not isinstance(message, wire.CellBatch):
+            log.warning("%s: ignored an unexpected %s message", self.name, type(message).__name__)
+            return
+        batches = [b for b in self._gather(message, work) if b.cells]
+        if not batches:
+            return
+        self._in_flight = tuple((b.sample_id, b.fov) for b in batches)
+        inputs: list[np.ndarray] = []
+        usable: list[wire.CellBatch] = []
+        for batch in batches:
+            try:
+                inputs.append(self._model_input(batch))
+                usable.append(batch)
+            except WireError as exc:
+                reason = f"classification failed: {exc}"
+                failure = wire.FieldFailed(
+                    sample_id=batch.sample_id, fov=batch.fov, reason=reason, stage="classify"
+                )
+                wire.send_message(out, failure)
+        if usable:
+            heads = self.classify(np.concatenate(inputs))
+            cells = [cell for batch in usable for cell in batch.cells]
+            results = tuple(
+                result_from_heads(
+                    cell.key,
+                    head,
+                    min_probability=self.min_probability,
+                    max_disagreement=self.max_disagreement,
+                    bbox=cell.bbox,
+                )
+                for cell, head in zip(cells, heads, strict=True)
+            )
+            wire.send_message(out, wire.ResultBatch(results=results, worker=self.name))
+            self.processed += len(results)
+        self._in_flight = ()
+
+
+class Source:
+    """Pushes the fields of one sample into the ingest socket, in order, with its start and end.
+
+    Sending blocks while the aggregator is not pulling (back-pressure); the source also listens to
+    the live summaries and stops early once its sample is complete (the target count is reached).
+    """
+
+    def __init__(
+        self,
+        context: zmq.Context[Any],
+        endpoints: Endpoints,
+        stop: threading.Event,
+        keys: CurveKeys | None = None,
+    ) -> None:
+        self.context = context
+        self.endpoints = endpoints
+        self.stop = stop
+        self.keys = keys
+
+    def _connect(self, kind: int, address: str) -> zmq.Socket[Any]:
+        sock = self.context.socket(kind)
+        sock.setsockopt(zmq.LINGER, 1000)
+        secure_client(sock, self.keys)
+        if kind == zmq.SUB:
+            sock.setsockopt(zmq.SUBSCRIBE, b"")
+        sock.connect(address)
+        return sock
+
+    def _finished(self, live: zmq.Socket[Any], sample_id: str) -> bool:
+        while True:
+            try:
+                message = wire.recv_message(live, 0)
+            except WireError:
+                continue
+            if message is None:
+                return False
+            if (
+                isinstance(message, wire.SummaryMessage)
+                and message.summary.sample_id == sample_id
+                and message.summary.status != SampleStatus.RUNNING
+            ):
+                return True
+
+    def _send(
+        self, push: zmq.Socket[Any], live: zmq.Socket[Any], sample_id: str, message: wire.Message
+    ) -> bool:
+        """Send, waiting while the pipeline is full; False if stopped or the sample finished."""
+        while not self.stop.is_set():
+            if push.poll(POLL_MS, zmq.POLLOUT):
+                wire.send_message(push, message)
+                return True
+            if self._finished(live, sample_id):
+                return False
+        return False
+
+    def send_sample(
+        self, sample_id: str, fields: Iterable[FieldOutcome], fields_total: int | None = None
+    ) -> int:
+        """Stream one sample; returns how many fields were sent."""
+        push = self._connect(zmq.PUSH, self.endpoints.ingest)
+        live = self._connect(zmq.SUB, self.endpoints.live)
+        sent = 0
+        try:
+            start = wire.SampleStart(
+                sample_id=sample_id, fields_total=fields_total, started_s=time.time()
+            )
+            if not self._send(push, live, sample_id, start):
+                return 0
+            for outcome in _until_finished(fields, lambda: self._finished(live, sample_id)):
+                message: wire.Message
+                if outcome.frameset is not None:
+                    message = wire.FrameSetMessage(outcome.frameset, t_available_s=time.time())
+                else:
+                    message = wire.FieldFailed(
+                        sample_id=sample_id, fov=outcome.fov, reason=outcome.reason, stage="source"
+                    )
+                if not self._send(push, live, sample_id, message):
+                    return sent
+                sent += 1
+            self._send(
+                push, live, sample_id, wire.SampleEnd(sample_id=sample_id, fields_total=sent)
+            )
+            return sent
+        finally:
+            close = getattr(fields, "close", None)
+            if close is not None:
+                close()  # a generator over a rig: lights off, camera stopped
+            push.close()
+            live.close()
+
+
+def _until_finished(
+    fields: Iterable[FieldOutcome], finished: Callable[[], bool]
+) -> Iterator[FieldOutcome]:
+    for outcome in fields:
+        if finished():
+            return
+        yield outcome
