@@ -84,3 +84,12 @@ def test_arrival_order_does_not_change_counts() -> None:
         assert ledger.complete()
         outcomes.add(tuple((r.key.fov, r.key.cell_index) for r in ledger.counted()))
     assert outcomes == {((0, 0), (0, 1), (0, 2), (2, 0), (2, 1))}
+
+
+def test_field_enters_once_even_if_announced_by_the_end() -> None:
+    ledger = SampleLedger("s", target_cells=0)
+    ledger.end(2)
+    assert not ledger.complete()
+    assert ledger.add_field(0)
+    assert not ledger.add_field(0)
+    assert ledger.add_field(1)

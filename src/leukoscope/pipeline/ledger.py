@@ -21,6 +21,7 @@ class FieldState:
     cell_count: int | None = None  # None until segmentation reports (0 is a valid count)
     results: dict[int, CellResult] = field(default_factory=dict)
     failed_reason: str = ""
+    entered: bool = False  # its frames have entered the pipeline
 
     @property
     def failed(self) -> bool:
@@ -51,10 +52,12 @@ class SampleLedger:
         return self.fields.setdefault(fov, FieldState())
 
     def add_field(self, fov: int) -> bool:
-        """Register a field entering the pipeline; False if it was known already."""
-        known = fov in self.fields
-        self._field(fov)
-        return not known
+        """Register a field's frames entering the pipeline; False if they had entered already."""
+        state = self._field(fov)
+        if state.entered:
+            return False
+        state.entered = True
+        return True
 
     def fail_field(self, fov: int, reason: str) -> None:
         """Record that a field failed (acquisition, storage or a worker gave up on it)."""
@@ -119,7 +122,9 @@ class SampleLedger:
             return True
         if self.fields_total is None:
             return False
-        return all(self._field(fov).resolved for fov in range(self.fields_total))
+        return all(
+            fov in self.fields and self.fields[fov].resolved for fov in range(self.fields_total)
+        )
 
     def fields_needed(self) -> set[int]:
         """Fields still outstanding while the differential can change (empty once complete)."""

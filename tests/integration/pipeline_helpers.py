@@ -1,0 +1,40 @@
+"""Helpers for pipeline tests: a small simulated acquisition and an untrained model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from leukoscope.classifier.checkpoint import ModelMeta, save_checkpoint
+from leukoscope.classifier.models import build_model
+from leukoscope.instrument.simulator.acquisition import GROUND_TRUTH_FILE, generate_acquisition
+from leukoscope.types import MODALITIES
+
+SMALL_FRAME = (512, 512)
+
+
+def small_acquisition(out: Path, sample_id: str, fields: int, seed: int = 1) -> Path:
+    """A few small simulated fields (about 4 white cells each) saved to `out`."""
+    generate_acquisition(
+        out, sample_id, fields, seed=seed, cells_per_field=4.0, frame_shape=SMALL_FRAME
+    )
+    return out
+
+
+def true_cells(folder: Path) -> list[dict[str, object]]:
+    """The simulator's ground-truth white cells of a saved acquisition."""
+    cells: list[dict[str, object]] = json.loads((folder / GROUND_TRUTH_FILE).read_text())["cells"]
+    return cells
+
+
+def untrained_checkpoint(path: Path, input_size: int = 32, seed: int = 0) -> Path:
+    """An hs_mm_mimo checkpoint with random weights (mono, four modalities)."""
+    torch.manual_seed(seed)
+    model = build_model("hs_mm_mimo", MODALITIES, in_chans=1, width=0.5)
+    meta = ModelMeta.default(
+        "hs_mm_mimo", MODALITIES, 1, input_size=input_size, options={"width": 0.5}
+    )
+    save_checkpoint(path, model, meta)
+    return path
