@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -13,6 +14,7 @@ from rich.console import Console
 from leukoscope import __version__
 from leukoscope.config import Settings, load_settings, render_default_toml, render_toml
 from leukoscope.errors import ConfigError, LeukoscopeError
+from leukoscope.types import SampleSummary
 
 console = Console()
 err_console = Console(stderr=True)
@@ -97,6 +99,503 @@ def config_validate(path: Annotated[Path, typer.Argument(help="Config file to ch
 def config_show() -> None:
     """Print the effective configuration (file, then environment overrides)."""
     typer.echo(render_toml(settings()), nl=False)
+
+
+# --- training and evaluation (classifier/train.py, evaluate.py, experiment.py) -----------------
+
+experiment_app = typer.Typer(help="Reproduce the paper's experiments.", no_args_is_help=True)
+app.add_typer(experiment_app, name="experiment")
+
+_DATA = Annotated[Path, typer.Argument(help="Dataset root: <modality>/<CLASS>/<cell_id>.png.")]
+_FOLDS = Annotated[int, typer.Option(help="Stratified cross-validation folds.")]
+_EPOCHS = Annotated[int, typer.Option(help="Training epochs per model.")]
+_SIZE = Annotated[int, typer.Option(help="Square input size the crops are resized to, px.")]
+_SEED = Annotated[int, typer.Option(help="Seed for folds, initialisation and sampling.")]
+_RHO = Annotated[
+    float, typer.Option(help="MIMO input repetition: share of a batch whose heads see one cell.")
+]
+_REPEAT = Annotated[int, typer.Option(help="MIMO batch repetition R (R x the steps per epoch).")]
+_FOLD_LIMIT = Annotated[
+    int | None, typer.Option(help="Run only the first N folds (for a time budget).")
+]
+_DEVICE = Annotated[str, typer.Option(help="auto, cpu or cuda.")]
+_THREADS = Annotated[int, typer.Option(help="CPU threads; 0 = torch's default.")]
+_MODALITIES = Annotated[
+    str | None, typer.Option(help="Comma-separated modalities; default: every folder.")
+]
+
+
+@app.command("train")
+def train_command(
+    data: _DATA,
+    model: Annotated[str, typer.Option(help="single, ensemble, mm_mimo or hs_mm_mimo.")] = (
+        "hs_mm_mimo"
+    ),
+    folds: _FOLDS = 5,
+    epochs: _EPOCHS = 20,
+    input_size: _SIZE = 64,
+    seed: _SEED = 0,
+    out: Annotated[Path, typer.Option(help="Run folder (resumable).")] = Path("runs/train"),
+    modalities: _MODALITIES = None,
+    batch_size: Annotated[int, typer.Option(help="Examples per step.")] = 64,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW, cosine).")] = 2e-3,
+    rho: _RHO = 0.5,
+    batch_repetition: _REPEAT = 1,
+    width: Annotated[float, typer.Option(help="ShuffleNetV2 width: 0.5, 1.0, 1.5, 2.0.")] = 1.0,
+    final: Annotated[
+        bool, typer.Option(help="Fit a final model on every cell (else keep the best fold's).")
+    ] = True,
+    fold_limit: _FOLD_LIMIT = None,
+    device: _DEVICE = "auto",
+    threads: _THREADS = 0,
+) -> None:
+    """Cross-validate a network on a dataset, then fit the model to ship (OUT/model.pt)."""
+    from leukoscope.classifier.evaluate import percent
+    from leukoscope.classifier.train import make_config, run_training
+
+    config = make_config(
+        model,
+        modalities,
+        folds=folds,
+        epochs=epochs,
+        input_size=input_size,
+        seed=seed,
+        batch_size=batch_size,
+        lr=lr,
+        rho=rho,
+        batch_repetition=batch_repetition,
+        width=width,
+    )
+    result = run_training(
+        data,
+        config,
+        out,
+        final=final,
+        fold_limit=fold_limit,
+        device=device,
+        threads=threads,
+        console=err_console,
+    )
+    s = result.summary
+    console.print(
+        f"{config.arch}: accuracy {percent(s['accuracy'])} %, macro-F1 {percent(s['macro_f1'])} %, "
+        f"balanced accuracy {percent(s['balanced_accuracy'])} % over {s['folds']} fold(s); "
+        f"model {result.model_path}; report {out / 'cv.md'}; {result.wall_s / 60:.1f} min"
+    )
+
+
+@app.command("evaluate")
+def evaluate_command(
+    model: Annotated[Path, typer.Argument(help="Checkpoint (.pt).")],
+    data: _DATA,
+    out: Annotated[
+        Path | None, typer.Option(help="Write metrics JSON/Markdown and the confusion PNG here.")
+    ] = None,
+    device: _DEVICE = "auto",
+) -> None:
+    """Evaluate a saved model on a labelled dataset."""
+    from leukoscope.classifier.evaluate import evaluate_checkpoint, metrics_markdown, write_report
+    from leukoscope.classifier.train import select_device
+
+    metrics, heads = evaluate_checkpoint(model, data, select_device(device))
+    typer.echo(metrics_markdown(metrics, heads if len(heads) > 1 else None), nl=False)
+    if out is not None:
+        write_report(out, "evaluation", metrics, f"{model.name} on {data}")
+        console.print(f"wrote {out / 'evaluation.md'}")
+
+
+@experiment_app.command("paper")
+def experiment_paper(
+    data: _DATA,
+    out: Annotated[Path, typer.Option(help="Experiment folder (resumable).")] = Path("runs/paper"),
+    folds: _FOLDS = 5,
+    epochs: _EPOCHS = 20,
+    input_size: _SIZE = 64,
+    seed: _SEED = 0,
+    rho: _RHO = 0.5,
+    batch_repetition: _REPEAT = 1,
+    fold_limit: _FOLD_LIMIT = None,
+    device: _DEVICE = "auto",
+    threads: _THREADS = 0,
+) -> None:
+    """Table 1 (single per modality) and Table 2 (ensemble, mm_mimo, hs_mm_mimo) of the paper."""
+    from leukoscope.classifier.experiment import run_paper
+    from leukoscope.classifier.train import make_config
+
+    config = make_config(
+        "hs_mm_mimo",
+        None,
+        folds=folds,
+        epochs=epochs,
+        input_size=input_size,
+        seed=seed,
+        rho=rho,
+        batch_repetition=batch_repetition,
+    )
+    run_paper(
+        data,
+        config,
+        out,
+        fold_limit=fold_limit,
+        device=device,
+        threads=threads,
+        console=err_console,
+    )
+    typer.echo((out / "tables.md").read_text(encoding="utf-8"), nl=False)
+
+
+# --- instrument: devices, acquire, calibrate (instrument/) -----------------------------------
+
+_SIMULATE = Annotated[
+    bool, typer.Option("--simulate", help="Simulated rig: emulated light controller + camera.")
+]
+_SIM_SEED = Annotated[int, typer.Option("--seed", help="Simulated sample seed.")]
+
+
+@app.command("devices")
+def devices_command(
+    producer: Annotated[
+        list[Path] | None, typer.Option(help="GenTL producer (.cti); default: config, then env.")
+    ] = None,
+) -> None:
+    """List serial ports and the GenTL cameras the producers find."""
+    from rich.table import Table
+    from serial.tools import list_ports
+
+    from leukoscope.instrument.harvesters_camera import default_producers, list_devices
+
+    ports = Table("serial port", "description", "hardware id", title="Serial ports")
+    for port in sorted(list_ports.comports(), key=lambda p: p.device):
+        ports.add_row(port.device, port.description or "", port.hwid or "")
+    console.print(ports)
+    configured = settings().rig.camera.producer_path
+    producers: list[str | Path] = list(producer or [])
+    if not producers:
+        producers = [configured] if configured else list(default_producers())
+    if not producers:
+        console.print("no GenTL producer: set rig.camera.producer_path or GENICAM_GENTL64_PATH")
+        return
+    cameras = Table("serial", "id", "model", "vendor", "producer", title="GenTL devices")
+    for device in list_devices(producers):
+        cameras.add_row(
+            device.serial_number, device.id, device.model, device.vendor, device.producer
+        )
+    console.print(cameras)
+
+
+@app.command("acquire")
+def acquire_command(
+    sample: Annotated[str, typer.Option("--sample", help="Sample id.")],
+    fields: Annotated[int, typer.Option("--fields", min=1, help="Fields of view to acquire.")],
+    simulate: _SIMULATE = False,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Folder; default: <data_dir>/<sample>.")
+    ] = None,
+    seed: _SIM_SEED = 0,
+) -> None:
+    """Acquire fields of view and save them (acquisition.json + one OME-TIFF per field)."""
+    from rich.progress import Progress
+
+    from leukoscope.instrument.acquisition import Acquisition
+    from leukoscope.instrument.rig import SimulationOptions, open_rig
+
+    rig_config = settings().rig
+    folder = out if out is not None else rig_config.acquisition.data_dir / sample
+    failed: list[tuple[int, str]] = []
+    with (
+        open_rig(rig_config, simulate=simulate, options=SimulationOptions(seed=seed)) as rig,
+        Progress(console=err_console, transient=False) as progress,
+    ):
+        task = progress.add_task(f"acquiring {sample}", total=fields)
+        for result in Acquisition(rig).run(sample, fields, folder):
+            if not result.ok:
+                failed.append((result.fov, result.error))
+            progress.advance(task)
+    console.print(f"saved {fields - len(failed)} of {fields} field(s) to {folder}")
+    for fov, reason in failed:
+        err_console.print(f"field {fov} failed: {reason}")
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command("calibrate")
+def calibrate_command(
+    fields: Annotated[int, typer.Option("--fields", min=1, help="Fields of view to measure.")] = 5,
+    simulate: _SIMULATE = False,
+    seed: _SIM_SEED = 0,
+    write: Annotated[
+        Path | None,
+        typer.Option(
+            help="Config file to write the offsets to; default: --config or leukoscope.toml."
+        ),
+    ] = None,
+) -> None:
+    """Measure the offsets between modalities and write them to the configuration."""
+    from rich.table import Table
+
+    from leukoscope.instrument.calibration import calibrate_rig
+    from leukoscope.instrument.rig import SimulationOptions, open_rig
+
+    current = settings()
+    with open_rig(current.rig, simulate=simulate, options=SimulationOptions(seed=seed)) as rig:
+        offsets = calibrate_rig(rig, fields)
+    table = Table("modality", "dy (px)", "dx (px)", title="Calibrated shifts")
+    for modality, (dy, dx) in offsets.items():
+        table.add_row(modality.value, f"{dy:+.2f}", f"{dx:+.2f}")
+    console.print(table)
+    target = write or state.config_path or Path("leukoscope.toml")
+    current.rig.registration.offsets_px = offsets
+    target.write_text(render_toml(current), encoding="utf-8")
+    console.print(f"wrote rig.registration.offsets_px to {target}")
+
+
+@app.command("models")
+def models_table(
+    in_chans: Annotated[int, typer.Option(min=1, help="Channels per modality.")] = 3,
+    size: Annotated[int, typer.Option(min=32, help="Input side, pixels.")] = 224,
+    width: Annotated[float, typer.Option(help="ShuffleNetV2 width: 0.5, 1.0, 1.5, 2.0.")] = 1.0,
+) -> None:
+    """Parameters and MACs of every network (4 modalities, 5 classes) beside the paper's figures."""
+    from rich import box
+    from rich.table import Table
+
+    from leukoscope.classifier.complexity import MAC_COUNTER, complexity_table
+
+    table = Table(
+        title=f"{in_chans} channel(s) x 4 modalities, {size}x{size}, width {width}",
+        box=box.SIMPLE,
+    )
+    for column in ("model", "params", "MACs", "paper", "difference"):
+        table.add_column(column, justify="left" if column == "model" else "right", no_wrap=True)
+    for row in complexity_table(in_chans, size, width):
+        paper = row.paper
+        diffs = [f"{d:+.2%}" if d is not None else "-" for d in (row.params_diff, row.macs_diff)]
+        table.add_row(
+            row.name,
+            f"{row.params:,}",
+            f"{row.macs / 1e6:.2f}M",
+            f"{paper.params_text} / {paper.macs_text}" if paper else "-",
+            " / ".join(diffs),
+        )
+    console.print(table)
+    console.print(f"MACs: {MAC_COUNTER}; the paper calls them FLOPs.")
+
+
+@app.command("export")
+def export_model(
+    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint file (.pt).")],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="ONNX file; default: beside the checkpoint.")
+    ] = None,
+    check: Annotated[bool, typer.Option(help="Compare onnxruntime with PyTorch.")] = True,
+) -> None:
+    """Export a checkpoint to ONNX for the onnxruntime backend."""
+    from leukoscope.classifier.export import check_export, export_checkpoint
+
+    target = export_checkpoint(checkpoint, out)
+    console.print(f"wrote {target}")
+    if check:
+        worst = check_export(checkpoint, target)
+        console.print(f"onnxruntime vs PyTorch: max probability difference {worst:.2e}")
+
+
+# --- simulator (instrument/simulator/) -----------------------------------------------------------
+
+simulate_app = typer.Typer(
+    help="Synthetic blood: training sets and saved acquisitions with ground truth.",
+    no_args_is_help=True,
+)
+app.add_typer(simulate_app, name="simulate")
+
+_SIMULATE_COMPOSITION = Annotated[
+    str | None,
+    typer.Option(
+        help="Percent per class, e.g. NEU=62.2,LYM=30.3,MO=1.2,EOS=5.6,BAS=0.6 (paper's)."
+    ),
+]
+_SIMULATE_SEED = Annotated[int, typer.Option(help="Random seed (same seed, same bytes).")]
+
+
+@simulate_app.command("dataset")
+def simulate_dataset(
+    out: Annotated[Path, typer.Argument(help="Dataset root to write.")],
+    cells: Annotated[int, typer.Option(help="Cells in all (6697 = the paper's counts).")] = 6697,
+    composition: _SIMULATE_COMPOSITION = None,
+    seed: _SIMULATE_SEED = 0,
+    crop_um: Annotated[float, typer.Option(help="Crop side in the sample plane, um.")] = 24.0,
+    bit_depth: Annotated[int, typer.Option(help="PNG bit depth, 8 or 16.")] = 8,
+    out_px: Annotated[
+        int | None, typer.Option(help="Resize crops to this side, px (default: native).")
+    ] = None,
+) -> None:
+    """Write four-modality cell crops in the training layout: OUT/<modality>/<CLASS>/<id>.png."""
+    from rich.progress import Progress
+
+    from leukoscope.instrument.simulator.composition import parse_composition
+    from leukoscope.instrument.simulator.dataset import generate_dataset
+
+    shares = parse_composition(composition)
+    with Progress(console=err_console, transient=True) as bar:
+        task = bar.add_task("rendering cells", total=cells)
+        counts = generate_dataset(
+            out,
+            cells,
+            composition=shares,
+            seed=seed,
+            crop_um=crop_um,
+            bit_depth=bit_depth,
+            out_px=out_px,
+            pixel_size_um=settings().rig.camera.pixel_size_um,
+            progress=lambda _: bar.advance(task),
+        )
+    summary = ", ".join(f"{c.value} {n}" for c, n in counts.items())
+    console.print(f"wrote {sum(counts.values())} cells to {out}: {summary}")
+
+
+@simulate_app.command("acquisition")
+def simulate_acquisition(
+    out: Annotated[Path, typer.Argument(help="Acquisition folder to write.")],
+    sample: Annotated[str, typer.Option("--sample", help="Sample id.")],
+    fields: Annotated[int, typer.Option(help="Fields of view.")] = 10,
+    composition: _SIMULATE_COMPOSITION = None,
+    cells_per_field: Annotated[float, typer.Option(help="Mean white cells per field.")] = 10.0,
+    seed: _SIMULATE_SEED = 0,
+    frame_size: Annotated[int, typer.Option(help="Square frame side, px.")] = 2048,
+    bit_depth: Annotated[int, typer.Option(help="Camera bit depth, 8 or 12.")] = 12,
+    raw: Annotated[
+        bool, typer.Option(help="Keep the modalities' raw misregistration (no registration).")
+    ] = False,
+) -> None:
+    """Write a saved acquisition (acquisition.json + fov_NNNN.ome.tif) and ground_truth.json."""
+    from rich.progress import Progress
+
+    from leukoscope.errors import ParameterError
+    from leukoscope.instrument.simulator.acquisition import generate_acquisition
+    from leukoscope.instrument.simulator.composition import parse_composition
+    from leukoscope.instrument.simulator.frames import CaptureSettings
+
+    if bit_depth not in (8, 12):
+        raise ParameterError(f"--bit-depth must be 8 or 12, got {bit_depth}")
+    rig = settings().rig
+    capture = CaptureSettings(
+        exposures_us=dict(rig.camera.exposure_us),
+        intensities_percent={m: c.intensity_percent for m, c in rig.lights.channels.items()},
+        bit_depth=bit_depth,
+        gain_db=rig.camera.gain_db,
+    )
+    with Progress(console=err_console, transient=True) as bar:
+        task = bar.add_task("rendering fields", total=fields)
+        generate_acquisition(
+            out,
+            sample,
+            fields,
+            seed=seed,
+            composition=parse_composition(composition),
+            cells_per_field=cells_per_field,
+            frame_shape=(frame_size, frame_size),
+            pixel_size_um=rig.camera.pixel_size_um,
+            settings=capture,
+            register=not raw,
+            progress=lambda _: bar.advance(task),
+        )
+    console.print(f"wrote {fields} fields of sample {sample} to {out} (+ ground_truth.json)")
+
+
+def _pipeline_settings(cells: int | None, db: Path | None) -> Settings:
+    current = settings()
+    if cells is not None:
+        current.pipeline.target_cells = cells
+    if db is not None:
+        current.pipeline.results_db = db
+    return current
+
+
+def _show_outcome(outcome: object) -> None:
+    from leukoscope.pipeline.service import RunOutcome
+    from leukoscope.report.table import summary_table
+
+    assert isinstance(outcome, RunOutcome)
+    for summary in outcome.summaries.values():
+        console.print(summary_table(summary))
+    console.print(f"run {outcome.run_id} stored in {outcome.database}")
+
+
+@app.command("run")
+def run_command(
+    sample: Annotated[str, typer.Option("--sample", "-s", help="Sample id.")],
+    simulate: Annotated[bool, typer.Option(help="Use the simulated rig.")] = False,
+    cells: Annotated[
+        int | None, typer.Option(help="Target white-cell count (0 = all fields).", min=0)
+    ] = None,
+    max_fields: Annotated[int, typer.Option(help="Most fields to acquire.", min=1)] = 200,
+    out: Annotated[Path | None, typer.Option(help="Where acquisitions are saved.")] = None,
+    db: Annotated[Path | None, typer.Option(help="Results database (SQLite).")] = None,
+    seed: Annotated[int, typer.Option(help="Simulated sample seed.")] = 0,
+) -> None:
+    """Acquire a sample and show its live 5-part differential."""
+    from rich.live import Live
+
+    from leukoscope.instrument.rig import SimulationOptions, open_rig
+    from leukoscope.pipeline.service import analyse, load_predictor
+    from leukoscope.pipeline.sources import rig_acquisition
+    from leukoscope.report.table import summary_table
+
+    current = _pipeline_settings(cells, db)
+    predictor, model_path = load_predictor(current)
+    out_dir = (out or current.rig.acquisition.data_dir) / sample
+    with (
+        open_rig(current.rig, simulate=simulate, options=SimulationOptions(seed=seed)) as rig,
+        Live(console=console, auto_refresh=False, transient=True) as live,
+    ):
+
+        def show(summary: SampleSummary, workers: Mapping[str, object]) -> None:
+            live.update(summary_table(summary, workers), refresh=True)
+
+        job = rig_acquisition(rig, sample, max_fields, out_dir)
+        outcome = analyse(
+            current, [job], predictor=predictor, model_path=model_path, on_summary=show
+        )
+    _show_outcome(outcome)
+
+
+@app.command("batch")
+def batch_command(
+    paths: Annotated[list[Path], typer.Argument(help="Saved acquisition folders.")],
+    cells: Annotated[
+        int | None, typer.Option(help="Target white-cell count (0 = all fields).", min=0)
+    ] = None,
+    db: Annotated[Path | None, typer.Option(help="Results database (SQLite).")] = None,
+) -> None:
+    """Analyse saved acquisitions; one summary per sample."""
+    from rich.progress import Progress
+
+    from leukoscope.errors import StorageError
+    from leukoscope.pipeline.service import analyse, load_predictor
+    from leukoscope.pipeline.sources import SampleJob, saved_acquisition
+
+    current = _pipeline_settings(cells, db)
+    jobs: list[SampleJob] = []
+    for path in paths:
+        try:
+            jobs.append(saved_acquisition(path))
+        except StorageError as exc:
+            err_console.print(f"skipped {path}: {exc}", markup=False, highlight=False)
+    if not jobs:
+        raise typer.Exit(1)
+    predictor, model_path = load_predictor(current)
+    with Progress(console=console, transient=True) as progress:
+        tasks = {j.sample_id: progress.add_task(j.sample_id, total=j.fields_total) for j in jobs}
+
+        def show(summary: SampleSummary, workers: Mapping[str, object]) -> None:
+            done = summary.fields_done + summary.fields_failed
+            progress.update(tasks[summary.sample_id], completed=done)
+
+        outcome = analyse(
+            current, jobs, predictor=predictor, model_path=model_path, on_summary=show
+        )
+    _show_outcome(outcome)
+    if len(jobs) < len(paths):
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +36,7 @@ POLL_MS = 20
 SUMMARY_INTERVAL_S = 0.2
 WORKER_GONE_S = 5.0
 
-SummaryCallback = Callable[[SampleSummary, dict[str, "WorkerInfo"]], None]
+SummaryCallback = Callable[[SampleSummary, Mapping[str, "WorkerInfo"]], None]
 
 
 @dataclass

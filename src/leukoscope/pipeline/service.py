@@ -1,0 +1,68 @@
+"""Analyse samples end to end with the configured model and store: what `run` and `batch` call."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from leukoscope.classifier.infer import Predictor
+from leukoscope.classifier.shipped import resolve_model_path
+from leukoscope.config import Settings
+from leukoscope.pipeline.aggregator import SummaryCallback
+from leukoscope.pipeline.runner import run_embedded
+from leukoscope.pipeline.sources import SampleJob
+from leukoscope.pipeline.store import ResultStore
+from leukoscope.types import SampleSummary
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """A finished run: where its results are stored and each sample's final summary."""
+
+    run_id: str
+    database: Path
+    summaries: dict[str, SampleSummary]
+
+
+def load_predictor(settings: Settings) -> tuple[Predictor, Path]:
+    """The configured (or shipped) model, on the configured backend."""
+    path = resolve_model_path(settings.classifier.model_path)
+    config = settings.classifier
+    return Predictor.load(path, backend=config.backend, threads=config.threads), path
+
+
+def analyse(
+    settings: Settings,
+    jobs: Sequence[SampleJob],
+    *,
+    predictor: Predictor,
+    model_path: Path,
+    database: Path | None = None,
+    on_summary: SummaryCallback | None = None,
+    timeout_s: float | None = None,
+) -> RunOutcome:
+    """Run the embedded pipeline over `jobs`, recording a run in the results database."""
+    database = database or settings.pipeline.results_db
+    digest = hashlib.sha256(settings.model_dump_json().encode()).hexdigest()[:16]
+    version = str(predictor.meta.provenance.get("version", ""))
+    with ResultStore(database) as store:
+        run_id = store.start_run(
+            model_path=str(model_path), model_version=version, config_digest=digest
+        )
+        try:
+            summaries = run_embedded(
+                settings.pipeline,
+                jobs,
+                classify=lambda crops: predictor.predict(crops).head_probabilities,
+                modalities=predictor.modalities,
+                input_size=predictor.input_size,
+                store=store,
+                run_id=run_id,
+                on_summary=on_summary,
+                timeout_s=timeout_s,
+            )
+        finally:
+            store.finish_run(run_id)
+    return RunOutcome(run_id, database, summaries)

@@ -1,0 +1,42 @@
+"""The differential as a rich table: what `leukoscope run` and `batch` show, live and final."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from rich.table import Table
+
+from leukoscope.types import SampleSummary
+
+
+def summary_table(summary: SampleSummary, workers: Mapping[str, object] | None = None) -> Table:
+    """Per class: count, %, 95% CI; then cells counted and flagged, fields, throughput, status."""
+    elapsed = max(summary.elapsed_s, 1e-9)
+    title = f"sample {summary.sample_id} — {summary.status.value}"
+    table = Table(title=title, title_justify="left")
+    table.add_column("class")
+    table.add_column("count", justify="right")
+    table.add_column("%", justify="right")
+    table.add_column("95% CI (%)", justify="right")
+    for row in summary.classes:
+        table.add_row(
+            row.cell_class.value,
+            str(row.count),
+            f"{row.percent:.1f}",
+            f"{row.ci_low_percent:.1f} – {row.ci_high_percent:.1f}",
+        )
+    fields = f"{summary.fields_done}" + (
+        f"/{summary.fields_total}" if summary.fields_total is not None else ""
+    )
+    caption = [
+        f"cells counted {summary.cells_counted}, flagged for review {summary.cells_flagged}",
+        f"fields {fields} (failed {summary.fields_failed}), "
+        f"{summary.fields_done / elapsed:.1f} fields/s, {summary.cells_counted / elapsed:.1f} cells/s",
+    ]
+    if workers:
+        caption.append(f"workers: {len(workers)}")
+    if summary.status_reason:
+        caption.append(summary.status_reason)
+    table.caption = "\n".join(caption)
+    table.caption_justify = "left"
+    return table
