@@ -1,10 +1,11 @@
 """The central stage: pulls fields from the source, hands out work, collects results, counts.
 
-It binds every endpoint. Work goes out on two PUSH sockets (framesets to segment workers, cell
-batches to classify workers); everything workers produce comes back on one PULL socket. Because it
-hands out all work, it knows what is outstanding per field: work not answered within the worker
-timeout is sent again (a dead or stalled worker), duplicates are dropped by cell key (the ledger),
-and after `max_attempts` a field is failed with the reason. Counts, store and live summaries follow
+It binds every endpoint. Work goes out on two ROUTER sockets (framesets to segment workers, cell
+batches to classify workers), only against the credit each worker asked for with `ready`, so a
+stalled or dead worker is never handed more; everything workers produce comes back on one PULL
+socket. Because it hands out all work, it knows what is outstanding per field: work not answered
+within the worker timeout is sent again to another worker, duplicates are dropped by cell key (the
+ledger), and after `max_attempts` a field is failed with the reason. Counts, store and live summaries follow
 from the ledger, so the live table and the final report use one counting implementation.
 """
 
@@ -113,8 +114,10 @@ class Aggregator:
         self._outbox: dict[str, deque[_Unit]] = {"segment": deque(), "classify": deque()}
         self._sockets: list[zmq.Socket[Any]] = []
         self.ingest = self._bind(context, zmq.PULL, endpoints.ingest, keys, high_water_mark)
-        self.to_segment = self._bind(context, zmq.PUSH, endpoints.segment, keys, high_water_mark)
-        self.to_classify = self._bind(context, zmq.PUSH, endpoints.classify, keys, high_water_mark)
+        self.to_segment = self._bind(context, zmq.ROUTER, endpoints.segment, keys, 0)
+        self.to_classify = self._bind(context, zmq.ROUTER, endpoints.classify, keys, 0)
+        self._credits: dict[str, dict[bytes, int]] = {"segment": {}, "classify": {}}
+        self._identity_of: dict[str, bytes] = {}  # worker name -> its work-socket identity
         self.results = self._bind(context, zmq.PULL, endpoints.results, keys, 0)
         self.live = self._bind(context, zmq.PUB, endpoints.live, keys, 1000)
 
@@ -128,7 +131,10 @@ class Aggregator:
     ) -> zmq.Socket[Any]:
         sock = context.socket(kind)
         sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.SNDHWM if kind in (zmq.PUSH, zmq.PUB) else zmq.RCVHWM, hwm)
+        if kind == zmq.ROUTER:
+            sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a vanished worker raises, not drops
+        else:
+            sock.setsockopt(zmq.SNDHWM if kind == zmq.PUB else zmq.RCVHWM, hwm)
         secure_server(sock, keys)
         sock.bind(address)
         self._sockets.append(sock)
@@ -154,6 +160,8 @@ class Aggregator:
         if self.in_flight < self.max_in_flight:
             self._receive(self.ingest, self._on_ingest)
         self._receive(self.results, self._on_result, budget=256)
+        for stage, sock in (("segment", self.to_segment), ("classify", self.to_classify)):
+            self._receive_credit(stage, sock)
         self._flush_outbox()
         self._retry_overdue()
         self._publish()
@@ -181,6 +189,28 @@ class Aggregator:
                 return
             timeout = 0
             handle(message)
+
+    def _receive_credit(self, stage: str, sock: zmq.Socket[Any]) -> None:
+        while True:
+            try:
+                routed = wire.recv_routed(sock, 0)
+            except WireError as exc:
+                self.rejected += 1
+                log.warning("rejected a malformed message on the %s socket: %s", stage, exc)
+                continue
+            if routed is None:
+                return
+            identity, message = routed
+            if not isinstance(message, wire.Ready) or message.role != stage:
+                self.rejected += 1
+                log.warning("ignored a %s message on the %s socket", type(message).__name__, stage)
+                continue
+            credits = self._credits[stage]
+            credits[identity] = credits.get(identity, 0) + message.credit
+            self._identity_of[message.worker] = identity
+            self.workers.setdefault(
+                message.worker, WorkerInfo(role=stage)
+            ).last_seen_s = time.time()
 
     # -- ingest: the source's stream ------------------------------------------------------------
 
@@ -322,6 +352,18 @@ class Aggregator:
         pending[unit.fov] = unit
         self._outbox[stage].append(unit)
 
+    def _next_worker(self, stage: str) -> bytes | None:
+        """The live worker with the most credit for `stage` (None if none has any)."""
+        now = time.time()
+        credits = self._credits[stage]
+        for name, identity in list(self._identity_of.items()):
+            info = self.workers.get(name)
+            if identity in credits and info is not None and now - info.last_seen_s > WORKER_GONE_S:
+                log.warning("worker %s went silent; no more work for it", name)
+                del credits[identity]
+        best = max(credits.items(), key=lambda item: item[1], default=None)
+        return best[0] if best is not None and best[1] > 0 else None
+
     def _flush_outbox(self) -> None:
         for stage, sock in (("segment", self.to_segment), ("classify", self.to_classify)):
             outbox = self._outbox[stage]
@@ -332,10 +374,15 @@ class Aggregator:
                 if pending is None or pending.get(unit.fov) is not unit:
                     outbox.popleft()  # resolved, failed or finished meanwhile
                     continue
+                identity = self._next_worker(stage)
+                if identity is None:
+                    break  # no worker has asked for work: back-pressure
                 try:
-                    wire.send_message(sock, unit.message, flags=zmq.NOBLOCK)
-                except zmq.Again:
-                    break  # every worker's queue is full (or none is connected): back-pressure
+                    wire.send_message(sock, unit.message, flags=zmq.NOBLOCK, route=identity)
+                except zmq.ZMQError:  # the worker disconnected (or its queue is full)
+                    del self._credits[stage][identity]
+                    continue
+                self._credits[stage][identity] -= 1
                 unit.sent_s = time.monotonic()
                 unit.attempts += 1
                 outbox.popleft()

@@ -61,13 +61,20 @@ def run_embedded(
     run_id: str,
     on_summary: SummaryCallback | None = None,
     timeout_s: float | None = None,
+    context: zmq.Context[Any] | None = None,
+    endpoints: Endpoints | None = None,
 ) -> dict[str, SampleSummary]:
-    """Analyse `jobs` with every stage in this process; the final summary of each sample."""
+    """Analyse `jobs` with every stage in this process; the final summary of each sample.
+
+    `context` and `endpoints` default to a private context over fresh inproc addresses; pass them to
+    let other sockets (extra workers, live subscribers) join the same pipeline.
+    """
     ids = [job.sample_id for job in jobs]
     if len(set(ids)) != len(ids):
         raise PipelineError(f"sample ids repeat within one run: {ids}")
-    context: zmq.Context[Any] = zmq.Context()
-    endpoints = Endpoints.inproc()
+    own_context = context is None
+    context = context or zmq.Context()
+    endpoints = endpoints or Endpoints.inproc()
     stop = threading.Event()
     aggregator = Aggregator(
         context,
@@ -125,5 +132,6 @@ def run_embedded(
         for thread in threads:
             thread.join(timeout=10)
         aggregator.close()
-        context.term()
+        if own_context:
+            context.term()
     return {i: aggregator.finished[i] for i in ids if i in aggregator.finished}

@@ -53,9 +53,15 @@ def _worker_name(role: str) -> str:
 
 
 class _Worker:
-    """Shared plumbing: results socket, hello, heartbeats, stop event, clean close."""
+    """Shared plumbing: work and results sockets, hello, credits, heartbeats, clean close.
+
+    Work is pulled, not pushed: the worker's DEALER socket sends `ready` with a credit (how many
+    units it can take), and the aggregator sends work only against credit. A stalled or dead worker
+    stops asking, so it is never handed more work, and what it held is re-dispatched elsewhere.
+    """
 
     role: wire.Role = "client"
+    prefetch = 2  # units asked for up front, so the next one is queued while this one runs
 
     def __init__(
         self,
@@ -95,7 +101,7 @@ class _Worker:
 
     def run(self) -> None:
         """Serve until the stop event is set."""
-        work = self._socket(zmq.PULL, self._work_address())
+        work = self._socket(zmq.DEALER, self._work_address())
         out = self._socket(zmq.PUSH, self.endpoints.results)
         try:
             hello = wire.Hello(
@@ -107,23 +113,30 @@ class _Worker:
                 sent_s=time.time(),
             )
             wire.send_message(out, hello)
+            self._ask(work, self.prefetch)
             while not self.stop.is_set():
                 self._beat(out)
                 try:
                     message = wire.recv_message(work, POLL_MS)
                 except WireError as exc:
                     log.warning("%s: rejected a malformed message: %s", self.name, exc)
+                    self._ask(work, 1)
                     continue
                 if message is not None:
-                    self._handle(message, work, out)
+                    self._ask(work, self._handle(message, work, out))
         finally:
             work.close()
             out.close()
 
+    def _ask(self, work: zmq.Socket[Any], credit: int) -> None:
+        if credit > 0:
+            wire.send_message(work, wire.Ready(worker=self.name, role=self.role, credit=credit))
+
     def _work_address(self) -> str:
         raise NotImplementedError
 
-    def _handle(self, message: wire.Message, work: zmq.Socket[Any], out: zmq.Socket[Any]) -> None:
+    def _handle(self, message: wire.Message, work: zmq.Socket[Any], out: zmq.Socket[Any]) -> int:
+        """Process one unit (and any it gathered); how many units it consumed."""
         raise NotImplementedError
 
 
@@ -139,10 +152,10 @@ class SegmentWorker(_Worker):
     def _work_address(self) -> str:
         return self.endpoints.segment
 
-    def _handle(self, message: wire.Message, work: zmq.Socket[Any], out: zmq.Socket[Any]) -> None:
+    def _handle(self, message: wire.Message, work: zmq.Socket[Any], out: zmq.Socket[Any]) -> int:
         if not isinstance(message, wire.FrameSetMessage):
             log.warning("%s: ignored an unexpected %s message", self.name, type(message).__name__)
-            return
+            return 1
         frameset = message.frameset
         self._in_flight = ((frameset.sample_id, frameset.fov),)
         try:
@@ -169,12 +182,14 @@ class SegmentWorker(_Worker):
             wire.send_message(out, batch)
         self.processed += 1
         self._in_flight = ()
+        return 1
 
 
 class ClassifyWorker(_Worker):
     """Cell batches in, results out; micro-batches up to `batch_size` cells or `batch_wait_ms`."""
 
     role: wire.Role = "classify"
+    prefetch = 8  # fields of about 10 cells: enough queued to fill a micro-batch
 
     def __init__(
         self,
@@ -198,8 +213,12 @@ class ClassifyWorker(_Worker):
     def _work_address(self) -> str:
         return self.endpoints.classify
 
-    def _gather(self, first: wire.CellBatch, work: zmq.Socket[Any]) -> list[wire.CellBatch]:
+    def _gather(
+        self, first: wire.CellBatch, work: zmq.Socket[Any]
+    ) -> tuple[list[wire.CellBatch], int]:
+        """More cell batches already queued, up to the micro-batch; (batches, units consumed)."""
         batches = [first]
+        consumed = 1
         cells = len(first.cells)
         deadline = time.monotonic() + self.batch_wait_ms / 1000.0
         while cells < self.batch_size:
@@ -208,13 +227,15 @@ class ClassifyWorker(_Worker):
                 message = wire.recv_message(work, left_ms)
             except WireError as exc:
                 log.warning("%s: rejected a malformed message: %s", self.name, exc)
+                consumed += 1
                 continue
             if message is None:
                 break
+            consumed += 1
             if isinstance(message, wire.CellBatch):
                 batches.append(message)
                 cells += len(message.cells)
-        return batches
+        return batches, consumed
 
     def _model_input(self, batch: wire.CellBatch) -> np.ndarray:
         missing = [m.value for m in self.modalities if m not in batch.modalities]
@@ -223,13 +244,14 @@ class ClassifyWorker(_Worker):
         order = [batch.modalities.index(m) for m in self.modalities]
         return np.stack([cell.crops[order] for cell in batch.cells])
 
-    def _handle(self, message: wire.Message, work: zmq.Socket[Any], out: zmq.Socket[Any]) -> None:
+    def _handle(self, message: wire.Message, work: zmq.Socket[Any], out: zmq.Socket[Any]) -> int:
         if not isinstance(message, wire.CellBatch):
             log.warning("%s: ignored an unexpected %s message", self.name, type(message).__name__)
-            return
-        batches = [b for b in self._gather(message, work) if b.cells]
+            return 1
+        gathered, consumed = self._gather(message, work)
+        batches = [b for b in gathered if b.cells]
         if not batches:
-            return
+            return consumed
         self._in_flight = tuple((b.sample_id, b.fov) for b in batches)
         inputs: list[np.ndarray] = []
         usable: list[wire.CellBatch] = []
@@ -259,6 +281,7 @@ class ClassifyWorker(_Worker):
             wire.send_message(out, wire.ResultBatch(results=results, worker=self.name))
             self.processed += len(results)
         self._in_flight = ()
+        return consumed
 
 
 class Source:
@@ -274,15 +297,18 @@ class Source:
         endpoints: Endpoints,
         stop: threading.Event,
         keys: CurveKeys | None = None,
+        high_water_mark: int = 1,
     ) -> None:
         self.context = context
         self.endpoints = endpoints
         self.stop = stop
         self.keys = keys
+        self.high_water_mark = high_water_mark
 
     def _connect(self, kind: int, address: str) -> zmq.Socket[Any]:
         sock = self.context.socket(kind)
         sock.setsockopt(zmq.LINGER, 1000)
+        sock.setsockopt(zmq.SNDHWM, self.high_water_mark)  # queued fields wait here, bounded
         secure_client(sock, self.keys)
         if kind == zmq.SUB:
             sock.setsockopt(zmq.SUBSCRIBE, b"")

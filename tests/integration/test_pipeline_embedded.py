@@ -1,0 +1,210 @@
+"""The embedded pipeline over real inproc ZeroMQ sockets, on simulated saved acquisitions."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import zmq
+
+from leukoscope.classifier.infer import Predictor
+from leukoscope.config import PipelineConfig
+from leukoscope.instrument import storage
+from leukoscope.pipeline import wire
+from leukoscope.pipeline.endpoints import Endpoints
+from leukoscope.pipeline.runner import run_embedded
+from leukoscope.pipeline.segmentation import segment
+from leukoscope.pipeline.sources import SampleJob, saved_acquisition
+from leukoscope.pipeline.stages import FieldOutcome
+from leukoscope.pipeline.store import ResultStore
+from leukoscope.types import SampleStatus, SampleSummary
+
+from .pipeline_helpers import small_acquisition, untrained_checkpoint
+
+
+@pytest.fixture(scope="module")
+def predictor(tmp_path_factory: pytest.TempPathFactory) -> Predictor:
+    path = untrained_checkpoint(tmp_path_factory.mktemp("model") / "model.pt")
+    return Predictor.load(path, backend="torch", threads=1)
+
+
+@pytest.fixture(scope="module")
+def acquisition(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return small_acquisition(tmp_path_factory.mktemp("acq") / "s1", "s1", 4, seed=3)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[ResultStore]:
+    with ResultStore(tmp_path / "results.sqlite") as db:
+        yield db
+
+
+def analyse(
+    predictor: Predictor,
+    store: ResultStore,
+    jobs: list[SampleJob],
+    config: PipelineConfig | None = None,
+    **kwargs: Any,
+) -> tuple[str, dict[str, SampleSummary]]:
+    run_id = store.start_run()
+    summaries = run_embedded(
+        config or PipelineConfig(target_cells=0),
+        jobs,
+        classify=lambda crops: predictor.predict(crops).head_probabilities,
+        modalities=predictor.modalities,
+        input_size=predictor.input_size,
+        store=store,
+        run_id=run_id,
+        timeout_s=60,
+        **kwargs,
+    )
+    return run_id, summaries
+
+
+def segmented_cells(folder: Path) -> int:
+    return sum(len(segment(storage.read_field(folder, fov))) for fov in storage.list_fields(folder))
+
+
+def test_counts_every_segmented_cell_once(
+    predictor: Predictor, store: ResultStore, acquisition: Path
+) -> None:
+    run_id, summaries = analyse(predictor, store, [saved_acquisition(acquisition)])
+    summary = summaries["s1"]
+    expected = segmented_cells(acquisition)
+    assert expected > 0
+    assert summary.status == SampleStatus.COMPLETE
+    assert summary.cells_counted == expected
+    assert sum(c.count for c in summary.classes) == expected
+    assert summary.fields_done == 4 and summary.fields_total == 4
+    assert store.summary(run_id, "s1").classes == summary.classes
+    assert len(store.results(run_id, "s1")) == expected
+
+
+def test_target_counts_exactly_the_first_cells(
+    predictor: Predictor, store: ResultStore, acquisition: Path
+) -> None:
+    config = PipelineConfig(target_cells=5)
+    _, summaries = analyse(predictor, store, [saved_acquisition(acquisition)], config)
+    summary = summaries["s1"]
+    assert summary.cells_counted == 5
+    assert summary.status == SampleStatus.COMPLETE
+    assert "target of 5 cells reached" in summary.status_reason
+
+
+def test_corrupt_field_is_skipped_and_other_samples_finish(
+    predictor: Predictor, store: ResultStore, acquisition: Path, tmp_path: Path
+) -> None:
+    broken = small_acquisition(tmp_path / "s2", "s2", 3, seed=4)
+    field = storage.field_path(broken, 1)
+    field.write_bytes(field.read_bytes()[: field.stat().st_size // 2])
+    jobs = [saved_acquisition(broken), saved_acquisition(acquisition)]
+    _, summaries = analyse(predictor, store, jobs)
+    assert summaries["s2"].status == SampleStatus.INCOMPLETE
+    assert summaries["s2"].fields_failed == 1
+    assert "fov_0001.ome.tif" in summaries["s2"].status_reason
+    assert summaries["s1"].status == SampleStatus.COMPLETE
+    assert summaries["s1"].cells_counted == segmented_cells(acquisition)
+
+
+def test_stalled_worker_work_is_redispatched_and_counts_unchanged(
+    predictor: Predictor, store: ResultStore, acquisition: Path
+) -> None:
+    """A fake stalled classify worker: it asks for work, takes it and never answers."""
+    _, reference = analyse(predictor, store, [saved_acquisition(acquisition)])
+    context: zmq.Context[Any] = zmq.Context()
+    endpoints = Endpoints.inproc()
+    black_hole = context.socket(zmq.DEALER)
+    black_hole.setsockopt(zmq.LINGER, 0)
+    black_hole.connect(endpoints.classify)
+    wire.send_message(black_hole, wire.Ready(worker="stalled-fake", role="classify", credit=8))
+    try:
+        config = PipelineConfig(target_cells=0, worker_timeout_s=0.5, high_water_mark=2)
+        _, summaries = analyse(
+            predictor,
+            store,
+            [saved_acquisition(acquisition)],
+            config,
+            context=context,
+            endpoints=endpoints,
+        )
+        swallowed = 0
+        while black_hole.poll(0):
+            black_hole.recv_multipart()
+            swallowed += 1
+    finally:
+        black_hole.close()
+        context.term()
+    assert swallowed > 0, "the stalled worker was never given work"
+    assert summaries["s1"].classes == reference["s1"].classes
+    assert summaries["s1"].status == SampleStatus.COMPLETE
+
+
+def test_live_summaries_are_published(
+    predictor: Predictor, store: ResultStore, acquisition: Path
+) -> None:
+    context: zmq.Context[Any] = zmq.Context()
+    endpoints = Endpoints.inproc()
+    subscriber = context.socket(zmq.SUB)
+    subscriber.setsockopt(zmq.LINGER, 0)
+    subscriber.setsockopt(zmq.SUBSCRIBE, b"")
+    subscriber.connect(endpoints.live)
+    received: list[SampleSummary] = []
+    try:
+        _, summaries = analyse(
+            predictor,
+            store,
+            [saved_acquisition(acquisition)],
+            context=context,
+            endpoints=endpoints,
+        )
+        while (message := wire.recv_message(subscriber, 100)) is not None:
+            assert isinstance(message, wire.SummaryMessage)
+            received.append(message.summary)
+    finally:
+        subscriber.close()
+        context.term()
+    assert received, "no live summary was published"
+    assert received[-1].status == SampleStatus.COMPLETE
+    assert received[-1].classes == summaries["s1"].classes
+
+
+def test_back_pressure_bounds_fields_in_flight(
+    store: ResultStore, acquisition: Path, predictor: Predictor
+) -> None:
+    """A slow classifier: the source is held back instead of reading every field ahead."""
+    framesets = [storage.read_field(acquisition, fov) for fov in range(4)]
+    total = 24
+    read: list[int] = []
+    leads: list[int] = []
+
+    def fields() -> Iterator[FieldOutcome]:
+        for fov in range(total):
+            read.append(fov)
+            yield FieldOutcome(fov, dataclasses.replace(framesets[fov % 4], fov=fov))
+
+    def slow(crops: np.ndarray) -> np.ndarray:
+        leads.append(len(read) - len(leads))
+        time.sleep(0.05)
+        return predictor.predict(crops).head_probabilities
+
+    config = PipelineConfig(target_cells=0, high_water_mark=1, batch_size=1, batch_wait_ms=0)
+    run_id = store.start_run()
+    summaries = run_embedded(
+        config,
+        [SampleJob("s1", fields(), total)],
+        classify=slow,
+        modalities=predictor.modalities,
+        input_size=predictor.input_size,
+        store=store,
+        run_id=run_id,
+        timeout_s=60,
+    )
+    assert summaries["s1"].status == SampleStatus.COMPLETE
+    assert read == list(range(total))
+    assert len(leads) >= total // 2
+    assert max(leads) <= 8, f"the source ran {max(leads)} fields ahead of the classifier"
