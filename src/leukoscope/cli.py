@@ -517,6 +517,8 @@ def _show_outcome(outcome: object) -> None:
     assert isinstance(outcome, RunOutcome)
     for summary in outcome.summaries.values():
         console.print(summary_table(summary))
+        if summary.status_reason:
+            console.print(summary.status_reason, soft_wrap=True, markup=False, highlight=False)
     console.print(f"run {outcome.run_id} stored in {outcome.database}")
 
 

@@ -35,8 +35,6 @@ def summary_table(summary: SampleSummary, workers: Mapping[str, object] | None =
     ]
     if workers:
         caption.append(f"workers: {len(workers)}")
-    if summary.status_reason:
-        caption.append(summary.status_reason)
     table.caption = "\n".join(caption)
     table.caption_justify = "left"
     return table

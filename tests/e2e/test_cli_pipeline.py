@@ -1,0 +1,98 @@
+"""`leukoscope run --simulate` and `leukoscope batch` end to end, as a user runs them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from leukoscope.instrument.simulator.params import SampleParams
+from leukoscope.instrument.simulator.sample import SimulatedSample
+from leukoscope.pipeline.store import ResultStore
+from leukoscope.types import SampleStatus
+
+from ..integration.pipeline_helpers import small_acquisition, true_cells, untrained_checkpoint
+
+FRAME = 512
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return untrained_checkpoint(tmp_path_factory.mktemp("model") / "model.pt")
+
+
+def cli(tmp: Path, model: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEUKOSCOPE")}
+    env.update(
+        LEUKOSCOPE__CLASSIFIER__MODEL_PATH=str(model),
+        LEUKOSCOPE__CLASSIFIER__THREADS="1",
+        LEUKOSCOPE__RIG__CAMERA__WIDTH=str(FRAME),
+        LEUKOSCOPE__RIG__CAMERA__HEIGHT=str(FRAME),
+        COLUMNS="120",
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "leukoscope", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=tmp,
+        check=False,
+    )
+
+
+def test_run_simulate_counts_the_target_of_real_cells(tmp_path: Path, model: Path) -> None:
+    db = tmp_path / "results.sqlite"
+    result = cli(
+        tmp_path, model, "run", "--simulate", "--sample", "e2e", "--cells", "20",
+        "--out", str(tmp_path / "acq"), "--db", str(db), "--seed", "5",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "sample e2e — complete" in result.stdout
+    assert "cells counted 20" in result.stdout
+    with ResultStore(db) as store:
+        run_id = store.runs()[-1]["run_id"]
+        summary = store.summary(run_id, "e2e")
+        results = store.results(run_id, "e2e")
+    assert summary.status == SampleStatus.COMPLETE and summary.cells_counted == 20
+    # every counted cell is a real white cell of the simulated sample (ground truth)
+    sample = SimulatedSample(5, SampleParams(frame_shape=(FRAME, FRAME)))
+    for cell in results:
+        x, y, w, h = cell.bbox
+        centre = np.array([y + h / 2, x + w / 2])
+        truth = [np.array(c.centre_yx) for c in sample.field(cell.key.fov).cells]
+        distance = min(float(np.linalg.norm(centre - t)) for t in truth)
+        assert distance < 12.0, f"cell {cell.key} is {distance:.1f} px from any white cell"
+    assert (tmp_path / "acq" / "e2e" / "acquisition.json").is_file()
+
+
+def test_batch_reports_corrupt_field_and_finishes_other_samples(
+    tmp_path: Path, model: Path
+) -> None:
+    good = small_acquisition(tmp_path / "good", "good", 3, seed=8)
+    bad = small_acquisition(tmp_path / "bad", "bad", 3, seed=9)
+    broken = bad / "fov_0002.ome.tif"
+    broken.write_bytes(broken.read_bytes()[:1000])
+    db = tmp_path / "results.sqlite"
+    result = cli(tmp_path, model, "batch", str(bad), str(good), "--cells", "0", "--db", str(db))
+    assert result.returncode == 0, result.stderr
+    assert "sample bad — incomplete" in result.stdout
+    assert "fov_0002.ome.tif" in result.stdout
+    assert "sample good — complete" in result.stdout
+    with ResultStore(db) as store:
+        run_id = store.runs()[-1]["run_id"]
+        good_summary = store.summary(run_id, "good")
+    assert good_summary.cells_counted > 0
+    assert good_summary.cells_counted <= len(true_cells(good))
+
+
+def test_batch_skips_a_folder_that_is_not_an_acquisition(tmp_path: Path, model: Path) -> None:
+    empty = tmp_path / "not-an-acquisition"
+    empty.mkdir()
+    result = cli(tmp_path, model, "batch", str(empty))
+    assert result.returncode == 1
+    assert "not-an-acquisition" in result.stderr
