@@ -11,18 +11,21 @@ from the ledger, so the live table and the final report use one counting impleme
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import zmq
 
-from leukoscope.errors import PipelineError, WireError
+from leukoscope.errors import PipelineError, StorageError, WireError
 from leukoscope.imaging import to_unit_float
+from leukoscope.instrument import storage
 from leukoscope.pipeline import wire
 from leukoscope.pipeline.counts import stop_decision, summarize
 from leukoscope.pipeline.endpoints import Endpoints
@@ -36,6 +39,8 @@ log = logging.getLogger(__name__)
 POLL_MS = 20
 SUMMARY_INTERVAL_S = 0.2
 WORKER_GONE_S = 5.0
+REPLAY_INTERVAL_S = 1.0  # final summaries are re-published this often, for late subscribers
+REPLAY_LAST = 16
 
 SummaryCallback = Callable[[SampleSummary, Mapping[str, "WorkerInfo"]], None]
 
@@ -73,6 +78,7 @@ class _SampleRun:
     latencies_s: list[float] = field(default_factory=list)
     last_published_s: float = 0.0
     dirty: bool = True
+    source: Path | None = None  # saved acquisition the fields can be re-read from
 
 
 def thumbnail(crops: np.ndarray) -> bytes:
@@ -111,6 +117,7 @@ class Aggregator:
         self.finished: dict[str, SampleSummary] = {}
         self.workers: dict[str, WorkerInfo] = {}
         self.rejected = 0
+        self._last_replay_s = 0.0
         self._outbox: dict[str, deque[_Unit]] = {"segment": deque(), "classify": deque()}
         self._sockets: list[zmq.Socket[Any]] = []
         self.ingest = self._bind(context, zmq.PULL, endpoints.ingest, keys, high_water_mark)
@@ -233,9 +240,11 @@ class Aggregator:
         elif isinstance(message, wire.FieldFailed):
             self._fail(run, message.fov, message.reason)
         elif isinstance(message, wire.SampleEnd):
-            run.ledger.end(message.fields_total)
-            self.store.set_fields_total(self.run_id, sample_id, message.fields_total)
-            run.dirty = True
+            if run.ledger.fields_total is None:
+                run.ledger.end(message.fields_total)
+                self.store.set_fields_total(self.run_id, sample_id, message.fields_total)
+                run.dirty = True
+            self._reload_missing(run)
         else:
             self.rejected += 1
             log.warning("ignored a %s message on the ingest socket", type(message).__name__)
@@ -255,6 +264,47 @@ class Aggregator:
             fields_total=message.fields_total,
         )
         self.samples[sample_id] = _SampleRun(ledger=ledger, started_s=time.time())
+
+    # -- recovery: a restarted aggregator, lost messages ----------------------------------------
+
+    def resume(self) -> list[str]:
+        """Take up the samples of this run that the store says are still running; their ids."""
+        resumed = []
+        for row in self.store.samples(self.run_id):
+            sample_id = row["sample_id"]
+            if row["status"] != SampleStatus.RUNNING.value or sample_id in self.samples:
+                continue
+            ledger = self.store.ledger(self.run_id, sample_id)
+            ledger.target_cells = self.target_cells
+            source = Path(row["source"]) if row["source"] else None
+            run = _SampleRun(ledger=ledger, started_s=float(row["started_s"]), source=source)
+            self.samples[sample_id] = run
+            self._reload_missing(run)
+            self._check_finished(sample_id)
+            resumed.append(sample_id)
+            log.info("resumed sample %s from the store", sample_id)
+        return resumed
+
+    def _reload_missing(self, run: _SampleRun) -> None:
+        """Queue, from the saved acquisition, every field that never reached this aggregator."""
+        if run.source is None:
+            return
+        total = run.ledger.fields_total
+        fovs = range(total) if total is not None else storage.list_fields(run.source)
+        for fov in fovs:
+            state = run.ledger.fields.get(fov)
+            if (state is not None and (state.resolved or state.entered)) or fov in run.segment:
+                continue
+            try:
+                frameset = storage.read_field(run.source, fov)
+            except StorageError as exc:
+                if total is not None:
+                    self._fail(run, fov, str(exc))
+                continue
+            run.ledger.add_field(fov)
+            run.available_s[fov] = time.time()
+            message = wire.FrameSetMessage(frameset, t_available_s=time.time())
+            self._queue("segment", run.segment, _Unit(run.ledger.sample_id, fov, message))
 
     # -- results: what workers send back ----------------------------------------------------------
 
@@ -299,17 +349,28 @@ class Aggregator:
             self.rejected += 1
             log.warning("rejected cells of field %d: keys do not match the count", fov)
             return
-        if not run.ledger.set_cell_count(fov, batch.cell_count):
-            return  # a duplicate answer from a re-dispatched or slow worker
+        state = run.ledger.fields.get(fov)
+        if state is not None and state.segmented:
+            if state.cell_count != batch.cell_count:
+                self.rejected += 1
+                log.warning("field %d: segmented again with a different cell count", fov)
+                return
+        else:
+            run.ledger.set_cell_count(fov, batch.cell_count)
+            self.store.add_field(self.run_id, batch.sample_id, fov, batch.cell_count)
+            run.dirty = True
         run.segment.pop(fov, None)
-        self.store.add_field(self.run_id, batch.sample_id, fov, batch.cell_count)
-        run.dirty = True
-        if batch.cell_count == 0:
+        known = run.ledger.fields[fov].results
+        missing = tuple(c for c in batch.cells if c.key.cell_index not in known)
+        if not missing:
             self._field_resolved(run, fov)
             return
-        for cell in batch.cells:
+        if fov in run.classify:
+            return  # a duplicate answer from a re-dispatched or slow worker
+        for cell in missing:
             run.crops[cell.key] = cell.crops
-        self._queue("classify", run.classify, _Unit(batch.sample_id, fov, batch))
+        work = dataclasses.replace(batch, cells=missing)
+        self._queue("classify", run.classify, _Unit(batch.sample_id, fov, work))
 
     def _on_results(self, sample_id: str, batch: wire.ResultBatch) -> None:
         run = self.samples.get(sample_id)
@@ -427,6 +488,11 @@ class Aggregator:
 
     def _publish(self) -> None:
         now = time.time()
+        if now - self._last_replay_s >= REPLAY_INTERVAL_S:
+            self._last_replay_s = now
+            for summary in list(self.finished.values())[-REPLAY_LAST:]:
+                message = wire.SummaryMessage(summary=summary, sent_s=now)
+                wire.send_message(self.live, message, flags=zmq.NOBLOCK)
         for run in self.samples.values():
             if run.dirty and now - run.last_published_s >= SUMMARY_INTERVAL_S:
                 run.dirty = False

@@ -47,7 +47,8 @@ def _stream(source: Source, jobs: Sequence[SampleJob]) -> None:
     for job in jobs:
         if source.stop.is_set():
             return
-        source.send_sample(job.sample_id, job.fields, job.fields_total)
+        path = "" if job.acquisition is None else str(job.acquisition)
+        source.send_sample(job.sample_id, job.fields, job.fields_total, path)
 
 
 def run_embedded(

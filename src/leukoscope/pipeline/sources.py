@@ -26,6 +26,7 @@ class SampleJob:
     sample_id: str
     fields: Iterable[FieldOutcome]
     fields_total: int | None = None
+    acquisition: Path | None = None  # where the fields are saved (lost work is re-read from it)
 
 
 def _saved_fields(folder: Path, count: int) -> Iterator[FieldOutcome]:
@@ -44,7 +45,7 @@ def saved_acquisition(folder: Path) -> SampleJob:
     meta = storage.read_acquisition_meta(folder)
     on_disk = storage.list_fields(folder)
     count = max(meta.fields, (on_disk[-1] + 1) if on_disk else 0)
-    return SampleJob(meta.sample_id, _saved_fields(folder, count), count)
+    return SampleJob(meta.sample_id, _saved_fields(folder, count), count, folder.resolve())
 
 
 def rig_acquisition(rig: Rig, sample_id: str, max_fields: int, out_dir: Path) -> SampleJob:
@@ -53,7 +54,7 @@ def rig_acquisition(rig: Rig, sample_id: str, max_fields: int, out_dir: Path) ->
 
     results = Acquisition(rig).run(sample_id, max_fields, out_dir=out_dir)
     fields = (FieldOutcome(r.fov, r.frameset, r.error) for r in results)
-    return SampleJob(sample_id, _closing(results, fields), None)
+    return SampleJob(sample_id, _closing(results, fields), None, out_dir.resolve())
 
 
 def _closing(owner: Iterator[object], items: Iterator[FieldOutcome]) -> Iterator[FieldOutcome]:

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 POLL_MS = 50
 HEARTBEAT_S = 1.0
+RESEND_END_S = 2.0
 
 Segmenter = Callable[[FrameSet], list[CellCrop]]
 """Finds the white cells of a field and cuts their crops."""
@@ -343,15 +344,26 @@ class Source:
         return False
 
     def send_sample(
-        self, sample_id: str, fields: Iterable[FieldOutcome], fields_total: int | None = None
+        self,
+        sample_id: str,
+        fields: Iterable[FieldOutcome],
+        fields_total: int | None = None,
+        acquisition: str = "",
     ) -> int:
-        """Stream one sample; returns how many fields were sent."""
+        """Stream one sample and wait for its final summary; returns how many fields were sent.
+
+        The end of the sample is sent again every few seconds until the final summary arrives, so
+        an aggregator restarted meanwhile still learns how many fields there were.
+        """
         push = self._connect(zmq.PUSH, self.endpoints.ingest)
         live = self._connect(zmq.SUB, self.endpoints.live)
         sent = 0
         try:
             start = wire.SampleStart(
-                sample_id=sample_id, fields_total=fields_total, started_s=time.time()
+                sample_id=sample_id,
+                fields_total=fields_total,
+                started_s=time.time(),
+                acquisition=acquisition,
             )
             if not self._send(push, live, sample_id, start):
                 return 0
@@ -366,9 +378,13 @@ class Source:
                 if not self._send(push, live, sample_id, message):
                     return sent
                 sent += 1
-            self._send(
-                push, live, sample_id, wire.SampleEnd(sample_id=sample_id, fields_total=sent)
-            )
+            end = wire.SampleEnd(sample_id=sample_id, fields_total=sent)
+            while self._send(push, live, sample_id, end):
+                deadline = time.monotonic() + RESEND_END_S
+                while time.monotonic() < deadline and not self.stop.is_set():
+                    if self._finished(live, sample_id):
+                        return sent
+                    time.sleep(POLL_MS / 1000)
             return sent
         finally:
             close = getattr(fields, "close", None)
