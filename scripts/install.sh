@@ -10,4 +10,12 @@ fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet "torch==2.13.0"
 .venv/bin/python -m pip install --quiet -e ".[dev]"
+# GenTL simulator with TriggerSoftware for the camera integration tests: TLSimu.cti (+ libVirtualFG.so)
+# ships only in genicam <= 1.5.0, so unpack that wheel beside the venv's genicam 1.6 (never installed;
+# the .cti is loaded by path and does not depend on the Python version: the cp311 x86_64 wheel is used).
+if ! compgen -G ".venv/gentl/*/genicam-1.5.0.data/purelib/genicam/TLSimu.cti" >/dev/null; then
+    .venv/bin/python -m pip download --quiet --no-deps --only-binary=:all: --platform manylinux2014_x86_64 \
+        --python-version 3.11 --implementation cp --abi cp311 "genicam==1.5.0" -d .venv/gentl
+    .venv/bin/python -m zipfile -e .venv/gentl/genicam-1.5.0-*.whl .venv/gentl/genicam-1.5.0
+fi
 .venv/bin/leukoscope --version

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -132,6 +133,13 @@ class CameraConfig(_Section):
     )
     fetch_timeout_s: float = Field(default=2.0, gt=0.0, le=60.0, description="frame timeout, s")
     retries: int = Field(default=1, ge=0, le=10, description="re-triggers after a missed frame")
+    width: int = Field(default=0, ge=0, le=65536, description="frame width, px; 0 = device default")
+    height: int = Field(
+        default=0, ge=0, le=65536, description="frame height, px; 0 = device default"
+    )
+    strict_nodes: bool = Field(
+        default=True, description="fail if the device lacks ExposureTime/Gain/TriggerSoftware"
+    )
 
 
 class RegistrationConfig(_Section):
@@ -139,6 +147,9 @@ class RegistrationConfig(_Section):
 
     offsets_px: dict[Modality, tuple[float, float]] = Field(
         default_factory=dict, description="(dy, dx) per modality, from `leukoscope calibrate`"
+    )
+    reference: Modality = Field(
+        default=Modality.COLOR1, description="modality the others are registered to"
     )
     refine: bool = Field(default=True, description="refine the offset per field of view")
     max_shift_px: float = Field(default=8.0, ge=0.0, le=200.0, description="refinement bound, px")
@@ -302,6 +313,8 @@ def load_settings(path: Path | None = None, environ: dict[str, str] | None = Non
 
 
 def _toml_value(value: Any) -> str:
+    if isinstance(value, Enum):  # str-valued enums (Modality) are written by value
+        value = value.value
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):

@@ -27,6 +27,18 @@ class LightTimeout(LightControllerError, TimeoutError):
     """The light controller did not answer in time (after retries)."""
 
 
+class LightRejected(LightControllerError):
+    """The light controller answered `ERR <code> <text>`."""
+
+    def __init__(self, message: str, code: int = 0) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class LightDisconnected(LightControllerError, ConnectionError):
+    """The light controller's port vanished (unplugged, powered off)."""
+
+
 class CameraError(InstrumentError):
     """The camera or its GenTL producer failed."""
 
