@@ -26,7 +26,7 @@ from leukoscope.pipeline import wire
 from leukoscope.pipeline.counts import result_from_heads
 from leukoscope.pipeline.endpoints import Endpoints
 from leukoscope.pipeline.security import CurveKeys, secure_client
-from leukoscope.types import CellCrop, FrameSet, Modality, SampleStatus
+from leukoscope.types import CellCrop, FrameSet, Modality, SampleStatus, SampleSummary
 
 log = logging.getLogger(__name__)
 
@@ -305,6 +305,7 @@ class Source:
         self.stop = stop
         self.keys = keys
         self.high_water_mark = high_water_mark
+        self.final: dict[str, SampleSummary] = {}  # final summaries seen on the live socket
 
     def _connect(self, kind: int, address: str) -> zmq.Socket[Any]:
         sock = self.context.socket(kind)
@@ -329,6 +330,7 @@ class Source:
                 and message.summary.sample_id == sample_id
                 and message.summary.status != SampleStatus.RUNNING
             ):
+                self.final[sample_id] = message.summary
                 return True
 
     def _send(
