@@ -1,0 +1,165 @@
+"""Segmentation recall and precision against the simulator's ground truth, and its speed.
+
+    .venv/bin/python benchmarks/segmentation.py --fields 100 --seed 0
+    .venv/bin/python benchmarks/segmentation.py --fields 30 --density 40   # crowded: many touching
+
+A detection matches a true white cell when its centre lies inside the cell (distance to the true centre
+<= the cell's radius); matching is one-to-one, nearest first. Cells cut by the frame border are
+"don't care": segmentation drops them on purpose, so neither finding nor missing one counts. Recall =
+matched / true cells not cut; precision = matched / detections not matching a cut cell. Pairs of true
+cells closer than 2 um between outlines are reported as "touching" with their own recall.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+
+from leukoscope.instrument.simulator.frames import capture_frameset
+from leukoscope.instrument.simulator.params import SampleParams
+from leukoscope.instrument.simulator.render import FieldRenderer
+from leukoscope.instrument.simulator.sample import SimulatedSample
+from leukoscope.instrument.simulator.sensor import Sensor
+from leukoscope.instrument.simulator.truth import WhiteCell
+from leukoscope.pipeline.segmentation import Detection, detect, segment
+from leukoscope.types import Modality
+
+
+@dataclass
+class Score:
+    """Counts over all fields."""
+
+    true_cells: int = 0
+    found: int = 0
+    detections: int = 0
+    false_positives: int = 0
+    touching: int = 0
+    touching_found: int = 0
+    misses: list[str] = field(default_factory=list)
+    extras: list[str] = field(default_factory=list)
+    detect_ms: list[float] = field(default_factory=list)
+    segment_ms: list[float] = field(default_factory=list)
+
+
+def _touching(cells: tuple[WhiteCell, ...], pixel_size_um: float) -> set[int]:
+    near = set()
+    for a in cells:
+        for b in cells:
+            if a.index < b.index:
+                gap = math.dist(a.centre_yx, b.centre_yx) - a.shape.extent_px - b.shape.extent_px
+                if gap * pixel_size_um < 2.0:
+                    near |= {a.index, b.index}
+    return near
+
+
+def score_field(
+    fov: int, cells: tuple[WhiteCell, ...], found: list[Detection], pixel_size_um: float, s: Score
+) -> None:
+    """Match detections to true cells one-to-one, nearest first, and add to `s`."""
+    pairs = sorted(
+        (math.dist(c.centre_yx, d.centre_yx), ci, di)
+        for ci, c in enumerate(cells)
+        for di, d in enumerate(found)
+        if math.dist(c.centre_yx, d.centre_yx) <= c.radius_px
+    )
+    cell_of: dict[int, int] = {}
+    used: set[int] = set()
+    for _, ci, di in pairs:
+        if ci not in cell_of.values() and di not in used:
+            cell_of[di] = ci
+            used.add(di)
+    matched_cells = set(cell_of.values())
+    touching = _touching(cells, pixel_size_um)
+    for ci, cell in enumerate(cells):
+        if cell.cut_by_border:
+            continue
+        s.true_cells += 1
+        s.touching += cell.index in touching
+        if ci in matched_cells:
+            s.found += 1
+            s.touching_found += cell.index in touching
+        else:
+            s.misses.append(
+                f"fov {fov} cell {cell.index} {cell.cell_class.value} at {cell.centre_yx}"
+            )
+    for di, det in enumerate(found):
+        if di in cell_of and cells[cell_of[di]].cut_by_border:
+            continue
+        s.detections += 1
+        if di not in cell_of:
+            s.false_positives += 1
+            y, x = det.centre_yx
+            s.extras.append(f"fov {fov} detection at ({y:.0f}, {x:.0f}) area {det.area_px:.0f} px")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print the figures (and JSON with --json)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fields", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--density", type=float, default=None, help="white cells per field")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
+    args = parser.parse_args(argv)
+
+    params = SampleParams() if args.density is None else SampleParams(wbc_per_field=args.density)
+    sample = SimulatedSample(seed=args.seed, params=params)
+    renderer, sensor = FieldRenderer(sample), Sensor()
+    score = Score()
+    started = time.perf_counter()
+    for fov in range(args.fields):
+        frameset = capture_frameset(renderer, sensor, "bench", fov)
+        fluorescence = frameset.frame(Modality.FLUORESCENCE)
+        t0 = time.perf_counter()
+        found = detect(fluorescence, frameset.pixel_size_um)
+        t1 = time.perf_counter()
+        segment(frameset)
+        t2 = time.perf_counter()
+        score.detect_ms.append(1000 * (t1 - t0))
+        score.segment_ms.append(1000 * (t2 - t1))
+        score_field(fov, sample.field(fov).cells, found, frameset.pixel_size_um, score)
+
+    recall = score.found / max(score.true_cells, 1)
+    precision = (score.detections - score.false_positives) / max(score.detections, 1)
+    shape = "x".join(str(v) for v in params.frame_shape)
+    figures = {
+        "fields": args.fields,
+        "seed": args.seed,
+        "wbc_per_field": params.wbc_per_field,
+        "frame": shape,
+        "pixel_size_um": params.pixel_size_um,
+        "true_cells": score.true_cells,
+        "detections": score.detections,
+        "recall": recall,
+        "precision": precision,
+        "touching_cells": score.touching,
+        "touching_recall": score.touching_found / max(score.touching, 1),
+        "detect_ms_median": statistics.median(score.detect_ms),
+        "segment_with_crops_ms_median": statistics.median(score.segment_ms),
+        "wall_s": time.perf_counter() - started,
+    }
+    print(f"segmentation on {args.fields} simulated fields ({shape}, seed {args.seed}, "
+          f"{params.wbc_per_field:g} white cells/field)")  # fmt: skip
+    print(f"  true cells (not cut by the border): {score.true_cells}")
+    print(f"  recall    {recall:.4f}  ({score.found}/{score.true_cells})")
+    print(f"  precision {precision:.4f}  "
+          f"({score.detections - score.false_positives}/{score.detections})")  # fmt: skip
+    print(f"  touching cells: {score.touching}, recall {figures['touching_recall']:.4f}")
+    print(f"  detect {figures['detect_ms_median']:.1f} ms/field, "
+          f"detect + 4-modality crops {figures['segment_with_crops_ms_median']:.1f} ms/field "
+          "(median, one core)")  # fmt: skip
+    for line in score.misses[:10]:
+        print(f"  missed: {line}")
+    for line in score.extras[:10]:
+        print(f"  extra:  {line}")
+    if args.json:
+        print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

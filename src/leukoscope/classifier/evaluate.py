@@ -1,0 +1,209 @@
+"""Metrics of a classifier on labelled cells: per fold, mean +/- std over folds, confusion matrices.
+
+Everything is computed from the confusion matrix, so no metric depends on which classes happen to
+be predicted. Macro figures average over the classes present in the labels.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from leukoscope.classifier.data import BatchPreparer, load_dataset
+from leukoscope.errors import DatasetError
+from leukoscope.types import CELL_CLASSES
+
+CLASS_NAMES: tuple[str, ...] = tuple(c.value for c in CELL_CLASSES)
+SCALARS = ("accuracy", "macro_f1", "balanced_accuracy")
+
+
+def confusion(labels: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """Counts (true class, predicted class) over the five classes."""
+    size = len(CELL_CLASSES)
+    flat = np.asarray(labels, dtype=np.int64) * size + np.asarray(predicted, dtype=np.int64)
+    return np.bincount(flat, minlength=size * size).reshape(size, size)
+
+
+def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    return np.divide(
+        numerator, denominator, out=np.zeros(len(numerator)), where=denominator > 0
+    ).astype(np.float64)
+
+
+def compute_metrics(labels: np.ndarray, head_probs: np.ndarray) -> dict[str, Any]:
+    """Metrics of per-head probabilities (N, heads, classes) against labels (N,).
+
+    The prediction is the argmax of the mean of the heads' softmax; with several heads, each head's
+    own accuracy and how often the heads disagree (not all the same argmax) are added.
+    """
+    if head_probs.ndim != 3 or head_probs.shape[0] != len(labels):
+        raise ValueError(f"expected probabilities (N, heads, classes), got {head_probs.shape}")
+    predicted = head_probs.mean(axis=1).argmax(axis=1)
+    matrix = confusion(labels, predicted)
+    diag = np.diag(matrix).astype(np.float64)
+    support = matrix.sum(axis=1)
+    precision = _ratio(diag, matrix.sum(axis=0))
+    recall = _ratio(diag, support)
+    f1 = _ratio(2 * precision * recall, precision + recall)
+    present = support > 0
+    metrics: dict[str, Any] = {
+        "cells": len(labels),
+        "accuracy": float(diag.sum() / max(len(labels), 1)),
+        "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
+        "balanced_accuracy": float(recall[present].mean()) if present.any() else 0.0,
+        "precision": dict(zip(CLASS_NAMES, precision.tolist(), strict=True)),
+        "recall": dict(zip(CLASS_NAMES, recall.tolist(), strict=True)),
+        "support": dict(zip(CLASS_NAMES, support.tolist(), strict=True)),
+        "confusion": matrix.tolist(),
+    }
+    heads = head_probs.shape[1]
+    if heads > 1:
+        per_head = head_probs.argmax(axis=2)
+        metrics["head_accuracy"] = [float((per_head[:, h] == labels).mean()) for h in range(heads)]
+        metrics["head_disagreement"] = float((per_head != per_head[:, :1]).any(axis=1).mean())
+    return metrics
+
+
+def _mean_std(values: list[float]) -> dict[str, float]:
+    array = np.asarray(values, dtype=np.float64)
+    std = float(array.std(ddof=1)) if len(array) > 1 else 0.0
+    return {"mean": float(array.mean()), "std": std}
+
+
+def summarize(folds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and sample std (ddof=1) over folds; confusion matrices summed."""
+    if not folds:
+        raise ValueError("no folds to summarize")
+    summary: dict[str, Any] = {"folds": len(folds), "cells": sum(f["cells"] for f in folds)}
+    for key in SCALARS:
+        summary[key] = _mean_std([f[key] for f in folds])
+    for key in ("precision", "recall"):
+        summary[key] = {c: _mean_std([f[key][c] for f in folds]) for c in CLASS_NAMES}
+    summary["confusion"] = np.sum([f["confusion"] for f in folds], axis=0).tolist()
+    if "head_accuracy" in folds[0]:
+        heads = len(folds[0]["head_accuracy"])
+        summary["head_accuracy"] = [
+            _mean_std([f["head_accuracy"][h] for f in folds]) for h in range(heads)
+        ]
+        summary["head_disagreement"] = _mean_std([f["head_disagreement"] for f in folds])
+    return summary
+
+
+def percent(stat: dict[str, float]) -> str:
+    """'97.61 ± 0.42' from a {'mean', 'std'} in [0, 1] units."""
+    return f"{100 * stat['mean']:.2f} ± {100 * stat['std']:.2f}"
+
+
+def metrics_markdown(metrics: dict[str, Any], head_names: list[str] | None = None) -> str:
+    """Markdown of one result: a fold's metrics or a summary over folds (mean ± std)."""
+
+    def show(value: Any) -> str:
+        return percent(value) if isinstance(value, dict) else f"{100 * value:.2f}"
+
+    lines = ["| metric | % |", "| --- | --- |"]
+    lines += [f"| {key} | {show(metrics[key])} |" for key in SCALARS]
+    lines += ["", "| class | precision % | recall % |", "| --- | --- | --- |"]
+    lines += [
+        f"| {c} | {show(metrics['precision'][c])} | {show(metrics['recall'][c])} |"
+        for c in CLASS_NAMES
+    ]
+    if "head_accuracy" in metrics:
+        names = head_names or [str(h) for h in range(len(metrics["head_accuracy"]))]
+        lines += ["", "| head | accuracy % |", "| --- | --- |"]
+        lines += [
+            f"| {n} | {show(a)} |" for n, a in zip(names, metrics["head_accuracy"], strict=True)
+        ]
+        lines += ["", f"Head disagreement: {show(metrics['head_disagreement'])} % of cells"]
+    lines += ["", "Confusion (rows true, columns predicted):", "", confusion_markdown(metrics)]
+    return "\n".join(lines) + "\n"
+
+
+def confusion_markdown(metrics: dict[str, Any]) -> str:
+    """The confusion matrix as a Markdown table."""
+    lines = ["| true \\ predicted | " + " | ".join(CLASS_NAMES) + " |"]
+    lines.append("| --- " * (len(CLASS_NAMES) + 1) + "|")
+    for name, row in zip(CLASS_NAMES, metrics["confusion"], strict=True):
+        lines.append(f"| {name} | " + " | ".join(str(int(v)) for v in row) + " |")
+    return "\n".join(lines)
+
+
+def save_confusion_png(matrix: list[list[int]], path: Path, title: str) -> None:
+    """Write the confusion matrix (counts, row-normalised colours) as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    counts = np.asarray(matrix, dtype=np.float64)
+    rows = counts.sum(axis=1, keepdims=True)
+    shares = np.divide(counts, rows, out=np.zeros_like(counts), where=rows > 0)
+    fig, ax = plt.subplots(figsize=(4.6, 4.0), dpi=120)
+    try:
+        ax.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
+        ticks = range(len(CLASS_NAMES))
+        ax.set_xticks(list(ticks), CLASS_NAMES)
+        ax.set_yticks(list(ticks), CLASS_NAMES)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(title, fontsize=9)
+        for i in ticks:
+            for j in ticks:
+                colour = "white" if shares[i, j] > 0.5 else "black"
+                ax.text(j, i, str(int(counts[i, j])), ha="center", va="center", color=colour)
+        fig.tight_layout()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path)
+    finally:
+        plt.close(fig)
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write JSON atomically (temp file, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_suffix(path.suffix + ".tmp")
+    temp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    temp.replace(path)
+
+
+def write_report(out_dir: Path, name: str, metrics: dict[str, Any], title: str) -> None:
+    """`<name>.json`, `<name>.md` and `<name>_confusion.png` in `out_dir`."""
+    write_json(out_dir / f"{name}.json", metrics)
+    (out_dir / f"{name}.md").write_text(f"# {title}\n\n{metrics_markdown(metrics)}", "utf-8")
+    save_confusion_png(metrics["confusion"], out_dir / f"{name}_confusion.png", title)
+
+
+def predict(
+    model: torch.nn.Module, images: np.ndarray, preparer: BatchPreparer, batch_size: int = 256
+) -> np.ndarray:
+    """Per-head softmax (N, heads, classes) of `images` (N, M, C, H, W), every head on one cell."""
+    model.eval()
+    outputs = []
+    with torch.inference_mode():
+        for start in range(0, len(images), batch_size):
+            logits = model(preparer(images[start : start + batch_size]))
+            outputs.append(logits.float().softmax(dim=-1).cpu().numpy())
+    return np.concatenate(outputs)
+
+
+def evaluate_checkpoint(
+    model_path: Path, data_root: Path, device: torch.device, batch_size: int = 256
+) -> tuple[dict[str, Any], list[str]]:
+    """Metrics of a saved model on a labelled dataset, and the model's modality names."""
+    from leukoscope.classifier.checkpoint import load_checkpoint
+
+    model, meta = load_checkpoint(Path(model_path), expect_classes=CELL_CLASSES)
+    modalities = [m.value for m in meta.modalities]
+    dataset = load_dataset(data_root, meta.input_size, meta.modalities)
+    if dataset.in_chans != meta.in_chans:
+        raise DatasetError(
+            f"{data_root}: images have {dataset.in_chans} channel(s), the model expects {meta.in_chans}"
+        )
+    mean = np.asarray(meta.norm_mean, dtype=np.float32)
+    std = np.asarray(meta.norm_std, dtype=np.float32)
+    preparer = BatchPreparer(mean, std, dataset.max_value, device)
+    probs = predict(model.to(device), dataset.images, preparer, batch_size)
+    return compute_metrics(dataset.labels, probs), modalities

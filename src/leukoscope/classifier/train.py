@@ -1,0 +1,571 @@
+"""Training with the paper's protocol: stratified k-fold cross-validation, MIMO sampling, final fit.
+
+Output folder of one run (resumable: finished folds are kept, an interrupted fold restarts from its
+last finished epoch):
+
+    run.json                    the training configuration (a resumed run must match it)
+    fold_<k>/model.pt           checkpoint trained on the other folds
+    fold_<k>/metrics.json|.md   validation metrics, confusion matrix PNG
+    fold_<k>/val_index.npy      validation cell indices and their per-head probabilities
+    fold_<k>/val_probs.npy
+    cv.json, cv.md              mean +/- std over folds
+    model.pt                    the final model (all cells), CV metrics in its metadata
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from leukoscope import __version__
+from leukoscope.classifier.data import (
+    MIMO_ARCHS,
+    AugmentConfig,
+    BatchPreparer,
+    CellDataset,
+    balanced_batches,
+    gather_mimo_batch,
+    load_dataset,
+    norm_stats,
+)
+from leukoscope.classifier.evaluate import (
+    compute_metrics,
+    metrics_markdown,
+    predict,
+    summarize,
+    write_json,
+    write_report,
+)
+from leukoscope.config import format_validation_error
+from leukoscope.errors import ConfigError, DatasetError, ParameterError
+from leukoscope.types import CELL_CLASSES, Modality, parse_modalities
+
+
+class TrainConfig(BaseModel):
+    """Everything that decides what a training run computes (stored in run.json and checkpoints)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    arch: str = "hs_mm_mimo"
+    modalities: tuple[Modality, ...] | None = Field(
+        default=None, description="None = every modality folder of the dataset"
+    )
+    input_size: int = Field(default=64, ge=8, le=1024)
+    width: float = 1.0
+    options: dict[str, str] = Field(default_factory=dict, description="architecture options")
+    epochs: int = Field(default=20, ge=1)
+    batch_size: int = Field(default=64, ge=2)
+    lr: float = Field(default=2e-3, gt=0)
+    weight_decay: float = Field(default=0.01, ge=0)
+    warmup_epochs: float = Field(default=1.0, ge=0)
+    rho: float = Field(default=0.5, ge=0.0, le=1.0, description="MIMO input repetition")
+    batch_repetition: int = Field(default=1, ge=1, description="MIMO batch repetition R")
+    balance: float = Field(default=1.0, ge=0.0, le=1.0, description="class balancing power")
+    augment: bool = True
+    folds: int = Field(default=5, ge=2)
+    seed: int = 0
+
+
+def make_config(arch: str, modalities: str | None = None, **fields: Any) -> TrainConfig:
+    """A validated TrainConfig from command-line values (modalities comma-separated)."""
+    chosen = parse_modalities(modalities) if modalities else None
+    try:
+        return TrainConfig.model_validate({"arch": arch, "modalities": chosen, **fields})
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, "training options")) from None
+
+
+@dataclass(frozen=True)
+class FoldResult:
+    """Validation outcome of one fold."""
+
+    fold: int
+    val_index: np.ndarray
+    val_probs: np.ndarray
+    metrics: dict[str, Any]
+    checkpoint: Path
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Outcome of a cross-validated training run."""
+
+    out_dir: Path
+    folds: list[FoldResult]
+    summary: dict[str, Any]
+    model_path: Path | None
+    wall_s: float
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """CUDA when present (or asked for), CPU otherwise."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ParameterError("CUDA was asked for but is not available")
+    return torch.device(name)
+
+
+def configure_torch(threads: int, seed: int) -> None:
+    """Threads (0 = leave torch's default) and deterministic settings."""
+    if threads > 0:
+        torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+
+
+def _seed(*parts: int) -> int:
+    return int(np.random.SeedSequence([abs(p) for p in parts]).generate_state(1)[0])
+
+
+def _generator(*parts: int) -> torch.Generator:
+    return torch.Generator().manual_seed(_seed(*parts))
+
+
+def fold_splits(labels: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified k-fold splits (train, validation) of the cell indices, shuffled by `seed`."""
+    from sklearn.model_selection import StratifiedKFold
+
+    counts = np.bincount(labels, minlength=len(CELL_CLASSES))
+    if counts.min() < folds:
+        rare = CELL_CLASSES[int(counts.argmin())].value
+        raise DatasetError(
+            f"class {rare} has {counts.min()} cells, fewer than the {folds} folds asked for"
+        )
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    placeholder = np.zeros(len(labels))
+    return [(train, val) for train, val in splitter.split(placeholder, labels)]
+
+
+class TrainProgress:
+    """Rich progress bars (or nothing when quiet)."""
+
+    def __init__(self, console: Console | None, quiet: bool = False) -> None:
+        self.console = console or Console(stderr=True)
+        self.quiet = quiet
+        self._progress: Progress | None = None
+
+    @contextmanager
+    def active(self) -> Iterator[TrainProgress]:
+        """Show the bars while the block runs."""
+        if self.quiet:
+            yield self
+            return
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns, console=self.console, transient=False) as progress:
+            self._progress = progress
+            try:
+                yield self
+            finally:
+                self._progress = None
+
+    def task(self, description: str, total: int) -> TaskID | None:
+        """Start a bar; returns its id."""
+        if self._progress is None:
+            return None
+        return self._progress.add_task(description, total=total, info="")
+
+    def advance(self, task: TaskID | None, info: str = "") -> None:
+        """One step done."""
+        if self._progress is not None and task is not None:
+            self._progress.update(task, advance=1, info=info)
+
+    def log(self, message: str) -> None:
+        """A line above the bars."""
+        if not self.quiet:
+            (self._progress.console if self._progress else self.console).print(message)
+
+
+def build_for(config: TrainConfig, dataset: CellDataset) -> torch.nn.Module:
+    """The network `config` describes, for `dataset`'s modalities and channels."""
+    from leukoscope.classifier.models import build_model
+
+    return build_model(
+        config.arch,
+        dataset.modalities,
+        in_chans=dataset.in_chans,
+        num_classes=len(CELL_CLASSES),
+        width=config.width,
+        **config.options,
+    )
+
+
+def _lr_at(config: TrainConfig, step: int, total: int, steps_per_epoch: int) -> float:
+    warmup = int(config.warmup_epochs * steps_per_epoch)
+    if step < warmup:
+        return config.lr * (step + 1) / warmup
+    progress = (step - warmup) / max(total - warmup, 1)
+    return config.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def _training_batch(
+    dataset: CellDataset,
+    loaded: torch.Tensor,
+    config: TrainConfig,
+    heads: int,
+    generator: torch.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Images (B, M, C, H, W) and per-head labels (B, heads) for one step."""
+    if config.arch in MIMO_ARCHS:
+        from leukoscope.classifier.data import mimo_indices
+
+        per_head = mimo_indices(loaded, heads, config.rho, config.batch_repetition, generator)
+        return gather_mimo_batch(dataset, per_head)
+    index = loaded.repeat(config.batch_repetition).numpy()
+    labels = np.repeat(dataset.labels[index][:, None], heads, axis=1)
+    return dataset.images[index], labels
+
+
+def train_model(
+    model: torch.nn.Module,
+    dataset: CellDataset,
+    train_index: np.ndarray,
+    preparer: BatchPreparer,
+    config: TrainConfig,
+    seed_parts: tuple[int, ...],
+    state_path: Path,
+    progress: TrainProgress,
+    label: str,
+) -> None:
+    """Train `model` in place on `train_index`; resumes from `state_path` after an interruption.
+
+    Each epoch's sampling and augmentation come from a generator seeded by (seed, fold, epoch), so
+    a resumed run draws exactly what an uninterrupted one would have.
+    """
+    heads = int(getattr(model, "num_heads", 1))
+    loaded_batch = max(1, config.batch_size // config.batch_repetition)
+    steps = max(1, len(train_index) // loaded_batch)
+    total = steps * config.epochs
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
+    start = 0
+    if state_path.exists():
+        state = torch.load(state_path, map_location=preparer.device, weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start = int(state["epoch"])
+        progress.log(f"{label}: resuming after epoch {start}")
+    for epoch in range(start, config.epochs):
+        model.train()
+        generator = _generator(*seed_parts, epoch)
+        batches = balanced_batches(
+            train_index, dataset.labels, loaded_batch, steps, generator, config.balance
+        )
+        task = progress.task(f"{label} epoch {epoch + 1}/{config.epochs}", steps)
+        running, began = 0.0, time.perf_counter()
+        for step, loaded in enumerate(batches):
+            images, labels = _training_batch(dataset, loaded, config, heads, generator)
+            x = preparer(images, generator)
+            y = torch.from_numpy(labels).to(preparer.device)
+            for group in optimizer.param_groups:
+                group["lr"] = _lr_at(config, epoch * steps + step, total, steps)
+            logits = model(x)
+            loss = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="sum") / len(y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            running += float(loss.detach())
+            progress.advance(task, f"loss {running / (step + 1):.3f}")
+        progress.log(
+            f"{label} epoch {epoch + 1}: loss {running / steps:.4f} "
+            f"({time.perf_counter() - began:.1f} s)"
+        )
+        state_path.parent.mkdir(parents=True, exist_ok=True)
+        temp = state_path.with_suffix(".tmp")
+        torch.save(
+            {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1},
+            temp,
+        )
+        temp.replace(state_path)
+
+
+def _provenance(
+    config: TrainConfig, dataset: CellDataset, cells: int, **extra: Any
+) -> dict[str, Any]:
+    return {
+        "command": " ".join(["leukoscope", *sys.argv[1:]]) if sys.argv else "",
+        "dataset": str(dataset.root),
+        "dataset_cells": len(dataset.labels),
+        "dataset_class_counts": dataset.class_counts(),
+        "trained_on_cells": cells,
+        "train_config": config.model_dump(mode="json"),
+        "leukoscope_version": __version__,
+        "torch_version": torch.__version__,
+        "machine": platform.platform(),
+        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **extra,
+    }
+
+
+def save_model(
+    path: Path,
+    model: torch.nn.Module,
+    config: TrainConfig,
+    dataset: CellDataset,
+    mean: np.ndarray,
+    std: np.ndarray,
+    metrics: dict[str, Any],
+    provenance: dict[str, Any],
+) -> None:
+    """Write a checkpoint in the networks' format (weights + JSON metadata)."""
+    from leukoscope.classifier.checkpoint import ModelMeta, save_checkpoint
+
+    meta = ModelMeta(
+        arch=config.arch,
+        options={"width": config.width, **config.options},
+        modalities=list(dataset.modalities),
+        in_chans=dataset.in_chans,
+        classes=list(CELL_CLASSES),
+        input_size=config.input_size,
+        norm_mean=mean.tolist(),
+        norm_std=std.tolist(),
+        provenance=provenance,
+        metrics=metrics,
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(path, model.cpu(), meta)
+
+
+def _load_fold(fold: int, fold_dir: Path) -> FoldResult | None:
+    metrics_path = fold_dir / "metrics.json"
+    if not metrics_path.exists():
+        return None
+    return FoldResult(
+        fold=fold,
+        val_index=np.load(fold_dir / "val_index.npy", allow_pickle=False),
+        val_probs=np.load(fold_dir / "val_probs.npy", allow_pickle=False),
+        metrics=json.loads(metrics_path.read_text("utf-8")),
+        checkpoint=fold_dir / "model.pt",
+    )
+
+
+def _fit(
+    dataset: CellDataset,
+    config: TrainConfig,
+    train_index: np.ndarray,
+    seed_parts: tuple[int, ...],
+    state_path: Path,
+    device: torch.device,
+    progress: TrainProgress,
+    label: str,
+) -> tuple[torch.nn.Module, np.ndarray, np.ndarray]:
+    """A model trained on `train_index`, with the normalisation computed on those cells."""
+    mean, std = norm_stats(dataset, train_index)
+    torch.manual_seed(_seed(*seed_parts))
+    model = build_for(config, dataset).to(device)
+    augment = AugmentConfig() if config.augment else None
+    preparer = BatchPreparer(mean, std, dataset.max_value, device, augment)
+    train_model(
+        model, dataset, train_index, preparer, config, seed_parts, state_path, progress, label
+    )
+    return model, mean, std
+
+
+def run_fold(
+    dataset: CellDataset,
+    config: TrainConfig,
+    fold: int,
+    split: tuple[np.ndarray, np.ndarray],
+    out_dir: Path,
+    device: torch.device,
+    progress: TrainProgress,
+    label: str,
+) -> FoldResult:
+    """Train and validate one fold (or load it when it is already done)."""
+    fold_dir = out_dir / f"fold_{fold}"
+    done = _load_fold(fold, fold_dir)
+    if done is not None:
+        progress.log(f"{label} fold {fold}: done earlier, reusing {fold_dir}")
+        return done
+    train_index, val_index = split
+    state = fold_dir / "train_state.pt"
+    began = time.perf_counter()
+    model, mean, std = _fit(
+        dataset,
+        config,
+        train_index,
+        (config.seed, fold),
+        state,
+        device,
+        progress,
+        f"{label} fold {fold}",
+    )
+    preparer = BatchPreparer(mean, std, dataset.max_value, device)
+    probs = predict(model, dataset.images[val_index], preparer)
+    metrics = compute_metrics(dataset.labels[val_index], probs)
+    metrics["train_s"] = round(time.perf_counter() - began, 1)
+    provenance = _provenance(config, dataset, len(train_index), fold=fold, folds=config.folds)
+    save_model(fold_dir / "model.pt", model, config, dataset, mean, std, metrics, provenance)
+    np.save(fold_dir / "val_index.npy", val_index, allow_pickle=False)
+    np.save(fold_dir / "val_probs.npy", probs, allow_pickle=False)
+    write_report(fold_dir, "metrics", metrics, f"{label} fold {fold}")
+    state.unlink(missing_ok=True)
+    progress.log(
+        f"{label} fold {fold}: accuracy {100 * metrics['accuracy']:.2f} %, "
+        f"macro-F1 {100 * metrics['macro_f1']:.2f} % ({metrics['train_s']:.0f} s)"
+    )
+    return _load_fold(fold, fold_dir) or FoldResult(fold, val_index, probs, metrics, fold_dir)
+
+
+def _check_run_config(out_dir: Path, config: TrainConfig) -> None:
+    path = out_dir / "run.json"
+    wanted = config.model_dump(mode="json")
+    if path.exists():
+        stored = json.loads(path.read_text("utf-8"))
+        if stored != wanted:
+            changed = sorted(
+                k for k in wanted.keys() | stored.keys() if stored.get(k) != wanted.get(k)
+            )
+            details = ", ".join(f"{k}: {stored.get(k)!r} -> {wanted.get(k)!r}" for k in changed)
+            raise ParameterError(
+                f"{out_dir} holds a run with another configuration ({details}); "
+                "use another --out folder"
+            )
+        return
+    write_json(path, wanted)
+
+
+def cross_validate(
+    dataset: CellDataset,
+    config: TrainConfig,
+    out_dir: Path,
+    device: torch.device,
+    progress: TrainProgress,
+    fold_limit: int | None = None,
+    label: str | None = None,
+) -> tuple[list[FoldResult], dict[str, Any]]:
+    """Stratified k-fold CV; the folds run (the first `fold_limit` only, when given) and summary."""
+    _check_run_config(out_dir, config)
+    label = label or config.arch
+    splits = fold_splits(dataset.labels, config.folds, config.seed)
+    chosen = splits[: fold_limit or len(splits)]
+    results = [
+        run_fold(dataset, config, k, split, out_dir, device, progress, label)
+        for k, split in enumerate(chosen)
+    ]
+    summary = summarize([r.metrics for r in results])
+    summary["train_s_total"] = round(sum(r.metrics.get("train_s", 0.0) for r in results), 1)
+    title = f"{label}: {len(results)} of {config.folds} folds (mean ± std)"
+    write_report(out_dir, "cv", summary, title)
+    heads = [m.value for m in dataset.modalities] if "head_accuracy" in summary else None
+    (out_dir / "cv.md").write_text(f"# {title}\n\n{metrics_markdown(summary, heads)}", "utf-8")
+    return results, summary
+
+
+def final_fit(
+    dataset: CellDataset,
+    config: TrainConfig,
+    out_dir: Path,
+    summary: dict[str, Any],
+    device: torch.device,
+    progress: TrainProgress,
+    extra_provenance: dict[str, Any] | None = None,
+) -> Path:
+    """Train on every cell with the same recipe; the CV summary goes into the metadata."""
+    path = out_dir / "model.pt"
+    began = time.perf_counter()
+    everything = np.arange(len(dataset.labels))
+    model, mean, std = _fit(
+        dataset,
+        config,
+        everything,
+        (config.seed, 1_000_000),
+        out_dir / "final_state.pt",
+        device,
+        progress,
+        f"{config.arch} final",
+    )
+    provenance = _provenance(
+        config,
+        dataset,
+        len(everything),
+        final_fit=True,
+        final_train_s=round(time.perf_counter() - began, 1),
+        **(extra_provenance or {}),
+    )
+    save_model(path, model, config, dataset, mean, std, {"cross_validation": summary}, provenance)
+    (out_dir / "final_state.pt").unlink(missing_ok=True)
+    return path
+
+
+def best_fold_model(folds: list[FoldResult], out_dir: Path, summary: dict[str, Any]) -> Path:
+    """The fold model with the best validation macro-F1, saved as `out_dir/model.pt` with the CV
+    summary in its metadata (used when no final fit is asked for)."""
+    from leukoscope.classifier.checkpoint import load_checkpoint, save_checkpoint
+
+    best = max(folds, key=lambda r: r.metrics["macro_f1"])
+    model, meta = load_checkpoint(best.checkpoint)
+    provenance = {**meta.provenance, "selected_fold": best.fold, "final_fit": False}
+    metrics = {"cross_validation": summary, "selected_fold": best.metrics}
+    path = out_dir / "model.pt"
+    save_checkpoint(
+        path, model, meta.model_copy(update={"metrics": metrics, "provenance": provenance})
+    )
+    return path
+
+
+def run_training(
+    data_root: Path,
+    config: TrainConfig,
+    out_dir: Path,
+    *,
+    final: bool = True,
+    fold_limit: int | None = None,
+    device: str = "auto",
+    threads: int = 0,
+    console: Console | None = None,
+    quiet: bool = False,
+) -> RunResult:
+    """Load the dataset, cross-validate, then fit the final model (or keep the best fold's)."""
+    began = time.perf_counter()
+    configure_torch(threads, config.seed)
+    chosen_device = select_device(device)
+    progress = TrainProgress(console, quiet)
+    dataset = load_dataset(data_root, config.input_size, config.modalities)
+    progress.log(
+        f"{len(dataset.labels)} cells, modalities {', '.join(m.value for m in dataset.modalities)}, "
+        f"{dataset.in_chans} channel(s), {dataset.class_counts()}; device {chosen_device}"
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with progress.active():
+        folds, summary = cross_validate(
+            dataset, config, out_dir, chosen_device, progress, fold_limit
+        )
+        if final:
+            model_path = final_fit(dataset, config, out_dir, summary, chosen_device, progress)
+        else:
+            model_path = best_fold_model(folds, out_dir, summary)
+    return RunResult(out_dir, folds, summary, model_path, time.perf_counter() - began)

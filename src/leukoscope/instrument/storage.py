@@ -1,0 +1,343 @@
+"""Saved acquisitions: a folder per sample with `acquisition.json` and one OME-TIFF per field of view.
+
+Layout::
+
+    <folder>/acquisition.json     AcquisitionMeta (pydantic): sample, modalities, pixel size, bit depth,
+                                  frame shape, per-channel exposure and light drive, rig digest, ...
+    <folder>/fov_0000.ome.tif     C x Y x X (one channel per modality, channel names = modality names,
+                                  PhysicalSizeX/Y in um, per-plane ExposureTime); the OME Image
+                                  Description holds the field's JSON extras (timestamps, lit lights,
+                                  registration shifts), so a field reads back as the FrameSet it was.
+
+Every write is atomic (temporary file in the same folder, fsync, rename): a crash leaves either the old
+state or the new file, never a half-written field under the real name. The reader validates everything
+and raises StorageError naming the file and the problem. The files open in Fiji, napari and QuPath.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from leukoscope import __version__
+from leukoscope.errors import StorageError
+from leukoscope.types import MODALITIES, FrameSet, Modality
+
+META_FILE = "acquisition.json"
+FORMAT_VERSION = 1
+_FIELD_RE = re.compile(r"^fov_(\d{4,})\.ome\.tif$")
+_BIT_DEPTHS = (8, 10, 12, 14, 16)
+
+
+class ChannelMeta(BaseModel):
+    """How one modality was acquired."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    modality: Modality
+    exposure_us: float = Field(gt=0.0)
+    intensity_percent: float = Field(ge=0.0, le=100.0)
+
+
+class AcquisitionMeta(BaseModel):
+    """Contents of `acquisition.json`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format_version: int = FORMAT_VERSION
+    sample_id: str = Field(min_length=1, max_length=200)
+    modalities: list[Modality] = Field(min_length=1)
+    pixel_size_um: float = Field(gt=0.0)
+    bit_depth: int
+    frame_shape: tuple[int, int]
+    channels: list[ChannelMeta]
+    settings_digest: str = ""
+    software_version: str = __version__
+    fields: int = Field(default=0, ge=0, description="fields of view planned or acquired")
+    simulated: bool = False
+
+    @field_validator("bit_depth")
+    @classmethod
+    def _bits(cls, value: int) -> int:
+        if value not in _BIT_DEPTHS:
+            raise ValueError(f"bit_depth must be one of {_BIT_DEPTHS}")
+        return value
+
+    @field_validator("frame_shape")
+    @classmethod
+    def _shape(cls, value: tuple[int, int]) -> tuple[int, int]:
+        if min(value) < 1:
+            raise ValueError("frame_shape must be positive")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AcquisitionMeta:
+        if len(set(self.modalities)) != len(self.modalities):
+            raise ValueError("modalities repeat")
+        if self.modalities != [m for m in MODALITIES if m in self.modalities]:
+            raise ValueError(
+                "modalities must be in canonical order (color1, color2, color3, fluorescence)"
+            )
+        if [c.modality for c in self.channels] != self.modalities:
+            raise ValueError("channels must list the modalities, in the same order")
+        return self
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """Pixel type of the fields: uint8 up to 8 bits, uint16 above."""
+        return np.dtype(np.uint8 if self.bit_depth <= 8 else np.uint16)
+
+
+def field_path(folder: Path, fov: int) -> Path:
+    """Path of field `fov`'s OME-TIFF."""
+    return Path(folder) / f"fov_{fov:04d}.ome.tif"
+
+
+@contextmanager
+def _atomic(path: Path) -> Iterator[IO[bytes]]:
+    """Write `path` through a temporary file in the same folder, fsync, rename; clean up on error."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> Path:
+    """Write `data` to `path` atomically (temporary file in the same folder, fsync, rename)."""
+    path = Path(path)
+    with _atomic(path) as handle:
+        handle.write(data)
+    return path
+
+
+def write_acquisition_meta(folder: Path, meta: AcquisitionMeta) -> Path:
+    """Write (or replace) `acquisition.json` atomically; create the folder if needed."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    return atomic_write_bytes(folder / META_FILE, meta.model_dump_json(indent=2).encode("utf-8"))
+
+
+def read_acquisition_meta(folder: Path) -> AcquisitionMeta:
+    """Read and validate `acquisition.json`; StorageError says what is wrong."""
+    path = Path(folder) / META_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise StorageError(f"{path}: missing acquisition metadata") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StorageError(f"{path}: unreadable: {exc}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise StorageError(f"{path}: not valid JSON ({exc})") from None
+    try:
+        return AcquisitionMeta.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'top level'}: {e['msg']}" for e in exc.errors()
+        )
+        raise StorageError(f"{path}: invalid acquisition metadata: {problems}") from None
+
+
+def _check_frameset(frameset: FrameSet) -> np.ndarray:
+    if not frameset.frames:
+        raise StorageError(f"field {frameset.fov}: frame set holds no frames")
+    if len(frameset.frames) != len(frameset.modalities):
+        raise StorageError(
+            f"field {frameset.fov}: {len(frameset.frames)} frames for "
+            f"{len(frameset.modalities)} modalities"
+        )
+    first = frameset.frames[0]
+    for frame in frameset.frames:
+        if frame.ndim != 2 or frame.shape != first.shape or frame.dtype != first.dtype:
+            raise StorageError(
+                f"field {frameset.fov}: frames must be mono (H x W) of one shape and dtype, got "
+                f"{[(f.shape, str(f.dtype)) for f in frameset.frames]}"
+            )
+    if first.dtype not in (np.uint8, np.uint16):
+        raise StorageError(f"field {frameset.fov}: dtype {first.dtype} is not uint8 or uint16")
+    return np.stack(frameset.frames)
+
+
+def write_field(folder: Path, frameset: FrameSet) -> Path:
+    """Write one field of view as `fov_NNNN.ome.tif` atomically; return its path."""
+    import tifffile
+
+    data = _check_frameset(frameset)
+    path = field_path(Path(folder), frameset.fov)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    channels = len(frameset.modalities)
+    extras = {
+        "format_version": FORMAT_VERSION,
+        "sample_id": frameset.sample_id,
+        "fov": frameset.fov,
+        "modalities": [m.value for m in frameset.modalities],
+        "timestamps_s": list(frameset.timestamps_s),
+        "exposures_us": list(frameset.exposures_us),
+        "lit": [m.value for m in frameset.lit],
+        "shifts_px": [list(s) for s in frameset.shifts_px],
+        "settings_digest": frameset.settings_digest,
+    }
+    # a UUID derived from the content's identity keeps files reproducible (same input, same bytes)
+    identity = json.dumps(extras, sort_keys=True) + str(data.shape) + str(data.dtype)
+    metadata = {
+        "UUID": str(uuid.uuid5(uuid.NAMESPACE_URL, "leukoscope:" + identity)),
+        "axes": "CYX",
+        "Name": f"{frameset.sample_id} fov {frameset.fov}",
+        "Description": json.dumps(extras),
+        "PhysicalSizeX": frameset.pixel_size_um,
+        "PhysicalSizeXUnit": "µm",
+        "PhysicalSizeY": frameset.pixel_size_um,
+        "PhysicalSizeYUnit": "µm",
+        "Channel": {"Name": [m.value for m in frameset.modalities]},
+        "Plane": {
+            "ExposureTime": [float(e) for e in frameset.exposures_us],
+            "ExposureTimeUnit": ["µs"] * channels,
+        },
+    }
+    with _atomic(path) as handle:
+        tifffile.imwrite(handle, data, ome=True, photometric="minisblack", metadata=metadata)
+    return path
+
+
+def list_fields(folder: Path) -> list[int]:
+    """Indices of the fields saved in `folder`, sorted (temporary files are ignored)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise StorageError(f"{folder}: no such acquisition folder")
+    found = (_FIELD_RE.match(p.name) for p in folder.iterdir())
+    return sorted(int(m.group(1)) for m in found if m)
+
+
+def _ome_channel_names(ome_xml: str | None) -> list[str]:
+    import tifffile
+
+    if not ome_xml:
+        return []
+    pixels = tifffile.xml2dict(ome_xml)["OME"]["Image"]["Pixels"]
+    channels = pixels.get("Channel", [])
+    if isinstance(channels, dict):
+        channels = [channels]
+    return [str(c.get("Name", "")) for c in channels]
+
+
+def _ome_description(ome_xml: str | None) -> dict[str, Any]:
+    import tifffile
+
+    image = tifffile.xml2dict(ome_xml or "<OME/>").get("OME", {}).get("Image", {})
+    text = image.get("Description", "") if isinstance(image, dict) else ""
+    extras = json.loads(text) if text else {}
+    if not isinstance(extras, dict):
+        raise ValueError("description is not a JSON object")
+    return extras
+
+
+def _read_pixels(path: Path) -> tuple[np.ndarray, str | None]:
+    import tifffile
+
+    size = path.stat().st_size
+    with tifffile.TiffFile(path) as tif:
+        for page in tif.pages:
+            offsets = getattr(page, "dataoffsets", ())
+            counts = getattr(page, "databytecounts", ())
+            if any(o + c > size for o, c in zip(offsets, counts, strict=False)):
+                raise StorageError(f"{path}: truncated TIFF (image data runs past the end of file)")
+        ome = tif.ome_metadata
+        if not ome:
+            raise StorageError(f"{path}: no OME-XML metadata (truncated, or not an OME-TIFF)")
+        if not tif.series:
+            raise StorageError(f"{path}: TIFF holds no image")
+        return tif.series[0].asarray(), ome
+
+
+def read_field(folder: Path, fov: int) -> FrameSet:
+    """Read and validate field `fov` against `acquisition.json`; StorageError on any mismatch."""
+    import tifffile
+
+    folder = Path(folder)
+    meta = read_acquisition_meta(folder)
+    path = field_path(folder, fov)
+    if not path.is_file():
+        raise StorageError(f"{path}: missing field of view {fov}")
+    try:
+        data, ome = _read_pixels(path)
+    except StorageError:
+        raise
+    except (tifffile.TiffFileError, OSError, ValueError, KeyError, IndexError) as exc:
+        raise StorageError(f"{path}: unreadable or truncated TIFF ({exc})") from None
+    expected = [m.value for m in meta.modalities]
+    try:
+        names = _ome_channel_names(ome)
+        extras = _ome_description(ome)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise StorageError(f"{path}: malformed OME metadata ({exc})") from None
+    if names != expected:
+        raise StorageError(f"{path}: channel names {names} do not match the modalities {expected}")
+    want_shape = (len(expected), *meta.frame_shape)
+    if data.shape != want_shape:
+        raise StorageError(f"{path}: image shape {data.shape}, expected {want_shape} (C, Y, X)")
+    if data.dtype != meta.dtype:
+        raise StorageError(f"{path}: pixel type {data.dtype}, expected {meta.dtype}")
+    return _frameset(path, meta, fov, data, extras)
+
+
+def _frameset(
+    path: Path, meta: AcquisitionMeta, fov: int, data: np.ndarray, extras: dict[str, Any]
+) -> FrameSet:
+    n = len(meta.modalities)
+    try:
+        timestamps = tuple(float(t) for t in extras.get("timestamps_s", [0.0] * n))
+        exposures = tuple(
+            float(e) for e in extras.get("exposures_us", [c.exposure_us for c in meta.channels])
+        )
+        lit = tuple(Modality(m) for m in extras.get("lit", [m.value for m in meta.modalities]))
+        shifts = tuple(
+            (float(s[0]), float(s[1])) for s in extras.get("shifts_px", [(0.0, 0.0)] * n)
+        )
+    except (TypeError, ValueError, IndexError) as exc:
+        raise StorageError(f"{path}: malformed field metadata ({exc})") from None
+    if not len(timestamps) == len(exposures) == len(lit) == len(shifts) == n:
+        raise StorageError(f"{path}: field metadata lists do not have {n} entries")
+    if extras.get("fov", fov) != fov:
+        raise StorageError(f"{path}: file says field {extras.get('fov')}, its name says {fov}")
+    return FrameSet(
+        sample_id=meta.sample_id,
+        fov=fov,
+        modalities=tuple(meta.modalities),
+        frames=tuple(np.ascontiguousarray(data[i]) for i in range(n)),
+        timestamps_s=timestamps,
+        exposures_us=exposures,
+        lit=lit,
+        shifts_px=shifts,
+        settings_digest=str(extras.get("settings_digest", meta.settings_digest)),
+        pixel_size_um=meta.pixel_size_um,
+    )

@@ -1,0 +1,211 @@
+"""The one counting implementation: per-cell results -> flags, tallies, percentages, 95% CIs.
+
+Used by the classify worker (`result_from_heads`: disagreement and flags), the aggregator and the live
+table (`summarize` over a `SampleLedger`), and the store and report (the ledger rebuilt from stored
+rows). Rules:
+
+- Disagreement between heads: the mean total-variation distance between each head's softmax and the
+  heads' mean, ``mean_h 0.5 * sum_k |p_hk - pbar_k|``, in [0, 1 - 1/H]; 0 for one head or none.
+- A cell is flagged when its top probability is below `min_probability` or its disagreement is above
+  `max_disagreement`; the reason says which. A flagged cell keeps its best guess (argmax of the mean
+  probabilities) and still counts toward that class; `cells_flagged` says how many to review. (A
+  differential that dropped flagged cells would be biased against the classes the model finds hard.)
+- Confidence intervals: Clopper-Pearson exact binomial 95% intervals, computed from beta quantiles
+  (scipy.stats.beta.ppf; identical to scipy.stats.binomtest(k, n).proportion_ci(method="exact")).
+  With zero cells the interval is [0, 100] % and every percentage is 0.
+- Stop rule (`stop_decision`, over `ledger.SampleLedger`, which decides which cells count: the first
+  `target_cells` in (fov, cell_index) order over the leading resolved fields, so arrival order, retries
+  and killed workers never change the answer): the differential is final when the target is reached,
+  or when all `fields_total` fields are resolved, or when the sample is aborted. Status is `complete`,
+  or `incomplete` when a failed field lies among the fields the count used (or the run was aborted),
+  with the reason. While running, the summary is provisional over every distinct result received.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+from leukoscope.errors import PipelineError
+from leukoscope.pipeline.ledger import SampleLedger
+from leukoscope.types import (
+    CELL_CLASSES,
+    CellClass,
+    CellKey,
+    CellResult,
+    ClassCount,
+    SampleStatus,
+    SampleSummary,
+)
+
+CONFIDENCE = 0.95
+
+
+def disagreement(head_probabilities: np.ndarray | Sequence[Sequence[float]]) -> float:
+    """Mean total-variation distance between each head's distribution and the heads' mean."""
+    heads = np.asarray(head_probabilities, dtype=np.float64)
+    if heads.ndim != 2 or heads.shape[0] < 2:
+        return 0.0
+    mean = heads.mean(axis=0)
+    return float(0.5 * np.abs(heads - mean).sum(axis=1).mean())
+
+
+def flag_reason(
+    probabilities: Sequence[float], spread: float, min_probability: float, max_disagreement: float
+) -> str:
+    """Why a cell needs review ("" when it does not)."""
+    reasons = []
+    top = max(probabilities) if len(probabilities) else 0.0
+    if top < min_probability:
+        reasons.append(f"low probability {top:.2f} < {min_probability:.2f}")
+    if spread > max_disagreement:
+        reasons.append(f"head disagreement {spread:.2f} > {max_disagreement:.2f}")
+    return "; ".join(reasons)
+
+
+def result_from_heads(
+    key: CellKey,
+    head_probabilities: np.ndarray | Sequence[Sequence[float]],
+    *,
+    min_probability: float,
+    max_disagreement: float,
+    bbox: tuple[int, int, int, int] = (0, 0, 0, 0),
+) -> CellResult:
+    """A CellResult from per-head softmax outputs (heads x classes): mean, best guess, flags."""
+    heads = np.asarray(head_probabilities, dtype=np.float64)
+    if heads.ndim != 2 or heads.shape[0] < 1 or heads.shape[1] != len(CELL_CLASSES):
+        raise PipelineError(
+            f"head probabilities must be heads x {len(CELL_CLASSES)}, got {list(heads.shape)}"
+        )
+    mean = heads.mean(axis=0)
+    spread = disagreement(heads)
+    probabilities = tuple(float(p) for p in mean)
+    reason = flag_reason(probabilities, spread, min_probability, max_disagreement)
+    return CellResult(
+        key=key,
+        cell_class=CELL_CLASSES[int(np.argmax(mean))],
+        probabilities=probabilities,
+        head_probabilities=tuple(tuple(float(p) for p in row) for row in heads),
+        disagreement=spread,
+        flagged=bool(reason),
+        flag_reason=reason,
+        bbox=bbox,
+    )
+
+
+def clopper_pearson(count: int, total: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Exact binomial confidence interval of count/total, as fractions; (0, 1) when total is 0."""
+    if total <= 0:
+        return 0.0, 1.0
+    if not 0 <= count <= total:
+        raise PipelineError(f"count {count} outside 0..{total}")
+    alpha = 1.0 - confidence
+    low = 0.0 if count == 0 else float(stats.beta.ppf(alpha / 2, count, total - count + 1))
+    high = 1.0 if count == total else float(stats.beta.ppf(1 - alpha / 2, count + 1, total - count))
+    return low, high
+
+
+def class_counts(counts: Mapping[CellClass, int]) -> list[ClassCount]:
+    """Count, percent and 95% CI (percent) of every class, in canonical order."""
+    total = sum(counts.get(c, 0) for c in CELL_CLASSES)
+    rows = []
+    for cell_class in CELL_CLASSES:
+        k = counts.get(cell_class, 0)
+        low, high = clopper_pearson(k, total)
+        rows.append(
+            ClassCount(
+                cell_class=cell_class,
+                count=k,
+                percent=100.0 * k / total if total else 0.0,
+                ci_low_percent=100.0 * low,
+                ci_high_percent=100.0 * high,
+            )
+        )
+    return rows
+
+
+def tally(results: Iterable[CellResult]) -> tuple[dict[CellClass, int], int]:
+    """Counts per class and number flagged, each cell key counted once."""
+    seen: set[CellKey] = set()
+    counts = dict.fromkeys(CELL_CLASSES, 0)
+    flagged = 0
+    for result in results:
+        if result.key in seen:
+            continue
+        seen.add(result.key)
+        counts[result.cell_class] += 1
+        flagged += int(result.flagged)
+    return counts, flagged
+
+
+@dataclass(frozen=True)
+class StopDecision:
+    """Whether a sample's differential is final, with its status and the reason."""
+
+    finished: bool
+    status: SampleStatus
+    reason: str
+
+
+def stop_decision(ledger: SampleLedger, aborted: str = "") -> StopDecision:
+    """Apply the stop rule to `ledger`: target reached, or all fields done, or aborted."""
+    counted = ledger.counted()
+    failures = ledger.failure_reasons
+    if ledger.target_reached():
+        last_fov = counted[-1].key.fov
+        failed = {f: r for f, r in failures.items() if f < last_fov}
+        reason = f"target of {ledger.target_cells} cells reached"
+    elif ledger.complete():
+        failed = failures
+        reason = f"all {ledger.fields_total} fields analysed, {len(counted)} cells"
+        if ledger.target_cells:
+            reason += f" (fewer than the target of {ledger.target_cells})"
+    elif aborted:
+        return StopDecision(True, SampleStatus.INCOMPLETE, aborted)
+    else:
+        return StopDecision(False, SampleStatus.RUNNING, "")
+    if failed:
+        shown = "; ".join(f"field {f}: {r}" for f, r in list(failed.items())[:5])
+        more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
+        reason = f"{len(failed)} field(s) failed ({shown}{more}); {reason}"
+        return StopDecision(True, SampleStatus.INCOMPLETE, reason)
+    return StopDecision(True, SampleStatus.COMPLETE, reason)
+
+
+def received_results(ledger: SampleLedger) -> list[CellResult]:
+    """Every distinct result the ledger holds, in (fov, cell_index) order."""
+    return [
+        state.results[i]
+        for fov, state in sorted(ledger.fields.items())
+        for i in sorted(state.results)
+    ]
+
+
+def summarize(
+    ledger: SampleLedger,
+    *,
+    aborted: str = "",
+    elapsed_s: float = 0.0,
+    timings: Mapping[str, float] | None = None,
+) -> SampleSummary:
+    """The sample's differential: final once the stop rule is met (exactly the ledger's counted
+    cells), otherwise provisional over every result received so far (the live table)."""
+    decision = stop_decision(ledger, aborted)
+    results = ledger.counted() if decision.finished else received_results(ledger)
+    counts, flagged = tally(results)
+    return SampleSummary(
+        sample_id=ledger.sample_id,
+        classes=class_counts(counts),
+        cells_counted=sum(counts.values()),
+        cells_flagged=flagged,
+        fields_done=ledger.fields_done - ledger.fields_failed,
+        fields_total=ledger.fields_total,
+        fields_failed=ledger.fields_failed,
+        status=decision.status,
+        status_reason=decision.reason,
+        elapsed_s=elapsed_s,
+        timings=dict(timings or {}),
+    )

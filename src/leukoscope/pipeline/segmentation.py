@@ -1,0 +1,344 @@
+"""Find white cells in the fluorescence frame and cut four-modality crops around them.
+
+Only white-cell nuclei fluoresce, so detection works on the fluorescence frame alone, on a copy
+area-averaged to about 1 um per pixel (4x at the default 0.25 um/px), which keeps a 2048x2048 field
+to about 12 ms on one core. All sizes are micrometres (`SegmentationParams`):
+
+1. Background: grey opening (flat square, `background_um`) then a box blur of the same size,
+   subtracted; it removes illumination fall-off and slow changes of the plasma glow, not nuclei.
+2. Threshold: Gaussian smoothing (`smooth_um`); above the noise floor (median + `threshold_sigmas` x
+   1.4826 x MAD) lie the faint plasma/cytoplasm glow and nuclei tens of times brighter, which Otsu's
+   threshold on the log intensity separates. A closing (`close_um`) bridges gaps inside a nucleus.
+3. Split touching cells: markers are the points of the corrected image blurred at nucleus scale
+   (`marker_sigma_um`) that are the maximum within `marker_radius_um`; where one connected part of
+   the mask holds several markers, a marker-controlled watershed (priority flood) over that landscape
+   splits it between them.
+4. Merge lobes: neighbouring regions are merged while their union still fits in a disc of
+   `max_nucleus_um` radius around its centroid (the lobes of a neutrophil or an eosinophil do; two
+   touching nuclei do not).
+5. Filters: nucleus area in [`min_area_um2`, `max_area_um2`], extent radius at most `max_extent_um`.
+   Cells cut by the frame border are dropped: those whose nucleus core lies along the border over
+   `border_um` or more, or whose centre is closer to it than `border_um` (less than the smallest
+   white-cell radius, so such a cell is certainly cut). A cell cut only through its cytoplasm is kept;
+   its crop is completed by reflection (imaging.crop_centered).
+6. Crops: the same square of `crop_um` (imaging.crop_side_px / crop_cell, as for the training set)
+   is cut from every modality around the nucleus centroid and resized to the model input.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from scipy import ndimage
+
+from leukoscope.errors import ParameterError
+from leukoscope.imaging import DEFAULT_CROP_UM, crop_cell, crop_side_px
+from leukoscope.types import CellCrop, CellKey, FrameSet, Modality
+
+
+@dataclass(frozen=True)
+class SegmentationParams:
+    """Detection settings, in micrometres in the sample plane."""
+
+    working_px_um: float = 1.0  # pixel size of the downsampled detection image
+    background_um: float = 30.0
+    smooth_um: float = 0.75
+    threshold_sigmas: float = 6.0
+    close_um: float = 1.0
+    marker_sigma_um: float = 1.5
+    marker_radius_um: float = 4.0
+    max_nucleus_um: float = 7.0
+    min_area_um2: float = 6.0
+    max_area_um2: float = 250.0
+    max_extent_um: float = 12.0
+    border_um: float = 2.5
+    crop_um: float = DEFAULT_CROP_UM
+
+    def __post_init__(self) -> None:
+        for name, value in vars(self).items():
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ParameterError(f"segmentation: {name} must be a positive number, got {value}")
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One white cell found in a fluorescence frame (full-resolution pixel coordinates)."""
+
+    centre_yx: tuple[float, float]  # intensity-weighted nucleus centroid
+    bbox: tuple[int, int, int, int]  # x, y, width, height of the nucleus, clipped to the frame
+    area_px: float  # nucleus area, full-resolution pixels
+    fluorescence_mean: float  # mean raw fluorescence over the nucleus
+    extent_px: float  # largest distance of a nucleus pixel from the centroid
+
+
+def _odd(n: float) -> int:
+    k = max(1, int(round(n)))
+    return k + 1 - k % 2
+
+
+def _disc(radius_px: float) -> np.ndarray:
+    size = _odd(2 * radius_px + 1)
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+
+
+def _downsample(image: np.ndarray, factor: int) -> np.ndarray:
+    """Area-average `image` (H x W or H x W x C) by `factor`, as one float32 channel."""
+    if image.ndim not in (2, 3) or image.size == 0:
+        raise ParameterError(f"fluorescence frame must be H x W or H x W x C, got {image.shape}")
+    height, width = (image.shape[0] // factor) * factor, (image.shape[1] // factor) * factor
+    if image.dtype not in (np.uint8, np.uint16, np.float32):
+        image = image.astype(np.float32)
+    image = image[:height, :width]
+    if factor > 1:
+        image = cv2.resize(
+            np.ascontiguousarray(image),
+            (width // factor, height // factor),
+            interpolation=cv2.INTER_AREA,
+        )
+    if image.ndim == 3:
+        return image.mean(axis=2, dtype=np.float32)
+    return image.astype(np.float32)
+
+
+def _background(image: np.ndarray, window_px: float) -> np.ndarray:
+    """Grey opening then box blur over `window_px`, on a 4x coarser copy (the background is smooth)."""
+    coarse = 4 if min(image.shape) >= 64 and window_px >= 12 else 1
+    small = image
+    if coarse > 1:
+        height, width = image.shape
+        small = cv2.resize(image, (width // coarse, height // coarse), interpolation=cv2.INTER_AREA)
+    window = _odd(window_px / coarse)
+    flat = np.ones((window, window), np.uint8)
+    background = cv2.blur(cv2.morphologyEx(small, cv2.MORPH_OPEN, flat), (window, window))
+    if coarse > 1:
+        background = cv2.resize(background, image.shape[::-1], interpolation=cv2.INTER_LINEAR)
+    return background
+
+
+def _flood(height: np.ndarray, seeds: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """Marker-controlled watershed (Meyer's priority flood) of `inside`, from the brightest ground
+    down: each pixel joins the seed that reaches it over the highest path. Small windows only."""
+    labels = np.where(inside, seeds, 0).astype(np.int32)
+    rows, cols = labels.shape
+    queue: list[tuple[float, int, int, int]] = []
+    order = 0
+    for y, x in zip(*np.nonzero(labels), strict=True):
+        heapq.heappush(queue, (-float(height[y, x]), order, int(y), int(x)))
+        order += 1
+    while queue:
+        _, _, y, x = heapq.heappop(queue)
+        label = labels[y, x]
+        for dy, dx in _NEIGHBOURS:
+            ny, nx = y + dy, x + dx
+            if 0 <= ny < rows and 0 <= nx < cols and inside[ny, nx] and not labels[ny, nx]:
+                labels[ny, nx] = label
+                heapq.heappush(queue, (-float(height[ny, nx]), order, ny, nx))
+                order += 1
+    return labels
+
+
+_NEIGHBOURS = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1))
+
+
+def _threshold(smooth: np.ndarray, floor: float) -> float | None:
+    """Otsu's threshold on the log intensity of the pixels above the noise `floor`.
+
+    Above the noise there are two populations: the faint glow of plasma and cytoplasm, and nuclei
+    tens of times brighter; on a log scale Otsu splits them cleanly. None when nothing is above the
+    noise floor.
+    """
+    above = smooth[smooth > floor]
+    if above.size == 0:
+        return None
+    if above.size < 16:
+        return floor
+    logs = np.log(above - floor + 1.0)
+    top = float(logs.max())
+    if top <= 0:
+        return floor
+    scaled = np.round(logs * (255.0 / top)).astype(np.uint8).reshape(1, -1)
+    level, _ = cv2.threshold(scaled, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    return floor + math.exp(level * top / 255.0) - 1.0
+
+
+@dataclass
+class _Region:
+    ys: np.ndarray
+    xs: np.ndarray
+    weights: np.ndarray
+
+    def merged(self, other: _Region) -> _Region:
+        return _Region(
+            np.concatenate([self.ys, other.ys]),
+            np.concatenate([self.xs, other.xs]),
+            np.concatenate([self.weights, other.weights]),
+        )
+
+    @property
+    def centroid(self) -> tuple[float, float]:
+        w = self.weights
+        total = float(w.sum())
+        if total <= 0:
+            return float(self.ys.mean()), float(self.xs.mean())
+        return float((self.ys * w).sum() / total), float((self.xs * w).sum() / total)
+
+    @property
+    def extent(self) -> float:
+        cy, cx = self.centroid
+        return float(np.sqrt((self.ys - cy) ** 2 + (self.xs - cx) ** 2).max()) + 0.5
+
+
+def _merge_lobes(regions: list[_Region], max_extent: float) -> list[_Region]:
+    """Greedily merge the pair whose union is the most compact, while it fits `max_extent`."""
+    regions = list(regions)
+    while len(regions) > 1:
+        best: tuple[float, int, int] | None = None
+        centres = [r.centroid for r in regions]
+        reach = [r.extent for r in regions]
+        for i in range(len(regions)):
+            for j in range(i + 1, len(regions)):
+                gap = math.dist(centres[i], centres[j]) - reach[i] - reach[j]
+                if gap > 2 * max_extent:
+                    continue
+                extent = regions[i].merged(regions[j]).extent
+                if extent <= max_extent and (best is None or extent < best[0]):
+                    best = (extent, i, j)
+        if best is None:
+            break
+        _, i, j = best
+        regions[i] = regions[i].merged(regions[j])
+        del regions[j]
+    return regions
+
+
+def detect(
+    fluorescence: np.ndarray, pixel_size_um: float, params: SegmentationParams | None = None
+) -> list[Detection]:
+    """White-cell nuclei in a fluorescence frame, sorted top-to-bottom, left-to-right."""
+    params = params or SegmentationParams()
+    if not pixel_size_um > 0:
+        raise ParameterError(f"pixel_size_um must be > 0, got {pixel_size_um}")
+    factor = max(1, min(8, int(round(params.working_px_um / pixel_size_um))))
+    px_um = pixel_size_um * factor  # working pixel size
+    small = _downsample(fluorescence, factor)
+    height_full, width_full = fluorescence.shape[:2]
+    if min(small.shape) < 8:
+        return []
+
+    corrected = small - _background(small, params.background_um / px_um)
+    smooth = cv2.GaussianBlur(corrected, (0, 0), params.smooth_um / px_um)
+    sample = smooth[::3, ::3]  # the noise statistics need no more pixels than this
+    median = float(np.median(sample))
+    noise = 1.4826 * float(np.median(np.abs(sample - median)))
+    span = float(smooth.max()) - median
+    noise = max(noise, 1e-3 * span, 1e-12)
+    threshold = _threshold(smooth, median + params.threshold_sigmas * noise)
+    if threshold is None:
+        return []
+    mask = (smooth > threshold).astype(np.uint8)
+    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, _disc(params.close_um / px_um))
+
+    landscape = cv2.GaussianBlur(corrected, (0, 0), params.marker_sigma_um / px_um)
+    peaks = (landscape >= cv2.dilate(landscape, _disc(params.marker_radius_um / px_um))) & (
+        mask > 0
+    )
+    weights = np.clip(corrected, 0.0, None)
+    regions = []
+    _, parts = cv2.connectedComponents(mask, connectivity=8)
+    for part, window in enumerate(ndimage.find_objects(parts), start=1):
+        if window is None:
+            continue
+        inside = parts[window] == part
+        offset_y, offset_x = window[0].start, window[1].start
+        seeds, n_seeds = ndimage.label(peaks[window] & inside, structure=np.ones((3, 3)))
+        if n_seeds <= 1:  # one nucleus (or its lobes): the whole part
+            pieces = [inside]
+        else:  # touching nuclei: marker-controlled watershed over the blurred intensity
+            flooded = _flood(landscape[window], seeds, inside)
+            pieces = [flooded == k for k in range(1, n_seeds + 1)]
+        for piece in pieces:
+            ys, xs = np.nonzero(piece)
+            if ys.size:
+                ys, xs = ys + offset_y, xs + offset_x
+                regions.append(
+                    _Region(ys.astype(np.float64), xs.astype(np.float64), weights[ys, xs])
+                )
+    regions = _merge_lobes(regions, params.max_nucleus_um / px_um)
+
+    detections = []
+    pixel_area_um2 = px_um * px_um
+    for region in regions:
+        area_um2 = region.ys.size * pixel_area_um2
+        extent_um = region.extent * px_um
+        if not params.min_area_um2 <= area_um2 <= params.max_area_um2:
+            continue
+        if extent_um > params.max_extent_um:
+            continue
+        cy, cx = region.centroid
+        centre = ((cy + 0.5) * factor - 0.5, (cx + 0.5) * factor - 0.5)
+        margin = params.border_um / pixel_size_um
+        core = region.weights >= 0.5 * float(region.weights.max())  # the nucleus, not its blur
+        on_edge = core & (
+            (region.ys <= 0)
+            | (region.xs <= 0)
+            | (region.ys >= small.shape[0] - 1)
+            | (region.xs >= small.shape[1] - 1)
+        )
+        touches = int(on_edge.sum()) * px_um >= params.border_um  # cut along a stretch, not a point
+        inside = (
+            margin <= centre[0] <= height_full - 1 - margin
+            and margin <= centre[1] <= width_full - 1 - margin
+        )
+        if touches or not inside:
+            continue
+        y0, x0 = int(region.ys.min()) * factor, int(region.xs.min()) * factor
+        y1 = min((int(region.ys.max()) + 1) * factor, height_full)
+        x1 = min((int(region.xs.max()) + 1) * factor, width_full)
+        iy, ix = region.ys.astype(np.intp), region.xs.astype(np.intp)
+        detections.append(
+            Detection(
+                centre_yx=centre,
+                bbox=(x0, y0, x1 - x0, y1 - y0),
+                area_px=area_um2 / (pixel_size_um * pixel_size_um),
+                fluorescence_mean=float(small[iy, ix].mean()),
+                extent_px=extent_um / pixel_size_um,
+            )
+        )
+    detections.sort(key=lambda d: (round(d.centre_yx[0]), round(d.centre_yx[1])))
+    return detections
+
+
+def segment(
+    frameset: FrameSet,
+    *,
+    out_px: int | None = None,
+    params: SegmentationParams | None = None,
+) -> list[CellCrop]:
+    """Cells of a field of view with their four-modality crops (modalities in FrameSet order).
+
+    `out_px` is the model's input side (None keeps the native crop side). Cell indices follow the
+    detection order (top-to-bottom, left-to-right), so segmenting the same field again gives the same
+    keys; that is what makes a re-dispatched field idempotent downstream.
+    """
+    params = params or SegmentationParams()
+    if Modality.FLUORESCENCE not in frameset.modalities:
+        raise ParameterError("segmentation needs the fluorescence frame")
+    side = crop_side_px(frameset.pixel_size_um, params.crop_um)
+    size = out_px or side
+    if size < 1:
+        raise ParameterError(f"out_px must be >= 1, got {out_px}")
+    detections = detect(frameset.frame(Modality.FLUORESCENCE), frameset.pixel_size_um, params)
+    return [
+        CellCrop(
+            key=CellKey(frameset.sample_id, frameset.fov, index),
+            bbox=d.bbox,
+            crops=crop_cell(frameset.frames, d.centre_yx, side, size),
+            area_px=d.area_px,
+            fluorescence_mean=d.fluorescence_mean,
+        )
+        for index, d in enumerate(detections)
+    ]

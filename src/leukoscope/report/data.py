@@ -1,0 +1,180 @@
+"""Everything a per-sample report shows, gathered once from the results store (HTML, JSON, CSV).
+
+The differential is `ResultStore.summary` (built by `pipeline.counts`): nothing is recounted here.
+The gallery holds exactly the cells behind that summary: the ledger's counted cells once the sample
+is finished, every received result while it is still running (the rule `counts.summarize` applies).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from leukoscope.config import ReferenceRange, Settings
+from leukoscope.errors import ParameterError
+from leukoscope.pipeline.counts import received_results
+from leukoscope.pipeline.store import ResultStore
+from leukoscope.report.flags import (
+    DISAGREEMENT_FACTOR,
+    QualityFlag,
+    RangeFlag,
+    Thresholds,
+    quality_flags,
+    range_flag,
+)
+from leukoscope.report.model_info import ModelInfo, read_model_info
+from leukoscope.types import CellClass, CellResult, ClassCount, SampleStatus, SampleSummary
+
+GALLERY_LIMIT = 500
+"""Most cells shown per class in the gallery (flagged first); the table always counts them all."""
+
+
+@dataclass(frozen=True)
+class ClassLine:
+    """One row of the differential: the store's count, its reference range and range flag."""
+
+    count: ClassCount
+    reference: ReferenceRange
+    flag: RangeFlag
+
+
+@dataclass(frozen=True)
+class GalleryCell:
+    """A counted cell with its stored thumbnail (modalities side by side, PNG)."""
+
+    result: CellResult
+    thumbnail: bytes | None
+
+    @property
+    def confidence(self) -> float:
+        """The probability of the class the cell is counted as."""
+        return max(self.result.probabilities, default=0.0)
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """One sample of one run, ready to render."""
+
+    database: str
+    run_id: str
+    sample_id: str
+    started_s: float
+    finished_s: float | None
+    target_cells: int
+    summary: SampleSummary
+    lines: tuple[ClassLine, ...]
+    quality: tuple[QualityFlag, ...]
+    mean_disagreement: float
+    model: ModelInfo
+    gallery: dict[CellClass, tuple[GalleryCell, ...]]
+    gallery_limit: int
+    generated_s: float
+
+    @property
+    def flagged_percent(self) -> float:
+        """Share of counted cells flagged for review, percent (0 with no cells)."""
+        n = self.summary.cells_counted
+        return 100.0 * self.summary.cells_flagged / n if n else 0.0
+
+
+def resolve_run(store: ResultStore, sample_id: str, run_id: str | None = None) -> str:
+    """The run to report: `run_id` (or a unique prefix of it), else the latest run holding the
+    sample; ParameterError with one clear line when there is none."""
+    runs = [r["run_id"] for r in store.runs()]
+    if run_id is not None:
+        matches = [r for r in runs if r == run_id] or [r for r in runs if r.startswith(run_id)]
+        if len(matches) != 1:
+            what = "no run" if not matches else f"{len(matches)} runs match"
+            raise ParameterError(f"{what} {run_id!r} in {store.path}")
+        if not any(s["sample_id"] == sample_id for s in store.samples(matches[0])):
+            raise ParameterError(f"sample {sample_id!r} is not in run {matches[0]} ({store.path})")
+        return matches[0]
+    holding = [s["run_id"] for s in store.samples() if s["sample_id"] == sample_id]
+    for candidate in reversed(runs):  # runs are oldest first
+        if candidate in holding:
+            return candidate
+    known = sorted({s["sample_id"] for s in store.samples()})
+    shown = ", ".join(known[:10]) + (" ..." if len(known) > 10 else "")
+    raise ParameterError(
+        f"no sample {sample_id!r} in {store.path}"
+        + (f" (samples: {shown})" if known else " (it holds no samples)")
+    )
+
+
+def summary_cells(store: ResultStore, run_id: str, sample: SampleSummary) -> list[CellResult]:
+    """The cells the summary counts, in (fov, cell_index) order."""
+    ledger = store.ledger(run_id, sample.sample_id)
+    if sample.status == SampleStatus.RUNNING:
+        return received_results(ledger)
+    return ledger.counted()
+
+
+def gallery_order(results: list[CellResult]) -> list[CellResult]:
+    """Flagged cells first, then by confidence, highest first; ties in (fov, cell) order."""
+    return sorted(results, key=lambda r: (not r.flagged, -max(r.probabilities, default=0.0), r.key))
+
+
+def _row(store: ResultStore, run_id: str, sample_id: str) -> dict[str, Any]:
+    return next(s for s in store.samples(run_id) if s["sample_id"] == sample_id)
+
+
+def gather_report(
+    store: ResultStore,
+    sample_id: str,
+    run_id: str | None = None,
+    settings: Settings | None = None,
+    *,
+    gallery_limit: int = GALLERY_LIMIT,
+    with_thumbnails: bool = True,
+) -> ReportData:
+    """Collect the report of `sample_id` in `run_id` (default: its latest run)."""
+    settings = settings or Settings()
+    run_id = resolve_run(store, sample_id, run_id)
+    run = next(r for r in store.runs() if r["run_id"] == run_id)
+    row = _row(store, run_id, sample_id)
+    summary = store.summary(run_id, sample_id)
+    ranges = settings.report.reference_ranges
+    n = summary.cells_counted
+    lines = tuple(
+        ClassLine(c, ranges[c.cell_class], range_flag(c, ranges[c.cell_class], n))
+        for c in summary.classes
+    )
+    results = summary_cells(store, run_id, summary)
+    mean_disagreement = sum(r.disagreement for r in results) / len(results) if results else 0.0
+    thresholds = Thresholds(
+        target_cells=int(row["target_cells"]),
+        max_flagged_percent=settings.report.max_flagged_percent,
+        max_mean_disagreement=DISAGREEMENT_FACTOR * settings.pipeline.max_disagreement,
+    )
+    gallery: dict[CellClass, tuple[GalleryCell, ...]] = {}
+    for line in lines:
+        of_class = [r for r in results if r.cell_class == line.count.cell_class]
+        gallery[line.count.cell_class] = tuple(
+            GalleryCell(r, store.thumbnail(run_id, r.key) if with_thumbnails else None)
+            for r in gallery_order(of_class)[:gallery_limit]
+        )
+    return ReportData(
+        database=str(Path(store.path)),
+        run_id=run_id,
+        sample_id=sample_id,
+        started_s=float(row["started_s"]),
+        finished_s=row["finished_s"],
+        target_cells=int(row["target_cells"]),
+        summary=summary,
+        lines=lines,
+        quality=tuple(quality_flags(summary, ranges, mean_disagreement, thresholds)),
+        mean_disagreement=mean_disagreement,
+        model=read_model_info(run["model_path"], run["model_version"]),
+        gallery=gallery,
+        gallery_limit=gallery_limit,
+        generated_s=time.time(),
+    )
+
+
+def open_results(path: Path) -> ResultStore:
+    """Open an existing results database (never create one by mistake)."""
+    if not Path(path).is_file():
+        raise ParameterError(f"results database {path} not found (pass --db)")
+    return ResultStore(path)

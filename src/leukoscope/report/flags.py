@@ -1,0 +1,181 @@
+"""Review rules of the report: a reference-range flag per class and quality flags per sample.
+
+Pure logic over a `SampleSummary` (from `pipeline.counts`, never recounted here) and the thresholds.
+The rules are documented in docs/report.md; in short:
+
+- Range flag: ``below`` / ``within`` / ``above`` the class's reference range by the point estimate;
+  ``n/a`` when no cell was counted.
+- Quality flags (code, severity, message), in the order shown:
+  ``no_cells`` (alert), ``all_flagged`` (alert), ``far_outside`` (alert: a class whose whole 95% CI
+  lies at least `far_margin_percent` points outside its range), ``too_few_cells`` (fewer than the
+  target), ``many_flagged`` (more than `max_flagged_percent` of the cells flagged), ``heads_disagree``
+  (mean head disagreement above `max_mean_disagreement`), ``failed_fields``, ``incomplete`` and
+  ``running`` (status), all warnings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from leukoscope.config import ReferenceRange
+from leukoscope.types import CellClass, ClassCount, SampleStatus, SampleSummary
+
+FAR_MARGIN_PERCENT = 20.0
+"""A class this many percentage points outside its range (whole CI) makes the composition suspect."""
+DISAGREEMENT_FACTOR = 0.5
+"""Mean head disagreement is flagged above this share of the per-cell flag threshold."""
+
+
+class RangeFlag(str, Enum):
+    """Where a class's percentage lies against its reference range."""
+
+    BELOW = "below"
+    WITHIN = "within"
+    ABOVE = "above"
+    NONE = "n/a"
+
+
+class Severity(str, Enum):
+    """How a quality flag is shown: an alert blocks release, a warning asks for a look."""
+
+    ALERT = "alert"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True)
+class QualityFlag:
+    """One reason to review the sample before releasing its differential."""
+
+    code: str
+    severity: Severity
+    message: str
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Limits the quality flags use (from settings and the sample's own target)."""
+
+    target_cells: int = 0
+    max_flagged_percent: float = 10.0
+    max_mean_disagreement: float = 0.125
+    far_margin_percent: float = FAR_MARGIN_PERCENT
+
+
+def range_flag(row: ClassCount, reference: ReferenceRange, cells_counted: int) -> RangeFlag:
+    """Below, within or above the reference range (by the percentage); n/a with no cells."""
+    if cells_counted == 0:
+        return RangeFlag.NONE
+    if row.percent < reference.low_percent:
+        return RangeFlag.BELOW
+    if row.percent > reference.high_percent:
+        return RangeFlag.ABOVE
+    return RangeFlag.WITHIN
+
+
+def distance_outside(row: ClassCount, reference: ReferenceRange) -> float:
+    """Percentage points between the class's whole 95% CI and its range (0 if they overlap)."""
+    if row.ci_low_percent > reference.high_percent:
+        return row.ci_low_percent - reference.high_percent
+    if row.ci_high_percent < reference.low_percent:
+        return reference.low_percent - row.ci_high_percent
+    return 0.0
+
+
+def _far_outside(
+    summary: SampleSummary, ranges: dict[CellClass, ReferenceRange], margin: float
+) -> list[QualityFlag]:
+    flags = []
+    for row in summary.classes:
+        reference = ranges[row.cell_class]
+        gap = distance_outside(row, reference)
+        if summary.cells_counted and gap >= margin:
+            side = "above" if row.percent > reference.high_percent else "below"
+            flags.append(
+                QualityFlag(
+                    "far_outside",
+                    Severity.ALERT,
+                    f"{row.cell_class.value} {row.percent:.1f}% (95% CI {row.ci_low_percent:.1f}–"
+                    f"{row.ci_high_percent:.1f}%) is far {side} its reference range "
+                    f"{reference.low_percent:g}–{reference.high_percent:g}%: check the sample "
+                    "and the classifier before release",
+                )
+            )
+    return flags
+
+
+def quality_flags(
+    summary: SampleSummary,
+    ranges: dict[CellClass, ReferenceRange],
+    mean_disagreement: float,
+    thresholds: Thresholds,
+) -> list[QualityFlag]:
+    """Every quality flag that applies to the sample, most serious first."""
+    n = summary.cells_counted
+    flags: list[QualityFlag] = []
+    if n == 0:
+        flags.append(
+            QualityFlag(
+                "no_cells",
+                Severity.ALERT,
+                "No white cells were counted in this sample: no differential can be reported.",
+            )
+        )
+    elif summary.cells_flagged == n:
+        flags.append(
+            QualityFlag(
+                "all_flagged",
+                Severity.ALERT,
+                f"All {n} cells were flagged for review: the differential is the classifier's "
+                "unconfirmed best guess and every cell needs manual classification.",
+            )
+        )
+    flags += _far_outside(summary, ranges, thresholds.far_margin_percent)
+    if thresholds.target_cells and n < thresholds.target_cells:
+        flags.append(
+            QualityFlag(
+                "too_few_cells",
+                Severity.WARNING,
+                f"{n} cells counted, fewer than the target of {thresholds.target_cells}: "
+                "the confidence intervals are wider than planned.",
+            )
+        )
+    flagged_percent = 100.0 * summary.cells_flagged / n if n else 0.0
+    if 0 < summary.cells_flagged < n and flagged_percent > thresholds.max_flagged_percent:
+        flags.append(
+            QualityFlag(
+                "many_flagged",
+                Severity.WARNING,
+                f"{summary.cells_flagged} of {n} cells ({flagged_percent:.1f}%) flagged for "
+                f"review, above the limit of {thresholds.max_flagged_percent:g}%.",
+            )
+        )
+    if n and mean_disagreement > thresholds.max_mean_disagreement:
+        flags.append(
+            QualityFlag(
+                "heads_disagree",
+                Severity.WARNING,
+                f"The classifier's heads disagree: mean disagreement {mean_disagreement:.3f} "
+                f"above {thresholds.max_mean_disagreement:.3f}.",
+            )
+        )
+    if summary.fields_failed:
+        flags.append(
+            QualityFlag(
+                "failed_fields",
+                Severity.WARNING,
+                f"{summary.fields_failed} field(s) of view failed and contributed no cells.",
+            )
+        )
+    if summary.status == SampleStatus.INCOMPLETE:
+        reason = summary.status_reason or "no reason recorded"
+        flags.append(QualityFlag("incomplete", Severity.WARNING, f"Sample incomplete: {reason}"))
+    elif summary.status == SampleStatus.RUNNING:
+        flags.append(
+            QualityFlag(
+                "running",
+                Severity.WARNING,
+                "The sample is still being analysed (or its run stopped): figures are provisional.",
+            )
+        )
+    return flags

@@ -1,0 +1,141 @@
+"""Training end to end through the CLI on a tiny generated dataset: train, resume, evaluate, paper
+experiment, and a clear error for each broken dataset layout."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from leukoscope.cli import main
+from leukoscope.types import CELL_CLASSES, MODALITIES
+
+CELLS_PER_CLASS = 4
+
+
+def write_dataset(root: Path, size: int = 24) -> Path:
+    """Mono 8-bit crops: a disc whose radius and brightness depend on the class, plus noise."""
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:size, :size] - size / 2
+    for c, cell_class in enumerate(CELL_CLASSES):
+        for i in range(CELLS_PER_CLASS):
+            disc = (yy**2 + xx**2) < (3 + 1.5 * c) ** 2
+            for m, modality in enumerate(MODALITIES):
+                image = rng.normal(40 + 10 * m, 8, (size, size))
+                image[disc] += 30 + 25 * c
+                folder = root / modality.value / cell_class.value
+                folder.mkdir(parents=True, exist_ok=True)
+                png = np.clip(image, 0, 255).astype(np.uint8)
+                cv2.imwrite(str(folder / f"cell{c}{i:02d}.png"), png)
+    return root
+
+
+def run_cli(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
+    """Run `leukoscope ARGS` in-process through the console-script entry point; its exit code."""
+    monkeypatch.setattr(sys, "argv", ["leukoscope", *map(str, args)])
+    try:
+        main()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+TRAIN = (
+    *("--folds", "2", "--epochs", "1", "--input-size", "32"),
+    *("--batch-size", "8", "--threads", "1"),
+)
+
+
+def test_train_resume_and_evaluate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from leukoscope.classifier.checkpoint import load_checkpoint
+
+    data = write_dataset(tmp_path / "data")
+    out = tmp_path / "run"
+    assert run_cli(monkeypatch, "train", data, "--model", "hs_mm_mimo", *TRAIN, "--out", out) == 0
+    assert "hs_mm_mimo: accuracy" in capsys.readouterr().out
+    for fold in (0, 1):
+        assert (out / f"fold_{fold}" / "model.pt").is_file()
+        assert (out / f"fold_{fold}" / "metrics_confusion.png").is_file()
+    summary = json.loads((out / "cv.json").read_text())
+    assert summary["folds"] == 2 and 0.0 <= summary["accuracy"]["mean"] <= 1.0
+    assert len(summary["head_accuracy"]) == 4 and "head_disagreement" in summary
+    model, meta = load_checkpoint(out / "model.pt", expect_arch="hs_mm_mimo")
+    assert meta.input_size == 32 and meta.in_chans == 1 and len(meta.norm_mean) == 4
+    assert meta.metrics["cross_validation"]["folds"] == 2
+    assert meta.provenance["train_config"]["rho"] == 0.5
+    assert model.num_heads == 4
+
+    # Resuming the finished run reuses its folds; another configuration in the same folder is refused.
+    assert run_cli(monkeypatch, "train", data, *TRAIN, "--out", out, "--no-final") == 0
+    assert "done earlier" in capsys.readouterr().err
+    assert run_cli(monkeypatch, "train", data, *TRAIN, "--rho", "0", "--out", out) == 2
+    assert "another configuration (rho: 0.5 -> 0.0)" in capsys.readouterr().err
+
+    report = tmp_path / "eval"
+    assert run_cli(monkeypatch, "evaluate", out / "model.pt", data, "--out", report) == 0
+    printed = capsys.readouterr().out
+    assert "accuracy" in printed and "Head disagreement" in printed
+    assert json.loads((report / "evaluation.json").read_text())["cells"] == 5 * CELLS_PER_CLASS
+    assert (report / "evaluation_confusion.png").is_file()
+
+
+def test_paper_experiment_writes_both_tables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = write_dataset(tmp_path / "data", size=16)
+    out = tmp_path / "paper"
+    args = ("experiment", "paper", data, "--out", out, "--folds", "2", "--fold-limit", "1")
+    assert run_cli(monkeypatch, *args, "--epochs", "1", "--input-size", "16", "--threads", "1") == 0
+    printed = capsys.readouterr().out
+    assert "## Table 1" in printed and "## Table 2" in printed
+    table2 = (out / "table2.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in table2[1:]] == ["ensemble", "mm_mimo", "hs_mm_mimo"]
+    assert len((out / "table1.csv").read_text().splitlines()) == 1 + len(MODALITIES)
+
+
+def _break_missing_class(root: Path) -> str:
+    for modality in MODALITIES:
+        for png in (root / modality.value / "BAS").iterdir():
+            png.unlink()
+    return "class BAS has no cells"
+
+
+def _break_empty_modality(root: Path) -> str:
+    for folder in (root / "color2").iterdir():
+        for png in folder.iterdir():
+            png.unlink()
+    return "color2: empty modality folder"
+
+
+def _break_mismatched_ids(root: Path) -> str:
+    (root / "color3" / "EOS" / "cell300.png").rename(root / "color3" / "EOS" / "other.png")
+    return "color3/EOS/cell300.png: missing"
+
+
+def _break_corrupt_png(root: Path) -> str:
+    (root / "fluorescence" / "LYM" / "cell101.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
+    return "fluorescence/LYM/cell101.png: unreadable or corrupt PNG"
+
+
+@pytest.mark.parametrize(
+    "breaker",
+    [_break_missing_class, _break_empty_modality, _break_mismatched_ids, _break_corrupt_png],
+)
+def test_broken_dataset_gives_a_clear_error(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    breaker: object,
+) -> None:
+    data = write_dataset(tmp_path / "data", size=8)
+    assert callable(breaker)
+    expected = breaker(data)
+    assert run_cli(monkeypatch, "train", data, *TRAIN, "--out", tmp_path / "run") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and expected in err
