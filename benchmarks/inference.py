@@ -27,7 +27,8 @@ import onnxruntime
 import torch
 
 from leukoscope.classifier.checkpoint import ModelMeta
-from leukoscope.classifier.infer import Predictor, available_threads
+from leukoscope.classifier.export import INPUT_NAME, onnx_bytes
+from leukoscope.classifier.infer import Predictor, Runner, available_threads, onnx_session
 from leukoscope.classifier.models import MODELS
 from leukoscope.types import MODALITIES
 
@@ -46,10 +47,22 @@ def _cpu_name() -> str:
 
 
 def _predictor(arch: str, backend: str, in_chans: int, size: int, threads: int) -> Predictor:
+    """`backend` torch, onnx (the Predictor's runner), or onnx-intra: one session, intra-op threads
+    only (what the onnx runner does for a single cell), for comparison."""
     modalities = MODALITIES[:1] if arch == "single" else MODALITIES
     meta = ModelMeta.default(arch, modalities, in_chans, input_size=size)
     torch.manual_seed(0)
-    return Predictor.from_model(meta.build().eval(), meta, backend, threads)  # type: ignore[arg-type]
+    model = meta.build().eval()
+    if backend != "onnx-intra":
+        return Predictor.from_model(model, meta, backend, threads)  # type: ignore[arg-type]
+    session = onnx_session(onnx_bytes(model, size), threads)
+    names = [i.name for i in session.get_inputs()]  # type: ignore[attr-defined]
+
+    def run(arrays: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        probs, heads = session.run(None, dict(zip(names, arrays, strict=True)))  # type: ignore[attr-defined]
+        return probs, heads
+
+    return Predictor(meta, Runner(run, names != [INPUT_NAME]), model.num_heads, backend)
 
 
 def _raw(predictor: Predictor, batch: int) -> np.ndarray:

@@ -18,4 +18,12 @@ if ! compgen -G ".venv/gentl/*/genicam-1.5.0.data/purelib/genicam/TLSimu.cti" >/
         --python-version 3.11 --implementation cp --abi cp311 "genicam==1.5.0" -d .venv/gentl
     .venv/bin/python -m zipfile -e .venv/gentl/genicam-1.5.0-*.whl .venv/gentl/genicam-1.5.0
 fi
+# Headless Chromium for the report test (tests/e2e/test_report_chromium.py; it fails without it in CI).
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+        apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium
+    else
+        echo "chromium not found: the report browser test will skip (as root: apt-get install chromium)" >&2
+    fi
+fi
 .venv/bin/leukoscope --version

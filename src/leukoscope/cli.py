@@ -146,6 +146,12 @@ def train_command(
         bool, typer.Option(help="Fit a final model on every cell (else keep the best fold's).")
     ] = True,
     fold_limit: _FOLD_LIMIT = None,
+    part: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Run only this fold (0, 1, ...) or 'final'; repeatable; for parallel runs."
+        ),
+    ] = None,
     device: _DEVICE = "auto",
     threads: _THREADS = 0,
 ) -> None:
@@ -172,10 +178,14 @@ def train_command(
         out,
         final=final,
         fold_limit=fold_limit,
+        parts=part,
         device=device,
         threads=threads,
         console=err_console,
     )
+    if part:
+        console.print(f"done: {', '.join(part)} in {out}; rerun without --part to finish the run")
+        return
     s = result.summary
     console.print(
         f"{config.arch}: accuracy {percent(s['accuracy'])} %, macro-F1 {percent(s['macro_f1'])} %, "
@@ -200,7 +210,8 @@ def evaluate_command(
     metrics, heads = evaluate_checkpoint(model, data, select_device(device))
     typer.echo(metrics_markdown(metrics, heads if len(heads) > 1 else None), nl=False)
     if out is not None:
-        write_report(out, "evaluation", metrics, f"{model.name} on {data}")
+        names = heads if len(heads) > 1 else None
+        write_report(out, "evaluation", metrics, f"{model.name} on {data}", names)
         console.print(f"wrote {out / 'evaluation.md'}")
 
 
@@ -722,6 +733,40 @@ def _print_summary(summary: SampleSummary) -> None:
     console.print(summary_table(summary))
     if summary.status_reason:
         console.print(summary.status_reason, soft_wrap=True, markup=False, highlight=False)
+
+
+@app.command("report")
+def report_command(
+    sample: Annotated[str, typer.Argument(help="Sample id.")],
+    run: Annotated[
+        str | None,
+        typer.Option(help="Run id (or a unique prefix); default: the latest run with the sample."),
+    ] = None,
+    db: Annotated[Path | None, typer.Option(help="Results database (SQLite).")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", help="File to write; '-' = stdout; default: report-<sample>-<run>."
+        ),
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="html, json or csv.")] = "html",
+) -> None:
+    """Write a sample's report: differential, 95% CIs, flags, chart and cell gallery."""
+    from leukoscope.report.data import GALLERY_LIMIT, gather_report, open_results
+    from leukoscope.report.render import check_format, default_output, render_report
+
+    current = settings()
+    html = check_format(fmt) == "html"  # json/csv: every counted cell, no images
+    with open_results(db or current.pipeline.results_db) as store:
+        limit = GALLERY_LIMIT if html else None
+        data = gather_report(store, sample, run, current, gallery_limit=limit, with_thumbnails=html)
+    text = render_report(data, fmt)
+    if out is not None and str(out) == "-":
+        typer.echo(text, nl=False)
+        return
+    target = out or default_output(data.sample_id, data.run_id, fmt)
+    target.write_text(text, encoding="utf-8")
+    err_console.print(f"wrote {target}", markup=False, highlight=False)
 
 
 def main() -> None:

@@ -45,7 +45,7 @@ def run_cli(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
 
 
 TRAIN = (
-    *("--folds", "2", "--epochs", "1", "--input-size", "32"),
+    *("--folds", "2", "--epochs", "1", "--input-size", "16"),
     *("--batch-size", "8", "--threads", "1"),
 )
 
@@ -57,8 +57,15 @@ def test_train_resume_and_evaluate(
 
     data = write_dataset(tmp_path / "data")
     out = tmp_path / "run"
+    # Pieces of a run (as parallel processes would run them), then the run that reuses them.
+    parts = ("--part", "1", "--part", "final")
+    assert run_cli(monkeypatch, "train", data, *TRAIN, "--out", out, *parts) == 0
+    assert (out / "fold_1" / "model.pt").is_file() and (out / "final" / "model.pt").is_file()
+    assert not (out / "model.pt").exists()
     assert run_cli(monkeypatch, "train", data, "--model", "hs_mm_mimo", *TRAIN, "--out", out) == 0
-    assert "hs_mm_mimo: accuracy" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "hs_mm_mimo: accuracy" in captured.out
+    assert "fold 1: done earlier" in captured.err and "final fit: done earlier" in captured.err
     for fold in (0, 1):
         assert (out / f"fold_{fold}" / "model.pt").is_file()
         assert (out / f"fold_{fold}" / "metrics_confusion.png").is_file()
@@ -66,14 +73,16 @@ def test_train_resume_and_evaluate(
     assert summary["folds"] == 2 and 0.0 <= summary["accuracy"]["mean"] <= 1.0
     assert len(summary["head_accuracy"]) == 4 and "head_disagreement" in summary
     model, meta = load_checkpoint(out / "model.pt", expect_arch="hs_mm_mimo")
-    assert meta.input_size == 32 and meta.in_chans == 1 and len(meta.norm_mean) == 4
+    assert meta.input_size == 16 and meta.in_chans == 1 and len(meta.norm_mean) == 4
     assert meta.metrics["cross_validation"]["folds"] == 2
-    assert meta.provenance["train_config"]["rho"] == 0.5
+    assert meta.provenance["train_config"]["rho"] == 0.5 and meta.provenance["final_fit"]
     assert model.num_heads == 4
 
-    # Resuming the finished run reuses its folds; another configuration in the same folder is refused.
+    # Without a final fit, the best fold's model ships; another configuration is refused.
     assert run_cli(monkeypatch, "train", data, *TRAIN, "--out", out, "--no-final") == 0
-    assert "done earlier" in capsys.readouterr().err
+    _, meta = load_checkpoint(out / "model.pt")
+    assert meta.provenance["selected_fold"] in (0, 1) and "selected_fold" in meta.metrics
+    capsys.readouterr()
     assert run_cli(monkeypatch, "train", data, *TRAIN, "--rho", "0", "--out", out) == 2
     assert "another configuration (rho: 0.5 -> 0.0)" in capsys.readouterr().err
 

@@ -38,3 +38,26 @@ def untrained_checkpoint(path: Path, input_size: int = 32, seed: int = 0) -> Pat
     )
     save_checkpoint(path, model, meta)
     return path
+
+
+def free_base_port(count: int = 5) -> int:
+    """A base port with `count` consecutive free loopback ports (for one pipeline's endpoints)."""
+    import random
+    import socket
+
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(20000, 60000)
+        sockets = []
+        try:
+            for port in range(base, base + count):
+                sock = socket.socket()
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise RuntimeError("no free port range found")

@@ -198,3 +198,37 @@ def test_exported_file_is_used_and_stale_one_ignored(
     assert "exported from another checkpoint" in caplog.text
     np.testing.assert_allclose(stale, fresh, atol=1e-4)
     assert np.abs(fresh - reference).max() > 1e-3
+
+
+def test_data_parallel_onnx_equals_serial(tmp_path: Path) -> None:
+    path, _, meta = _make(tmp_path, "hs_mm_mimo-mono")
+    crops = _crops(meta, 5)  # an uneven split over two workers
+    serial = Predictor.load(path, "onnx", threads=1).predict(crops)
+    parallel = Predictor.load(path, "onnx", threads=2).predict(crops)
+    np.testing.assert_allclose(parallel.probabilities, serial.probabilities, atol=1e-6)
+    np.testing.assert_allclose(parallel.head_probabilities, serial.head_probabilities, atol=1e-6)
+    single = Predictor.load(path, "onnx", threads=2).predict(crops[:1])
+    np.testing.assert_allclose(single.probabilities, serial.probabilities[:1], atol=1e-6)
+
+
+def test_cli_export_and_models(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from leukoscope.cli import app
+    from leukoscope.errors import CheckpointError
+
+    path, _, _ = _make(tmp_path, "single-rgb")
+    runner = CliRunner()
+    result = runner.invoke(app, ["export", str(path), "--out", str(tmp_path / "x.onnx")])
+    assert result.exit_code == 0, result.output
+    assert "wrote" in result.output and "max probability difference" in result.output
+    assert (tmp_path / "x.onnx").is_file()
+
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(path.read_bytes()[:200])
+    result = runner.invoke(app, ["export", str(broken)])
+    assert isinstance(result.exception, CheckpointError)
+
+    result = runner.invoke(app, ["models", "--size", "64", "--width", "0.5"])
+    assert result.exit_code == 0, result.output
+    assert "hs_mm_mimo (literal)" in result.output and "fvcore" in result.output

@@ -204,3 +204,10 @@ def test_bad_files_raise_storage_error(tmp_path: Path) -> None:
         ResultStore(newer)
     with ResultStore(tmp_path / "ok.sqlite") as db, pytest.raises(StorageError, match="no sample"):
         db.summary("nope", "S-1")
+
+
+def test_sample_source_folder_is_recorded(store: ResultStore, tmp_path: Path) -> None:
+    run = store.start_run()
+    store.start_sample(run, "S-3", source=str(tmp_path / "S-3"))
+    store.start_sample(run, "S-3", source="elsewhere")  # the first record stays
+    assert store.samples(run)[0]["source"] == str(tmp_path / "S-3")

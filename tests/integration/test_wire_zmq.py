@@ -146,3 +146,19 @@ def test_leak_detector_sees_an_open_socket(zmq_context: Any) -> None:
     sock = zmq_context.socket(zmq.PUSH)
     assert [s for s in zmq_context._created if not s.closed] == [sock]
     sock.close()
+
+
+@pytest.mark.parametrize("transport", ["inproc", "tcp"])
+def test_router_dealer_routes_by_identity(endpoint_pair: Pair, transport: str) -> None:
+    router, dealer = endpoint_pair(zmq.ROUTER, zmq.DEALER, transport)
+    ready = wire.Ready(worker="seg-1", role="segment", credit=2)
+    wire.send_message(dealer, ready)
+    routed = wire.recv_routed(router, TIMEOUT_MS)
+    assert routed is not None and routed[1] == ready
+    wire.send_message(router, frameset(1), route=routed[0])
+    got = wire.recv_message(dealer, TIMEOUT_MS)
+    assert isinstance(got, wire.FrameSetMessage) and got.frameset.fov == 1
+    dealer.send_multipart([b"not json"])
+    with pytest.raises(WireError):
+        wire.recv_routed(router, TIMEOUT_MS)
+    assert wire.recv_routed(router, 20) is None

@@ -10,7 +10,7 @@ import pytest
 
 from leukoscope.errors import ParameterError
 from leukoscope.imaging import crop_cell, crop_side_px
-from leukoscope.pipeline.segmentation import SegmentationParams, detect, segment
+from leukoscope.pipeline.segmentation import Detection, SegmentationParams, detect, segment
 from leukoscope.types import MODALITIES, FrameSet
 
 PIXEL_UM = 0.25
@@ -38,15 +38,15 @@ def field(
             glow, (round(cx * 16), round(cy * 16)), round(r * 16), brightness, -1, cv2.LINE_AA, 4
         )
     image += cv2.GaussianBlur(glow, (0, 0), 1.5)
-    image = rng.poisson(np.clip(image, 0, None)).astype(np.float32) + rng.normal(0, 3, shape)
-    return np.clip(image, 0, 65535).astype(np.uint16)
+    noisy = rng.poisson(np.clip(image, 0, None)) + rng.normal(0, 3, shape)
+    return np.clip(noisy, 0, 65535).astype(np.uint16)
 
 
-def centres(found: list) -> list[tuple[float, float]]:  # type: ignore[type-arg]
+def centres(found: list[Detection]) -> list[tuple[float, float]]:
     return [d.centre_yx for d in found]
 
 
-def nearest(found: list, y: float, x: float) -> float:  # type: ignore[type-arg]
+def nearest(found: list[Detection], y: float, x: float) -> float:
     return min(math.dist(c, (y, x)) for c in centres(found))
 
 
@@ -116,10 +116,10 @@ def test_colour_fluorescence_frames_are_accepted() -> None:
     assert np.allclose(centres(detect(rgb, PIXEL_UM)), centres(detect(mono, PIXEL_UM)))
 
 
-def frameset(nuclei: list[tuple[float, float, float]], dtype: type = np.uint16) -> FrameSet:
-    fluorescence = field(nuclei, seed=8).astype(dtype)
+def frameset(nuclei: list[tuple[float, float, float]]) -> FrameSet:
+    fluorescence = field(nuclei, seed=8)
     rng = np.random.default_rng(9)
-    colours = tuple(rng.integers(0, 255, fluorescence.shape).astype(dtype) for _ in range(3))
+    colours = tuple(rng.integers(0, 255, fluorescence.shape).astype(np.uint16) for _ in range(3))
     return FrameSet(
         sample_id="S-7",
         fov=4,

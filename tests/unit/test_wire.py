@@ -166,6 +166,7 @@ simple_messages = st.one_of(
         in_flight=st.lists(st.tuples(sample_ids, fovs), max_size=3).map(tuple),
     ),
     st.builds(wire.SummaryMessage, summary=summaries(), sent_s=finite),
+    st.builds(wire.Ready, worker=names, role=st.just("segment"), credit=st.integers(1, 1024)),
 )
 
 messages = st.one_of(framesets(), cell_batches(), result_batches(), simple_messages)

@@ -169,10 +169,17 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     temp.replace(path)
 
 
-def write_report(out_dir: Path, name: str, metrics: dict[str, Any], title: str) -> None:
+def write_report(
+    out_dir: Path,
+    name: str,
+    metrics: dict[str, Any],
+    title: str,
+    head_names: list[str] | None = None,
+) -> None:
     """`<name>.json`, `<name>.md` and `<name>_confusion.png` in `out_dir`."""
     write_json(out_dir / f"{name}.json", metrics)
-    (out_dir / f"{name}.md").write_text(f"# {title}\n\n{metrics_markdown(metrics)}", "utf-8")
+    text = f"# {title}\n\n{metrics_markdown(metrics, head_names)}"
+    (out_dir / f"{name}.md").write_text(text, "utf-8")
     save_confusion_png(metrics["confusion"], out_dir / f"{name}_confusion.png", title)
 
 

@@ -129,7 +129,10 @@ def _ensemble_row(
     summary["train_s_total"] = sum(
         f.metrics.get("train_s", 0.0) for member in singles for f in member
     )
-    write_report(out_dir / "ensemble", "cv", summary, "ensemble of the single-modality models")
+    heads = [m.value for m in dataset.modalities]
+    write_report(
+        out_dir / "ensemble", "cv", summary, "ensemble of the single-modality models", heads
+    )
     return _row("ensemble", "ensemble", dataset, config, summary)
 
 

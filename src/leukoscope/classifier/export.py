@@ -245,11 +245,11 @@ def check_export(checkpoint: Path, graph: Path, batch: int = 2, seed: int = 0) -
     for random crops; CheckpointError if it exceeds EXPORT_TOLERANCE."""
     import numpy as np
 
-    from leukoscope.classifier.infer import Predictor, _onnx_runner, onnx_session
+    from leukoscope.classifier.infer import Predictor, onnx_runner
 
     reference = Predictor.load(checkpoint, "torch")
     meta = reference.meta
-    exported = Predictor(meta, _onnx_runner(onnx_session(graph)), reference.num_heads, "onnx")
+    exported = Predictor(meta, onnx_runner(graph), reference.num_heads, "onnx")
     shape: tuple[int, ...] = (batch, len(meta.modalities), meta.input_size, meta.input_size)
     if meta.in_chans > 1:
         shape = (*shape, meta.in_chans)

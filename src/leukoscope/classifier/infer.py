@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -97,14 +98,53 @@ def onnx_session(graph: bytes | Path, threads: int = 0) -> object:
     return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
 
 
-def _onnx_runner(session: object) -> Runner:
+def onnx_runner(graph: bytes | Path, threads: int = 0) -> Runner:
+    """Run an exported graph on the CPU with `threads` cores (0 = all).
+
+    A batch of at least two cells is cut into one chunk per core and the chunks run concurrently on
+    single-threaded calls (data parallel: no synchronisation inside the many small operators of
+    ShuffleNetV2); a single cell runs on one call with intra-operator threads. Worker threads live
+    only for the duration of a call.
+    """
     from leukoscope.classifier.export import INPUT_NAME, OUTPUT_NAMES
 
-    names = [i.name for i in session.get_inputs()]  # type: ignore[attr-defined]
-    run_session = session.run  # type: ignore[attr-defined]
+    cores = threads or available_threads()
+    latency = onnx_session(graph, cores)
+    names = [i.name for i in latency.get_inputs()]  # type: ignore[attr-defined]
+    outputs = list(OUTPUT_NAMES)
+    serial = onnx_session(graph, 1) if cores > 1 else latency
+
+    def run_one(session: object, arrays: list[np.ndarray]) -> list[np.ndarray]:
+        feeds = dict(zip(names, arrays, strict=True))
+        return session.run(outputs, feeds)  # type: ignore[attr-defined]
 
     def run(arrays: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        probs, heads = run_session(list(OUTPUT_NAMES), dict(zip(names, arrays, strict=True)))
+        batch = arrays[0].shape[0]
+        if cores == 1 or batch < 2:
+            probs, heads = run_one(latency, arrays)
+            return probs, heads
+        bounds = np.linspace(0, batch, min(cores, batch) + 1).astype(int)
+        results: list[list[np.ndarray]] = [[] for _ in bounds[1:]]
+        errors: list[BaseException] = []
+
+        def work(i: int) -> None:
+            lo, hi = bounds[i], bounds[i + 1]
+            try:
+                results[i] = run_one(serial, [a[lo:hi] for a in arrays])
+            except BaseException as exc:  # re-raised in the calling thread
+                errors.append(exc)
+
+        workers = [threading.Thread(target=work, args=(i,)) for i in range(1, len(results))]
+        for worker in workers:
+            worker.start()
+        try:
+            work(0)  # the calling thread takes the first chunk
+        finally:
+            for worker in workers:
+                worker.join()
+        if errors:
+            raise errors[0]
+        probs, heads = (np.concatenate([r[k] for r in results]) for k in range(2))
         return probs, heads
 
     return Runner(run, names != [INPUT_NAME])
@@ -164,9 +204,9 @@ class Predictor:
         if backend == "torch":
             runner = _torch_runner(model, threads)
         elif checkpoint is not None:
-            runner = _onnx_runner(onnx_session(_onnx_graph_for(checkpoint, model, meta), threads))
+            runner = onnx_runner(_onnx_graph_for(checkpoint, model, meta), threads)
         else:
-            runner = _onnx_runner(onnx_session(onnx_bytes(model, meta.input_size, meta), threads))
+            runner = onnx_runner(onnx_bytes(model, meta.input_size, meta), threads)
         return cls(meta, runner, model.num_heads, backend)
 
     @property

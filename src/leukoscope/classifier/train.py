@@ -54,7 +54,6 @@ from leukoscope.classifier.data import (
 )
 from leukoscope.classifier.evaluate import (
     compute_metrics,
-    metrics_markdown,
     predict,
     summarize,
     write_json,
@@ -431,7 +430,8 @@ def run_fold(
     save_model(fold_dir / "model.pt", model, config, dataset, mean, std, metrics, provenance)
     np.save(fold_dir / "val_index.npy", val_index, allow_pickle=False)
     np.save(fold_dir / "val_probs.npy", probs, allow_pickle=False)
-    write_report(fold_dir, "metrics", metrics, f"{label} fold {fold}")
+    heads = [m.value for m in dataset.modalities] if "head_accuracy" in metrics else None
+    write_report(fold_dir, "metrics", metrics, f"{label} fold {fold}", heads)
     state.unlink(missing_ok=True)
     progress.log(
         f"{label} fold {fold}: accuracy {100 * metrics['accuracy']:.2f} %, "
@@ -479,9 +479,8 @@ def cross_validate(
     summary = summarize([r.metrics for r in results])
     summary["train_s_total"] = round(sum(r.metrics.get("train_s", 0.0) for r in results), 1)
     title = f"{label}: {len(results)} of {config.folds} folds (mean ± std)"
-    write_report(out_dir, "cv", summary, title)
     heads = [m.value for m in dataset.modalities] if "head_accuracy" in summary else None
-    (out_dir / "cv.md").write_text(f"# {title}\n\n{metrics_markdown(summary, heads)}", "utf-8")
+    write_report(out_dir, "cv", summary, title, heads)
     return results, summary
 
 
@@ -489,52 +488,46 @@ def final_fit(
     dataset: CellDataset,
     config: TrainConfig,
     out_dir: Path,
-    summary: dict[str, Any],
     device: torch.device,
     progress: TrainProgress,
-    extra_provenance: dict[str, Any] | None = None,
 ) -> Path:
-    """Train on every cell with the same recipe; the CV summary goes into the metadata."""
-    path = out_dir / "model.pt"
+    """Train on every cell with the same recipe: `out_dir/final/model.pt` (reused when present)."""
+    final_dir = out_dir / "final"
+    path = final_dir / "model.pt"
+    if path.exists():
+        progress.log(f"{config.arch} final fit: done earlier, reusing {path}")
+        return path
     began = time.perf_counter()
     everything = np.arange(len(dataset.labels))
-    model, mean, std = _fit(
-        dataset,
-        config,
-        everything,
-        (config.seed, 1_000_000),
-        out_dir / "final_state.pt",
-        device,
-        progress,
-        f"{config.arch} final",
-    )
-    provenance = _provenance(
-        config,
-        dataset,
-        len(everything),
-        final_fit=True,
-        final_train_s=round(time.perf_counter() - began, 1),
-        **(extra_provenance or {}),
-    )
-    save_model(path, model, config, dataset, mean, std, {"cross_validation": summary}, provenance)
-    (out_dir / "final_state.pt").unlink(missing_ok=True)
+    state = final_dir / "train_state.pt"
+    seed_parts = (config.seed, 1_000_000)
+    label = f"{config.arch} final"
+    model, mean, std = _fit(dataset, config, everything, seed_parts, state, device, progress, label)
+    train_s = round(time.perf_counter() - began, 1)
+    provenance = _provenance(config, dataset, len(everything), final_fit=True, train_s=train_s)
+    save_model(path, model, config, dataset, mean, std, {}, provenance)
+    state.unlink(missing_ok=True)
     return path
 
 
-def best_fold_model(folds: list[FoldResult], out_dir: Path, summary: dict[str, Any]) -> Path:
-    """The fold model with the best validation macro-F1, saved as `out_dir/model.pt` with the CV
-    summary in its metadata (used when no final fit is asked for)."""
+def ship_model(source: Path, out_dir: Path, summary: dict[str, Any], **provenance: Any) -> Path:
+    """`out_dir/model.pt`: the checkpoint `source` with the CV summary in its metadata."""
     from leukoscope.classifier.checkpoint import load_checkpoint, save_checkpoint
 
-    best = max(folds, key=lambda r: r.metrics["macro_f1"])
-    model, meta = load_checkpoint(best.checkpoint)
-    provenance = {**meta.provenance, "selected_fold": best.fold, "final_fit": False}
-    metrics = {"cross_validation": summary, "selected_fold": best.metrics}
+    model, meta = load_checkpoint(source)
+    metrics = {
+        "cross_validation": summary,
+        **({"selected_fold": meta.metrics} if meta.metrics else {}),
+    }
+    update = {"metrics": metrics, "provenance": {**meta.provenance, **provenance}}
     path = out_dir / "model.pt"
-    save_checkpoint(
-        path, model, meta.model_copy(update={"metrics": metrics, "provenance": provenance})
-    )
+    save_checkpoint(path, model, meta.model_copy(update=update))
     return path
+
+
+def best_fold(folds: list[FoldResult]) -> FoldResult:
+    """The fold whose model has the best validation macro-F1."""
+    return max(folds, key=lambda r: r.metrics["macro_f1"])
 
 
 def run_training(
@@ -544,12 +537,17 @@ def run_training(
     *,
     final: bool = True,
     fold_limit: int | None = None,
+    parts: list[str] | None = None,
     device: str = "auto",
     threads: int = 0,
     console: Console | None = None,
     quiet: bool = False,
 ) -> RunResult:
-    """Load the dataset, cross-validate, then fit the final model (or keep the best fold's)."""
+    """Load the dataset, cross-validate, then ship the final fit (or the best fold's model).
+
+    `parts` ("0", "1", ..., "final") runs only those pieces of the run, e.g. one per process; a
+    later run without `parts` reuses them and writes the summary and `model.pt`.
+    """
     began = time.perf_counter()
     configure_torch(threads, config.seed)
     chosen_device = select_device(device)
@@ -561,11 +559,43 @@ def run_training(
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     with progress.active():
+        if parts:
+            return _run_parts(dataset, config, out_dir, parts, chosen_device, progress, began)
         folds, summary = cross_validate(
             dataset, config, out_dir, chosen_device, progress, fold_limit
         )
         if final:
-            model_path = final_fit(dataset, config, out_dir, summary, chosen_device, progress)
+            source = final_fit(dataset, config, out_dir, chosen_device, progress)
+            model_path = ship_model(source, out_dir, summary, final_fit=True)
         else:
-            model_path = best_fold_model(folds, out_dir, summary)
+            best = best_fold(folds)
+            model_path = ship_model(
+                best.checkpoint, out_dir, summary, final_fit=False, selected_fold=best.fold
+            )
     return RunResult(out_dir, folds, summary, model_path, time.perf_counter() - began)
+
+
+def _run_parts(
+    dataset: CellDataset,
+    config: TrainConfig,
+    out_dir: Path,
+    parts: list[str],
+    device: torch.device,
+    progress: TrainProgress,
+    began: float,
+) -> RunResult:
+    _check_run_config(out_dir, config)
+    splits = fold_splits(dataset.labels, config.folds, config.seed)
+    folds = []
+    for part in parts:
+        if part == "final":
+            final_fit(dataset, config, out_dir, device, progress)
+        elif part.isdigit() and int(part) < len(splits):
+            k = int(part)
+            folds.append(
+                run_fold(dataset, config, k, splits[k], out_dir, device, progress, config.arch)
+            )
+        else:
+            raise ParameterError(f"unknown part {part!r}: a fold 0-{len(splits) - 1} or 'final'")
+    summary = summarize([f.metrics for f in folds]) if folds else {}
+    return RunResult(out_dir, folds, summary, None, time.perf_counter() - began)

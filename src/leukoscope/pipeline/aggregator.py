@@ -213,7 +213,8 @@ class Aggregator:
                 log.warning("ignored a %s message on the %s socket", type(message).__name__, stage)
                 continue
             credits = self._credits[stage]
-            credits[identity] = credits.get(identity, 0) + message.credit
+            base = 0 if message.reset else credits.get(identity, 0)
+            credits[identity] = base + message.credit
             self._identity_of[message.worker] = identity
             self.workers.setdefault(
                 message.worker, WorkerInfo(role=stage)
@@ -262,8 +263,10 @@ class Aggregator:
             sample_id,
             target_cells=self.target_cells,
             fields_total=message.fields_total,
+            source=message.acquisition,
         )
-        self.samples[sample_id] = _SampleRun(ledger=ledger, started_s=time.time())
+        source = Path(message.acquisition) if message.acquisition else None
+        self.samples[sample_id] = _SampleRun(ledger=ledger, started_s=time.time(), source=source)
 
     # -- recovery: a restarted aggregator, lost messages ----------------------------------------
 

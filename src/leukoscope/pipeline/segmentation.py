@@ -35,7 +35,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from leukoscope.errors import ParameterError
+from leukoscope.errors import ParameterError, PipelineError
 from leukoscope.imaging import DEFAULT_CROP_UM, crop_cell, crop_side_px
 from leukoscope.types import CellCrop, CellKey, FrameSet, Modality
 
@@ -198,12 +198,10 @@ def _merge_lobes(regions: list[_Region], max_extent: float) -> list[_Region]:
     while len(regions) > 1:
         best: tuple[float, int, int] | None = None
         centres = [r.centroid for r in regions]
-        reach = [r.extent for r in regions]
         for i in range(len(regions)):
             for j in range(i + 1, len(regions)):
-                gap = math.dist(centres[i], centres[j]) - reach[i] - reach[j]
-                if gap > 2 * max_extent:
-                    continue
+                if math.dist(centres[i], centres[j]) > 2 * max_extent:
+                    continue  # both centroids must lie within max_extent of the union's
                 extent = regions[i].merged(regions[j]).extent
                 if extent <= max_extent and (best is None or extent < best[0]):
                     best = (extent, i, j)
@@ -320,7 +318,8 @@ def segment(
 ) -> list[CellCrop]:
     """Cells of a field of view with their four-modality crops (modalities in FrameSet order).
 
-    `out_px` is the model's input side (None keeps the native crop side). Cell indices follow the
+    `out_px` is the model's input side (None keeps the native crop side). Raises ParameterError or
+    PipelineError (both LeukoscopeError) for frames it cannot use. Cell indices follow the
     detection order (top-to-bottom, left-to-right), so segmenting the same field again gives the same
     keys; that is what makes a re-dispatched field idempotent downstream.
     """
@@ -331,14 +330,17 @@ def segment(
     size = out_px or side
     if size < 1:
         raise ParameterError(f"out_px must be >= 1, got {out_px}")
-    detections = detect(frameset.frame(Modality.FLUORESCENCE), frameset.pixel_size_um, params)
-    return [
-        CellCrop(
-            key=CellKey(frameset.sample_id, frameset.fov, index),
-            bbox=d.bbox,
-            crops=crop_cell(frameset.frames, d.centre_yx, side, size),
-            area_px=d.area_px,
-            fluorescence_mean=d.fluorescence_mean,
-        )
-        for index, d in enumerate(detections)
-    ]
+    try:
+        detections = detect(frameset.frame(Modality.FLUORESCENCE), frameset.pixel_size_um, params)
+        return [
+            CellCrop(
+                key=CellKey(frameset.sample_id, frameset.fov, index),
+                bbox=d.bbox,
+                crops=crop_cell(frameset.frames, d.centre_yx, side, size),
+                area_px=d.area_px,
+                fluorescence_mean=d.fluorescence_mean,
+            )
+            for index, d in enumerate(detections)
+        ]
+    except cv2.error as exc:  # an image OpenCV cannot process (odd dtype or layout)
+        raise PipelineError(f"segmentation of field {frameset.fov} failed: {exc}") from None

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 POLL_MS = 50
 HEARTBEAT_S = 1.0
 RESEND_END_S = 2.0
+IDLE_RESET_S = 2.0  # an idle worker re-announces its full credit this often
 
 Segmenter = Callable[[FrameSet], list[CellCrop]]
 """Finds the white cells of a field and cuts their crops."""
@@ -115,6 +116,7 @@ class _Worker:
             )
             wire.send_message(out, hello)
             self._ask(work, self.prefetch)
+            idle_since = time.monotonic()
             while not self.stop.is_set():
                 self._beat(out)
                 try:
@@ -125,13 +127,18 @@ class _Worker:
                     continue
                 if message is not None:
                     self._ask(work, self._handle(message, work, out))
+                    idle_since = time.monotonic()
+                elif time.monotonic() - idle_since > IDLE_RESET_S:
+                    self._ask(work, self.prefetch, reset=True)  # e.g. a restarted aggregator
+                    idle_since = time.monotonic()
         finally:
             work.close()
             out.close()
 
-    def _ask(self, work: zmq.Socket[Any], credit: int) -> None:
+    def _ask(self, work: zmq.Socket[Any], credit: int, reset: bool = False) -> None:
         if credit > 0:
-            wire.send_message(work, wire.Ready(worker=self.name, role=self.role, credit=credit))
+            ready = wire.Ready(worker=self.name, role=self.role, credit=credit, reset=reset)
+            wire.send_message(work, ready)
 
     def _work_address(self) -> str:
         raise NotImplementedError

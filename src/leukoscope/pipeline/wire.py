@@ -168,12 +168,14 @@ class Heartbeat(_Strict):
 
 
 class Ready(_Strict):
-    """A worker asks for `credit` more units of work (sent on its work socket)."""
+    """A worker asks for `credit` more units of work (sent on its work socket); with `reset` the
+    worker is idle and its credit is exactly `credit` (how a restarted aggregator learns it)."""
 
     kind: Literal["ready"] = "ready"
     worker: Name
     role: Role
     credit: Annotated[int, Field(ge=1, le=1024)] = 1
+    reset: bool = False
 
 
 class SummaryMessage(_Strict):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Sequence
 
 from leukoscope.report.flags import RangeFlag
@@ -20,7 +21,7 @@ def differential_svg(
     ranges: Sequence[tuple[float, float]],
     flags: Sequence[RangeFlag],
 ) -> str:
-    """An `<svg>` element (no XML prolog, deterministic ids): bars, CI whiskers, range bands."""
+    """An `<svg>` element (no prolog or metadata, deterministic ids): bars, CI whiskers, ranges."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -30,15 +31,13 @@ def differential_svg(
     from matplotlib.patches import Patch, Rectangle
 
     with matplotlib.rc_context({"svg.hashsalt": "leukoscope-report", "font.size": 9}):
-        figure = Figure(figsize=(6.4, 3.0), dpi=100)
+        figure = Figure(figsize=(6.4, 3.3), dpi=100)
         FigureCanvasAgg(figure)
         axes = figure.add_subplot()
         x = list(range(len(names)))
         for i, (low, high) in enumerate(ranges):
             axes.add_patch(
-                Rectangle(
-                    (i - 0.42, low), 0.84, max(high - low, 0.4), color=RANGE, zorder=0, lw=0
-                )
+                Rectangle((i - 0.42, low), 0.84, max(high - low, 0.4), color=RANGE, zorder=0, lw=0)
             )
         colours = [WITHIN if f in (RangeFlag.WITHIN, RangeFlag.NONE) else OUTSIDE for f in flags]
         errors = [
@@ -65,7 +64,9 @@ def differential_svg(
                 Patch(color=RANGE, label="reference range"),
                 Line2D([], [], color=INK, lw=1.2, marker="_", markersize=8, label="95% CI"),
             ],
-            loc="upper right",
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.12),
+            ncol=4,
             frameon=False,
             fontsize=8,
         )
@@ -73,4 +74,5 @@ def differential_svg(
         buffer = io.StringIO()
         figure.savefig(buffer, format="svg", metadata={"Date": None})
     text = buffer.getvalue()
+    text = re.sub(r"\s*<metadata>.*?</metadata>", "", text, flags=re.DOTALL)
     return text[text.index("<svg") :]

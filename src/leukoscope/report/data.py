@@ -68,8 +68,11 @@ class ReportData:
     quality: tuple[QualityFlag, ...]
     mean_disagreement: float
     model: ModelInfo
-    gallery: dict[CellClass, tuple[GalleryCell, ...]]
-    gallery_limit: int
+    gallery: dict[
+        CellClass, tuple[GalleryCell, ...]
+    ]  # shown cells, gallery order, at most the limit
+    flagged_by_class: dict[CellClass, int]  # counted cells flagged for review, per class
+    gallery_limit: int | None
     generated_s: float
 
     @property
@@ -126,10 +129,11 @@ def gather_report(
     run_id: str | None = None,
     settings: Settings | None = None,
     *,
-    gallery_limit: int = GALLERY_LIMIT,
+    gallery_limit: int | None = GALLERY_LIMIT,
     with_thumbnails: bool = True,
 ) -> ReportData:
-    """Collect the report of `sample_id` in `run_id` (default: its latest run)."""
+    """Collect the report of `sample_id` in `run_id` (default: its latest run); the gallery keeps
+    at most `gallery_limit` cells per class (None: all), with thumbnails if asked."""
     settings = settings or Settings()
     run_id = resolve_run(store, sample_id, run_id)
     run = next(r for r in store.runs() if r["run_id"] == run_id)
@@ -149,8 +153,10 @@ def gather_report(
         max_mean_disagreement=DISAGREEMENT_FACTOR * settings.pipeline.max_disagreement,
     )
     gallery: dict[CellClass, tuple[GalleryCell, ...]] = {}
+    flagged_by_class: dict[CellClass, int] = {}
     for line in lines:
         of_class = [r for r in results if r.cell_class == line.count.cell_class]
+        flagged_by_class[line.count.cell_class] = sum(r.flagged for r in of_class)
         gallery[line.count.cell_class] = tuple(
             GalleryCell(r, store.thumbnail(run_id, r.key) if with_thumbnails else None)
             for r in gallery_order(of_class)[:gallery_limit]
@@ -168,6 +174,7 @@ def gather_report(
         mean_disagreement=mean_disagreement,
         model=read_model_info(run["model_path"], run["model_version"]),
         gallery=gallery,
+        flagged_by_class=flagged_by_class,
         gallery_limit=gallery_limit,
         generated_s=time.time(),
     )

@@ -8,9 +8,9 @@ The rules are documented in docs/report.md; in short:
 - Quality flags (code, severity, message), in the order shown:
   ``no_cells`` (alert), ``all_flagged`` (alert), ``far_outside`` (alert: a class whose whole 95% CI
   lies at least `far_margin_percent` points outside its range), ``too_few_cells`` (fewer than the
-  target), ``many_flagged`` (more than `max_flagged_percent` of the cells flagged), ``heads_disagree``
-  (mean head disagreement above `max_mean_disagreement`), ``failed_fields``, ``incomplete`` and
-  ``running`` (status), all warnings.
+  target), ``many_flagged`` (more than `max_flagged_percent` of the cells flagged),
+  ``heads_disagree`` (mean head disagreement above `max_mean_disagreement`), ``failed_fields``,
+  ``incomplete`` and ``running`` (status), all warnings.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from leukoscope.config import ReferenceRange
 from leukoscope.types import CellClass, ClassCount, SampleStatus, SampleSummary
 
 FAR_MARGIN_PERCENT = 20.0
-"""A class this many percentage points outside its range (whole CI) makes the composition suspect."""
+"""Percentage points between a class's whole CI and its range that make a composition suspect."""
 DISAGREEMENT_FACTOR = 0.5
 """Mean head disagreement is flagged above this share of the per-cell flag threshold."""
 

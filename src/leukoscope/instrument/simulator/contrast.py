@@ -20,9 +20,9 @@ from leukoscope.types import Modality
 
 # per modality: haemoglobin, nucleus, pink cytoplasm, RNA cytoplasm, vacuole, rim
 _BRIGHT: dict[Modality, tuple[float, float, float, float, float, float]] = {
-    Modality.COLOR1: (1.05, 0.20, 0.05, 0.03, -0.04, 0.10),
-    Modality.COLOR2: (0.70, 0.36, 0.14, 0.05, -0.06, 0.08),
-    Modality.COLOR3: (0.10, 0.24, 0.02, 0.20, -0.05, 0.16),
+    Modality.COLOR1: (1.05, 0.08, 0.05, 0.03, -0.04, 0.10),
+    Modality.COLOR2: (0.70, 0.14, 0.14, 0.05, -0.06, 0.08),
+    Modality.COLOR3: (0.10, 0.10, 0.02, 0.09, -0.05, 0.16),
 }
 # per modality, per granule kind
 _GRANULES: dict[Modality, dict[str, float]] = {

@@ -34,6 +34,11 @@ def _outline(rng: Rng, irregular: float) -> tuple[float, float, tuple[tuple[floa
     return aspect, angle, harmonics
 
 
+def _defocus(rng: Rng, px: float) -> float:
+    """Extra blur of one cell, px: cells do not all lie in the focal plane."""
+    return float(abs(rng.normal(0.0, 0.25 * px)))
+
+
 def _in_disc(rng: Rng, count: int, radius: float) -> np.ndarray:
     r = radius * np.sqrt(rng.uniform(0.0, 1.0, count))
     t = rng.uniform(0.0, 2 * math.pi, count)
@@ -46,10 +51,14 @@ def _granules(rng: Rng, count: int, radius: float, size: float, spread: float) -
     return np.concatenate([pos, sizes[:, None]], axis=1)
 
 
-def _chain(rng: Rng, n: int, radius: float, lobe_r: float, curve: float) -> tuple[Lobe, ...]:
-    """`n` lobes strung along an arc (segmented nucleus); n == 1 gives a curved band."""
+def _chain(
+    rng: Rng, n: int, radius: float, lobe_r: float, curve: float, compact: bool = False
+) -> tuple[Lobe, ...]:
+    """`n` lobes strung along an arc (segmented nucleus); n == 1 gives a curved band.
+
+    `compact` packs the lobes close together (seen end-on, they merge into one lumpy blob)."""
     start = rng.uniform(0, 2 * math.pi)
-    arc_r = radius * rng.uniform(0.35, 0.5)
+    arc_r = radius * (rng.uniform(0.12, 0.25) if compact else rng.uniform(0.35, 0.5))
     if n == 1:  # band: a sausage bent along the arc, drawn as overlapping small ellipses
         span = curve * rng.uniform(2.0, 3.2)
         steps = 7
@@ -71,9 +80,10 @@ def _chain(rng: Rng, n: int, radius: float, lobe_r: float, curve: float) -> tupl
 
 
 def _neutrophil(rng: Rng, px: float) -> WhiteCellShape:
-    radius = rng.normal(11.6, 0.9) / 2 * px
-    n_lobes = int(rng.choice([1, 2, 3, 4, 5], p=[0.12, 0.22, 0.38, 0.2, 0.08]))
-    lobes = _chain(rng, n_lobes, radius, 1.75 * px * rng.uniform(0.9, 1.15), 1.9)
+    radius = rng.normal(11.8, 1.1) / 2 * px
+    n_lobes = int(rng.choice([1, 2, 3, 4, 5], p=[0.12, 0.25, 0.38, 0.18, 0.07]))
+    compact = n_lobes > 1 and rng.uniform() < 0.3
+    lobes = _chain(rng, n_lobes, radius, 2.05 * px * rng.uniform(0.9, 1.15), 1.9, compact)
     aspect, angle, harm = _outline(rng, 0.025)
     return WhiteCellShape(
         cell_class=CellClass.NEU,
@@ -83,25 +93,30 @@ def _neutrophil(rng: Rng, px: float) -> WhiteCellShape:
         harmonics=harm,
         lobes=lobes,
         notch=None,
-        nucleus_density=rng.normal(1.0, 0.12),
+        nucleus_density=rng.normal(1.0, 0.15),
         chromatin_contrast=rng.uniform(0.35, 0.6),
-        cytoplasm_pink=rng.normal(0.5, 0.1),
-        cytoplasm_rna=rng.normal(0.12, 0.04),
+        cytoplasm_pink=rng.normal(0.42, 0.12),
+        cytoplasm_rna=rng.normal(0.2, 0.08),
         granules=_granules(rng, int(rng.integers(80, 160)), radius * 0.92, 0.18 * px, 0.3),
         granule_kind="neu",
         stain=rng.normal(1.0, 0.1),
+        defocus_px=_defocus(rng, px),
         lobe_count=n_lobes,
     )
 
 
 def _lymphocyte(rng: Rng, px: float) -> WhiteCellShape:
-    large = rng.uniform() < 0.18
-    diameter = rng.normal(11.8, 1.1) if large else rng.normal(8.6, 0.9)
+    large = rng.uniform() < 0.25
+    diameter = rng.normal(11.4, 1.2) if large else rng.normal(8.8, 1.0)
     radius = diameter / 2 * px
-    n_c = rng.uniform(0.62, 0.74) if large else rng.uniform(0.74, 0.9)
+    n_c = rng.uniform(0.6, 0.74) if large else rng.uniform(0.7, 0.88)
     nr = radius * n_c
     offset = _in_disc(rng, 1, radius - nr)[0] * 0.8
     lobe = Lobe(offset[0], offset[1], nr * rng.uniform(0.9, 1.0), nr, rng.uniform(0, math.pi))
+    notch: tuple[float, float, float] | None = None
+    if rng.uniform() < 0.15:  # a cleft nucleus, like a small monocyte's
+        t = rng.uniform(0, 2 * math.pi)
+        notch = (offset[0] + nr * math.sin(t), offset[1] + nr * math.cos(t), nr * 0.35)
     aspect, angle, harm = _outline(rng, 0.02)
     azur = int(rng.integers(0, 12)) if large else 0
     return WhiteCellShape(
@@ -111,14 +126,15 @@ def _lymphocyte(rng: Rng, px: float) -> WhiteCellShape:
         angle=angle,
         harmonics=harm,
         lobes=(lobe,),
-        notch=None,
-        nucleus_density=rng.normal(1.2, 0.12),
+        notch=notch,
+        nucleus_density=rng.normal(1.1, 0.15),
         chromatin_contrast=rng.uniform(0.55, 0.85),
-        cytoplasm_pink=rng.normal(0.1, 0.04),
-        cytoplasm_rna=rng.normal(0.75, 0.15),
+        cytoplasm_pink=rng.normal(0.2, 0.08),
+        cytoplasm_rna=rng.normal(0.6, 0.2),
         granules=_granules(rng, azur, radius * 0.9, 0.22 * px, 0.3),
         granule_kind="azur",
         stain=rng.normal(1.0, 0.1),
+        defocus_px=_defocus(rng, px),
     )
 
 
@@ -150,11 +166,12 @@ def _monocyte(rng: Rng, px: float) -> WhiteCellShape:
         nucleus_density=rng.normal(0.8, 0.1),
         chromatin_contrast=rng.uniform(0.15, 0.4),
         cytoplasm_pink=rng.normal(0.18, 0.05),
-        cytoplasm_rna=rng.normal(0.5, 0.12),
+        cytoplasm_rna=rng.normal(0.45, 0.15),
         granules=_granules(rng, int(rng.integers(20, 60)), radius * 0.9, 0.15 * px, 0.3),
         granule_kind="azur",
         vacuoles=vac,
         stain=rng.normal(1.0, 0.1),
+        defocus_px=_defocus(rng, px),
     )
 
 
@@ -180,6 +197,7 @@ def _eosinophil(rng: Rng, px: float) -> WhiteCellShape:
         granules=_granules(rng, count, radius * 0.9, 0.42 * px, 0.2),
         granule_kind="eos",
         stain=rng.normal(1.0, 0.1),
+        defocus_px=_defocus(rng, px),
         lobe_count=n_lobes,
     )
 
@@ -206,6 +224,7 @@ def _basophil(rng: Rng, px: float) -> WhiteCellShape:
         granules=_granules(rng, count, radius * 0.8, 0.5 * px, 0.45),
         granule_kind="bas",
         stain=rng.normal(1.0, 0.1),
+        defocus_px=_defocus(rng, px),
         lobe_count=n_lobes,
     )
 

@@ -11,6 +11,7 @@ fluorescence emission (1 = a typical nucleus). `sensor.Sensor` turns it into ele
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
@@ -83,7 +84,7 @@ class FieldRenderer:
         self.optics = optics or OpticsParams()
         self._background = (sensor or SensorParams()).fluorescence_background
         self._layer = lru_cache(maxsize=4 * len(MODALITIES))(self._make_layer)
-        self._margin = int(4 + 3 * max(self.optics.sigma(m) for m in MODALITIES))
+        self._margin = int(6 + 3 * max(self.optics.sigma(m) for m in MODALITIES))
 
     @property
     def offsets_px(self) -> dict[Modality, tuple[float, float]]:
@@ -160,8 +161,9 @@ class FieldRenderer:
         sigma = self.optics.sigma(modality)
         for comp in components:
             signal = cell_signal(comp, modality)
-            alpha = blur_shift_patch(comp.alpha, sigma, frac)
-            premult = blur_shift_patch(signal * comp.alpha, sigma, frac)
+            blur = math.hypot(sigma, comp.shape.defocus_px)
+            alpha = blur_shift_patch(comp.alpha, blur, frac)
+            premult = blur_shift_patch(signal * comp.alpha, blur, frac)
             top, left = comp.origin_yx[0] + whole[0], comp.origin_yx[1] + whole[1]
             _composite(image, alpha, premult, top, left, vig)
         return image

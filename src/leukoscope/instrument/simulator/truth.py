@@ -41,6 +41,7 @@ class WhiteCellShape:
     vacuoles: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)), repr=False)
     stain: float = 1.0  # per-cell staining intensity
     lobe_count: int = 1  # nuclear lobes as a haematologist counts them (a band is 1)
+    defocus_px: float = 0.0  # extra blur sigma: how far this cell lies from the focal plane
 
     def outline_radius(self, theta: np.ndarray) -> np.ndarray:
         """Radius of the cell outline at polar angle `theta` (radians), px."""

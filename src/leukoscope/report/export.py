@@ -1,0 +1,140 @@
+"""The report for laboratory information systems: JSON document and CSV rows (docs/report.md).
+
+Numbers are the store's, unrounded (round them for display). Times are ISO 8601 UTC. The schema is
+versioned: a consumer checks `schema` and `schema_version` (JSON) or the header row (CSV).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from leukoscope.report.data import ReportData
+from leukoscope.report.model_info import CV_METRICS
+
+SCHEMA = "leukoscope-report"
+SCHEMA_VERSION = 1
+CSV_COLUMNS = (
+    "schema_version",
+    "sample_id",
+    "run_id",
+    "acquired_utc",
+    "status",
+    "cells_counted",
+    "cells_flagged",
+    "target_cells",
+    "cell_class",
+    "count",
+    "percent",
+    "ci_low_percent",
+    "ci_high_percent",
+    "ref_low_percent",
+    "ref_high_percent",
+    "range_flag",
+    "quality_flags",
+)
+
+
+def iso(seconds: float | None) -> str | None:
+    """ISO 8601 UTC time of a Unix timestamp (None stays None)."""
+    if seconds is None:
+        return None
+    return datetime.fromtimestamp(seconds, tz=timezone.utc).isoformat(timespec="seconds")
+
+
+def report_document(data: ReportData) -> dict[str, Any]:
+    """The report as a JSON-ready dict (schema in docs/report.md)."""
+    s, m = data.summary, data.model
+    cells = [
+        {
+            "fov": cell.result.key.fov,
+            "cell_index": cell.result.key.cell_index,
+            "cell_class": cell.result.cell_class.value,
+            "label": cell.result.label,
+            "probability": cell.confidence,
+            "disagreement": cell.result.disagreement,
+            "flagged": cell.result.flagged,
+            "flag_reason": cell.result.flag_reason,
+        }
+        for line in data.lines
+        for cell in data.gallery.get(line.count.cell_class, ())
+    ]
+    return {
+        "schema": SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "generated_utc": iso(data.generated_s),
+        "sample": {
+            "sample_id": data.sample_id,
+            "run_id": data.run_id,
+            "acquired_utc": iso(data.started_s),
+            "finished_utc": iso(data.finished_s),
+            "status": s.status.value,
+            "status_reason": s.status_reason,
+            "target_cells": data.target_cells,
+            "cells_counted": s.cells_counted,
+            "cells_flagged": s.cells_flagged,
+            "flagged_percent": data.flagged_percent,
+            "fields_done": s.fields_done,
+            "fields_total": s.fields_total,
+            "fields_failed": s.fields_failed,
+            "mean_disagreement": data.mean_disagreement,
+        },
+        "model": {
+            "path": m.path,
+            "version": m.version,
+            "arch": m.arch,
+            "modalities": list(m.modalities),
+            "created_utc": m.created,
+            "cv_folds": m.cv_folds,
+            "cv_metrics": {
+                key: {"mean": m.cv[key][0], "std": m.cv[key][1]}
+                for key, _ in CV_METRICS
+                if key in m.cv
+            },
+            "note": m.note,
+        },
+        "differential": [
+            {
+                "cell_class": line.count.cell_class.value,
+                "count": line.count.count,
+                "percent": line.count.percent,
+                "ci_low_percent": line.count.ci_low_percent,
+                "ci_high_percent": line.count.ci_high_percent,
+                "ref_low_percent": line.reference.low_percent,
+                "ref_high_percent": line.reference.high_percent,
+                "range_flag": line.flag.value,
+            }
+            for line in data.lines
+        ],
+        "quality_flags": [
+            {"code": f.code, "severity": f.severity.value, "message": f.message}
+            for f in data.quality
+        ],
+        "cells": cells,
+    }
+
+
+def render_json(data: ReportData) -> str:
+    """The JSON document, indented."""
+    return json.dumps(report_document(data), indent=1, ensure_ascii=False) + "\n"
+
+
+def render_csv(data: ReportData) -> str:
+    """One row per class (columns `CSV_COLUMNS`), sample fields repeated on each row."""
+    s = data.summary
+    codes = ";".join(dict.fromkeys(f.code for f in data.quality))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for line in data.lines:
+        c, ref = line.count, line.reference
+        writer.writerow(
+            [SCHEMA_VERSION, data.sample_id, data.run_id, iso(data.started_s), s.status.value,
+             s.cells_counted, s.cells_flagged, data.target_cells, c.cell_class.value, c.count,
+             repr(c.percent), repr(c.ci_low_percent), repr(c.ci_high_percent),
+             repr(ref.low_percent), repr(ref.high_percent), line.flag.value, codes]
+        )  # fmt: skip
+    return buffer.getvalue()

@@ -1,0 +1,240 @@
+"""The per-sample report as one self-contained HTML page: no scripts, no network, images inline.
+
+A Content-Security-Policy forbids every resource but inline styles and `data:` images, so a page
+that tried to load anything would show it as a console error (the Chromium test checks for none).
+Every piece of text from the store or the user (sample ids above all) goes through `esc`.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from datetime import datetime, timezone
+
+from leukoscope import __version__
+from leukoscope.pipeline.counts import CONFIDENCE
+from leukoscope.report.chart import differential_svg
+from leukoscope.report.data import ClassLine, GalleryCell, ReportData
+from leukoscope.report.flags import RangeFlag
+from leukoscope.report.model_info import CV_METRICS, ModelInfo
+from leukoscope.report.style import CSS
+from leukoscope.types import CellClass
+
+CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+CLASS_NAMES = {
+    CellClass.NEU: "Neutrophils",
+    CellClass.LYM: "Lymphocytes",
+    CellClass.MO: "Monocytes",
+    CellClass.EOS: "Eosinophils",
+    CellClass.BAS: "Basophils",
+}
+RANGE_SOURCE = (
+    "typical adult reference intervals (Bain, Blood Cells: A Practical Guide, 5th ed.), "
+    "configurable per laboratory ([report.reference_ranges])"
+)
+_FLAG_TEXT = {
+    RangeFlag.BELOW: "▼ below",
+    RangeFlag.ABOVE: "▲ above",
+    RangeFlag.WITHIN: "within",
+    RangeFlag.NONE: "—",
+}
+
+
+def esc(value: object) -> str:
+    """HTML-escaped text (quotes included)."""
+    return html.escape(str(value), quote=True)
+
+
+def utc(seconds: float | None) -> str:
+    """'YYYY-MM-DD HH:MM:SS UTC', or an em dash."""
+    if seconds is None:
+        return "—"
+    return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _item(label: str, value: str, element_id: str = "") -> str:
+    ident = f' id="{element_id}"' if element_id else ""
+    return f"<div><dt>{esc(label)}</dt><dd{ident}>{value}</dd></div>"
+
+
+def _model_text(model: ModelInfo) -> tuple[str, str, str]:
+    name = esc(model.arch or model.name)
+    version = esc(model.version or model.created or "not recorded")
+    if model.cv:
+        folds = f" ({model.cv_folds}-fold CV)" if model.cv_folds else " (CV)"
+        metrics = ", ".join(
+            f"{label} {100 * model.cv[key][0]:.1f} ± {100 * model.cv[key][1]:.1f}%"
+            for key, label in CV_METRICS
+            if key in model.cv
+        )
+        return name, version, esc(metrics + folds)
+    return name, version, f'<span class="muted">{esc(model.note or "not available")}</span>'
+
+
+def meta_section(data: ReportData) -> str:
+    """Sample, run, times, counts, fields and model."""
+    s = data.summary
+    target = f" of {data.target_cells} targeted" if data.target_cells else " (all fields)"
+    fields = f"{s.fields_done}" + (f" of {s.fields_total}" if s.fields_total is not None else "")
+    model, version, metrics = _model_text(data.model)
+    items = [
+        _item("Sample", f'<span class="mono">{esc(data.sample_id)}</span>', "sample-id"),
+        _item("Run", f'<span class="mono">{esc(data.run_id)}</span>', "run-id"),
+        _item("Acquired", esc(utc(data.started_s))),
+        _item("Report generated", esc(utc(data.generated_s))),
+        _item("Cells counted", esc(f"{s.cells_counted}{target}"), "cells-counted"),
+        _item(
+            "Flagged for review",
+            esc(f"{s.cells_flagged} ({data.flagged_percent:.1f}%)"),
+            "cells-flagged",
+        ),
+        _item("Fields of view", esc(f"{fields} analysed, {s.fields_failed} failed")),
+        _item("Mean head disagreement", esc(f"{data.mean_disagreement:.3f}")),
+        _item("Model", model, "model"),
+        _item("Model version", version, "model-version"),
+        _item("Cross-validated performance", metrics, "model-metrics"),
+        _item("Status", esc(s.status_reason or s.status.value)),
+    ]
+    return f'<section id="summary"><h2>Sample</h2><dl class="meta">{"".join(items)}</dl></section>'
+
+
+def quality_section(data: ReportData) -> str:
+    """The quality flags, most serious first, or a line saying there are none."""
+    if not data.quality:
+        body = '<p class="ok" id="no-quality-flags">No quality flags.</p>'
+    else:
+        items = "".join(
+            f'<li class="{f.severity.value}" data-code="{esc(f.code)}">'
+            f"<b>{esc(f.severity.value)}</b>{esc(f.message)}</li>"
+            for f in data.quality
+        )
+        body = f'<ul class="flags" id="quality-flags">{items}</ul>'
+    return f'<section id="quality"><h2>Review flags</h2>{body}</section>'
+
+
+def _table_row(line: ClassLine, counted: int) -> str:
+    c, ref = line.count, line.reference
+    has = counted > 0
+    ci = f"{c.ci_low_percent:.1f} – {c.ci_high_percent:.1f}"
+    cells = [
+        f"<td><b>{esc(c.cell_class.value)}</b> "
+        f'<span class="muted">{esc(CLASS_NAMES[c.cell_class])}</span></td>',
+        f'<td class="count">{c.count}</td>',
+        f'<td class="percent">{f"{c.percent:.1f}" if has else "—"}</td>',
+        f'<td class="ci">{ci if has else "—"}</td>',
+        f'<td class="range">{ref.low_percent:g} – {ref.high_percent:g}</td>',
+        f'<td class="flag-{line.flag.name.lower()}">{esc(_FLAG_TEXT[line.flag])}</td>',
+    ]
+    return f'<tr data-class="{esc(c.cell_class.value)}">{"".join(cells)}</tr>'
+
+
+def differential_section(data: ReportData) -> str:
+    """Per class: count, %, 95% CI, reference range, flag; and the chart (or why there is none)."""
+    n = data.summary.cells_counted
+    rows = "".join(_table_row(line, n) for line in data.lines)
+    level = round(100 * CONFIDENCE)
+    table = (
+        '<table class="differential" id="differential"><thead><tr><th>Class</th><th>Count</th>'
+        f"<th>%</th><th>{level}% CI (%)</th><th>Reference (%)</th><th>Flag</th></tr></thead>"
+        f'<tbody>{rows}</tbody><tfoot><tr><td>Total</td><td>{n}</td><td colspan="4"></td></tr>'
+        "</tfoot></table>"
+    )
+    if n == 0:
+        chart = (
+            '<p class="empty" id="no-cells-message">No white cells were counted in this sample: '
+            "no differential can be reported.</p>"
+        )
+    else:
+        svg = differential_svg(
+            [line.count.cell_class.value for line in data.lines],
+            [line.count.percent for line in data.lines],
+            [(line.count.ci_low_percent, line.count.ci_high_percent) for line in data.lines],
+            [(line.reference.low_percent, line.reference.high_percent) for line in data.lines],
+            [line.flag for line in data.lines],
+        )
+        chart = f'<figure class="chart" id="chart" style="margin:0">{svg}</figure>'
+    return (
+        '<section id="differential-section"><h2>Differential</h2>'
+        f'<div class="diff"><div>{table}</div><div>{chart}</div></div></section>'
+    )
+
+
+def _cell_card(cell: GalleryCell) -> str:
+    r = cell.result
+    key = f"field {r.key.fov}, cell {r.key.cell_index}"
+    if cell.thumbnail:
+        data = base64.b64encode(cell.thumbnail).decode("ascii")
+        image = f'<img alt="{esc(key)}" src="data:image/png;base64,{data}">'
+    else:
+        image = '<div class="noimage">no image stored</div>'
+    badge = '<span class="badge">REVIEW</span>' if r.flagged else ""
+    reason = f'<div class="reason">{esc(r.flag_reason)}</div>' if r.flagged else ""
+    caption = f"{esc(key)} · p {cell.confidence:.2f} · Δ {r.disagreement:.2f}"
+    classes = "cell flagged" if r.flagged else "cell"
+    return (
+        f'<figure class="{classes}" data-class="{esc(r.cell_class.value)}">{image}'
+        f"<figcaption>{badge}{caption}</figcaption>{reason}</figure>"
+    )
+
+
+def gallery_section(data: ReportData) -> str:
+    """A gallery per class: each cell's modalities side by side, flagged first, then confidence."""
+    modalities = data.model.modalities
+    legend = "".join(f"<span>{esc(m)}</span>" for m in modalities)
+    legend_html = f'<div class="legend-modalities" style="--n:{len(modalities)}">{legend}</div>'
+    parts = [
+        '<section id="gallery-section"><h2>Cell gallery</h2>'
+        '<p class="muted">Every counted cell, per class: flagged cells (orange, REVIEW) first, '
+        "then by the classifier's probability, highest first. p = probability of the class, "
+        "Δ = head disagreement.</p>"
+    ]
+    if data.summary.cells_counted == 0:
+        parts.append('<p class="empty" id="no-cells-gallery">No cells to show.</p>')
+    for line in data.lines:
+        c = line.count.cell_class
+        cells = data.gallery.get(c, ())
+        if not line.count.count:
+            continue
+        shown = (
+            f", showing {len(cells)} of {line.count.count}" if len(cells) < line.count.count else ""
+        )
+        parts.append(
+            f'<h3 id="gallery-{esc(c.value)}">{esc(c.value)} · {esc(CLASS_NAMES[c])} '
+            f'<span class="muted">{line.count.count} cells, {data.flagged_by_class.get(c, 0)} '
+            f"flagged{shown}</span></h3>{legend_html}"
+            f'<div class="gallery" data-class="{esc(c.value)}">'
+            f"{''.join(_cell_card(cell) for cell in cells)}</div>"
+        )
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def footer(data: ReportData) -> str:
+    """Methods, reference-range source and provenance."""
+    level = round(100 * CONFIDENCE)
+    return (
+        "<footer><p>Percentages are of the white cells counted; flagged cells count toward the "
+        f"class the classifier chose. {level}% confidence intervals are Clopper-Pearson exact "
+        f"binomial intervals. Reference ranges: {esc(RANGE_SOURCE)}. Flags compare the percentage "
+        "with the range. Flagged cells and every review flag must be checked by qualified staff "
+        f"before the result is released.</p><p>leukoscope {esc(__version__)} · results "
+        f'<span class="mono">{esc(data.database)}</span> · model file '
+        f'<span class="mono">{esc(data.model.path or "unknown")}</span></p></footer>'
+    )
+
+
+def render_html(data: ReportData) -> str:
+    """The whole page."""
+    status = data.summary.status.value
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{esc(CSP)}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>Differential report — {esc(data.sample_id)}</title><style>{CSS}</style></head>"
+        '<body><header class="masthead"><div class="brand">leukoscope</div>'
+        "<h1>White-cell differential report</h1>"
+        f'<div class="sample">{esc(data.sample_id)}</div>'
+        f'<div class="status status-{esc(status)}" id="status">{esc(status)}</div></header>'
+        f"<main>{meta_section(data)}{quality_section(data)}{differential_section(data)}"
+        f"{gallery_section(data)}</main>{footer(data)}</body></html>\n"
+    )

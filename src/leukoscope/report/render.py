@@ -1,0 +1,37 @@
+"""Render a sample's report in the asked format and pick the default output file."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from leukoscope.errors import ParameterError
+from leukoscope.report.data import ReportData
+
+FORMATS = ("html", "json", "csv")
+
+
+def check_format(fmt: str) -> str:
+    """The format, lower-cased; ParameterError unless html, json or csv."""
+    chosen = fmt.lower()
+    if chosen not in FORMATS:
+        raise ParameterError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    return chosen
+
+
+def render_report(data: ReportData, fmt: str) -> str:
+    """The report as text in `fmt` (html, json or csv)."""
+    chosen = check_format(fmt)
+    if chosen == "html":
+        from leukoscope.report.html import render_html
+
+        return render_html(data)
+    from leukoscope.report.export import render_csv, render_json
+
+    return render_json(data) if chosen == "json" else render_csv(data)
+
+
+def default_output(sample_id: str, run_id: str, fmt: str) -> Path:
+    """`report-<sample>-<run8>.<fmt>` in the working directory, the sample id made file-safe."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", sample_id).strip("._") or "sample"
+    return Path(f"report-{safe[:80]}-{run_id[:8]}.{check_format(fmt)}")

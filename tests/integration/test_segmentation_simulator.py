@@ -1,0 +1,44 @@
+"""Segmentation against the simulator's ground truth on a few small, crowded fields."""
+
+from __future__ import annotations
+
+import math
+
+from leukoscope.instrument.simulator.frames import capture_frameset
+from leukoscope.instrument.simulator.params import SampleParams
+from leukoscope.instrument.simulator.render import FieldRenderer
+from leukoscope.instrument.simulator.sample import SimulatedSample
+from leukoscope.instrument.simulator.sensor import Sensor
+from leukoscope.pipeline.segmentation import segment
+from leukoscope.types import MODALITIES
+
+
+def test_every_whole_cell_is_found_once() -> None:
+    params = SampleParams(frame_shape=(768, 768), wbc_per_field=12)
+    sample = SimulatedSample(seed=11, params=params)
+    renderer, sensor = FieldRenderer(sample), Sensor()
+    found_total = whole_total = 0
+    for fov in range(3):
+        frameset = capture_frameset(renderer, sensor, "sim", fov)
+        cells = segment(frameset, out_px=64)
+        truth = sample.field(fov).cells
+        whole = [c for c in truth if not c.cut_by_border]
+        whole_total += len(whole)
+        for cell in cells:
+            assert cell.crops.shape == (len(MODALITIES), 64, 64)
+            x, y, w, h = cell.bbox
+            centre = (y + h / 2, x + w / 2)
+            owners = [t for t in truth if math.dist(t.centre_yx, centre) <= t.radius_px]
+            assert len(owners) == 1, f"field {fov}: detection at {centre} matches {len(owners)}"
+        for true_cell in whole:
+            hits = [
+                c
+                for c in cells
+                if math.dist(
+                    true_cell.centre_yx, (c.bbox[1] + c.bbox[3] / 2, c.bbox[0] + c.bbox[2] / 2)
+                )
+                <= true_cell.radius_px
+            ]
+            assert len(hits) == 1, f"field {fov}: cell {true_cell.index} found {len(hits)} times"
+            found_total += 1
+    assert whole_total >= 20 and found_total == whole_total

@@ -1,0 +1,204 @@
+"""Report data gathered from a results store: numbers equal the store's, edge cases, formats."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from leukoscope.config import Settings
+from leukoscope.errors import ParameterError
+from leukoscope.pipeline.counts import tally
+from leukoscope.pipeline.store import ResultStore, png_thumbnail
+from leukoscope.report.data import gather_report, open_results, resolve_run
+from leukoscope.report.export import CSV_COLUMNS, SCHEMA, render_csv, render_json
+from leukoscope.report.html import render_html
+from leukoscope.report.render import default_output, render_report
+from leukoscope.types import CELL_CLASSES, CellClass, CellKey, CellResult, SampleSummary
+
+NEU, LYM, MO, EOS, BAS = CELL_CLASSES
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[ResultStore]:
+    with ResultStore(tmp_path / "results.sqlite") as db:
+        yield db
+
+
+def cell(
+    sample: str, fov: int, index: int, cls: CellClass, p: float = 0.9, flagged: bool = False
+) -> CellResult:
+    rest = (1.0 - p) / 4
+    probabilities = tuple(p if c == cls else rest for c in CELL_CLASSES)
+    return CellResult(
+        CellKey(sample, fov, index),
+        cls,
+        probabilities,
+        head_probabilities=(probabilities, probabilities),
+        disagreement=0.3 if flagged else 0.01,
+        flagged=flagged,
+        flag_reason="head disagreement 0.30 > 0.25" if flagged else "",
+    )
+
+
+def record(
+    store: ResultStore,
+    sample: str,
+    fields: list[list[CellResult]],
+    *,
+    target: int = 0,
+    run_id: str | None = None,
+) -> tuple[str, SampleSummary]:
+    """Store a finished sample as the aggregator would; its summary as the store rebuilds it."""
+    run_id = run_id or store.start_run(model_path="", model_version="v-test")
+    store.start_sample(run_id, sample, target_cells=target, fields_total=len(fields))
+    rng = np.random.default_rng(0)
+    for fov, results in enumerate(fields):
+        store.add_field(run_id, sample, fov, len(results))
+        thumbs = {r.key: png_thumbnail(rng.integers(0, 255, (8, 32), np.uint8)) for r in results}
+        store.add_results(run_id, results, thumbs)
+    summary = store.summary(run_id, sample)
+    store.finish_sample(run_id, summary)
+    return run_id, summary
+
+
+def mixed(sample: str) -> list[list[CellResult]]:
+    classes = [NEU] * 9 + [LYM] * 5 + [MO, EOS]
+    cells = [
+        cell(sample, i // 6, i % 6, c, p=0.5 + 0.02 * i, flagged=i in (3, 10))
+        for i, c in enumerate(classes)
+    ]
+    return [[c for c in cells if c.key.fov == f] for f in range(3)]
+
+
+def test_numbers_equal_the_stores_summary(store: ResultStore) -> None:
+    run_id, summary = record(store, "s1", mixed("s1"))
+    data = gather_report(store, "s1")
+    assert data.run_id == run_id
+    assert data.summary == summary
+    assert [line.count for line in data.lines] == summary.classes
+    shown = [c.result for cells in data.gallery.values() for c in cells]
+    counts, flagged = tally(shown)
+    assert [counts[c.cell_class] for c in summary.classes] == [c.count for c in summary.classes]
+    assert flagged == summary.cells_flagged == 2
+    assert data.flagged_by_class == {NEU: 1, LYM: 1, MO: 0, EOS: 0, BAS: 0}
+    document = json.loads(render_json(data))
+    assert document["schema"] == SCHEMA
+    assert document["differential"] == [
+        {
+            **c.model_dump(mode="json"),
+            "ref_low_percent": line.reference.low_percent,
+            "ref_high_percent": line.reference.high_percent,
+            "range_flag": line.flag.value,
+        }
+        for c, line in zip(summary.classes, data.lines, strict=True)
+    ]
+    rows = list(csv.DictReader(io.StringIO(render_csv(data))))
+    assert tuple(rows[0]) == CSV_COLUMNS
+    assert [float(r["percent"]) for r in rows] == [c.percent for c in summary.classes]
+    assert [float(r["ci_high_percent"]) for r in rows] == [
+        c.ci_high_percent for c in summary.classes
+    ]
+
+
+def test_gallery_holds_only_counted_cells_flagged_first_then_by_confidence(
+    store: ResultStore,
+) -> None:
+    _, summary = record(store, "s1", mixed("s1"), target=10)
+    assert summary.cells_counted == 10
+    data = gather_report(store, "s1")
+    neu = [c.result for c in data.gallery[NEU]]
+    assert sum(len(v) for v in data.gallery.values()) == 10
+    assert neu[0].flagged and not any(r.flagged for r in neu[1:])
+    confidences = [max(r.probabilities) for r in neu[1:]]
+    assert confidences == sorted(confidences, reverse=True)
+    assert all(c.thumbnail and c.thumbnail.startswith(b"\x89PNG") for c in data.gallery[NEU])
+    limited = gather_report(store, "s1", gallery_limit=2)
+    assert len(limited.gallery[NEU]) == 2 and limited.lines == data.lines
+
+
+def test_zero_cells_renders_a_clear_message(store: ResultStore) -> None:
+    record(store, "empty", [[], []], target=200)
+    data = gather_report(store, "empty")
+    assert data.summary.cells_counted == 0
+    assert [f.code for f in data.quality] == ["no_cells", "too_few_cells"]
+    page = render_html(data)
+    assert 'id="no-cells-message"' in page and "No white cells were counted" in page
+    assert "<svg" not in page  # no chart of nothing
+    document = json.loads(render_json(data))
+    assert document["sample"]["cells_counted"] == 0
+    assert {d["range_flag"] for d in document["differential"]} == {"n/a"}
+
+
+def test_only_flagged_cells_render_with_a_clear_message(store: ResultStore) -> None:
+    cells = [cell("f", 0, i, BAS, p=0.3, flagged=True) for i in range(4)]
+    record(store, "f", [cells])
+    data = gather_report(store, "f")
+    assert data.quality[0].code == "all_flagged"
+    page = render_html(data)
+    assert "All 4 cells were flagged for review" in page
+    assert page.count('class="cell flagged"') == 4
+    assert "<svg" in page
+
+
+def test_html_is_self_contained_and_escapes_the_sample_id(store: ResultStore) -> None:
+    sample = '<script>alert("x")</script>&'
+    record(store, sample, [[cell(sample, 0, 0, NEU)]])
+    page = render_html(gather_report(store, sample))
+    assert "<script" not in page
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;" in page
+    assert not re.search(r"(src|href)\s*=\s*[\"'](?!data:|#)", page)  # nothing to fetch
+    assert not re.search(r"url\((?!#)", page) and "@import" not in page
+    assert "Content-Security-Policy" in page
+    assert page.count("data:image/png;base64,") == 1
+
+
+def test_latest_run_holding_the_sample_is_the_default(store: ResultStore) -> None:
+    first, _ = record(store, "a", [[cell("a", 0, 0, NEU)]])
+    second, _ = record(store, "a", [[cell("a", 0, 0, LYM)]])
+    record(store, "b", [[cell("b", 0, 0, MO)]])  # a later run without "a"
+    assert resolve_run(store, "a") == second
+    assert resolve_run(store, "a", first[:6]) == first
+    assert gather_report(store, "a", first).lines[0].count.count == 1  # NEU in the first run
+
+
+def test_unknown_sample_or_run_is_one_clear_line(store: ResultStore, tmp_path: Path) -> None:
+    run_id, _ = record(store, "a", [[cell("a", 0, 0, NEU)]])
+    with pytest.raises(ParameterError, match=r"no sample 'zz' in .*\(samples: a\)"):
+        resolve_run(store, "zz")
+    with pytest.raises(ParameterError, match="no run 'nope'"):
+        resolve_run(store, "a", "nope")
+    other = store.start_run()
+    with pytest.raises(ParameterError, match=f"sample 'a' is not in run {other}"):
+        resolve_run(store, "a", other)
+    with pytest.raises(ParameterError, match="not found"):
+        open_results(tmp_path / "missing.sqlite")
+    assert not (tmp_path / "missing.sqlite").exists()
+    assert run_id
+
+
+def test_reference_ranges_come_from_the_settings(store: ResultStore) -> None:
+    record(store, "a", [[cell("a", 0, i, NEU) for i in range(3)]])
+    lab = Settings.model_validate(
+        {"report": {"reference_ranges": {"NEU": {"low_percent": 0, "high_percent": 100}}}}
+    )
+    data = gather_report(store, "a", settings=lab)
+    assert data.lines[0].reference.high_percent == 100.0
+    assert data.lines[0].flag.value == "within"
+    assert data.lines[1].reference.high_percent == 45.0  # defaults kept for the others
+
+
+def test_formats_and_default_output_name(store: ResultStore) -> None:
+    run_id, _ = record(store, "a/b c", [[cell("a/b c", 0, 0, NEU)]])
+    data = gather_report(store, "a/b c", with_thumbnails=False)
+    assert render_report(data, "CSV").startswith("schema_version,")
+    with pytest.raises(ParameterError, match="--format"):
+        render_report(data, "pdf")
+    assert default_output("a/b c", run_id, "html") == Path(f"report-a_b_c-{run_id[:8]}.html")
+    assert default_output("../..", run_id, "json").name == f"report-sample-{run_id[:8]}.json"

@@ -1,0 +1,124 @@
+"""Report review rules: reference-range flags and quality flags over a summary."""
+
+from __future__ import annotations
+
+from leukoscope.config import ReportConfig
+from leukoscope.pipeline.counts import class_counts
+from leukoscope.report.flags import (
+    RangeFlag,
+    Severity,
+    Thresholds,
+    distance_outside,
+    quality_flags,
+    range_flag,
+)
+from leukoscope.types import CELL_CLASSES, CellClass, SampleStatus, SampleSummary
+
+NEU, LYM, MO, EOS, BAS = CELL_CLASSES
+RANGES = ReportConfig().reference_ranges
+
+
+def summary(
+    counts: dict[CellClass, int],
+    flagged: int = 0,
+    *,
+    failed: int = 0,
+    status: SampleStatus = SampleStatus.COMPLETE,
+    reason: str = "",
+) -> SampleSummary:
+    return SampleSummary(
+        sample_id="s",
+        classes=class_counts(counts),
+        cells_counted=sum(counts.values()),
+        cells_flagged=flagged,
+        fields_done=3,
+        fields_total=3,
+        fields_failed=failed,
+        status=status,
+        status_reason=reason,
+    )
+
+
+NORMAL = {NEU: 120, LYM: 60, MO: 12, EOS: 6, BAS: 2}  # 60/30/6/3/1 %
+
+
+def codes(
+    s: SampleSummary,
+    disagreement: float = 0.0,
+    target_cells: int = 200,
+    max_flagged_percent: float = 10.0,
+) -> list[str]:
+    thresholds = Thresholds(target_cells, max_flagged_percent)
+    return [f.code for f in quality_flags(s, RANGES, disagreement, thresholds)]
+
+
+def test_range_flag_by_the_percentage_with_inclusive_limits() -> None:
+    rows = {r.cell_class: r for r in class_counts({NEU: 40, LYM: 45, MO: 15})}
+    assert range_flag(rows[NEU], RANGES[NEU], 100) == RangeFlag.WITHIN  # 40 % = low limit
+    assert range_flag(rows[LYM], RANGES[LYM], 100) == RangeFlag.WITHIN  # 45 % = high limit
+    assert range_flag(rows[MO], RANGES[MO], 100) == RangeFlag.ABOVE
+    assert range_flag(rows[EOS], RANGES[EOS], 100) == RangeFlag.BELOW
+    assert range_flag(rows[BAS], RANGES[BAS], 100) == RangeFlag.WITHIN  # 0 % in 0-2 %
+
+
+def test_range_flag_is_not_applicable_without_cells() -> None:
+    for row in class_counts({}):
+        assert range_flag(row, RANGES[row.cell_class], 0) == RangeFlag.NONE
+
+
+def test_normal_sample_at_target_has_no_quality_flags() -> None:
+    assert codes(summary(NORMAL, flagged=4)) == []
+
+
+def test_zero_cells_is_one_alert_not_a_list_of_range_problems() -> None:
+    flags = quality_flags(summary({}), RANGES, 0.0, Thresholds(target_cells=200))
+    assert [f.code for f in flags] == ["no_cells", "too_few_cells"]
+    assert flags[0].severity == Severity.ALERT
+    assert "No white cells" in flags[0].message
+
+
+def test_only_flagged_cells_is_an_alert_and_not_also_many_flagged() -> None:
+    found = codes(summary(NORMAL, flagged=200))
+    assert found == ["all_flagged"]
+
+
+def test_many_flagged_above_the_configured_share() -> None:
+    assert "many_flagged" in codes(summary(NORMAL, flagged=21))  # 10.5 % > 10 %
+    assert "many_flagged" not in codes(summary(NORMAL, flagged=20))  # 10 % is allowed
+    assert "many_flagged" not in codes(summary(NORMAL, flagged=21), max_flagged_percent=20.0)
+
+
+def test_too_few_cells_only_against_a_target() -> None:
+    small = {NEU: 30, LYM: 15, MO: 3, EOS: 2}
+    assert "too_few_cells" in codes(summary(small))
+    assert "too_few_cells" not in codes(summary(small), target_cells=0)  # 0 = all fields
+
+
+def test_heads_disagreeing_on_average() -> None:
+    assert "heads_disagree" in codes(summary(NORMAL), disagreement=0.2)
+    assert "heads_disagree" not in codes(summary(NORMAL), disagreement=0.1)
+
+
+def test_failed_fields_and_incomplete_status() -> None:
+    found = codes(summary(NORMAL, failed=2, status=SampleStatus.INCOMPLETE, reason="2 failed"))
+    assert found == ["failed_fields", "incomplete"]
+    assert codes(summary(NORMAL, status=SampleStatus.RUNNING)) == ["running"]
+
+
+def test_composition_far_outside_needs_the_whole_ci_far_away() -> None:
+    one_class = summary({BAS: 200}, flagged=0)
+    far = [
+        f for f in quality_flags(one_class, RANGES, 0.0, Thresholds(200)) if f.code == "far_outside"
+    ]
+    assert {f.message.split()[0] for f in far} == {"NEU", "BAS"}  # LYM: 0 % is 20 - 1.8 < 20 away
+    assert all(f.severity == Severity.ALERT for f in far)
+    # 30 % monocytes of 10 cells: CI reaches down into the range, so not "far"
+    few = summary({NEU: 6, MO: 3, LYM: 1})
+    assert "far_outside" not in codes(few, target_cells=0)
+
+
+def test_distance_outside_is_measured_from_the_ci() -> None:
+    rows = {r.cell_class: r for r in class_counts({MO: 50, NEU: 50})}
+    mo = rows[MO]
+    assert distance_outside(mo, RANGES[MO]) == mo.ci_low_percent - 10.0
+    assert distance_outside(rows[NEU], RANGES[NEU]) == 0.0
