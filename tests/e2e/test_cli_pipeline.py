@@ -96,3 +96,18 @@ def test_batch_skips_a_folder_that_is_not_an_acquisition(tmp_path: Path, model: 
     result = cli(tmp_path, model, "batch", str(empty))
     assert result.returncode == 1
     assert "not-an-acquisition" in result.stderr
+
+
+def test_serve_refuses_a_non_loopback_bind_without_keys(tmp_path: Path, model: Path) -> None:
+    result = cli(tmp_path, model, "serve", "--bind", "tcp://0.0.0.0:5999")
+    assert result.returncode == 2
+    assert "refusing to bind 0.0.0.0 without CurveZMQ keys" in result.stderr
+    assert "leukoscope keys generate" in result.stderr
+
+
+def test_keys_generate_writes_both_pairs(tmp_path: Path, model: Path) -> None:
+    result = cli(tmp_path, model, "keys", "generate", str(tmp_path / "keys"))
+    assert result.returncode == 0, result.stderr
+    names = sorted(p.name for p in (tmp_path / "keys").iterdir())
+    assert names == ["client.key", "client.key_secret", "server.key", "server.key_secret"]
+    assert (tmp_path / "keys" / "server.key_secret").stat().st_mode & 0o077 == 0

@@ -211,7 +211,7 @@ def test_data_parallel_onnx_equals_serial(tmp_path: Path) -> None:
     np.testing.assert_allclose(single.probabilities, serial.probabilities[:1], atol=1e-6)
 
 
-def test_cli_export_and_models(tmp_path: Path) -> None:
+def test_cli_export(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
     from leukoscope.cli import app
@@ -228,7 +228,3 @@ def test_cli_export_and_models(tmp_path: Path) -> None:
     broken.write_bytes(path.read_bytes()[:200])
     result = runner.invoke(app, ["export", str(broken)])
     assert isinstance(result.exception, CheckpointError)
-
-    result = runner.invoke(app, ["models", "--size", "64", "--width", "0.5"])
-    assert result.exit_code == 0, result.output
-    assert "hs_mm_mimo (literal)" in result.output and "fvcore" in result.output

@@ -147,6 +147,7 @@ def final_counts(procs: Processes) -> tuple[SampleStatus, list[ClassCount]]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(400)
 def test_killed_workers_do_not_change_counts(
     procs: Processes, acquisition: Path, reference: list[ClassCount]
 ) -> None:
@@ -165,6 +166,7 @@ def test_killed_workers_do_not_change_counts(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(400)
 def test_restarted_aggregator_resumes_with_same_counts(
     procs: Processes, acquisition: Path, reference: list[ClassCount]
 ) -> None:

@@ -141,3 +141,19 @@ def test_wrong_input_layout_is_refused() -> None:
     model = build_model("mm_mimo", MODALITIES, in_chans=1, width=0.5)
     with pytest.raises(ParameterError, match=r"\(B, 4, 1, H, W\)"):
         model(torch.randn(2, 4, 3, 32, 32))
+
+
+def test_cli_models_table(
+    paper_table: dict[str, ComplexityRow], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from leukoscope.classifier import complexity
+    from leukoscope.cli import app
+
+    monkeypatch.setattr(complexity, "complexity_table", lambda *_: list(paper_table.values()))
+    result = CliRunner().invoke(app, ["models"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    for text in ("hs_mm_mimo (literal)", "1,281,016", "187.60M", "1.281M / 187.6M", "+1.81%"):
+        assert text in result.output, text
+    assert "fvcore" in result.output

@@ -105,6 +105,10 @@ def test_numbers_equal_the_stores_summary(store: ResultStore) -> None:
     assert [float(r["ci_high_percent"]) for r in rows] == [
         c.ci_high_percent for c in summary.classes
     ]
+    assert {r["quality_flags"] for r in rows} == {"many_flagged"}
+    page = render_html(data)
+    assert 'id="review">check flags</div>' in page  # a warning only: 2 of 16 cells flagged
+    assert page.count('<figure class="cell') == 16 and page.count("data:image/png") == 16
 
 
 def test_gallery_holds_only_counted_cells_flagged_first_then_by_confidence(
@@ -144,6 +148,7 @@ def test_only_flagged_cells_render_with_a_clear_message(store: ResultStore) -> N
     page = render_html(data)
     assert "All 4 cells were flagged for review" in page
     assert page.count('class="cell flagged"') == 4
+    assert 'id="review">review required</div>' in page
     assert "<svg" in page
 
 

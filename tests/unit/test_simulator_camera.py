@@ -120,6 +120,17 @@ def test_frame_ids_flush_and_dropped_frames() -> None:
         assert abs(camera.fetch(1.0).timestamp_s - stamp) < 1.0
 
 
+def test_create_builds_a_camera_on_a_fresh_sample() -> None:
+    state = SimulatedRigState()
+    with SimulatedCamera.create(state, seed=4, sample=PARAMS, pixel_format="Mono8") as camera:
+        camera.start()
+        state.set_channel(2, 50.0)
+        camera.trigger()
+        frame = camera.fetch(1.0)
+    assert frame.lit is Modality.COLOR2 and frame.image.shape == (192, 192)
+    assert camera.renderer.sample.seed == 4
+
+
 def test_errors_for_misuse() -> None:
     renderer = FieldRenderer(SimulatedSample(2, PARAMS))
     camera = SimulatedCamera(renderer, SimulatedRigState())

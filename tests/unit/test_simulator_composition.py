@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from leukoscope.errors import ParameterError
@@ -65,6 +65,7 @@ def test_nan_share_is_rejected() -> None:
         validate_composition({CellClass.NEU: float("nan"), CellClass.LYM: 100.0})
 
 
+@settings(deadline=None, max_examples=100)
 @given(
     total=st.integers(0, 50_000),
     weights=st.lists(st.integers(0, 1000), min_size=5, max_size=5).filter(lambda w: sum(w) > 0),

@@ -233,8 +233,14 @@ class Aggregator:
                 self.rejected += 1
                 log.warning("ignored %s for unknown sample %r", type(message).__name__, sample_id)
             return
+        fov = message.frameset.fov if isinstance(message, wire.FrameSetMessage) else -1
+        fov = getattr(message, "fov", fov)
+        total = run.ledger.fields_total
+        if total is not None and fov >= total:
+            self.rejected += 1
+            log.warning("ignored field %d of %s: the sample has %d fields", fov, sample_id, total)
+            return
         if isinstance(message, wire.FrameSetMessage):
-            fov = message.frameset.fov
             if run.ledger.add_field(fov):
                 run.available_s[fov] = message.t_available_s or time.time()
                 self._queue("segment", run.segment, _Unit(sample_id, fov, message))
@@ -326,7 +332,14 @@ class Aggregator:
                 self.rejected += 1
                 log.warning("ignored %s for unknown sample %r", type(message).__name__, sample_id)
             return
-        if isinstance(message, wire.CellBatch):
+        fov = getattr(message, "fov", -1)
+        unsolicited = fov not in run.segment and fov not in run.classify
+        if isinstance(message, (wire.CellBatch, wire.FieldFailed)) and unsolicited:
+            self.rejected += 1
+            log.warning(
+                "ignored %s for field %d: no work is out for it", type(message).__name__, fov
+            )
+        elif isinstance(message, wire.CellBatch):
             self._on_cells(run, message)
         elif isinstance(message, wire.FieldFailed):
             self._fail(run, message.fov, message.reason)
@@ -382,7 +395,8 @@ class Aggregator:
                 self.rejected += 1
                 log.warning("ignored results for unknown sample %r", sample_id)
             return
-        mine = [r for r in batch.results if r.key.sample_id == sample_id]
+        segmented = {fov for fov, state in run.ledger.fields.items() if state.segmented}
+        mine = [r for r in batch.results if r.key.sample_id == sample_id and r.key.fov in segmented]
         fresh = run.ledger.add_results(mine)
         if fresh:
             thumbs = {r.key: thumbnail(run.crops.pop(r.key)) for r in fresh if r.key in run.crops}

@@ -15,7 +15,7 @@ from leukoscope import __version__
 from leukoscope.pipeline.counts import CONFIDENCE
 from leukoscope.report.chart import differential_svg
 from leukoscope.report.data import ClassLine, GalleryCell, ReportData
-from leukoscope.report.flags import RangeFlag
+from leukoscope.report.flags import RangeFlag, Severity
 from leukoscope.report.model_info import CV_METRICS, ModelInfo
 from leukoscope.report.style import CSS
 from leukoscope.types import CellClass
@@ -59,7 +59,8 @@ def _item(label: str, value: str, element_id: str = "") -> str:
 
 def _model_text(model: ModelInfo) -> tuple[str, str, str]:
     name = esc(model.arch or model.name)
-    version = esc(model.version or model.created or "not recorded")
+    trained = f"trained {model.created}" if model.created else "not recorded"
+    version = esc(model.version or trained)
     if model.cv:
         folds = f" ({model.cv_folds}-fold CV)" if model.cv_folds else " (CV)"
         metrics = ", ".join(
@@ -223,6 +224,16 @@ def footer(data: ReportData) -> str:
     )
 
 
+def review_badge(data: ReportData) -> str:
+    """'Review required' when an alert is raised, 'check flags' for warnings only, else nothing."""
+    severities = {f.severity for f in data.quality}
+    if Severity.ALERT in severities:
+        return '<div class="status status-incomplete" id="review">review required</div>'
+    if severities:
+        return '<div class="status status-running" id="review">check flags</div>'
+    return ""
+
+
 def render_html(data: ReportData) -> str:
     """The whole page."""
     status = data.summary.status.value
@@ -234,7 +245,8 @@ def render_html(data: ReportData) -> str:
         '<body><header class="masthead"><div class="brand">leukoscope</div>'
         "<h1>White-cell differential report</h1>"
         f'<div class="sample">{esc(data.sample_id)}</div>'
-        f'<div class="status status-{esc(status)}" id="status">{esc(status)}</div></header>'
+        f'<div class="status status-{esc(status)}" id="status">{esc(status)}</div>'
+        f"{review_badge(data)}</header>"
         f"<main>{meta_section(data)}{quality_section(data)}{differential_section(data)}"
         f"{gallery_section(data)}</main>{footer(data)}</body></html>\n"
     )

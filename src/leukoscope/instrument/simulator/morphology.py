@@ -82,7 +82,7 @@ def _chain(
 def _neutrophil(rng: Rng, px: float) -> WhiteCellShape:
     radius = rng.normal(11.8, 1.1) / 2 * px
     n_lobes = int(rng.choice([1, 2, 3, 4, 5], p=[0.12, 0.25, 0.38, 0.18, 0.07]))
-    compact = n_lobes > 1 and rng.uniform() < 0.3
+    compact = n_lobes > 1 and rng.uniform() < 0.35
     lobes = _chain(rng, n_lobes, radius, 2.05 * px * rng.uniform(0.9, 1.15), 1.9, compact)
     aspect, angle, harm = _outline(rng, 0.025)
     return WhiteCellShape(

@@ -30,7 +30,7 @@ def _default_blur() -> dict[Modality, float]:
         Modality.COLOR1: 1.1,
         Modality.COLOR2: 1.0,
         Modality.COLOR3: 1.6,
-        Modality.FLUORESCENCE: 1.4,
+        Modality.FLUORESCENCE: 1.5,
     }
 
 

@@ -19,7 +19,7 @@ from leukoscope.instrument.simulator.morphology import sample_shape
 from leukoscope.instrument.simulator.params import SampleParams
 from leukoscope.instrument.simulator.rbc import rbc_layer
 from leukoscope.instrument.simulator.truth import FieldTruth, WhiteCell, WhiteCellShape
-from leukoscope.types import CELL_CLASSES, CellClass
+from leukoscope.types import CELL_CLASSES
 
 _FIELD_STREAM = 1
 _CANVAS_STREAM = 2
@@ -111,7 +111,3 @@ class SimulatedSample:
             if all(math.hypot(y - py, x - px) > extent + pe + gap for py, px, pe in placed):
                 return (y, x)
         return None
-
-    def class_of(self, fov: int, index: int) -> CellClass:
-        """Class of white cell `index` of field `fov`."""
-        return self.field(fov).cells[index].cell_class

@@ -107,7 +107,3 @@ class FieldTruth:
     cells: tuple[WhiteCell, ...]
     canvas: int  # index of the pre-rendered red-cell layer
     canvas_roll: tuple[int, int]  # (dy, dx) wrap-around offset into that layer
-
-    def cell_ids(self) -> list[int]:
-        """Indices of the white cells of this field."""
-        return [c.index for c in self.cells]
