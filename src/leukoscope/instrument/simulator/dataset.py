@@ -1,15 +1,16 @@
 """Generate a synthetic training set: four-modality cell crops in the layout of DESIGN.md.
 
 `root/<modality>/<CLASS>/<cell_id>.png`, the same relative paths in every modality folder, plus
-`root/dataset.json` (provenance and per-cell ground truth). Each cell is rendered on a small tile of a
-field (own red-cell background, a random place in the field for vignetting, full optics and noise),
-registered with the known offsets and cut with `imaging.crop_cell`, exactly as the pipeline cuts cells.
+`root/dataset.json` (provenance and per-cell ground truth). Cells are cut from full simulated fields
+of view, rendered and captured by the very code of a simulated acquisition, with `imaging.crop_cell`,
+exactly as the pipeline cuts cells. (An earlier version rendered each cell on its own small tile;
+a model trained on those tiles scored 99.6% on them but 50-60% on cells cut from real fields.)
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +20,7 @@ import numpy as np
 from leukoscope.errors import ParameterError
 from leukoscope.imaging import DEFAULT_CROP_UM, crop_cell, crop_side_px
 from leukoscope.instrument.simulator.composition import DEFAULT_COMPOSITION, PAPER_TOTAL, apportion
-from leukoscope.instrument.simulator.frames import (
-    CaptureSettings,
-    expose,
-    registration_shift,
-    shift_image,
-)
-from leukoscope.instrument.simulator.morphology import sample_shape
+from leukoscope.instrument.simulator.frames import CaptureSettings, capture_frameset
 from leukoscope.instrument.simulator.params import SampleParams
 from leukoscope.instrument.simulator.render import FieldRenderer
 from leukoscope.instrument.simulator.sample import SimulatedSample
@@ -34,11 +29,16 @@ from leukoscope.types import CELL_CLASSES, MODALITIES, CellClass, Modality
 
 DATASET_FILE = "dataset.json"
 _CELL_STREAM = 21
-_ORDER_STREAM = 22
 
 
-class CellTileRenderer:
-    """Renders single white cells on small tiles and cuts them like the pipeline does."""
+class FieldCells:
+    """White cells cut from full simulated fields of view, exactly as the pipeline cuts them.
+
+    Fields are rendered and captured by the same code as a simulated acquisition (optics, noise,
+    registration), and each cell is cut with `imaging.crop_cell` around its centre, moved by a few
+    pixels as the segmentation's nucleus centroid is. Fields are visited in order until every class
+    has its quota; a field holding no cell still needed is not rendered.
+    """
 
     def __init__(
         self,
@@ -47,51 +47,70 @@ class CellTileRenderer:
         crop_um: float = DEFAULT_CROP_UM,
         bit_depth: int = 8,
         out_px: int | None = None,
+        composition: Mapping[CellClass, float] | None = None,
+        frame_shape: tuple[int, int] = (2048, 2048),
+        wbc_per_field: float = 25.0,
     ) -> None:
         if crop_um <= 0:
             raise ParameterError(f"crop size must be > 0 um, got {crop_um}")
         self.seed = seed
-        params = SampleParams(pixel_size_um=pixel_size_um, canvas_side=512, background_canvases=4)
+        params = SampleParams(
+            frame_shape=frame_shape,
+            pixel_size_um=pixel_size_um,
+            wbc_per_field=wbc_per_field,
+            composition=dict(composition or DEFAULT_COMPOSITION),
+        )
         self.sample = SimulatedSample(seed, params)
         self.renderer = FieldRenderer(self.sample)
         self.sensor = Sensor()
         self.settings = CaptureSettings(bit_depth=bit_depth)
         self.side = crop_side_px(pixel_size_um, crop_um)
         self.out_px = out_px or self.side
-        pad = max(abs(v) for off in self.renderer.offsets_px.values() for v in off)
-        self.tile = self.side + 2 * (int(pad) + 4)
 
-    def render(
-        self, index: int, cell_class: CellClass
-    ) -> tuple[dict[Modality, np.ndarray], dict[str, Any]]:
-        """Crops (one per modality) of cell number `index` of `cell_class`, and its ground truth."""
-        rng = np.random.default_rng([self.seed, _CELL_STREAM, index])
-        shape = sample_shape(cell_class, rng, self.sample.params.pixel_size_um)
-        jitter = rng.uniform(-0.06, 0.06, 2) * self.side
-        centre = (self.tile / 2 + float(jitter[0]), self.tile / 2 + float(jitter[1]))
-        frame_h, frame_w = self.sample.frame_shape
-        origin = (
-            int(rng.integers(0, frame_h - self.tile)),
-            int(rng.integers(0, frame_w - self.tile)),
-        )
-        canvas = int(rng.integers(0, self.sample.params.background_canvases))
-        roll = (int(rng.integers(0, 1 << 20)), int(rng.integers(0, 1 << 20)))
-        radiance = self.renderer.compose(
-            (self.tile, self.tile), origin, canvas, roll, [(shape, centre)], rng
-        )
-        frames = expose(self.sensor, radiance, self.settings, rng)
-        registered = [
-            shift_image(frames[m], registration_shift(self.renderer.offsets_px[m]))
-            for m in MODALITIES
-        ]
-        crops = crop_cell(registered, centre, self.side, self.out_px)
-        truth = {
-            "class": cell_class.value,
-            "radius_px": round(shape.radius_px, 2),
-            "lobes": shape.lobe_count,
-            "granules": int(shape.granules.shape[0]),
-        }
-        return {m: crops[i] for i, m in enumerate(MODALITIES)}, truth
+    def _inside(self, centre: tuple[float, float]) -> bool:
+        height, width = self.sample.frame_shape
+        half = self.side / 2 + 2
+        return half <= centre[0] <= height - half and half <= centre[1] <= width - half
+
+    def cells(
+        self, quotas: Mapping[CellClass, int], max_fields: int = 100_000
+    ) -> Iterator[tuple[CellClass, dict[Modality, np.ndarray], dict[str, Any]]]:
+        """(class, crop per modality, ground truth) until every class has its quota."""
+        remaining = dict(quotas)
+        for fov in range(max_fields):
+            if not any(remaining.values()):
+                return
+            wanted = [
+                cell
+                for cell in self.sample.field(fov).cells
+                if remaining.get(cell.cell_class, 0) > 0
+                and not cell.cut_by_border
+                and self._inside(cell.centre_yx)
+            ]
+            if not wanted:
+                continue
+            frameset = capture_frameset(self.renderer, self.sensor, "dataset", fov, self.settings)
+            rng = np.random.default_rng([self.seed, _CELL_STREAM, fov])
+            for cell in wanted:
+                if remaining[cell.cell_class] <= 0:
+                    continue
+                remaining[cell.cell_class] -= 1
+                jitter = rng.normal(0.0, 0.03 * self.side, 2)
+                centre = (
+                    cell.centre_yx[0] + float(jitter[0]),
+                    cell.centre_yx[1] + float(jitter[1]),
+                )
+                crops = crop_cell(frameset.frames, centre, self.side, self.out_px)
+                truth = {
+                    "class": cell.cell_class.value,
+                    "field": fov,
+                    "radius_px": round(cell.shape.radius_px, 2),
+                    "lobes": cell.shape.lobe_count,
+                    "granules": int(cell.shape.granules.shape[0]),
+                }
+                yield cell.cell_class, {m: crops[i] for i, m in enumerate(MODALITIES)}, truth
+        missing = {c.value: n for c, n in remaining.items() if n > 0}
+        raise ParameterError(f"could not find enough cells in {max_fields} fields: {missing}")
 
 
 def _to_png_depth(image: np.ndarray, bit_depth: int) -> np.ndarray:
@@ -111,6 +130,8 @@ def generate_dataset(
     out_px: int | None = None,
     pixel_size_um: float = 0.25,
     progress: Callable[[int], None] | None = None,
+    frame_shape: tuple[int, int] = (2048, 2048),
+    wbc_per_field: float = 25.0,
 ) -> dict[CellClass, int]:
     """Write `cells` crops with the composition's exact (largest-remainder) class counts; return them.
 
@@ -119,18 +140,18 @@ def generate_dataset(
     """
     if bit_depth not in (8, 16):
         raise ParameterError(f"PNG bit depth must be 8 or 16, got {bit_depth}")
-    counts = apportion(cells, composition or DEFAULT_COMPOSITION)
-    labels = [c for c in CELL_CLASSES for _ in range(counts[c])]
-    order = np.random.default_rng([seed, _ORDER_STREAM]).permutation(len(labels))
-    tiles = CellTileRenderer(seed, pixel_size_um, crop_um, 8 if bit_depth == 8 else 12, out_px)
+    composition = composition or DEFAULT_COMPOSITION
+    counts = apportion(cells, composition)
+    source = FieldCells(
+        seed, pixel_size_um, crop_um, 8 if bit_depth == 8 else 12, out_px, composition,
+        frame_shape, wbc_per_field,
+    )  # fmt: skip
     out = Path(out)
     for modality in MODALITIES:
         for cell_class in CELL_CLASSES:
             (out / modality.value / cell_class.value).mkdir(parents=True, exist_ok=True)
     records = []
-    for index, label_index in enumerate(order):
-        cell_class = labels[int(label_index)]
-        crops, truth = tiles.render(index, cell_class)
+    for index, (cell_class, crops, truth) in enumerate(source.cells(counts)):
         cell_id = f"sim{seed}_{index:05d}"
         for modality, crop in crops.items():
             path = out / modality.value / cell_class.value / f"{cell_id}.png"
@@ -147,7 +168,9 @@ def generate_dataset(
         "composition": {c.value: v for c, v in (composition or DEFAULT_COMPOSITION).items()},
         "pixel_size_um": pixel_size_um,
         "crop_um": crop_um,
-        "crop_px": tiles.out_px,
+        "crop_px": source.out_px,
+        "frame_shape": list(frame_shape),
+        "wbc_per_field": wbc_per_field,
         "png_bit_depth": bit_depth,
         "modalities": [m.value for m in MODALITIES],
         "records": records,
