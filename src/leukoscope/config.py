@@ -191,6 +191,10 @@ class PipelineConfig(_Section):
         default=0.25, ge=0.0, le=1.0, description="flag a cell whose heads disagree more"
     )
     worker_timeout_s: float = Field(default=10.0, gt=0.0, description="re-dispatch after, s")
+    live_endpoint: str = Field(
+        default="tcp://127.0.0.1:5554",
+        description="embedded runs also publish live summaries here; empty = off",
+    )
     curve_server_key: Path | None = Field(default=None, description="CurveZMQ server secret key")
     curve_client_key: Path | None = Field(default=None, description="CurveZMQ client secret key")
     results_db: Path = Field(default=Path("leukoscope.sqlite"), description="SQLite results")

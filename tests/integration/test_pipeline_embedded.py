@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +25,7 @@ from leukoscope.pipeline.stages import FieldOutcome
 from leukoscope.pipeline.store import ResultStore
 from leukoscope.types import SampleStatus, SampleSummary
 
-from .pipeline_helpers import small_acquisition, untrained_checkpoint
+from .pipeline_helpers import free_base_port, small_acquisition, untrained_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -208,3 +209,27 @@ def test_back_pressure_bounds_fields_in_flight(
     assert read == list(range(total))
     assert len(leads) >= total // 2
     assert max(leads) <= 8, f"the source ran {max(leads)} fields ahead of the classifier"
+
+
+def test_embedded_run_also_publishes_on_tcp_for_any_program(
+    predictor: Predictor, store: ResultStore, acquisition: Path
+) -> None:
+    endpoint = f"tcp://127.0.0.1:{free_base_port(1)}"
+    context: zmq.Context[Any] = zmq.Context()
+    subscriber = context.socket(zmq.SUB)
+    subscriber.setsockopt(zmq.LINGER, 0)
+    subscriber.setsockopt(zmq.SUBSCRIBE, wire.topic("summary"))
+    subscriber.connect(endpoint)
+    try:
+        config = PipelineConfig(target_cells=0, live_endpoint=endpoint)
+        _, summaries = analyse(predictor, store, [saved_acquisition(acquisition)], config)
+        frames: list[bytes] = []
+        while subscriber.poll(1500):  # final summaries are replayed for late subscribers
+            frames = subscriber.recv_multipart()
+    finally:
+        subscriber.close()
+        context.term()
+    assert frames, "nothing was published on the tcp live endpoint"
+    published = json.loads(frames[0])["summary"]
+    assert published["sample_id"] == "s1"
+    assert published["cells_counted"] == summaries["s1"].cells_counted

@@ -105,6 +105,7 @@ class Aggregator:
         max_attempts: int = 3,
         keys: CurveKeys | None = None,
         on_summary: SummaryCallback | None = None,
+        live_also: str = "",
     ) -> None:
         self.store = store
         self.run_id = run_id
@@ -127,6 +128,11 @@ class Aggregator:
         self._identity_of: dict[str, bytes] = {}  # worker name -> its work-socket identity
         self.results = self._bind(context, zmq.PULL, endpoints.results, keys, 0)
         self.live = self._bind(context, zmq.PUB, endpoints.live, keys, 1000)
+        if live_also:
+            try:
+                self.live.bind(live_also)
+            except zmq.ZMQError as exc:
+                log.warning("live summaries not published on %s: %s", live_also, exc)
 
     def _bind(
         self,

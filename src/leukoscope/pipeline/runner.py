@@ -18,6 +18,7 @@ from leukoscope.config import PipelineConfig
 from leukoscope.errors import PipelineError
 from leukoscope.pipeline.aggregator import Aggregator, SummaryCallback
 from leukoscope.pipeline.endpoints import Endpoints
+from leukoscope.pipeline.security import check_bind
 from leukoscope.pipeline.segmentation import segment
 from leukoscope.pipeline.sources import SampleJob
 from leukoscope.pipeline.stages import ClassifyWorker, HeadClassifier, SegmentWorker, Source
@@ -70,6 +71,8 @@ def run_embedded(
     `context` and `endpoints` default to a private context over fresh inproc addresses; pass them to
     let other sockets (extra workers, live subscribers) join the same pipeline.
     """
+    if config.live_endpoint:
+        check_bind(config.live_endpoint.partition("://")[2].rpartition(":")[0].strip("[]"), None)
     ids = [job.sample_id for job in jobs]
     if len(set(ids)) != len(ids):
         raise PipelineError(f"sample ids repeat within one run: {ids}")
@@ -87,6 +90,7 @@ def run_embedded(
         high_water_mark=config.high_water_mark,
         worker_timeout_s=config.worker_timeout_s,
         on_summary=on_summary,
+        live_also=config.live_endpoint,
     )
     segmenter = functools.partial(segment, out_px=input_size)
     threads = [
