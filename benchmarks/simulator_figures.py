@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-DISPLAY = {"color1": (0, 4095), "color2": (0, 4095), "color3": (0, 4095), "fluorescence": (0, 1200)}
+DISPLAY = {"color1": (0, 4095), "color2": (0, 4095), "color3": (0, 4095), "fluorescence": (0, 500)}
 
 
 def _to8(image: np.ndarray, modality: str) -> np.ndarray:

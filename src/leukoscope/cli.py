@@ -378,6 +378,8 @@ def models_table(
     table = Table(
         title=f"{in_chans} channel(s) x 4 modalities, {size}x{size}, width {width}",
         box=box.SIMPLE,
+        pad_edge=False,
+        show_edge=False,
     )
     for column in ("model", "params", "MACs", "paper", "difference"):
         table.add_column(column, justify="left" if column == "model" else "right", no_wrap=True)

@@ -73,6 +73,16 @@ def _crops(meta: ModelMeta, batch: int, size: int = SIZE, seed: int = 0) -> np.n
     return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
 
 
+def _reference(model: MultimodalModel, meta: ModelMeta, crops: np.ndarray) -> np.ndarray:
+    """The documented preprocessing (uint8 crops), then the model's own forward pass."""
+    x = crops.astype(np.float32) / 255.0
+    x = x[:, :, None] if meta.in_chans == 1 else x.transpose(0, 1, 4, 2, 3)
+    mean = np.asarray(meta.norm_mean, np.float32)[:, :, None, None]
+    std = np.asarray(meta.norm_std, np.float32)[:, :, None, None]
+    with torch.no_grad():
+        return predict_proba(model(torch.from_numpy((x - mean) / std))).numpy()
+
+
 @pytest.fixture(scope="module", params=sorted(CASES))
 def case(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -100,14 +110,7 @@ def test_backends_agree_and_match_the_model(
     np.testing.assert_allclose(a.head_probabilities, b.head_probabilities, atol=1e-4, rtol=0)
     assert a.head_probabilities.max() > 0.4  # a confident model: agreement is not trivial
 
-    # Reference: the documented preprocessing, then the model's own forward pass.
-    x = crops.astype(np.float32) / 255.0
-    x = x[:, :, None] if meta.in_chans == 1 else x.transpose(0, 1, 4, 2, 3)
-    mean = np.asarray(meta.norm_mean, np.float32)[:, :, None, None]
-    std = np.asarray(meta.norm_std, np.float32)[:, :, None, None]
-    with torch.no_grad():
-        expected = predict_proba(model(torch.from_numpy((x - mean) / std))).numpy()
-    np.testing.assert_allclose(b.probabilities, expected, atol=1e-4, rtol=0)
+    np.testing.assert_allclose(b.probabilities, _reference(model, meta, crops), atol=1e-4, rtol=0)
     np.testing.assert_allclose(b.head_probabilities.mean(1), b.probabilities, atol=1e-6)
 
 
@@ -181,33 +184,33 @@ def test_resize_and_dtype_scaling(tmp_path: Path) -> None:
 def test_exported_file_is_used_and_stale_one_ignored(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    path, _, meta = _make(tmp_path, "mm_mimo-rgb")
+    path, model, meta = _make(tmp_path, "mm_mimo-rgb")
     crops = _crops(meta, 2)
-    reference = Predictor.load(path, "torch", threads=1).predict(crops).probabilities
     onnx_file = export_checkpoint(path)
     assert onnx_file == onnx_path_for(path) and onnx_file.is_file()
     assert read_onnx_digest(onnx_file)
     from_file = Predictor.load(path, "onnx", threads=1).predict(crops).probabilities
-    np.testing.assert_allclose(from_file, reference, atol=1e-4)
+    np.testing.assert_allclose(from_file, _reference(model, meta, crops), atol=1e-4)
 
     # Another checkpoint written over the same path: the old graph must not be used.
-    save_checkpoint(path, _confident(meta.build(), seed=99), meta)
-    fresh = Predictor.load(path, "torch", threads=1).predict(crops).probabilities
+    other = _confident(meta.build(), seed=99)
+    save_checkpoint(path, other, meta)
     with caplog.at_level(logging.WARNING, logger="leukoscope.classifier.infer"):
         stale = Predictor.load(path, "onnx", threads=1).predict(crops).probabilities
     assert "exported from another checkpoint" in caplog.text
-    np.testing.assert_allclose(stale, fresh, atol=1e-4)
-    assert np.abs(fresh - reference).max() > 1e-3
+    np.testing.assert_allclose(stale, _reference(other, meta, crops), atol=1e-4)
+    assert np.abs(stale - from_file).max() > 1e-3
 
 
 def test_data_parallel_onnx_equals_serial(tmp_path: Path) -> None:
     path, _, meta = _make(tmp_path, "hs_mm_mimo-mono")
     crops = _crops(meta, 5)  # an uneven split over two workers
     serial = Predictor.load(path, "onnx", threads=1).predict(crops)
-    parallel = Predictor.load(path, "onnx", threads=2).predict(crops)
+    two_cores = Predictor.load(path, "onnx", threads=2)
+    parallel = two_cores.predict(crops)
     np.testing.assert_allclose(parallel.probabilities, serial.probabilities, atol=1e-6)
     np.testing.assert_allclose(parallel.head_probabilities, serial.head_probabilities, atol=1e-6)
-    single = Predictor.load(path, "onnx", threads=2).predict(crops[:1])
+    single = two_cores.predict(crops[:1])  # one cell: intra-op threads
     np.testing.assert_allclose(single.probabilities, serial.probabilities[:1], atol=1e-6)
 
 

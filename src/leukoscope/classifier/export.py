@@ -247,9 +247,9 @@ def check_export(checkpoint: Path, graph: Path, batch: int = 2, seed: int = 0) -
 
     from leukoscope.classifier.infer import Predictor, onnx_runner
 
-    reference = Predictor.load(checkpoint, "torch")
+    reference = Predictor.load(checkpoint, "torch", threads=1)  # a small check: one core
     meta = reference.meta
-    exported = Predictor(meta, onnx_runner(graph), reference.num_heads, "onnx")
+    exported = Predictor(meta, onnx_runner(graph, threads=1), reference.num_heads, "onnx")
     shape: tuple[int, ...] = (batch, len(meta.modalities), meta.input_size, meta.input_size)
     if meta.in_chans > 1:
         shape = (*shape, meta.in_chans)

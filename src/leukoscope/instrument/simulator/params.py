@@ -38,12 +38,12 @@ def _default_rates() -> dict[Modality, float]:
     # Photo-electrons per microsecond per pixel at 100 % LED drive on clear background (bright-field)
     # or on a unit of nucleic-acid emission (fluorescence). Chosen so the default exposures of the rig
     # config (2 ms bright-field, 20 ms fluorescence, 50 % drive) give a bright-field background at
-    # ~60 % of full well and nuclei at ~1200 electrons (dim cytoplasm: ~100-200).
+    # ~60 % of full well and nuclei at ~800 electrons (dim cytoplasm: ~50-150).
     return {
         Modality.COLOR1: 5.5,
         Modality.COLOR2: 6.0,
         Modality.COLOR3: 6.5,
-        Modality.FLUORESCENCE: 0.12,
+        Modality.FLUORESCENCE: 0.08,
     }
 
 
