@@ -41,7 +41,12 @@ def test_acquire_without_rig_config_is_a_clear_error(
     assert "sim://" in str(result.exception)
 
 
-def test_calibrate_writes_offsets(small_frames: None, tmp_path: Path) -> None:
+def test_calibrate_writes_offsets(
+    small_frames: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # fluorescence registers on white-cell nuclei: a field needs a few of them
+    monkeypatch.setenv("LEUKOSCOPE__RIG__CAMERA__WIDTH", "512")
+    monkeypatch.setenv("LEUKOSCOPE__RIG__CAMERA__HEIGHT", "512")
     target = tmp_path / "rig.toml"
     result = CliRunner().invoke(
         app, ["calibrate", "--fields", "2", "--simulate", "--write", str(target)]

@@ -90,7 +90,7 @@ def test_ten_fields_saved_and_read_back_pixel_exact(make_rig: MakeRig, tmp_path:
 
 
 def test_frames_show_what_was_lit(make_rig: MakeRig) -> None:
-    rig = make_rig(shape=(256, 256))  # enough cells for the fluorescence to register on
+    rig = make_rig(shape=(512, 512))  # enough cells for the fluorescence to register on
     (result,) = Acquisition(rig).run("S-lit", [3])
     assert result.frameset is not None
     means = {m: float(result.frameset.frame(m).mean()) for m in MODALITIES}
