@@ -10,7 +10,7 @@ import torch
 from leukoscope.classifier.checkpoint import ModelMeta, save_checkpoint
 from leukoscope.classifier.models import build_model
 from leukoscope.instrument.simulator.acquisition import GROUND_TRUTH_FILE, generate_acquisition
-from leukoscope.types import MODALITIES
+from leukoscope.types import MODALITIES, ClassCount, SampleStatus
 
 SMALL_FRAME = (512, 512)
 
@@ -61,3 +61,29 @@ def free_base_port(count: int = 5) -> int:
             for sock in sockets:
                 sock.close()
     raise RuntimeError("no free port range found")
+
+
+def embedded_classes(model: Path, acquisition: Path, database: Path) -> list[ClassCount]:
+    """Per-class counts of an uninterrupted embedded run over every field (the reference)."""
+    from leukoscope.classifier.infer import Predictor
+    from leukoscope.config import PipelineConfig
+    from leukoscope.pipeline.runner import run_embedded
+    from leukoscope.pipeline.sources import saved_acquisition
+    from leukoscope.pipeline.store import ResultStore
+
+    predictor = Predictor.load(model, backend="torch", threads=1)
+    job = saved_acquisition(acquisition)
+    with ResultStore(database) as store:
+        summaries = run_embedded(
+            PipelineConfig(target_cells=0),
+            [job],
+            classify=lambda crops: predictor.predict(crops).head_probabilities,
+            modalities=predictor.modalities,
+            input_size=predictor.input_size,
+            store=store,
+            run_id=store.start_run(),
+            timeout_s=120,
+        )
+    summary = summaries[job.sample_id]
+    assert summary.status == SampleStatus.COMPLETE and summary.cells_counted > 10
+    return summary.classes

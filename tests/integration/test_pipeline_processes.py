@@ -16,14 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from leukoscope.classifier.infer import Predictor
-from leukoscope.config import PipelineConfig
-from leukoscope.pipeline.runner import run_embedded
-from leukoscope.pipeline.sources import saved_acquisition
 from leukoscope.pipeline.store import ResultStore
 from leukoscope.types import ClassCount, SampleStatus
 
-from .pipeline_helpers import free_base_port, small_acquisition, untrained_checkpoint
+from .pipeline_helpers import (
+    embedded_classes,
+    free_base_port,
+    small_acquisition,
+    untrained_checkpoint,
+)
 
 FIELDS = 12
 
@@ -43,22 +44,7 @@ def reference(
     model: Path, acquisition: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> list[ClassCount]:
     """Counts of an uninterrupted embedded run."""
-    predictor = Predictor.load(model, backend="torch", threads=1)
-    with ResultStore(tmp_path_factory.mktemp("ref") / "ref.sqlite") as store:
-        run_id = store.start_run()
-        summaries = run_embedded(
-            PipelineConfig(target_cells=0),
-            [saved_acquisition(acquisition)],
-            classify=lambda crops: predictor.predict(crops).head_probabilities,
-            modalities=predictor.modalities,
-            input_size=predictor.input_size,
-            store=store,
-            run_id=run_id,
-            timeout_s=120,
-        )
-    assert summaries["p1"].status == SampleStatus.COMPLETE
-    assert summaries["p1"].cells_counted > 10
-    return summaries["p1"].classes
+    return embedded_classes(model, acquisition, tmp_path_factory.mktemp("ref") / "ref.sqlite")
 
 
 class Processes:

@@ -17,19 +17,22 @@ from typing import Any
 import pytest
 import zmq
 
-from leukoscope.classifier.infer import Predictor
 from leukoscope.config import PipelineConfig, Settings
 from leukoscope.errors import SecurityError
 from leukoscope.pipeline import wire
 from leukoscope.pipeline.distributed import run_worker, send, serve
 from leukoscope.pipeline.endpoints import ROLES, Endpoints
-from leukoscope.pipeline.runner import run_embedded
 from leukoscope.pipeline.security import check_bind, generate_keys
 from leukoscope.pipeline.sources import saved_acquisition
 from leukoscope.pipeline.store import ResultStore
 from leukoscope.types import CellClass, CellKey, CellResult, ClassCount, SampleStatus
 
-from .pipeline_helpers import free_base_port, small_acquisition, untrained_checkpoint
+from .pipeline_helpers import (
+    embedded_classes,
+    free_base_port,
+    small_acquisition,
+    untrained_checkpoint,
+)
 
 
 @pytest.fixture(scope="module")
@@ -46,20 +49,8 @@ def acquisition(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def reference(
     model: Path, acquisition: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> list[ClassCount]:
-    predictor = Predictor.load(model, backend="torch", threads=1)
-    with ResultStore(tmp_path_factory.mktemp("ref") / "ref.sqlite") as store:
-        run_id = store.start_run()
-        summaries = run_embedded(
-            PipelineConfig(target_cells=0),
-            [saved_acquisition(acquisition)],
-            classify=lambda crops: predictor.predict(crops).head_probabilities,
-            modalities=predictor.modalities,
-            input_size=predictor.input_size,
-            store=store,
-            run_id=run_id,
-            timeout_s=120,
-        )
-    return summaries["t1"].classes
+    """Counts of an uninterrupted embedded run."""
+    return embedded_classes(model, acquisition, tmp_path_factory.mktemp("ref") / "ref.sqlite")
 
 
 def settings_for(model: Path, tmp: Path, **pipeline: Any) -> Settings:

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import zmq
 
+from leukoscope.config import PipelineConfig
 from leukoscope.errors import PipelineError, StorageError, WireError
 from leukoscope.imaging import to_unit_float
 from leukoscope.instrument import storage
@@ -134,6 +135,34 @@ class Aggregator:
             except zmq.ZMQError as exc:
                 log.warning("live summaries not published on %s: %s", live_also, exc)
 
+    @classmethod
+    def from_config(
+        cls,
+        context: zmq.Context[Any],
+        endpoints: Endpoints,
+        store: ResultStore,
+        config: PipelineConfig,
+        *,
+        run_id: str,
+        keys: CurveKeys | None = None,
+        on_summary: SummaryCallback | None = None,
+        live_also: str = "",
+    ) -> Aggregator:
+        """An aggregator with the pipeline settings' bounds and timeouts."""
+        return cls(
+            context,
+            endpoints,
+            store,
+            run_id=run_id,
+            target_cells=config.target_cells,
+            max_in_flight=config.high_water_mark,
+            high_water_mark=config.high_water_mark,
+            worker_timeout_s=config.worker_timeout_s,
+            keys=keys,
+            on_summary=on_summary,
+            live_also=live_also,
+        )
+
     def _bind(
         self,
         context: zmq.Context[Any],
@@ -226,6 +255,14 @@ class Aggregator:
                 message.worker, WorkerInfo(role=stage)
             ).last_seen_s = time.time()
 
+    def _running(self, sample_id: str, what: str) -> _SampleRun | None:
+        """The running sample a message is for; None (logged unless it just finished) otherwise."""
+        run = self.samples.get(sample_id)
+        if run is None and sample_id not in self.finished:
+            self.rejected += 1
+            log.warning("ignored %s for unknown sample %r", what, sample_id)
+        return run
+
     # -- ingest: the source's stream ------------------------------------------------------------
 
     def _on_ingest(self, message: wire.Message) -> None:
@@ -233,11 +270,8 @@ class Aggregator:
             self._start_sample(message)
             return
         sample_id = _sample_of(message)
-        run = self.samples.get(sample_id)
+        run = self._running(sample_id, type(message).__name__)
         if run is None:
-            if sample_id not in self.finished:
-                self.rejected += 1
-                log.warning("ignored %s for unknown sample %r", type(message).__name__, sample_id)
             return
         fov = message.frameset.fov if isinstance(message, wire.FrameSetMessage) else -1
         fov = getattr(message, "fov", fov)
@@ -332,11 +366,8 @@ class Aggregator:
                 self._on_results(sample_id, message)
             return
         sample_id = _sample_of(message)
-        run = self.samples.get(sample_id)
+        run = self._running(sample_id, type(message).__name__)
         if run is None:
-            if sample_id not in self.finished:
-                self.rejected += 1
-                log.warning("ignored %s for unknown sample %r", type(message).__name__, sample_id)
             return
         fov = getattr(message, "fov", -1)
         unsolicited = fov not in run.segment and fov not in run.classify
@@ -395,11 +426,8 @@ class Aggregator:
         self._queue("classify", run.classify, _Unit(batch.sample_id, fov, work))
 
     def _on_results(self, sample_id: str, batch: wire.ResultBatch) -> None:
-        run = self.samples.get(sample_id)
+        run = self._running(sample_id, "results")
         if run is None:
-            if sample_id not in self.finished:
-                self.rejected += 1
-                log.warning("ignored results for unknown sample %r", sample_id)
             return
         segmented = {fov for fov, state in run.ledger.fields.items() if state.segmented}
         mine = [r for r in batch.results if r.key.sample_id == sample_id and r.key.fov in segmented]

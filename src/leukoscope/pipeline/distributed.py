@@ -110,17 +110,8 @@ def serve(
         _authenticated_context(keys, config.curve_server_key) as context,
     ):
         run_id = store.start_run(run_id)
-        aggregator = Aggregator(
-            context,
-            bind,
-            store,
-            run_id=run_id,
-            target_cells=config.target_cells,
-            max_in_flight=config.high_water_mark,
-            high_water_mark=config.high_water_mark,
-            worker_timeout_s=config.worker_timeout_s,
-            keys=keys,
-            on_summary=on_summary,
+        aggregator = Aggregator.from_config(
+            context, bind, store, config, run_id=run_id, keys=keys, on_summary=on_summary
         )
         try:
             resumed = aggregator.resume()
@@ -155,17 +146,14 @@ def run_worker(
             from leukoscope.pipeline.service import load_predictor
 
             predictor, _ = load_predictor(settings)
-            worker = ClassifyWorker(
+            worker = ClassifyWorker.from_config(
                 context,
                 connect,
                 stop,
+                config,
                 keys=keys,
                 classify=lambda crops: predictor.predict(crops).head_probabilities,
                 modalities=predictor.modalities,
-                batch_size=config.batch_size,
-                batch_wait_ms=config.batch_wait_ms,
-                min_probability=config.min_probability,
-                max_disagreement=config.max_disagreement,
             )
         log.info("%s connected to %s", worker.name, connect.results)
         worker.run()

@@ -80,18 +80,10 @@ def run_embedded(
     context = context or zmq.Context()
     endpoints = endpoints or Endpoints.inproc()
     stop = threading.Event()
-    aggregator = Aggregator(
-        context,
-        endpoints,
-        store,
-        run_id=run_id,
-        target_cells=config.target_cells,
-        max_in_flight=config.high_water_mark,
-        high_water_mark=config.high_water_mark,
-        worker_timeout_s=config.worker_timeout_s,
-        on_summary=on_summary,
+    aggregator = Aggregator.from_config(
+        context, endpoints, store, config, run_id=run_id, on_summary=on_summary,
         live_also=config.live_endpoint,
-    )
+    )  # fmt: skip
     segmenter = functools.partial(segment, out_px=input_size)
     threads = [
         _Thread(f"segment-{i}", SegmentWorker(context, endpoints, stop, segmenter=segmenter).run)
@@ -100,16 +92,8 @@ def run_embedded(
     threads += [
         _Thread(
             f"classify-{i}",
-            ClassifyWorker(
-                context,
-                endpoints,
-                stop,
-                classify=classify,
-                modalities=modalities,
-                batch_size=config.batch_size,
-                batch_wait_ms=config.batch_wait_ms,
-                min_probability=config.min_probability,
-                max_disagreement=config.max_disagreement,
+            ClassifyWorker.from_config(
+                context, endpoints, stop, config, classify=classify, modalities=modalities
             ).run,
         )
         for i in range(config.classify_workers)

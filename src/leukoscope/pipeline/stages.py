@@ -21,6 +21,7 @@ import numpy as np
 import zmq
 
 from leukoscope import __version__
+from leukoscope.config import PipelineConfig
 from leukoscope.errors import LeukoscopeError, WireError
 from leukoscope.pipeline import wire
 from leukoscope.pipeline.counts import result_from_heads
@@ -217,6 +218,32 @@ class ClassifyWorker(_Worker):
         self.batch_wait_ms = batch_wait_ms
         self.min_probability = min_probability
         self.max_disagreement = max_disagreement
+
+    @classmethod
+    def from_config(
+        cls,
+        context: zmq.Context[Any],
+        endpoints: Endpoints,
+        stop: threading.Event,
+        config: PipelineConfig,
+        *,
+        classify: HeadClassifier,
+        modalities: tuple[Modality, ...],
+        keys: CurveKeys | None = None,
+    ) -> ClassifyWorker:
+        """A classify worker with the pipeline settings' batching and review thresholds."""
+        return cls(
+            context,
+            endpoints,
+            stop,
+            keys=keys,
+            classify=classify,
+            modalities=modalities,
+            batch_size=config.batch_size,
+            batch_wait_ms=config.batch_wait_ms,
+            min_probability=config.min_probability,
+            max_disagreement=config.max_disagreement,
+        )
 
     def _work_address(self) -> str:
         return self.endpoints.classify
