@@ -84,6 +84,15 @@ class FrameSet:
     shifts_px: tuple[tuple[float, float], ...]  # (dy, dx) applied to register each frame
     settings_digest: str = ""
     pixel_size_um: float = 0.25
+    bit_depth: int = 0  # significant bits of the samples (e.g. 12 in uint16); 0 = the dtype's
+
+    @property
+    def full_scale_shift(self) -> int:
+        """Left shift that puts `bit_depth`-bit samples at the top of their integer type."""
+        frame = self.frames[0]
+        if not self.bit_depth or not np.issubdtype(frame.dtype, np.integer):
+            return 0
+        return max(0, np.iinfo(frame.dtype).bits - self.bit_depth)
 
     def frame(self, modality: Modality) -> np.ndarray:
         """The frame taken under `modality`."""

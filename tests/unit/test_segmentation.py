@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import cv2
@@ -191,3 +192,16 @@ def test_physical_units_follow_the_pixel_size() -> None:
     assert len(a) == len(b) == 2
     for da, db in zip(a, b, strict=True):
         assert math.dist(da.centre_yx, (2 * db.centre_yx[0] + 0.5, 2 * db.centre_yx[1] + 0.5)) < 3
+
+
+def test_twelve_bit_crops_are_scaled_to_full_range() -> None:
+    """12-bit samples in uint16 come out as the training set stores them (top of the range)."""
+    fs = frameset([(200.0, 200.0, 14.0)])
+    twelve_bit = dataclasses.replace(
+        fs, frames=tuple(np.minimum(f, 4095).astype(np.uint16) for f in fs.frames), bit_depth=12
+    )
+    assert twelve_bit.full_scale_shift == 4
+    (cell,) = segment(twelve_bit)
+    (raw,) = segment(dataclasses.replace(twelve_bit, bit_depth=0))
+    assert np.array_equal(cell.crops, raw.crops.astype(np.uint16) << 4)
+    assert cell.crops.dtype == np.uint16

@@ -224,6 +224,7 @@ class Acquisition:
             shifts_px=tuple(registration.shifts[m] for m in order),
             settings_digest=self.settings.digest(),
             pixel_size_um=self.settings.pixel_size_um,
+            bit_depth=_BIT_DEPTHS.get(self.settings.pixel_format, 0),
         )
         return FieldResult(
             fov,

@@ -340,4 +340,5 @@ def _frameset(
         shifts_px=shifts,
         settings_digest=str(extras.get("settings_digest", meta.settings_digest)),
         pixel_size_um=meta.pixel_size_um,
+        bit_depth=meta.bit_depth,
     )

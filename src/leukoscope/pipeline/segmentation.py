@@ -310,6 +310,10 @@ def detect(
     return detections
 
 
+def _full_scale(crops: np.ndarray, shift: int) -> np.ndarray:
+    return np.left_shift(crops, shift) if shift else crops
+
+
 def segment(
     frameset: FrameSet,
     *,
@@ -321,9 +325,12 @@ def segment(
     `out_px` is the model's input side (None keeps the native crop side). Raises ParameterError or
     PipelineError (both LeukoscopeError) for frames it cannot use. Cell indices follow the
     detection order (top-to-bottom, left-to-right), so segmenting the same field again gives the same
-    keys; that is what makes a re-dispatched field idempotent downstream.
+    keys; that is what makes a re-dispatched field idempotent downstream. Crops of frames with
+    fewer significant bits than their type (12-bit samples in uint16) are shifted to full scale, as
+    the training set stores them, so the model sees the same intensities whatever the camera.
     """
     params = params or SegmentationParams()
+    shift = frameset.full_scale_shift
     if Modality.FLUORESCENCE not in frameset.modalities:
         raise ParameterError("segmentation needs the fluorescence frame")
     side = crop_side_px(frameset.pixel_size_um, params.crop_um)
@@ -336,7 +343,7 @@ def segment(
             CellCrop(
                 key=CellKey(frameset.sample_id, frameset.fov, index),
                 bbox=d.bbox,
-                crops=crop_cell(frameset.frames, d.centre_yx, side, size),
+                crops=_full_scale(crop_cell(frameset.frames, d.centre_yx, side, size), shift),
                 area_px=d.area_px,
                 fluorescence_mean=d.fluorescence_mean,
             )

@@ -246,6 +246,7 @@ class _FrameSetHeader(_Strict):
     shifts_px: tuple[tuple[Time, Time], ...]
     settings_digest: Name = ""
     pixel_size_um: Annotated[float, Field(gt=0.0, le=1000.0)]
+    bit_depth: Annotated[int, Field(ge=0, le=64)] = 0
     t_available_s: Time = 0.0
 
 
@@ -372,6 +373,7 @@ def _encode_frameset(message: FrameSetMessage) -> Frames:
         "shifts_px": [list(s) for s in fs.shifts_px],
         "settings_digest": fs.settings_digest,
         "pixel_size_um": fs.pixel_size_um,
+        "bit_depth": fs.bit_depth,
         "t_available_s": message.t_available_s,
     }
     if len(fs.frames) != len(fs.modalities):
@@ -562,6 +564,7 @@ def _decode_frameset(h: Any, arrays: dict[str, np.ndarray]) -> FrameSetMessage:
         shifts_px=tuple(tuple(s) for s in h.shifts_px),
         settings_digest=h.settings_digest,
         pixel_size_um=h.pixel_size_um,
+        bit_depth=h.bit_depth,
     )
     return FrameSetMessage(frameset=frameset, t_available_s=h.t_available_s)
 

@@ -119,4 +119,5 @@ def capture_frameset(
         shifts_px=tuple(shifts[m] for m in MODALITIES),
         settings_digest=settings.digest(),
         pixel_size_um=renderer.sample.params.pixel_size_um,
+        bit_depth=settings.bit_depth,
     )
