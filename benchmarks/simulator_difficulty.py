@@ -2,8 +2,8 @@
 
     .venv/bin/python benchmarks/simulator_difficulty.py [--cells 3000] [--seed 0] [--folds 5]
 
-Renders cells with the paper's class composition (in memory, exactly as `leukoscope simulate dataset`
-crops them), computes simple rotation-invariant features per modality (radial intensity and texture
+Cuts cells with the paper's class composition from simulated fields (in memory, exactly as
+`leukoscope simulate dataset` does), computes simple rotation-invariant features per modality (radial intensity and texture
 profiles, intensity percentiles, size, shape and count of the stained/dark regions, fine texture), and
 cross-validates a logistic-regression classifier (scikit-learn, standardised features) on each modality alone and on all
 four together. Prints accuracy and balanced accuracy (mean over folds). It stands in for the networks
@@ -68,16 +68,15 @@ def main() -> None:
     from sklearn.preprocessing import StandardScaler
 
     from leukoscope.instrument.simulator.composition import DEFAULT_COMPOSITION, apportion
-    from leukoscope.instrument.simulator.dataset import CellTileRenderer
+    from leukoscope.instrument.simulator.dataset import FieldCells
     from leukoscope.types import CELL_CLASSES, MODALITIES
 
     start = time.perf_counter()
     counts = apportion(args.cells, DEFAULT_COMPOSITION)
-    labels = [c for c in CELL_CLASSES for _ in range(counts[c])]
-    tiles = CellTileRenderer(seed=args.seed)
+    labels = []
     per_modality: dict[str, list[np.ndarray]] = {m.value: [] for m in MODALITIES}
-    for index, cell_class in enumerate(labels):
-        crops, _ = tiles.render(index, cell_class)
+    for cell_class, crops, _ in FieldCells(seed=args.seed).cells(counts):
+        labels.append(cell_class)
         for modality, crop in crops.items():
             per_modality[modality.value].append(_features(crop))
     y = np.array([CELL_CLASSES.index(c) for c in labels])

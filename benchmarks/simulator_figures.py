@@ -14,6 +14,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from leukoscope.types import CellClass, Modality
+
 DISPLAY = {"color1": (0, 4095), "color2": (0, 4095), "color3": (0, 4095), "fluorescence": (0, 500)}
 
 
@@ -24,11 +26,14 @@ def _to8(image: np.ndarray, modality: str) -> np.ndarray:
 
 def contact_sheet(out: Path, seed: int, per_class: int) -> Path:
     """Each class (rows) x each modality (columns), `per_class` cells per class."""
-    from leukoscope.instrument.simulator.dataset import CellTileRenderer
+    from leukoscope.instrument.simulator.dataset import FieldCells
     from leukoscope.types import CELL_CLASSES, MODALITIES
 
-    tiles = CellTileRenderer(seed=seed, bit_depth=12)
-    side, gap, label_w, head_h = tiles.out_px, 4, 70, 26
+    source = FieldCells(seed=seed, bit_depth=12)
+    found: dict[CellClass, list[dict[Modality, np.ndarray]]] = {c: [] for c in CELL_CLASSES}
+    for cell_class, crops, _ in source.cells({c: per_class for c in CELL_CLASSES}):
+        found[cell_class].append(crops)
+    side, gap, label_w, head_h = source.out_px, 4, 70, 26
     width = label_w + per_class * (len(MODALITIES) * (side + gap) + 3 * gap)
     rows = []
     header = np.full((head_h, width), 255, np.uint8)
@@ -38,13 +43,10 @@ def contact_sheet(out: Path, seed: int, per_class: int) -> Path:
             name = "fluor." if m.value == "fluorescence" else m.value
             cv2.putText(header, name, (x + 4, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.45, 0, 1)
     rows.append(header)
-    index = 0
     for cell_class in CELL_CLASSES:
         row = np.full((side + gap, width), 255, np.uint8)
         cv2.putText(row, cell_class.value, (8, side // 2 + 6), cv2.FONT_HERSHEY_SIMPLEX, 0.7, 0, 2)
-        for k in range(per_class):
-            crops, _ = tiles.render(index, cell_class)
-            index += 1
+        for k, crops in enumerate(found[cell_class]):
             for j, m in enumerate(MODALITIES):
                 x = label_w + k * (len(MODALITIES) * (side + gap) + 3 * gap) + j * (side + gap)
                 row[:side, x : x + side] = _to8(crops[m], m.value)
