@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from leukoscope.config import Settings
+from leukoscope.config import load_settings
 from leukoscope.instrument.simulator.acquisition import GROUND_TRUTH_FILE, generate_acquisition
 from leukoscope.instrument.simulator.frames import CaptureSettings
 from leukoscope.pipeline.counts import clopper_pearson
@@ -56,7 +56,7 @@ def main() -> None:
     parser.add_argument("--bit-depth", type=int, default=8, choices=(8, 12))
     args = parser.parse_args()
 
-    settings = Settings()
+    settings = load_settings()
     settings.pipeline.target_cells = args.cells
     predictor, model_path = load_predictor(settings)
     fields = int(np.ceil(1.6 * args.cells / args.cells_per_field)) + 2

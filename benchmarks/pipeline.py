@@ -25,7 +25,7 @@ import numpy as np
 import zmq
 
 from leukoscope.classifier.shipped import resolve_model_path
-from leukoscope.config import Settings
+from leukoscope.config import Settings, load_settings
 from leukoscope.instrument import storage
 from leukoscope.instrument.simulator.acquisition import generate_acquisition
 from leukoscope.pipeline import wire
@@ -158,7 +158,7 @@ def main() -> None:
             folder, "bench", args.fields, seed=args.seed,
             cells_per_field=args.cells_per_field, frame_shape=(args.frame, args.frame),
         )  # fmt: skip
-        settings = Settings()
+        settings = load_settings()
         settings.pipeline.target_cells = 0
         env = dict(os.environ, LEUKOSCOPE__PIPELINE__TARGET_CELLS="0")
         model = resolve_model_path(settings.classifier.model_path)
