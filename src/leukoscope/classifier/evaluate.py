@@ -81,6 +81,7 @@ def summarize(folds: list[dict[str, Any]]) -> dict[str, Any]:
     summary: dict[str, Any] = {"folds": len(folds), "cells": sum(f["cells"] for f in folds)}
     for key in SCALARS:
         summary[key] = _mean_std([f[key] for f in folds])
+    summary["per_fold"] = {key: [f[key] for f in folds] for key in SCALARS}
     for key in ("precision", "recall"):
         summary[key] = {c: _mean_std([f[key][c] for f in folds]) for c in CLASS_NAMES}
     summary["confusion"] = np.sum([f["confusion"] for f in folds], axis=0).tolist()

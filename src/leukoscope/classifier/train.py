@@ -9,7 +9,11 @@ last finished epoch):
     fold_<k>/val_index.npy      validation cell indices and their per-head probabilities
     fold_<k>/val_probs.npy
     cv.json, cv.md              mean +/- std over folds
-    model.pt                    the final model (all cells), CV metrics in its metadata
+    final/model.pt              the final fit (all cells, same recipe)
+    model.pt                    the model to ship: the final fit (or the best fold's model with
+                                --no-final), the CV summary in its metadata
+
+Pieces of a run (`parts`: a fold or "final") can run in separate processes on the same folder.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ from leukoscope.classifier.data import (
     balanced_batches,
     gather_mimo_batch,
     load_dataset,
+    mimo_indices,
     norm_stats,
 )
 from leukoscope.classifier.evaluate import (
@@ -238,8 +243,6 @@ def _training_batch(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Images (B, M, C, H, W) and per-head labels (B, heads) for one step."""
     if config.arch in MIMO_ARCHS:
-        from leukoscope.classifier.data import mimo_indices
-
         per_head = mimo_indices(loaded, heads, config.rho, config.batch_repetition, generator)
         return gather_mimo_batch(dataset, per_head)
     index = loaded.repeat(config.batch_repetition).numpy()
@@ -311,11 +314,15 @@ def train_model(
         temp.replace(state_path)
 
 
+def _command() -> str:
+    return " ".join(["leukoscope", *sys.argv[1:]]) if sys.argv else ""
+
+
 def _provenance(
     config: TrainConfig, dataset: CellDataset, cells: int, **extra: Any
 ) -> dict[str, Any]:
     return {
-        "command": " ".join(["leukoscope", *sys.argv[1:]]) if sys.argv else "",
+        "command": _command(),
         "dataset": str(dataset.root),
         "dataset_cells": len(dataset.labels),
         "dataset_class_counts": dataset.class_counts(),
@@ -519,7 +526,8 @@ def ship_model(source: Path, out_dir: Path, summary: dict[str, Any], **provenanc
         "cross_validation": summary,
         **({"selected_fold": meta.metrics} if meta.metrics else {}),
     }
-    update = {"metrics": metrics, "provenance": {**meta.provenance, **provenance}}
+    merged = {**meta.provenance, "command": _command(), **provenance}
+    update = {"metrics": metrics, "provenance": merged}
     path = out_dir / "model.pt"
     save_checkpoint(path, model, meta.model_copy(update=update))
     return path
