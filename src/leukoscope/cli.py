@@ -141,6 +141,10 @@ def train_command(
     lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW, cosine).")] = 2e-3,
     rho: _RHO = 0.5,
     batch_repetition: _REPEAT = 1,
+    balance: Annotated[
+        float,
+        typer.Option(help="Class balancing: draw weight count**-balance (1 = equal, 0 = none)."),
+    ] = 1.0,
     width: Annotated[float, typer.Option(help="ShuffleNetV2 width: 0.5, 1.0, 1.5, 2.0.")] = 1.0,
     final: Annotated[
         bool, typer.Option(help="Fit a final model on every cell (else keep the best fold's).")
@@ -170,6 +174,7 @@ def train_command(
         lr=lr,
         rho=rho,
         batch_repetition=batch_repetition,
+        balance=balance,
         width=width,
     )
     result = run_training(

@@ -43,6 +43,11 @@ class ModelMeta(BaseModel):
         default_factory=dict, description="command, date, seed, dataset, git/version"
     )
     metrics: dict[str, Any] = Field(default_factory=dict)
+    class_weights: list[float] | None = Field(
+        default=None,
+        description="prior correction: per-head probabilities are multiplied by these and "
+        "renormalised (undoes a class-balanced training sampler: count ** balance per class)",
+    )
     format_version: int = FORMAT_VERSION
 
     @model_validator(mode="after")
@@ -56,6 +61,9 @@ class ModelMeta(BaseModel):
             raise ValueError("norm_std must be positive")
         if not self.modalities or len(self.classes) < 2:
             raise ValueError("need at least one modality and two classes")
+        weights = self.class_weights
+        if weights is not None and (len(weights) != len(self.classes) or min(weights) <= 0):
+            raise ValueError("class_weights must be one positive number per class")
         return self
 
     @classmethod

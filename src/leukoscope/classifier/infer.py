@@ -285,4 +285,8 @@ class Predictor:
             empty = np.zeros((0, self._num_heads, k), np.float32)
             return Prediction(empty.sum(1), empty)
         probs, heads = self._runner.run(list(x) if split else [x])
+        if self._meta.class_weights is not None:
+            heads = heads * np.asarray(self._meta.class_weights, dtype=heads.dtype)
+            heads /= heads.sum(axis=-1, keepdims=True)
+            probs = heads.mean(axis=1)
         return Prediction(probs, heads)

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 POLL_MS = 50
 HEARTBEAT_S = 1.0
 RESEND_END_S = 2.0
+SEND_TIMEOUT_MS = 2000
 IDLE_RESET_S = 2.0  # an idle worker re-announces its full credit this often
 
 Segmenter = Callable[[FrameSet], list[CellCrop]]
@@ -85,6 +86,7 @@ class _Worker:
     def _socket(self, kind: int, address: str) -> zmq.Socket[Any]:
         sock = self.context.socket(kind)
         sock.setsockopt(zmq.LINGER, 1000)
+        sock.setsockopt(zmq.SNDTIMEO, SEND_TIMEOUT_MS)  # never block forever on a gone aggregator
         secure_client(sock, self.keys)
         sock.connect(address)
         return sock
@@ -115,23 +117,30 @@ class _Worker:
                 version=__version__,
                 sent_s=time.time(),
             )
-            wire.send_message(out, hello)
-            self._ask(work, self.prefetch)
+            greeted = False
             idle_since = time.monotonic()
             while not self.stop.is_set():
-                self._beat(out)
                 try:
+                    if not greeted:  # retried until the aggregator is there
+                        wire.send_message(out, hello)
+                        self._ask(work, self.prefetch)
+                        greeted = True
+                    self._beat(out)
                     message = wire.recv_message(work, POLL_MS)
+                    if message is not None:
+                        self._ask(work, self._handle(message, work, out))
+                        idle_since = time.monotonic()
+                    elif time.monotonic() - idle_since > IDLE_RESET_S:
+                        self._ask(work, self.prefetch, reset=True)  # e.g. a restarted aggregator
+                        idle_since = time.monotonic()
                 except WireError as exc:
                     log.warning("%s: rejected a malformed message: %s", self.name, exc)
                     self._ask(work, 1)
-                    continue
-                if message is not None:
-                    self._ask(work, self._handle(message, work, out))
-                    idle_since = time.monotonic()
-                elif time.monotonic() - idle_since > IDLE_RESET_S:
-                    self._ask(work, self.prefetch, reset=True)  # e.g. a restarted aggregator
-                    idle_since = time.monotonic()
+                except zmq.Again:  # the aggregator is away; it re-dispatches what was lost
+                    log.warning("%s: could not reach the aggregator in time", self.name)
+        except zmq.ContextTerminated:
+            if not self.stop.is_set():
+                raise
         finally:
             work.close()
             out.close()
