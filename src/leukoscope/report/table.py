@@ -13,7 +13,7 @@ def summary_table(summary: SampleSummary, workers: Mapping[str, object] | None =
     """Per class: count, %, 95% CI; then cells counted and flagged, fields, throughput, status."""
     elapsed = max(summary.elapsed_s, 1e-9)
     title = f"sample {summary.sample_id} — {summary.status.value}"
-    table = Table(title=title, title_justify="left")
+    table = Table(title=title, title_justify="left", min_width=64)
     table.add_column("class")
     table.add_column("count", justify="right")
     table.add_column("%", justify="right")
