@@ -197,10 +197,20 @@ def predict(
     return np.concatenate(outputs)
 
 
+def apply_class_weights(head_probs: np.ndarray, weights: list[float] | None) -> np.ndarray:
+    """Per-head probabilities times the checkpoint's prior-correction weights, renormalised
+    (what the Predictor does); unchanged when there are none."""
+    if weights is None:
+        return head_probs
+    weighted = head_probs * np.asarray(weights, dtype=head_probs.dtype)
+    return weighted / weighted.sum(axis=-1, keepdims=True)
+
+
 def evaluate_checkpoint(
     model_path: Path, data_root: Path, device: torch.device, batch_size: int = 256
 ) -> tuple[dict[str, Any], list[str]]:
-    """Metrics of a saved model on a labelled dataset, and the model's modality names."""
+    """Metrics of a saved model on a labelled dataset (with its prior correction, as the pipeline
+    applies it), and the model's modality names."""
     from leukoscope.classifier.checkpoint import load_checkpoint
 
     model, meta = load_checkpoint(Path(model_path), expect_classes=CELL_CLASSES)
@@ -214,4 +224,5 @@ def evaluate_checkpoint(
     std = np.asarray(meta.norm_std, dtype=np.float32)
     preparer = BatchPreparer(mean, std, dataset.max_value, device)
     probs = predict(model.to(device), dataset.images, preparer, batch_size)
+    probs = apply_class_weights(probs, meta.class_weights)
     return compute_metrics(dataset.labels, probs), modalities
