@@ -220,9 +220,23 @@ def test_embedded_run_also_publishes_on_tcp_for_any_program(
     subscriber.setsockopt(zmq.LINGER, 0)
     subscriber.setsockopt(zmq.SUBSCRIBE, wire.topic("summary"))
     subscriber.connect(endpoint)
+
+    def slow(crops: np.ndarray) -> np.ndarray:
+        time.sleep(0.5)  # a run long enough for the subscriber's tcp connection to come up
+        return predictor.predict(crops).head_probabilities
+
     try:
-        config = PipelineConfig(target_cells=0, live_endpoint=endpoint)
-        _, summaries = analyse(predictor, store, [saved_acquisition(acquisition)], config)
+        config = PipelineConfig(target_cells=0, live_endpoint=endpoint, batch_size=1)
+        summaries = run_embedded(
+            config,
+            [saved_acquisition(acquisition)],
+            classify=slow,
+            modalities=predictor.modalities,
+            input_size=predictor.input_size,
+            store=store,
+            run_id=store.start_run(),
+            timeout_s=120,
+        )
         frames: list[bytes] = []
         while subscriber.poll(1500):  # final summaries are replayed for late subscribers
             frames = subscriber.recv_multipart()
