@@ -247,3 +247,13 @@ def test_embedded_run_also_publishes_on_tcp_for_any_program(
     published = json.loads(frames[0])["summary"]
     assert published["sample_id"] == "s1"
     assert published["cells_counted"] == summaries["s1"].cells_counted
+
+
+def test_a_run_stopped_early_is_read_back_with_the_fields_it_acquired(tmp_path: Path) -> None:
+    """acquisition.json records the planned fields; a live run stops once its target is reached."""
+    folder = small_acquisition(tmp_path / "early", "early", 3, seed=5)
+    meta = storage.read_acquisition_meta(folder)
+    storage.write_acquisition_meta(folder, meta.model_copy(update={"fields": 200}))
+    job = saved_acquisition(folder)
+    assert job.fields_total == 3
+    assert [outcome.fov for outcome in job.fields] == [0, 1, 2]

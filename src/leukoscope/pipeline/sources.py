@@ -44,7 +44,9 @@ def saved_acquisition(folder: Path) -> SampleJob:
     """
     meta = storage.read_acquisition_meta(folder)
     on_disk = storage.list_fields(folder)
-    count = max(meta.fields, (on_disk[-1] + 1) if on_disk else 0)
+    # `meta.fields` is what was planned; a live run stops early once its target count is reached,
+    # so the fields are those up to the last one on disk (a missing one before it is a failed field)
+    count = (on_disk[-1] + 1) if on_disk else 0
     return SampleJob(meta.sample_id, _saved_fields(folder, count), count, folder.resolve())
 
 
