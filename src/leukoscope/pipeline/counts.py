@@ -184,6 +184,14 @@ def received_results(ledger: SampleLedger) -> list[CellResult]:
     ]
 
 
+def differential_cells(ledger: SampleLedger, aborted: str = "") -> list[CellResult]:
+    """The cells a summary counts: exactly the ledger's counted cells once the stop rule is met,
+    otherwise every distinct result received so far (the live, provisional view)."""
+    if stop_decision(ledger, aborted).finished:
+        return ledger.counted()
+    return received_results(ledger)
+
+
 def summarize(
     ledger: SampleLedger,
     *,
@@ -194,7 +202,7 @@ def summarize(
     """The sample's differential: final once the stop rule is met (exactly the ledger's counted
     cells), otherwise provisional over every result received so far (the live table)."""
     decision = stop_decision(ledger, aborted)
-    results = ledger.counted() if decision.finished else received_results(ledger)
+    results = differential_cells(ledger, aborted)
     counts, flagged = tally(results)
     return SampleSummary(
         sample_id=ledger.sample_id,

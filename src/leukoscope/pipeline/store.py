@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from leukoscope.errors import StorageError
-from leukoscope.pipeline.counts import summarize
+from leukoscope.pipeline.counts import differential_cells, summarize
 from leukoscope.pipeline.ledger import SampleLedger
 from leukoscope.types import (
     CELL_CLASSES,
@@ -439,13 +439,20 @@ class ResultStore:
             ledger.end(progress.fields_total)
         return ledger
 
+    def _aborted(self, run_id: str, sample_id: str) -> str:
+        row = self._sample_row(run_id, sample_id)
+        return str(row["reason"] or "") if row["status"] == SampleStatus.INCOMPLETE.value else ""
+
+    def counted_results(self, run_id: str, sample_id: str) -> list[CellResult]:
+        """The cells behind `summary()`, in (fov, cell_index) order (the report's gallery)."""
+        return differential_cells(self.ledger(run_id, sample_id), self._aborted(run_id, sample_id))
+
     def summary(self, run_id: str, sample_id: str) -> SampleSummary:
         """The sample's summary, recomputed from its stored fields and cells by counts.py."""
         row = self._sample_row(run_id, sample_id)
-        aborted = row["reason"] if row["status"] == SampleStatus.INCOMPLETE.value else ""
         return summarize(
             self.ledger(run_id, sample_id),
-            aborted=aborted or "",
+            aborted=self._aborted(run_id, sample_id),
             elapsed_s=row["elapsed_s"],
             timings=json.loads(row["timings"]),
         )

@@ -14,7 +14,6 @@ from typing import Any
 
 from leukoscope.config import ReferenceRange, Settings
 from leukoscope.errors import ParameterError
-from leukoscope.pipeline.counts import received_results
 from leukoscope.pipeline.store import ResultStore
 from leukoscope.report.flags import (
     DISAGREEMENT_FACTOR,
@@ -25,7 +24,7 @@ from leukoscope.report.flags import (
     range_flag,
 )
 from leukoscope.report.model_info import ModelInfo, read_model_info
-from leukoscope.types import CellClass, CellResult, ClassCount, SampleStatus, SampleSummary
+from leukoscope.types import CellClass, CellResult, ClassCount, SampleSummary
 
 GALLERY_LIMIT = 500
 """Most cells shown per class in the gallery (flagged first); the table always counts them all."""
@@ -106,14 +105,6 @@ def resolve_run(store: ResultStore, sample_id: str, run_id: str | None = None) -
     )
 
 
-def summary_cells(store: ResultStore, run_id: str, sample: SampleSummary) -> list[CellResult]:
-    """The cells the summary counts, in (fov, cell_index) order."""
-    ledger = store.ledger(run_id, sample.sample_id)
-    if sample.status == SampleStatus.RUNNING:
-        return received_results(ledger)
-    return ledger.counted()
-
-
 def gallery_order(results: list[CellResult]) -> list[CellResult]:
     """Flagged cells first, then by confidence, highest first; ties in (fov, cell) order."""
     return sorted(results, key=lambda r: (not r.flagged, -max(r.probabilities, default=0.0), r.key))
@@ -145,7 +136,7 @@ def gather_report(
         ClassLine(c, ranges[c.cell_class], range_flag(c, ranges[c.cell_class], n))
         for c in summary.classes
     )
-    results = summary_cells(store, run_id, summary)
+    results = store.counted_results(run_id, summary.sample_id)
     mean_disagreement = sum(r.disagreement for r in results) / len(results) if results else 0.0
     thresholds = Thresholds(
         target_cells=int(row["target_cells"]),
