@@ -7,6 +7,11 @@ passes when smaller than the half-width of the binomial 95% CI at that number of
 pass rate, the confusion matrix behind it and per-class recall.
 
     .venv/bin/python benchmarks/count_accuracy.py --samples 20 --cells 200
+    .venv/bin/python benchmarks/count_accuracy.py --composition NEU=50,LYM=25,MO=15,EOS=8,BAS=2
+
+`--composition` draws the samples from another class mix than the training set's (e.g. a
+monocytosis, as above). The model is the configured one: set LEUKOSCOPE__CLASSIFIER__MODEL_PATH to
+test another.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import numpy as np
 
 from leukoscope.config import load_settings
 from leukoscope.instrument.simulator.acquisition import GROUND_TRUTH_FILE, generate_acquisition
+from leukoscope.instrument.simulator.composition import parse_composition
 from leukoscope.instrument.simulator.frames import CaptureSettings
 from leukoscope.pipeline.counts import clopper_pearson
 from leukoscope.pipeline.service import analyse, load_predictor
@@ -54,7 +60,9 @@ def main() -> None:
     parser.add_argument("--cells-per-field", type=float, default=10.0)
     parser.add_argument("--seed", type=int, default=1000)
     parser.add_argument("--bit-depth", type=int, default=8, choices=(8, 12))
+    parser.add_argument("--composition", default=None, help="NEU=..,LYM=..,MO=..,EOS=..,BAS=.. %%")
     args = parser.parse_args()
+    composition = parse_composition(args.composition)
 
     settings = load_settings()
     settings.pipeline.target_cells = args.cells
@@ -69,7 +77,8 @@ def main() -> None:
             folder = tmp / f"s{index:02d}"
             generate_acquisition(
                 folder, f"s{index:02d}", fields, seed=args.seed + index,
-                cells_per_field=args.cells_per_field, frame_shape=(args.frame, args.frame),
+                composition=composition, cells_per_field=args.cells_per_field,
+                frame_shape=(args.frame, args.frame),
                 settings=CaptureSettings(bit_depth=args.bit_depth),
             )  # fmt: skip
             truth = json.loads((folder / GROUND_TRUTH_FILE).read_text())["cells"]

@@ -75,6 +75,9 @@ def test_train_resume_and_evaluate(
     model, meta = load_checkpoint(out / "model.pt", expect_arch="hs_mm_mimo")
     assert meta.input_size == 16 and meta.in_chans == 1 and len(meta.norm_mean) == 4
     assert meta.metrics["cross_validation"]["folds"] == 2
+    correction = meta.metrics["prior_correction"]
+    assert 0.0 <= correction["power"] <= 1.0 and meta.class_weights == correction["weights"]
+    assert (out / "cv_prior_corrected.md").is_file()
     assert meta.provenance["train_config"]["rho"] == 0.5 and meta.provenance["final_fit"]
     assert model.num_heads == 4
 

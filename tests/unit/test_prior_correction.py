@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +11,7 @@ import torch
 from leukoscope.classifier.checkpoint import ModelMeta
 from leukoscope.classifier.infer import Predictor
 from leukoscope.classifier.models import build_model
-from leukoscope.classifier.train import prior_correction
+from leukoscope.classifier.train import FoldResult, fit_prior_correction, prior_correction
 from leukoscope.types import MODALITIES
 
 
@@ -18,6 +20,39 @@ def test_weights_follow_counts_to_the_balancing_power() -> None:
     assert prior_correction(counts, 1.0) == pytest.approx([1.0, 0.5, 0.01, 0.1, 0.0025])
     assert prior_correction(counts, 0.5) == pytest.approx([1.0, 0.5**0.5, 0.1, 0.1**0.5, 0.05])
     assert prior_correction(counts, 0.0) is None
+
+
+def _fold(k: int, labels: np.ndarray, probs: np.ndarray) -> FoldResult:
+    index = np.arange(k, len(labels), 2)
+    return FoldResult(k, index, probs[index], {}, Path("unused"))
+
+
+def test_fitted_power_stops_short_of_an_over_correction() -> None:
+    """An over-confident model: the full correction (power 1) would call every MO a NEU, none (power
+    0) leaves false MO calls; only a partial power classifies every cell right."""
+    counts = {"NEU": 1000, "MO": 10}
+    labels = np.array([0] * 1000 + [2] * 10)
+    probs = np.zeros((1010, 2, 5), dtype=np.float32)
+    probs[:, :, 0] = 0.9  # confident NEU ...
+    probs[:, :, 2] = 0.1
+    probs[990:1000, :, 0], probs[990:1000, :, 2] = 0.4, 0.6  # ... ten NEU called MO raw
+    probs[1000:, :, 0], probs[1000:, :, 2] = 0.1, 0.9  # the monocytes, confident and right
+    folds = [_fold(k, labels, probs) for k in (0, 1)]
+
+    fitted = fit_prior_correction(folds, labels, counts, balance=1.0)
+
+    # MO weight 0.01 ** power must keep 0.9 * w > 0.1 and push 0.6 * w < 0.4: 0.09 < power < 0.47.
+    assert 0.09 < fitted.power < 0.47
+    assert fitted.weights == pytest.approx(prior_correction(counts, fitted.power))
+    assert fitted.summary["accuracy"]["mean"] == 1.0 and fitted.summary["folds"] == 2
+
+
+def test_no_power_above_the_balancing_power_is_tried() -> None:
+    counts = {"NEU": 100, "MO": 10}
+    labels = np.array([0] * 100 + [2] * 10)
+    probs = np.full((110, 1, 5), 0.2, dtype=np.float32)
+    fitted = fit_prior_correction([_fold(0, labels, probs)], labels, counts, balance=0.3)
+    assert 0.0 <= fitted.power <= 0.3
 
 
 def test_predictor_applies_the_weights_per_head_and_renormalises() -> None:

@@ -8,7 +8,8 @@ last finished epoch):
     fold_<k>/metrics.json|.md   validation metrics, confusion matrix PNG
     fold_<k>/val_index.npy      validation cell indices and their per-head probabilities
     fold_<k>/val_probs.npy
-    cv.json, cv.md              mean +/- std over folds
+    cv.json, cv.md              mean +/- std over folds (raw softmax)
+    cv_prior_corrected.json|.md the same folds as the shipped model classifies (prior correction)
     final/model.pt              the final fit (all cells, same recipe)
     model.pt                    the model to ship: the final fit (or the best fold's model with
                                 --no-final), the CV summary in its metadata
@@ -58,6 +59,7 @@ from leukoscope.classifier.data import (
     norm_stats,
 )
 from leukoscope.classifier.evaluate import (
+    apply_class_weights,
     compute_metrics,
     predict,
     summarize,
@@ -336,17 +338,66 @@ def _provenance(
     }
 
 
-def prior_correction(counts: dict[str, int], balance: float) -> list[float] | None:
-    """Weights that turn a class-balanced model's probabilities back to the data's class priors.
+def prior_correction(counts: dict[str, int], power: float) -> list[float] | None:
+    """Weights count ** power per class (normalised to a maximum of 1), None for power 0.
 
-    The sampler draws a cell with weight count ** -balance, so the model learns priors proportional
-    to count ** (1 - balance); multiplying by count ** balance restores the data's priors. Without
-    it a 200-cell differential over-counts the rare classes (measured: benchmarks/count_accuracy.py).
+    The sampler draws a cell with weight count ** -balance, so in theory the model learns priors
+    proportional to count ** (1 - balance) and power = balance restores the data's priors. Without
+    a correction a 200-cell differential over-counts the rare classes (benchmarks/count_accuracy.py).
     """
-    if balance == 0:
+    if power == 0:
         return None
-    raw = [max(counts.get(c.value, 0), 1) ** balance for c in CELL_CLASSES]
+    raw = [max(counts.get(c.value, 0), 1) ** power for c in CELL_CLASSES]
     return [w / max(raw) for w in raw]
+
+
+PRIOR_POWER_STEP = 0.05
+
+
+@dataclass(frozen=True)
+class PriorCorrection:
+    """The correction a shipped model applies, chosen on held-out predictions."""
+
+    power: float
+    weights: list[float] | None
+    summary: dict[str, Any]
+
+    def metadata(self, balance: float) -> dict[str, Any]:
+        return {
+            "power": self.power,
+            "balance": balance,
+            "weights": self.weights,
+            "chosen_by": "macro-F1 of the out-of-fold predictions, powers 0..balance",
+        }
+
+
+def fit_prior_correction(
+    folds: list[FoldResult], labels: np.ndarray, counts: dict[str, int], balance: float
+) -> PriorCorrection:
+    """The power in 0..balance whose correction gives the best macro-F1 on the folds' validation cells.
+
+    The full correction (power = balance) assumes calibrated probabilities; a network trained to
+    convergence is over-confident, and the full power over-corrects: on the simulator's data it
+    halved monocyte recall (docs/results.md). The power is therefore measured, not assumed.
+    """
+    truth = np.concatenate([labels[f.val_index] for f in folds])
+    probs = np.concatenate([f.val_probs for f in folds])
+    steps = round(balance / PRIOR_POWER_STEP)
+    powers = [round(balance * i / steps, 4) for i in range(steps + 1)] if steps else [0.0]
+
+    def macro_f1(power: float) -> float:
+        weighted = apply_class_weights(probs, prior_correction(counts, power))
+        return float(compute_metrics(truth, weighted)["macro_f1"])
+
+    power = max(powers, key=macro_f1)
+    weights = prior_correction(counts, power)
+    summary = summarize(
+        [
+            compute_metrics(labels[f.val_index], apply_class_weights(f.val_probs, weights))
+            for f in folds
+        ]
+    )
+    return PriorCorrection(power, weights, summary)
 
 
 def save_model(
@@ -505,6 +556,32 @@ def cross_validate(
     return results, summary
 
 
+def correct_priors(
+    dataset: CellDataset,
+    config: TrainConfig,
+    folds: list[FoldResult],
+    out_dir: Path,
+    progress: TrainProgress,
+) -> PriorCorrection | None:
+    """Fit the shipped model's prior correction on the folds and report the corrected CV figures."""
+    if config.balance == 0:
+        return None
+    correction = fit_prior_correction(folds, dataset.labels, dataset.class_counts(), config.balance)
+    heads = [m.value for m in dataset.modalities] if "head_accuracy" in correction.summary else None
+    title = (
+        f"{config.arch}: {len(folds)} of {config.folds} folds, prior-corrected "
+        f"(power {correction.power:g} of balance {config.balance:g}; mean ± std)"
+    )
+    write_report(out_dir, "cv_prior_corrected", correction.summary, title, heads)
+    write_json(out_dir / "prior_correction.json", correction.metadata(config.balance))
+    progress.log(
+        f"prior correction: power {correction.power:g} (balance {config.balance:g}), accuracy "
+        f"{100 * correction.summary['accuracy']['mean']:.2f} %, macro-F1 "
+        f"{100 * correction.summary['macro_f1']['mean']:.2f} %"
+    )
+    return correction
+
+
 def final_fit(
     dataset: CellDataset,
     config: TrainConfig,
@@ -531,17 +608,28 @@ def final_fit(
     return path
 
 
-def ship_model(source: Path, out_dir: Path, summary: dict[str, Any], **provenance: Any) -> Path:
-    """`out_dir/model.pt`: the checkpoint `source` with the CV summary in its metadata."""
+def ship_model(
+    source: Path,
+    out_dir: Path,
+    summary: dict[str, Any],
+    correction: PriorCorrection | None,
+    balance: float,
+    **provenance: Any,
+) -> Path:
+    """`out_dir/model.pt`: the checkpoint `source` with the CV summary and the fitted prior
+    correction (None: no balancing, so no correction) in its metadata."""
     from leukoscope.classifier.checkpoint import load_checkpoint, save_checkpoint
 
     model, meta = load_checkpoint(source)
-    metrics = {
-        "cross_validation": summary,
-        **({"selected_fold": meta.metrics} if meta.metrics else {}),
-    }
+    metrics: dict[str, Any] = {"cross_validation": summary}
+    if correction is not None:
+        metrics["cross_validation_prior_corrected"] = correction.summary
+        metrics["prior_correction"] = correction.metadata(balance)
+    if meta.metrics:
+        metrics["selected_fold"] = meta.metrics
     merged = {**meta.provenance, "command": _command(), **provenance}
-    update = {"metrics": metrics, "provenance": merged}
+    weights = correction.weights if correction is not None else None
+    update = {"metrics": metrics, "provenance": merged, "class_weights": weights}
     path = out_dir / "model.pt"
     save_checkpoint(path, model, meta.model_copy(update=update))
     return path
@@ -586,13 +674,22 @@ def run_training(
         folds, summary = cross_validate(
             dataset, config, out_dir, chosen_device, progress, fold_limit
         )
+        correction = correct_priors(dataset, config, folds, out_dir, progress)
         if final:
             source = final_fit(dataset, config, out_dir, chosen_device, progress)
-            model_path = ship_model(source, out_dir, summary, final_fit=True)
+            model_path = ship_model(
+                source, out_dir, summary, correction, config.balance, final_fit=True
+            )
         else:
             best = best_fold(folds)
             model_path = ship_model(
-                best.checkpoint, out_dir, summary, final_fit=False, selected_fold=best.fold
+                best.checkpoint,
+                out_dir,
+                summary,
+                correction,
+                config.balance,
+                final_fit=False,
+                selected_fold=best.fold,
             )
     return RunResult(out_dir, folds, summary, model_path, time.perf_counter() - began)
 
