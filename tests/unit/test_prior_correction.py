@@ -11,7 +11,12 @@ import torch
 from leukoscope.classifier.checkpoint import ModelMeta
 from leukoscope.classifier.infer import Predictor
 from leukoscope.classifier.models import build_model
-from leukoscope.classifier.train import FoldResult, fit_prior_correction, prior_correction
+from leukoscope.classifier.train import (
+    FoldResult,
+    count_bias,
+    fit_prior_correction,
+    prior_correction,
+)
 from leukoscope.types import MODALITIES
 
 
@@ -45,6 +50,17 @@ def test_fitted_power_stops_short_of_an_over_correction() -> None:
     assert 0.09 < fitted.power < 0.47
     assert fitted.weights == pytest.approx(prior_correction(counts, fitted.power))
     assert fitted.summary["accuracy"]["mean"] == 1.0 and fitted.summary["folds"] == 2
+    assert fitted.summary["count_bias"] == 0.0
+
+
+def test_count_bias_is_the_worst_class_total_error() -> None:
+    labels = np.array([0, 0, 0, 0, 2, 2])
+    probs = np.zeros((6, 1, 5), dtype=np.float32)
+    probs[:5, 0, 0] = 1.0  # one MO called NEU: NEU 5/4, MO 1/2
+    probs[5, 0, 2] = 1.0
+    assert count_bias(labels, probs) == pytest.approx(0.5)
+    probs[4, 0] = [0, 0, 1, 0, 0]
+    assert count_bias(labels, probs) == 0.0
 
 
 def test_no_power_above_the_balancing_power_is_tried() -> None:
