@@ -37,7 +37,9 @@ class ModelInfo:
 
 
 def _cv_metrics(metrics: dict[str, Any]) -> tuple[int | None, dict[str, tuple[float, float]]]:
-    summary = metrics.get("cross_validation")
+    """The cross-validated figures of the model as the pipeline runs it: with its prior correction
+    when the checkpoint has one, else the raw softmax's."""
+    summary = metrics.get("cross_validation_prior_corrected") or metrics.get("cross_validation")
     if not isinstance(summary, dict):
         return None, {}
     found: dict[str, tuple[float, float]] = {}
