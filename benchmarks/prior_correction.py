@@ -3,8 +3,8 @@
 Reads a finished `leukoscope train` run (its folds' saved validation probabilities) and the dataset's
 labels, and prints one row per power: accuracy, macro-F1, balanced accuracy, monocyte precision and
 recall, and each class's predicted / true count over the pooled validation cells (1.00 = unbiased
-counts). `leukoscope train` picks, among the same candidates in steps of 0.05, the power with the
-smallest largest |ratio - 1| (`train.count_bias`).
+counts). `leukoscope train` picks, among the same candidates (`train.candidate_powers`), the power
+with the smallest largest |ratio - 1| (`train.count_bias`).
 
     .venv/bin/python benchmarks/prior_correction.py runs/field48/hs_mm_mimo DATA
 """
@@ -20,8 +20,8 @@ import numpy as np
 from leukoscope.classifier.data import scan_dataset
 from leukoscope.classifier.evaluate import apply_class_weights, compute_metrics
 from leukoscope.classifier.train import (
-    PRIOR_POWER_STEP,
     FoldResult,
+    candidate_powers,
     count_bias,
     load_fold,
     prior_correction,
@@ -63,9 +63,7 @@ def main() -> None:
         "| count bias |"
     )
     print("|---" * (7 + len(CELL_CLASSES)) + "|")
-    steps = round(balance / PRIOR_POWER_STEP)
-    for i in range(steps + 1):
-        power = round(balance * i / max(steps, 1), 4)
+    for power in candidate_powers(balance):
         weighted = apply_class_weights(probs, prior_correction(counts, power))
         m = compute_metrics(truth, weighted)
         predicted = np.bincount(weighted.mean(axis=1).argmax(axis=1), minlength=len(CELL_CLASSES))

@@ -13,6 +13,7 @@ from leukoscope.classifier.infer import Predictor
 from leukoscope.classifier.models import build_model
 from leukoscope.classifier.train import (
     FoldResult,
+    candidate_powers,
     count_bias,
     fit_prior_correction,
     prior_correction,
@@ -61,6 +62,11 @@ def test_count_bias_is_the_worst_class_total_error() -> None:
     assert count_bias(labels, probs) == pytest.approx(0.5)
     probs[4, 0] = [0, 0, 1, 0, 0]
     assert count_bias(labels, probs) == 0.0
+
+
+def test_candidate_powers_span_zero_to_the_balance() -> None:
+    assert candidate_powers(1.0)[:3] == [0.0, 0.05, 0.1] and candidate_powers(1.0)[-1] == 1.0
+    assert candidate_powers(0.01) == [0.0, 0.01]
 
 
 def test_no_power_above_the_balancing_power_is_tried() -> None:

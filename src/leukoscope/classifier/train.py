@@ -371,6 +371,12 @@ class PriorCorrection:
         }
 
 
+def candidate_powers(balance: float) -> list[float]:
+    """The prior-correction powers tried: 0 to `balance` in steps of about PRIOR_POWER_STEP."""
+    steps = max(1, round(balance / PRIOR_POWER_STEP))
+    return [round(balance * i / steps, 4) for i in range(steps + 1)]
+
+
 def count_bias(labels: np.ndarray, head_probs: np.ndarray) -> float:
     """Largest relative error of the predicted class totals: max over classes of |predicted/true - 1|."""
     classes = len(CELL_CLASSES)
@@ -393,13 +399,11 @@ def fit_prior_correction(
     """
     truth = np.concatenate([labels[f.val_index] for f in folds])
     probs = np.concatenate([f.val_probs for f in folds])
-    steps = round(balance / PRIOR_POWER_STEP)
-    powers = [round(balance * i / steps, 4) for i in range(steps + 1)] if steps else [0.0]
 
     def bias(power: float) -> float:
         return count_bias(truth, apply_class_weights(probs, prior_correction(counts, power)))
 
-    power = min(powers, key=bias)
+    power = min(candidate_powers(balance), key=bias)
     weights = prior_correction(counts, power)
     summary = summarize(
         [
