@@ -26,7 +26,9 @@ from leukoscope.classifier.data import (
     BatchPreparer,
     CellDataset,
     balanced_batches,
+    gather_mimo_batch,
     load_dataset,
+    mimo_indices,
 )
 from leukoscope.classifier.evaluate import compute_metrics, predict
 from leukoscope.classifier.train import fold_splits
@@ -49,19 +51,15 @@ def recalibrate(
         norm.reset_running_stats()
         norm.momentum = None  # cumulative average
     generator = torch.Generator().manual_seed(seed)
-    modalities = dataset.images.shape[1]
+    heads = len(dataset.modalities)
+    rho = (
+        0.0 if independent else 1.0
+    )  # the training path's MIMO batch: all independent or all shared
     model.train()
     with torch.no_grad():
         for _ in range(batches):
-            if independent:
-                draws = [
-                    balanced_batches(train_index, dataset.labels, BATCH, 1, generator)[0].numpy()
-                    for _ in range(modalities)
-                ]
-                images = np.stack([dataset.images[d, m] for m, d in enumerate(draws)], axis=1)
-            else:
-                draw = balanced_batches(train_index, dataset.labels, BATCH, 1, generator)[0]
-                images = dataset.images[draw.numpy()]
+            loaded = balanced_batches(train_index, dataset.labels, BATCH, 1, generator)[0]
+            images, _ = gather_mimo_batch(dataset, mimo_indices(loaded, heads, rho, 1, generator))
             model(preparer(images, generator))
     model.eval()
 

@@ -23,6 +23,7 @@ from leukoscope.classifier.train import (
     FoldResult,
     candidate_powers,
     count_bias,
+    count_ratios,
     load_fold,
     prior_correction,
 )
@@ -54,7 +55,6 @@ def main() -> None:
     counts = {c.value: int(n) for c, n in zip(CELL_CLASSES, per_class, strict=True)}
     truth = np.concatenate([labels[f.val_index] for f in folds])
     probs = np.concatenate([f.val_probs for f in folds])
-    true_counts = np.bincount(truth, minlength=len(CELL_CLASSES))
     mo = CellClass.MO.value
     names = " | ".join(f"{c.value} ratio" for c in CELL_CLASSES)
     print(f"{args.run}: {len(folds)} folds, {len(truth)} validation cells, balance {balance:g}\n")
@@ -66,8 +66,7 @@ def main() -> None:
     for power in candidate_powers(balance):
         weighted = apply_class_weights(probs, prior_correction(counts, power))
         m = compute_metrics(truth, weighted)
-        predicted = np.bincount(weighted.mean(axis=1).argmax(axis=1), minlength=len(CELL_CLASSES))
-        ratios = " | ".join(f"{p / t:.2f}" for p, t in zip(predicted, true_counts, strict=True))
+        ratios = " | ".join(f"{r:.2f}" for r in count_ratios(truth, weighted))
         print(
             f"| {power:g} | {100 * m['accuracy']:.2f} | {100 * m['macro_f1']:.2f} | "
             f"{100 * m['balanced_accuracy']:.2f} | {100 * m['precision'][mo]:.1f} | "

@@ -34,6 +34,11 @@ def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     ).astype(np.float64)
 
 
+def predicted_classes(head_probs: np.ndarray) -> np.ndarray:
+    """The class called for each cell: argmax of the mean of the heads' softmax (N, heads, classes)."""
+    return head_probs.mean(axis=1).argmax(axis=1)
+
+
 def compute_metrics(labels: np.ndarray, head_probs: np.ndarray) -> dict[str, Any]:
     """Metrics of per-head probabilities (N, heads, classes) against labels (N,).
 
@@ -42,7 +47,7 @@ def compute_metrics(labels: np.ndarray, head_probs: np.ndarray) -> dict[str, Any
     """
     if head_probs.ndim != 3 or head_probs.shape[0] != len(labels):
         raise ValueError(f"expected probabilities (N, heads, classes), got {head_probs.shape}")
-    predicted = head_probs.mean(axis=1).argmax(axis=1)
+    predicted = predicted_classes(head_probs)
     matrix = confusion(labels, predicted)
     diag = np.diag(matrix).astype(np.float64)
     support = matrix.sum(axis=1)

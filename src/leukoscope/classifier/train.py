@@ -62,6 +62,7 @@ from leukoscope.classifier.evaluate import (
     apply_class_weights,
     compute_metrics,
     predict,
+    predicted_classes,
     summarize,
     write_json,
     write_report,
@@ -359,13 +360,14 @@ class PriorCorrection:
     """The correction a shipped model applies, chosen on held-out predictions."""
 
     power: float
+    balance: float
     weights: list[float] | None
     summary: dict[str, Any]
 
-    def metadata(self, balance: float) -> dict[str, Any]:
+    def metadata(self) -> dict[str, Any]:
         return {
             "power": self.power,
-            "balance": balance,
+            "balance": self.balance,
             "weights": self.weights,
             "chosen_by": "class totals of the out-of-fold predictions closest to the true ones",
         }
@@ -377,13 +379,17 @@ def candidate_powers(balance: float) -> list[float]:
     return [round(balance * i / steps, 4) for i in range(steps + 1)]
 
 
+def count_ratios(labels: np.ndarray, head_probs: np.ndarray) -> np.ndarray:
+    """Predicted / true total per class (NaN for a class with no true cells)."""
+    classes = len(CELL_CLASSES)
+    true = np.bincount(labels, minlength=classes).astype(np.float64)
+    predicted = np.bincount(predicted_classes(head_probs), minlength=classes)
+    return np.divide(predicted, true, out=np.full(classes, np.nan), where=true > 0)
+
+
 def count_bias(labels: np.ndarray, head_probs: np.ndarray) -> float:
     """Largest relative error of the predicted class totals: max over classes of |predicted/true - 1|."""
-    classes = len(CELL_CLASSES)
-    true = np.bincount(labels, minlength=classes)
-    predicted = np.bincount(head_probs.mean(axis=1).argmax(axis=1), minlength=classes)
-    present = true > 0
-    return float(np.abs(predicted[present] / true[present] - 1.0).max())
+    return float(np.nanmax(np.abs(count_ratios(labels, head_probs) - 1.0)))
 
 
 def fit_prior_correction(
@@ -412,7 +418,7 @@ def fit_prior_correction(
         ]
     )
     summary["count_bias"] = bias(power)
-    return PriorCorrection(power, weights, summary)
+    return PriorCorrection(power, balance, weights, summary)
 
 
 def save_model(
@@ -589,7 +595,7 @@ def correct_priors(
         f"(power {correction.power:g} of balance {config.balance:g}; mean ± std)"
     )
     write_report(out_dir, "cv_prior_corrected", correction.summary, title, heads)
-    write_json(out_dir / "prior_correction.json", correction.metadata(config.balance))
+    write_json(out_dir / "prior_correction.json", correction.metadata())
     progress.log(
         f"prior correction: power {correction.power:g} (balance {config.balance:g}), class totals "
         f"within {100 * correction.summary['count_bias']:.1f} %, accuracy "
@@ -630,7 +636,6 @@ def ship_model(
     out_dir: Path,
     summary: dict[str, Any],
     correction: PriorCorrection | None,
-    balance: float,
     **provenance: Any,
 ) -> Path:
     """`out_dir/model.pt`: the checkpoint `source` with the CV summary and the fitted prior
@@ -641,7 +646,7 @@ def ship_model(
     metrics: dict[str, Any] = {"cross_validation": summary}
     if correction is not None:
         metrics["cross_validation_prior_corrected"] = correction.summary
-        metrics["prior_correction"] = correction.metadata(balance)
+        metrics["prior_correction"] = correction.metadata()
     if meta.metrics:
         metrics["selected_fold"] = meta.metrics
     merged = {**meta.provenance, "command": _command(), **provenance}
@@ -694,9 +699,7 @@ def run_training(
         correction = correct_priors(dataset, config, folds, out_dir, progress)
         if final:
             source = final_fit(dataset, config, out_dir, chosen_device, progress)
-            model_path = ship_model(
-                source, out_dir, summary, correction, config.balance, final_fit=True
-            )
+            model_path = ship_model(source, out_dir, summary, correction, final_fit=True)
         else:
             best = best_fold(folds)
             model_path = ship_model(
@@ -704,7 +707,6 @@ def run_training(
                 out_dir,
                 summary,
                 correction,
-                config.balance,
                 final_fit=False,
                 selected_fold=best.fold,
             )
