@@ -266,6 +266,21 @@ _SIMULATE = Annotated[
     bool, typer.Option("--simulate", help="Simulated rig: emulated light controller + camera.")
 ]
 _SIM_SEED = Annotated[int, typer.Option("--seed", help="Simulated sample seed.")]
+_REPLACE = Annotated[
+    bool,
+    typer.Option(
+        "--replace", help="Clear the sample's existing acquisition folder first (else refused)."
+    ),
+]
+
+
+def _new_sample_folder(sample: str, folder: Path, replace: bool) -> Path:
+    """Check the sample id; `folder` absent or empty (cleared with --replace), else an error."""
+    from leukoscope.ids import check_sample_id
+    from leukoscope.instrument.storage import prepare_sample_folder
+
+    check_sample_id(sample)
+    return prepare_sample_folder(folder, replace=replace)
 
 
 @app.command("devices")
@@ -308,15 +323,19 @@ def acquire_command(
         Path | None, typer.Option("--out", help="Folder; default: <data_dir>/<sample>.")
     ] = None,
     seed: _SIM_SEED = 0,
+    replace: _REPLACE = False,
 ) -> None:
     """Acquire fields of view and save them (acquisition.json + one OME-TIFF per field)."""
     from rich.progress import Progress
 
+    from leukoscope.ids import check_sample_id
     from leukoscope.instrument.acquisition import Acquisition
     from leukoscope.instrument.rig import SimulationOptions, open_rig
 
     rig_config = settings().rig
+    check_sample_id(sample)
     folder = out if out is not None else rig_config.acquisition.data_dir / sample
+    _new_sample_folder(sample, folder, replace)
     failed: list[tuple[int, str]] = []
     saved = 0
     with (
@@ -486,6 +505,7 @@ def simulate_acquisition(
     raw: Annotated[
         bool, typer.Option(help="Keep the modalities' raw misregistration (no registration).")
     ] = False,
+    replace: _REPLACE = False,
 ) -> None:
     """Write a saved acquisition (acquisition.json + fov_NNNN.ome.tif) and ground_truth.json."""
     from rich.progress import Progress
@@ -497,6 +517,7 @@ def simulate_acquisition(
 
     if bit_depth not in (8, 12):
         raise ParameterError(f"--bit-depth must be 8 or 12, got {bit_depth}")
+    _new_sample_folder(sample, out, replace)
     rig = settings().rig
     capture = CaptureSettings(
         exposures_us=dict(rig.camera.exposure_us),
@@ -551,30 +572,32 @@ def run_command(
     out: Annotated[Path | None, typer.Option(help="Where acquisitions are saved.")] = None,
     db: Annotated[Path | None, typer.Option(help="Results database (SQLite).")] = None,
     seed: Annotated[int, typer.Option(help="Simulated sample seed.")] = 0,
+    replace: _REPLACE = False,
 ) -> None:
     """Acquire a sample and show its live 5-part differential."""
     from rich.live import Live
 
+    from leukoscope.ids import check_sample_id
     from leukoscope.instrument.rig import SimulationOptions, open_rig
     from leukoscope.pipeline.service import analyse, load_predictor
     from leukoscope.pipeline.sources import rig_acquisition
     from leukoscope.report.table import summary_table
 
+    check_sample_id(sample)
     current = _pipeline_settings(cells, db)
-    predictor, model_path = load_predictor(current)
     out_dir = (out or current.rig.acquisition.data_dir) / sample
-    with (
-        open_rig(current.rig, simulate=simulate, options=SimulationOptions(seed=seed)) as rig,
-        Live(console=console, auto_refresh=False, transient=True) as live,
-    ):
+    _new_sample_folder(sample, out_dir, replace)
+    with open_rig(current.rig, simulate=simulate, options=SimulationOptions(seed=seed)) as rig:
+        predictor, model_path = load_predictor(current)  # after the rig: no rig, no wait
+        with Live(console=console, auto_refresh=False, transient=True) as live:
 
-        def show(summary: SampleSummary, workers: Mapping[str, object]) -> None:
-            live.update(summary_table(summary, workers), refresh=True)
+            def show(summary: SampleSummary, workers: Mapping[str, object]) -> None:
+                live.update(summary_table(summary, workers), refresh=True)
 
-        job = rig_acquisition(rig, sample, max_fields, out_dir)
-        outcome = analyse(
-            current, [job], predictor=predictor, model_path=model_path, on_summary=show
-        )
+            job = rig_acquisition(rig, sample, max_fields, out_dir)
+            outcome = analyse(
+                current, [job], predictor=predictor, model_path=model_path, on_summary=show
+            )
     _show_outcome(outcome)
 
 
@@ -633,11 +656,14 @@ ConnectOption = Annotated[
 @keys_app.command("generate")
 def keys_generate(
     folder: Annotated[Path, typer.Argument(help="Where to write the key files.")],
+    force: Annotated[
+        bool, typer.Option(help="Replace existing keys (locks out workers holding the old ones).")
+    ] = False,
 ) -> None:
     """Write a server and a client key pair (ZeroMQ certificate files)."""
     from leukoscope.pipeline.security import generate_keys
 
-    server_secret, client_secret = generate_keys(folder)
+    server_secret, client_secret = generate_keys(folder, force=force)
     console.print(f"server secret key: {server_secret} (keep on the central host)")
     console.print(f"client secret key: {client_secret} (copy to worker hosts)")
     console.print(f"server public key: {server_secret.with_suffix('.key')} (copy to worker hosts)")
@@ -759,9 +785,11 @@ def report_command(
     fmt: Annotated[str, typer.Option("--format", help="html, json or csv.")] = "html",
 ) -> None:
     """Write a sample's report: differential, 95% CIs, flags, chart and cell gallery."""
+    from leukoscope.ids import check_sample_id
     from leukoscope.report.data import GALLERY_LIMIT, gather_report, open_results
     from leukoscope.report.render import check_format, default_output, render_report
 
+    check_sample_id(sample)
     current = settings()
     html = check_format(fmt) == "html"  # json/csv: every counted cell, no images
     with open_results(db or current.pipeline.results_db) as store:

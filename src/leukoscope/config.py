@@ -72,8 +72,11 @@ class LightsConfig(_Section):
     """The serial LED controller."""
 
     port: str = Field(
-        default="sim://",
-        description="serial device (/dev/ttyUSB0) or pyserial URL; sim:// = built-in emulator",
+        default="",
+        description=(
+            "serial device (/dev/ttyUSB0) or pyserial URL; sim:// = built-in emulator; "
+            "empty = no rig configured"
+        ),
     )
     baud: int = Field(default=115200, gt=0, le=4_000_000, description="baud rate, bit/s")
     timeout_s: float = Field(default=0.5, gt=0.0, le=60.0, description="reply timeout, seconds")
@@ -113,7 +116,7 @@ class CameraConfig(_Section):
     """The GenICam camera (or its simulated twin)."""
 
     backend: Literal["harvesters", "simulated"] = Field(
-        default="simulated", description="harvesters (any GenTL producer) or simulated"
+        default="harvesters", description="harvesters (any GenTL producer) or simulated"
     )
     producer_path: str = Field(default="", description="GenTL producer .cti file")
     device_id: str = Field(default="", description="device serial number or id; empty = first")

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from leukoscope.cli import app
 from leukoscope.config import load_settings
+from leukoscope.errors import ConfigError
 from leukoscope.instrument import storage
 from leukoscope.types import Modality
 
@@ -32,13 +33,29 @@ def test_acquire_simulated(small_frames: None, tmp_path: Path) -> None:
     assert storage.read_field(out, 2).frames[0].shape == (192, 256)
 
 
-def test_acquire_without_rig_config_is_a_clear_error(
+def test_acquire_with_simulated_camera_but_real_lights_is_a_clear_error(
     small_frames: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("LEUKOSCOPE__RIG__LIGHTS__PORT", str(tmp_path / "no-such-tty"))
-    result = CliRunner().invoke(app, ["acquire", "--sample", "S", "--fields", "1"])
+    monkeypatch.setenv("LEUKOSCOPE__RIG__CAMERA__BACKEND", "simulated")
+    result = CliRunner().invoke(
+        app, ["acquire", "--sample", "S", "--fields", "1", "--out", str(tmp_path / "S")]
+    )
     assert result.exit_code != 0
     assert "sim://" in str(result.exception)
+
+
+def test_acquire_with_the_default_config_needs_a_rig_and_never_simulates(
+    small_frames: None, tmp_path: Path
+) -> None:
+    out = tmp_path / "REAL-001"
+    result = CliRunner().invoke(
+        app, ["acquire", "--sample", "REAL-001", "--fields", "1", "--out", str(out)]
+    )
+    assert isinstance(result.exception, ConfigError)
+    assert "no rig configured" in str(result.exception)
+    assert "--simulate" in str(result.exception)
+    assert not any(out.iterdir())  # nothing acquired, nothing simulated
 
 
 def test_calibrate_writes_offsets(

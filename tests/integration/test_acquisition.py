@@ -119,6 +119,9 @@ def test_field_timing_out_twice_is_failed_with_reason(
     else:
         assert [r.fov for r in results] == [0, 1, 2]
         assert storage.list_fields(tmp_path) == [0, 1]
+    # acquisition.json counts the fields saved, not the fields planned (4)
+    meta = storage.read_acquisition_meta(tmp_path)
+    assert meta.fields == len(storage.list_fields(tmp_path))
     recorded = json.loads((tmp_path / FAILED_FIELDS_FILE).read_text())
     assert recorded["failed"] == [{"fov": 2, "reason": failed[0].error}]
     assert rig.state.lit() == {}
@@ -180,3 +183,14 @@ def test_settings_digest_changes_with_exposure() -> None:
     settings = AcquisitionSettings.from_config(rig_config())
     changed = replace(settings, exposures_us={**settings.exposures_us, Modality.COLOR1: 1.0})
     assert settings.digest() != changed.digest()
+
+
+def test_consumer_stopping_early_leaves_fields_equal_to_saved(
+    make_rig: MakeRig, tmp_path: Path
+) -> None:
+    run = Acquisition(make_rig()).run("S-stop", 6, tmp_path)
+    for _ in range(2):
+        next(run)
+    run.close()
+    assert storage.list_fields(tmp_path) == [0, 1]
+    assert storage.read_acquisition_meta(tmp_path).fields == 2

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from leukoscope.errors import WireError
+from leukoscope.ids import SAMPLE_ID_PATTERN
 from leukoscope.pipeline import wire
 from leukoscope.types import (
     CELL_CLASSES,
@@ -30,7 +31,7 @@ SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[Heal
 
 finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
 printable = st.characters(blacklist_categories=("Cc", "Cs"))
-sample_ids = st.text(printable, min_size=1, max_size=12)
+sample_ids = st.from_regex(SAMPLE_ID_PATTERN, fullmatch=True)
 names = st.text(printable, max_size=8)
 fovs = st.integers(0, 10_000)
 modality_sets = st.sets(st.sampled_from(MODALITIES), min_size=1).map(

@@ -27,6 +27,7 @@ import numpy as np
 
 from leukoscope.config import RigConfig
 from leukoscope.errors import AcquisitionError, CameraTimeout, ParameterError
+from leukoscope.ids import check_sample_id
 from leukoscope.instrument.registration import Registrar
 from leukoscope.instrument.rig import Rig
 from leukoscope.types import MODALITIES, Frame, FrameSet, Modality
@@ -149,14 +150,13 @@ class Acquisition:
         self, sample_id: str, fields: int | Iterable[int], out_dir: Path | None = None
     ) -> Iterator[FieldResult]:
         """Acquire `fields` (a count, or field indices); yield each field's result as it is done."""
-        if not sample_id:
-            raise ParameterError("sample id must not be empty")
+        check_sample_id(sample_id)
         indices = list(range(fields)) if isinstance(fields, int) else list(fields)
         if isinstance(fields, int) and fields < 1:
             raise ParameterError(f"number of fields must be >= 1, got {fields}")
         rig, settings = self.rig, self.settings
         failures: dict[int, str] = {}
-        meta_written = False
+        saved = 0
         try:
             rig.lights.all_off()
             for modality in settings.modalities:
@@ -171,9 +171,8 @@ class Acquisition:
             for fov in indices:
                 result = self._field(sample_id, fov)
                 if result.frameset is not None and out_dir is not None:
-                    if not meta_written:
-                        self._write_meta(out_dir, sample_id, result.frameset, len(indices))
-                        meta_written = True
+                    saved += 1  # acquisition.json's `fields` is always the number saved
+                    self._write_meta(out_dir, sample_id, result.frameset, saved)
                     result = _saved(result, out_dir)
                 if not result.ok:
                     failures[fov] = result.error
@@ -292,7 +291,7 @@ class Acquisition:
 
     # -- saving -----------------------------------------------------------------------------
 
-    def _write_meta(self, out_dir: Path, sample_id: str, frameset: FrameSet, planned: int) -> None:
+    def _write_meta(self, out_dir: Path, sample_id: str, frameset: FrameSet, saved: int) -> None:
         from leukoscope.instrument import storage
 
         s = self.settings
@@ -313,7 +312,7 @@ class Acquisition:
                 for m in s.modalities
             ],
             settings_digest=s.digest(),
-            fields=planned,
+            fields=saved,
             simulated=bool(self.rig.simulated_camera),
         )
         storage.write_acquisition_meta(out_dir, meta)

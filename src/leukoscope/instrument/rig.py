@@ -1,7 +1,9 @@
 """Build the rig from the configuration: the light controller and the camera, real or simulated.
 
-`lights.port = "sim://"` serves the emulated LC4 firmware on a pty and drives it through the real
-serial driver; `camera.backend = "simulated"` renders the simulated sample. Both share one
+Real hardware is the default; with no light controller configured (`lights.port` empty) opening the
+rig is a ConfigError that says so. `lights.port = "sim://"` serves the emulated LC4 firmware on a
+pty and drives it through the real serial driver; `camera.backend = "simulated"` renders the
+simulated sample (both together: a simulated profile). Both share one
 `SimulatedRigState`, so the simulated camera shows exactly what the lit channel would show (a wrong
 light sequence shows in the images). `open_rig(config, simulate=True)` forces both.
 
@@ -30,6 +32,11 @@ from leukoscope.types import Modality
 log = logging.getLogger(__name__)
 
 SIM_PORT = "sim://"
+NO_RIG = (
+    "no rig configured: set rig.lights.port (the light controller's serial device) and "
+    "rig.camera.producer_path (the GenTL producer) in the config; or pass --simulate to use "
+    "the simulated rig (its results are marked simulated)"
+)
 
 
 @dataclass
@@ -158,6 +165,8 @@ def open_rig(
         config.camera.backend = "simulated"
     sim_lights = config.lights.port.startswith(SIM_PORT)
     sim_camera = config.camera.backend == "simulated"
+    if not config.lights.port.strip():
+        raise ConfigError(NO_RIG)
     if sim_camera and not sim_lights:
         raise ConfigError(
             "rig.camera.backend = simulated needs rig.lights.port = sim:// (the simulated camera "

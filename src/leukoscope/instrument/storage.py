@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from leukoscope import __version__
 from leukoscope.errors import StorageError
+from leukoscope.ids import SampleId
 from leukoscope.types import MODALITIES, FrameSet, Modality
 
 META_FILE = "acquisition.json"
@@ -54,7 +55,7 @@ class AcquisitionMeta(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     format_version: int = FORMAT_VERSION
-    sample_id: str = Field(min_length=1, max_length=200)
+    sample_id: SampleId
     modalities: list[Modality] = Field(min_length=1)
     pixel_size_um: float = Field(gt=0.0)
     bit_depth: int
@@ -227,6 +228,48 @@ def write_field(folder: Path, frameset: FrameSet) -> Path:
     with _atomic(path) as handle:
         tifffile.imwrite(handle, data, ome=True, photometric="minisblack", metadata=metadata)
     return path
+
+
+ACQUISITION_FILES = re.compile(
+    r"^(acquisition\.json|failed_fields\.json|ground_truth\.json|fov_\d{4,}\.ome\.tif"
+    r"|\..+\.\d+\.tmp)$"
+)
+"""Names an acquisition folder holds: what `--replace` may delete (nothing else)."""
+
+
+def prepare_sample_folder(folder: Path, *, replace: bool = False) -> Path:
+    """Make `folder` ready for a new acquisition: absent or empty, or cleared when `replace`.
+
+    An existing non-empty folder is refused (its fields would mix with the new sample's) unless
+    `replace`; then its acquisition files are deleted first. A folder holding anything else is
+    never cleared. StorageError says which and why.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise StorageError(f"{folder}: exists and is not a folder")
+    try:
+        entries = sorted(folder.iterdir()) if folder.is_dir() else []
+    except OSError as exc:
+        raise StorageError(f"{folder}: cannot list the folder ({exc.strerror or exc})") from None
+    if entries and not replace:
+        raise StorageError(
+            f"{folder} is not empty ({len(entries)} entries): a new acquisition would mix with "
+            "what is there; pass --replace to clear it, or choose another sample id or --out"
+        )
+    foreign = [p.name for p in entries if p.is_dir() or not ACQUISITION_FILES.match(p.name)]
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (" ..." if len(foreign) > 5 else "")
+        raise StorageError(
+            f"{folder}: holds files that are not an acquisition's ({shown}); "
+            "--replace clears only acquisitions: remove them yourself"
+        )
+    try:
+        for path in sorted(entries, key=lambda p: p.name == META_FILE):  # metadata last
+            path.unlink()
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(f"{folder}: cannot prepare the folder ({exc.strerror or exc})") from None
+    return folder
 
 
 def list_fields(folder: Path) -> list[int]:

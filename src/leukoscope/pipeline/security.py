@@ -46,13 +46,29 @@ class CurveKeys:
         return cls(public=public, secret=secret, server_public=server_public)
 
 
-def generate_keys(folder: Path) -> tuple[Path, Path]:
-    """Create a server and a client certificate pair in `folder`; the two secret-key paths."""
-    folder.mkdir(parents=True, exist_ok=True)
-    _, server_secret = zmq.auth.create_certificates(str(folder), "server")
-    _, client_secret = zmq.auth.create_certificates(str(folder), "client")
-    for path in folder.glob("*.key_secret"):
-        path.chmod(0o600)
+KEY_FILES = ("server.key", "server.key_secret", "client.key", "client.key_secret")
+
+
+def generate_keys(folder: Path, *, force: bool = False) -> tuple[Path, Path]:
+    """Create a server and a client certificate pair in `folder`; the two secret-key paths.
+
+    Existing key files are never replaced without `force`: new keys lock out every worker that
+    holds the old ones. Secret files are written with mode 0600.
+    """
+    existing = [folder / name for name in KEY_FILES if (folder / name).exists()]
+    if existing and not force:
+        raise SecurityError(
+            f"{folder} already holds keys ({', '.join(p.name for p in existing)}); new keys would "
+            "lock out every worker using them: pass --force to replace them"
+        )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        _, server_secret = zmq.auth.create_certificates(str(folder), "server")
+        _, client_secret = zmq.auth.create_certificates(str(folder), "client")
+        for path in folder.glob("*.key_secret"):
+            path.chmod(0o600)
+    except OSError as exc:
+        raise SecurityError(f"cannot write keys to {folder}: {exc.strerror or exc}") from None
     return Path(server_secret), Path(client_secret)
 
 

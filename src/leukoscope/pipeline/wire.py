@@ -21,6 +21,7 @@ import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, ValidationError, create_model
 
 from leukoscope.errors import WireError
+from leukoscope.ids import SampleId
 from leukoscope.types import (
     CELL_CLASSES,
     MODALITIES,
@@ -72,7 +73,6 @@ class WireLimits:
 
 DEFAULT_LIMITS = WireLimits()
 
-SampleId = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$")]
 Fov = Annotated[int, Field(ge=0, le=10_000_000)]
 Count = Annotated[int, Field(ge=0, le=MAX_CELLS_PER_FIELD)]
 Text = Annotated[str, Field(max_length=4096)]
@@ -107,6 +107,7 @@ class SampleStart(_Strict):
     pixel_size_um: Annotated[float, Field(gt=0.0, le=1000.0)] | None = None
     started_s: Time = 0.0
     acquisition: Text = ""  # saved-acquisition folder: where lost fields can be re-read
+    simulated: bool = False  # the fields come from the simulator (marked in every output)
 
 
 class SampleEnd(_Strict):

@@ -1,0 +1,103 @@
+"""The CLI's doors: sample ids, existing acquisitions, keys, the rig default; one `error:` line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from leukoscope.cli import app
+from leukoscope.instrument import storage
+
+
+def leukoscope(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The installed command as a user runs it (default config, no LEUKOSCOPE_* overrides)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEUKOSCOPE")}
+    env.update(
+        LEUKOSCOPE__RIG__CAMERA__WIDTH="128", LEUKOSCOPE__RIG__CAMERA__HEIGHT="96", COLUMNS="120"
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "leukoscope", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=cwd,
+        check=False,
+    )
+
+
+def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+@pytest.fixture
+def small_frames(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEUKOSCOPE__RIG__CAMERA__WIDTH", "128")
+    monkeypatch.setenv("LEUKOSCOPE__RIG__CAMERA__HEIGHT", "96")
+    monkeypatch.delenv("LEUKOSCOPE_CONFIG", raising=False)
+
+
+@pytest.mark.parametrize("command", ["acquire", "run", "report"])
+def test_path_like_sample_id_is_refused_and_nothing_escapes(tmp_path: Path, command: str) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    args = {
+        "acquire": ["acquire", "--simulate", "--fields", "1", "--sample", "../escaped"],
+        "run": ["run", "--simulate", "--sample", "../escaped"],
+        "report": ["report", "../escaped"],
+    }[command]
+    line = one_error_line(leukoscope(work, *args))
+    assert "sample id '../escaped' is not allowed" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["work"]
+    assert list(work.iterdir()) == []
+
+
+def test_acquire_refuses_an_existing_acquisition_then_replaces_it(
+    small_frames: None, tmp_path: Path
+) -> None:
+    out = tmp_path / "S-1"
+    first = ["acquire", "--simulate", "--sample", "S-1", "--fields", "4", "--out", str(out)]
+    assert CliRunner().invoke(app, first).exit_code == 0
+    again = ["acquire", "--simulate", "--sample", "S-1", "--fields", "2", "--out", str(out)]
+    refused = CliRunner().invoke(app, again)
+    assert "--replace" in str(refused.exception)
+    assert storage.list_fields(out) == [0, 1, 2, 3]  # the first acquisition is untouched
+    replaced = CliRunner().invoke(app, [*again, "--replace"])
+    assert replaced.exit_code == 0, replaced.output
+    assert storage.list_fields(out) == [0, 1]  # no field of the old sample is left behind
+    assert storage.read_acquisition_meta(out).fields == 2
+
+
+def test_refused_acquisition_is_one_error_line(tmp_path: Path) -> None:
+    (tmp_path / "acquisitions" / "S-2").mkdir(parents=True)
+    storage.field_path(tmp_path / "acquisitions" / "S-2", 5).write_bytes(b"old")
+    line = one_error_line(
+        leukoscope(tmp_path, "acquire", "--simulate", "--sample", "S-2", "--fields", "1")
+    )
+    assert "not empty" in line and "--replace" in line
+
+
+def test_keys_generate_twice_needs_force(tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    assert leukoscope(tmp_path, "keys", "generate", str(keys)).returncode == 0
+    before = (keys / "server.key_secret").read_bytes()
+    line = one_error_line(leukoscope(tmp_path, "keys", "generate", str(keys)))
+    assert "--force" in line
+    assert (keys / "server.key_secret").read_bytes() == before
+    assert leukoscope(tmp_path, "keys", "generate", str(keys), "--force").returncode == 0
+    assert (keys / "server.key_secret").read_bytes() != before
+
+
+def test_run_without_a_rig_is_an_error_not_a_simulation(tmp_path: Path) -> None:
+    line = one_error_line(leukoscope(tmp_path, "run", "--sample", "REAL-001"))
+    assert "no rig configured" in line and "--simulate" in line
+    assert not (tmp_path / "leukoscope.sqlite").exists()
