@@ -173,3 +173,4 @@ class SampleSummary(BaseModel):
     status_reason: str = ""
     elapsed_s: float = 0.0
     timings: dict[str, float] = Field(default_factory=dict)
+    simulated: bool | None = False  # a simulated sample, not a patient's; None: not recorded

@@ -29,7 +29,7 @@ from leukoscope.types import SampleSummary
 
 from ..integration.pipeline_helpers import small_acquisition, untrained_checkpoint
 
-SAMPLE = "e2e<report>&1"  # markup characters must come out as text
+SAMPLE = "e2e-report.1"  # sample ids are names (leukoscope.ids): no markup can reach the page
 CHROMIUM_FLAGS = (
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -118,7 +118,8 @@ def test_report_opens_in_chromium_without_console_errors(
     assert result.returncode == 0, result.stderr[-2000:]
     assert console_lines(result.stderr) == []
     dom = result.stdout
-    assert '<div class="sample">e2e&lt;report&gt;&amp;1</div>' in dom
+    assert '<div class="sample">e2e-report.1</div>' in dom
+    assert 'id="simulated"' in dom  # the simulator's sample says so on the page
     assert f'<dd id="run-id"><span class="mono">{simulated.run_id}</span></dd>' in dom
     assert f"{summary.cells_counted} (all fields)" in dom
     assert 'id="differential"' in dom and 'id="chart"' in dom and "<svg" in dom

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -84,6 +85,22 @@ def test_counts_every_segmented_cell_once(
     assert summary.fields_done == 4 and summary.fields_total == 4
     assert store.summary(run_id, "s1").classes == summary.classes
     assert len(store.results(run_id, "s1")) == expected
+    # a simulated acquisition stays marked simulated: in the summary and in the store
+    assert summary.simulated is True
+    assert store.summary(run_id, "s1").simulated is True
+    assert store.samples(run_id)[0]["simulated"] == 1
+
+
+def test_an_acquired_sample_is_not_marked_simulated(
+    predictor: Predictor, store: ResultStore, acquisition: Path, tmp_path: Path
+) -> None:
+    real = tmp_path / "real"
+    shutil.copytree(acquisition, real)
+    meta = storage.read_acquisition_meta(real).model_copy(update={"simulated": False})
+    storage.write_acquisition_meta(real, meta)
+    run_id, summaries = analyse(predictor, store, [saved_acquisition(real)])
+    assert summaries["s1"].simulated is False
+    assert store.summary(run_id, "s1").simulated is False
 
 
 def test_target_counts_exactly_the_first_cells(
@@ -171,6 +188,7 @@ def test_live_summaries_are_published(
         context.term()
     assert received, "no live summary was published"
     assert received[-1].status == SampleStatus.COMPLETE
+    assert all(summary.simulated for summary in received)  # every live summary says so
     assert received[-1].classes == summaries["s1"].classes
 
 

@@ -301,7 +301,9 @@ class Aggregator:
         sample_id = message.sample_id
         if sample_id in self.samples or sample_id in self.finished:
             return
-        ledger = SampleLedger(sample_id, target_cells=self.target_cells)
+        ledger = SampleLedger(
+            sample_id, target_cells=self.target_cells, simulated=message.simulated
+        )
         if message.fields_total is not None:
             ledger.fields_total = message.fields_total
         self.store.start_sample(
@@ -310,6 +312,7 @@ class Aggregator:
             target_cells=self.target_cells,
             fields_total=message.fields_total,
             source=message.acquisition,
+            simulated=message.simulated,
         )
         source = Path(message.acquisition) if message.acquisition else None
         self.samples[sample_id] = _SampleRun(ledger=ledger, started_s=time.time(), source=source)

@@ -216,4 +216,5 @@ def summarize(
         status_reason=decision.reason,
         elapsed_s=elapsed_s,
         timings=dict(timings or {}),
+        simulated=ledger.simulated,
     )

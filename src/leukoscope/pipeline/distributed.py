@@ -137,10 +137,11 @@ def run_worker(
     try:
         worker: SegmentWorker | ClassifyWorker
         if role == "segment":
-            from leukoscope.pipeline.segmentation import segment
+            from leukoscope.pipeline.segmentation import SegmentationParams, segment
 
             size = _model_input_size(settings)
-            segmenter = functools.partial(segment, out_px=size)
+            params = SegmentationParams.from_config(config.segmentation)
+            segmenter = functools.partial(segment, out_px=size, params=params)
             worker = SegmentWorker(context, connect, stop, keys=keys, segmenter=segmenter)
         else:
             from leukoscope.pipeline.service import load_predictor
@@ -186,7 +187,7 @@ def send(
             if stop.is_set():
                 break
             path = "" if job.acquisition is None else str(job.acquisition)
-            source.send_sample(job.sample_id, job.fields, job.fields_total, path)
+            source.send_sample(job.sample_id, job.fields, job.fields_total, path, job.simulated)
         return dict(source.final)
     finally:
         context.term()

@@ -47,6 +47,7 @@ class SampleLedger:
     target_cells: int = 200
     fields_total: int | None = None  # known once the end of the sample arrives
     fields: dict[int, FieldState] = field(default_factory=dict)
+    simulated: bool | None = False  # the fields come from the simulator; None: not recorded
 
     def _field(self, fov: int) -> FieldState:
         return self.fields.setdefault(fov, FieldState())

@@ -19,7 +19,7 @@ from leukoscope.errors import PipelineError
 from leukoscope.pipeline.aggregator import Aggregator, SummaryCallback
 from leukoscope.pipeline.endpoints import Endpoints
 from leukoscope.pipeline.security import check_bind
-from leukoscope.pipeline.segmentation import segment
+from leukoscope.pipeline.segmentation import SegmentationParams, segment
 from leukoscope.pipeline.sources import SampleJob
 from leukoscope.pipeline.stages import ClassifyWorker, HeadClassifier, SegmentWorker, Source
 from leukoscope.pipeline.store import ResultStore
@@ -49,7 +49,7 @@ def _stream(source: Source, jobs: Sequence[SampleJob]) -> None:
         if source.stop.is_set():
             return
         path = "" if job.acquisition is None else str(job.acquisition)
-        source.send_sample(job.sample_id, job.fields, job.fields_total, path)
+        source.send_sample(job.sample_id, job.fields, job.fields_total, path, job.simulated)
 
 
 def run_embedded(
@@ -84,7 +84,8 @@ def run_embedded(
         context, endpoints, store, config, run_id=run_id, on_summary=on_summary,
         live_also=config.live_endpoint,
     )  # fmt: skip
-    segmenter = functools.partial(segment, out_px=input_size)
+    params = SegmentationParams.from_config(config.segmentation)
+    segmenter = functools.partial(segment, out_px=input_size, params=params)
     threads = [
         _Thread(f"segment-{i}", SegmentWorker(context, endpoints, stop, segmenter=segmenter).run)
         for i in range(config.segment_workers)

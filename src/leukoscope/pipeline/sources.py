@@ -27,6 +27,7 @@ class SampleJob:
     fields: Iterable[FieldOutcome]
     fields_total: int | None = None
     acquisition: Path | None = None  # where the fields are saved (lost work is re-read from it)
+    simulated: bool = False  # the fields come from the simulator: every output says so
 
 
 def _saved_fields(folder: Path, count: int) -> Iterator[FieldOutcome]:
@@ -47,7 +48,9 @@ def saved_acquisition(folder: Path) -> SampleJob:
     # `meta.fields` is what was planned; a live run stops early once its target count is reached,
     # so the fields are those up to the last one on disk (a missing one before it is a failed field)
     count = (on_disk[-1] + 1) if on_disk else 0
-    return SampleJob(meta.sample_id, _saved_fields(folder, count), count, folder.resolve())
+    return SampleJob(
+        meta.sample_id, _saved_fields(folder, count), count, folder.resolve(), meta.simulated
+    )
 
 
 def rig_acquisition(rig: Rig, sample_id: str, max_fields: int, out_dir: Path) -> SampleJob:
@@ -56,7 +59,8 @@ def rig_acquisition(rig: Rig, sample_id: str, max_fields: int, out_dir: Path) ->
 
     results = Acquisition(rig).run(sample_id, max_fields, out_dir=out_dir)
     fields = (FieldOutcome(r.fov, r.frameset, r.error) for r in results)
-    return SampleJob(sample_id, _closing(results, fields), None, out_dir.resolve())
+    simulated = bool(rig.simulated_camera or rig.simulated_lights)
+    return SampleJob(sample_id, _closing(results, fields), None, out_dir.resolve(), simulated)
 
 
 def _closing(owner: Iterator[object], items: Iterator[FieldOutcome]) -> Iterator[FieldOutcome]:

@@ -394,6 +394,7 @@ class Source:
         fields: Iterable[FieldOutcome],
         fields_total: int | None = None,
         acquisition: str = "",
+        simulated: bool = False,
     ) -> int:
         """Stream one sample and wait for its final summary; returns how many fields were sent.
 
@@ -409,6 +410,7 @@ class Source:
                 fields_total=fields_total,
                 started_s=time.time(),
                 acquisition=acquisition,
+                simulated=simulated,
             )
             if not self._send(push, live, sample_id, start):
                 return 0

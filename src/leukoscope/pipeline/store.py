@@ -37,7 +37,8 @@ from leukoscope.types import (
     SampleSummary,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2 added `samples.simulated` (1: simulated, 0: acquired; NULL: stored before it was recorded)."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -65,6 +66,7 @@ CREATE TABLE IF NOT EXISTS samples (
     elapsed_s REAL NOT NULL DEFAULT 0,
     timings TEXT NOT NULL DEFAULT '{}',
     source TEXT NOT NULL DEFAULT '',
+    simulated INTEGER,
     PRIMARY KEY (run_id, sample_id)
 );
 CREATE TABLE IF NOT EXISTS fields (
@@ -124,6 +126,7 @@ class SampleProgress:
     fields_done: dict[int, int] = field(default_factory=dict)  # fov -> cell count
     fields_failed: dict[int, str] = field(default_factory=dict)  # fov -> reason
     cell_keys: set[CellKey] = field(default_factory=set)
+    simulated: bool | None = False  # None: stored before the store recorded it
 
 
 def png_thumbnail(image: np.ndarray) -> bytes:
@@ -132,6 +135,14 @@ def png_thumbnail(image: np.ndarray) -> bytes:
     if not ok:
         raise StorageError(f"cannot encode a {image.shape} {image.dtype} thumbnail as PNG")
     return bytes(data.tobytes())
+
+
+def _migrate_1_to_2(db: sqlite3.Connection) -> None:
+    """Schema 1 -> 2: add `samples.simulated`, NULL (not recorded) for the samples already there."""
+    columns = {r[1] for r in db.execute("PRAGMA table_info(samples)")}
+    if "simulated" not in columns:
+        db.execute("ALTER TABLE samples ADD COLUMN simulated INTEGER")
+    db.execute("UPDATE meta SET value=? WHERE key='schema'", (str(SCHEMA_VERSION),))
 
 
 class ResultStore:
@@ -162,6 +173,9 @@ class ResultStore:
                 row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
                 if row is None:
                     db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+                elif row[0] == "1":
+                    _migrate_1_to_2(db)
+                    row = (str(SCHEMA_VERSION),)
         except sqlite3.Error as exc:
             raise StorageError(f"{self.path}: cannot open results database: {exc}") from None
         if row is not None and row[0] != str(SCHEMA_VERSION):
@@ -244,17 +258,19 @@ class ResultStore:
         fields_total: int | None = None,
         started_s: float | None = None,
         source: str = "",
+        simulated: bool = False,
     ) -> None:
         """Record a sample of a run (no-op if it exists, apart from filling a missing total).
 
-        `source` is the saved-acquisition folder the sample's fields can be re-read from.
+        `source` is the saved-acquisition folder the sample's fields can be re-read from;
+        `simulated` marks a sample whose fields come from the simulator.
         """
         with self._tx() as db:
             db.execute(
                 "INSERT OR IGNORE INTO samples (run_id, sample_id, target_cells, fields_total,"
-                " started_s, source) VALUES (?, ?, ?, ?, ?, ?)",
+                " started_s, source, simulated) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (run_id, sample_id, target_cells, fields_total,
-                 time.time() if started_s is None else started_s, source),
+                 time.time() if started_s is None else started_s, source, int(simulated)),
             )  # fmt: skip
             if fields_total is not None:
                 self._set_total(db, run_id, sample_id, fields_total)
@@ -382,6 +398,7 @@ class ResultStore:
             reason=row["reason"],
             target_cells=row["target_cells"],
             fields_total=row["fields_total"],
+            simulated=None if row["simulated"] is None else bool(row["simulated"]),
         )
         for f in self._query(
             "SELECT fov, cell_count, status, reason FROM fields WHERE run_id=? AND sample_id=?",
@@ -429,7 +446,9 @@ class ResultStore:
     def ledger(self, run_id: str, sample_id: str) -> SampleLedger:
         """The sample's ledger rebuilt from the store (what an aggregator resumes from)."""
         progress = self.progress(run_id, sample_id)
-        ledger = SampleLedger(sample_id, target_cells=progress.target_cells)
+        ledger = SampleLedger(
+            sample_id, target_cells=progress.target_cells, simulated=progress.simulated
+        )
         for fov, count in sorted(progress.fields_done.items()):
             ledger.set_cell_count(fov, count)
         for fov, reason in sorted(progress.fields_failed.items()):

@@ -16,7 +16,8 @@ from leukoscope.report.data import ReportData
 from leukoscope.report.model_info import CV_METRICS
 
 SCHEMA = "leukoscope-report"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2 added `simulated` (JSON `sample.simulated`, CSV last column)."""
 CSV_COLUMNS = (
     "schema_version",
     "sample_id",
@@ -35,6 +36,7 @@ CSV_COLUMNS = (
     "ref_high_percent",
     "range_flag",
     "quality_flags",
+    "simulated",
 )
 
 
@@ -68,6 +70,7 @@ def report_document(data: ReportData) -> dict[str, Any]:
         "generated_utc": iso(data.generated_s),
         "sample": {
             "sample_id": data.sample_id,
+            "simulated": s.simulated,
             "run_id": data.run_id,
             "acquired_utc": iso(data.started_s),
             "finished_utc": iso(data.finished_s),
@@ -122,6 +125,10 @@ def render_json(data: ReportData) -> str:
     return json.dumps(report_document(data), indent=1, ensure_ascii=False) + "\n"
 
 
+def _simulated_cell(simulated: bool | None) -> str:
+    return "unknown" if simulated is None else str(simulated).lower()
+
+
 def render_csv(data: ReportData) -> str:
     """One row per class (columns `CSV_COLUMNS`), sample fields repeated on each row."""
     s = data.summary
@@ -135,6 +142,7 @@ def render_csv(data: ReportData) -> str:
             [SCHEMA_VERSION, data.sample_id, data.run_id, iso(data.started_s), s.status.value,
              s.cells_counted, s.cells_flagged, data.target_cells, c.cell_class.value, c.count,
              repr(c.percent), repr(c.ci_low_percent), repr(c.ci_high_percent),
-             repr(ref.low_percent), repr(ref.high_percent), line.flag.value, codes]
+             repr(ref.low_percent), repr(ref.high_percent), line.flag.value, codes,
+             _simulated_cell(s.simulated)]
         )  # fmt: skip
     return buffer.getvalue()

@@ -6,7 +6,8 @@ The rules are documented in docs/report.md; in short:
 - Range flag: ``below`` / ``within`` / ``above`` the class's reference range by the point estimate;
   ``n/a`` when no cell was counted.
 - Quality flags (code, severity, message), in the order shown:
-  ``no_cells`` (alert), ``all_flagged`` (alert), ``far_outside`` (alert: a class whose whole 95% CI
+  ``simulated`` (alert: the fields came from the simulator, not a patient; ``simulation_unknown``,
+  a warning, when the store did not record it), ``no_cells`` (alert), ``all_flagged`` (alert), ``far_outside`` (alert: a class whose whole 95% CI
   lies at least `far_margin_percent` points outside its range), ``too_few_cells`` (fewer than the
   target), ``many_flagged`` (more than `max_flagged_percent` of the cells flagged),
   ``heads_disagree`` (mean head disagreement above `max_mean_disagreement`), ``failed_fields``,
@@ -25,6 +26,12 @@ FAR_MARGIN_PERCENT = 20.0
 """Percentage points between a class's whole CI and its range that make a composition suspect."""
 DISAGREEMENT_FACTOR = 0.5
 """Mean head disagreement is flagged above this share of the per-cell flag threshold."""
+
+
+SIMULATED_MESSAGE = (
+    "SIMULATED SAMPLE: these counts come from the simulator, not from a patient's blood. "
+    "Never release them as a result."
+)
 
 
 class RangeFlag(str, Enum):
@@ -113,6 +120,17 @@ def quality_flags(
     """Every quality flag that applies to the sample, most serious first."""
     n = summary.cells_counted
     flags: list[QualityFlag] = []
+    if summary.simulated:
+        flags.append(QualityFlag("simulated", Severity.ALERT, SIMULATED_MESSAGE))
+    elif summary.simulated is None:
+        flags.append(
+            QualityFlag(
+                "simulation_unknown",
+                Severity.WARNING,
+                "Stored before leukoscope recorded whether a sample was simulated: check the "
+                "sample's acquisition.json (`simulated`) before release.",
+            )
+        )
     if n == 0:
         flags.append(
             QualityFlag(

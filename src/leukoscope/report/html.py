@@ -234,6 +234,21 @@ def review_badge(data: ReportData) -> str:
     return ""
 
 
+def simulated_prefix(data: ReportData) -> str:
+    """'SIMULATED — ' before the title of a simulated sample's report, else nothing."""
+    return "SIMULATED — " if data.summary.simulated else ""
+
+
+def simulated_banner(data: ReportData) -> str:
+    """A banner no reader can miss on a simulated sample's report."""
+    if not data.summary.simulated:
+        return ""
+    return (
+        '<div class="status status-incomplete" id="simulated">SIMULATED — not a patient sample'
+        "</div>"
+    )
+
+
 def render_html(data: ReportData) -> str:
     """The whole page."""
     status = data.summary.status.value
@@ -241,12 +256,13 @@ def render_html(data: ReportData) -> str:
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{esc(CSP)}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>Differential report — {esc(data.sample_id)}</title><style>{CSS}</style></head>"
+        f"<title>{simulated_prefix(data)}Differential report — {esc(data.sample_id)}</title>"
+        f"<style>{CSS}</style></head>"
         '<body><header class="masthead"><div class="brand">leukoscope</div>'
         "<h1>White-cell differential report</h1>"
         f'<div class="sample">{esc(data.sample_id)}</div>'
         f'<div class="status status-{esc(status)}" id="status">{esc(status)}</div>'
-        f"{review_badge(data)}</header>"
+        f"{review_badge(data)}{simulated_banner(data)}</header>"
         f"<main>{meta_section(data)}{quality_section(data)}{differential_section(data)}"
         f"{gallery_section(data)}</main>{footer(data)}</body></html>\n"
     )

@@ -13,6 +13,8 @@ def summary_table(summary: SampleSummary, workers: Mapping[str, object] | None =
     """Per class: count, %, 95% CI; then cells counted and flagged, fields, throughput, status."""
     elapsed = max(summary.elapsed_s, 1e-9)
     title = f"sample {summary.sample_id} — {summary.status.value}"
+    if summary.simulated:
+        title = f"SIMULATED {title} (not a patient sample)"
     table = Table(title=title, title_justify="left", min_width=64)
     table.add_column("class")
     table.add_column("count", justify="right")
@@ -33,6 +35,8 @@ def summary_table(summary: SampleSummary, workers: Mapping[str, object] | None =
         f"fields {fields} (failed {summary.fields_failed}), "
         f"{summary.fields_done / elapsed:.1f} fields/s, {summary.cells_counted / elapsed:.1f} cells/s",
     ]
+    if summary.simulated:
+        caption.insert(0, "SIMULATED: counts from the simulator, not from a patient's blood")
     if workers:
         caption.append(f"workers: {len(workers)}")
     table.caption = "\n".join(caption)
