@@ -20,13 +20,14 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+from leukoscope.config import load_settings
 from leukoscope.instrument.simulator.frames import capture_frameset
 from leukoscope.instrument.simulator.params import SampleParams
 from leukoscope.instrument.simulator.render import FieldRenderer
 from leukoscope.instrument.simulator.sample import SimulatedSample
 from leukoscope.instrument.simulator.sensor import Sensor
 from leukoscope.instrument.simulator.truth import WhiteCell
-from leukoscope.pipeline.segmentation import Detection, detect, segment
+from leukoscope.pipeline.segmentation import Detection, SegmentationParams, detect, segment
 from leukoscope.types import Modality
 
 
@@ -106,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--density", type=float, default=None, help="white cells per field")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
     args = parser.parse_args(argv)
+    # [pipeline.segmentation] of $LEUKOSCOPE_CONFIG and LEUKOSCOPE__PIPELINE__SEGMENTATION__* overrides
+    seg_params = SegmentationParams.from_config(load_settings().pipeline.segmentation)
 
     params = SampleParams() if args.density is None else SampleParams(wbc_per_field=args.density)
     sample = SimulatedSample(seed=args.seed, params=params)
@@ -116,9 +119,9 @@ def main(argv: list[str] | None = None) -> int:
         frameset = capture_frameset(renderer, sensor, "bench", fov)
         fluorescence = frameset.frame(Modality.FLUORESCENCE)
         t0 = time.perf_counter()
-        found = detect(fluorescence, frameset.pixel_size_um)
+        found = detect(fluorescence, frameset.pixel_size_um, seg_params)
         t1, c1 = time.perf_counter(), time.process_time()
-        segment(frameset)
+        segment(frameset, params=seg_params)
         t2, c2 = time.perf_counter(), time.process_time()
         score.segment_cpu_ms.append(1000 * (c2 - c1))
         score.detect_ms.append(1000 * (t1 - t0))

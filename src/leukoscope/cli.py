@@ -768,6 +768,103 @@ def _print_summary(summary: SampleSummary) -> None:
         console.print(summary.status_reason, soft_wrap=True, markup=False, highlight=False)
 
 
+# --- labelled acquisitions: training sets and validation (validation/) ---------------------------
+
+dataset_app = typer.Typer(
+    help="Training sets from labelled saved acquisitions.", no_args_is_help=True
+)
+app.add_typer(dataset_app, name="dataset")
+
+_ACQUISITIONS = Annotated[list[Path], typer.Argument(help="Saved acquisition folders.")]
+_LABELS = Annotated[
+    Path, typer.Option("--labels", help="Labels CSV: sample, fov, x_px, y_px, class[, annotator].")
+]
+_RADIUS = Annotated[
+    float, typer.Option("--radius-um", min=0.1, help="Label-to-detection match radius, um.")
+]
+
+
+@dataset_app.command("build")
+def dataset_build(
+    acquisitions: _ACQUISITIONS,
+    labels: _LABELS,
+    out: Annotated[Path, typer.Option("--out", help="Dataset folder to create (must not exist).")],
+    radius_um: _RADIUS = 6.0,
+) -> None:
+    """Cut the labelled cells with the pipeline's segmentation: OUT/<modality>/<CLASS>/<id>.png."""
+    from rich.progress import Progress
+
+    from leukoscope.pipeline.segmentation import SegmentationParams
+    from leukoscope.validation.dataset_build import build_dataset
+
+    params = SegmentationParams.from_config(settings().pipeline.segmentation)
+    with Progress(console=err_console, transient=True) as bar:
+        task = bar.add_task("segmenting labelled fields", total=None)
+        report = build_dataset(
+            acquisitions,
+            labels,
+            out,
+            params=params,
+            radius_um=radius_um,
+            progress=lambda n: bar.advance(task, n),
+        )
+    counts = ", ".join(f"{name} {n}" for name, n in report.counts.items())
+    console.print(
+        f"wrote {report.cells} cells from {report.fields} labelled fields to {out}: {counts}",
+        soft_wrap=True,
+    )
+    if report.other_matched:
+        console.print(f"{report.other_matched} detection(s) labelled OTHER (not written)")
+    console.print(
+        f"{len(report.unmatched_labels)} label(s) with no detection within {radius_um:g} um, "
+        f"{len(report.unmatched_detections)} detection(s) with no label (listed in "
+        f"{out / 'build.json'})",
+        soft_wrap=True,
+        markup=False,
+    )
+    for label in report.unmatched_labels[:10]:
+        console.print(
+            f"  no detection: line {label.line} ({label.sample} field {label.fov}, "
+            f"x {label.x_px:g}, y {label.y_px:g}, {label.cell_class})",
+            markup=False,
+            highlight=False,
+        )
+
+
+@app.command("validate")
+def validate_command(
+    acquisitions: _ACQUISITIONS,
+    labels: _LABELS,
+    model: Annotated[
+        Path | None, typer.Option("--model", help="Checkpoint; default: the configured model.")
+    ] = None,
+    out: Annotated[
+        Path, typer.Option("--out", help="Report folder to create (must not exist).")
+    ] = Path("validation"),
+    radius_um: _RADIUS = 6.0,
+) -> None:
+    """Compare the pipeline (as `batch` runs it) with labelled acquisitions; report in OUT."""
+    from rich.progress import Progress
+
+    from leukoscope.validation.run import validate
+
+    current = settings()
+    if model is not None:
+        current.classifier.model_path = model
+    with Progress(console=err_console, transient=True) as progress:
+        tasks: dict[str, object] = {}
+
+        def show(summary: SampleSummary, workers: Mapping[str, object]) -> None:
+            if summary.sample_id not in tasks:
+                tasks[summary.sample_id] = progress.add_task(summary.sample_id, total=None)
+            done = summary.fields_done + summary.fields_failed
+            progress.update(tasks[summary.sample_id], completed=done)  # type: ignore[arg-type]
+
+        result = validate(current, acquisitions, labels, out, radius_um=radius_um, on_summary=show)
+    for line in result.summary():
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
 @app.command("report")
 def report_command(
     sample: Annotated[str, typer.Argument(help="Sample id.")],

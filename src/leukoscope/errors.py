@@ -59,6 +59,10 @@ class DatasetError(LeukoscopeError, ValueError):
     """A training dataset does not follow the documented layout."""
 
 
+class LabelError(LeukoscopeError, ValueError):
+    """A labels file is malformed or does not fit the acquisitions it is used with."""
+
+
 class CheckpointError(LeukoscopeError, ValueError):
     """A model file is corrupt or does not match what was asked for."""
 

@@ -35,6 +35,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
+from leukoscope.config import SegmentationConfig
 from leukoscope.errors import ParameterError, PipelineError
 from leukoscope.imaging import DEFAULT_CROP_UM, crop_cell, crop_side_px
 from leukoscope.types import CellCrop, CellKey, FrameSet, Modality
@@ -52,7 +53,9 @@ class SegmentationParams:
     marker_sigma_um: float = 1.5
     marker_radius_um: float = 4.0
     max_nucleus_um: float = 7.0
-    min_area_um2: float = 6.0
+    max_cell_um: float = 9.0
+    max_lobe_um2: float = 25.0
+    min_area_um2: float = 12.0
     max_area_um2: float = 250.0
     max_extent_um: float = 12.0
     border_um: float = 2.5
@@ -62,6 +65,11 @@ class SegmentationParams:
         for name, value in vars(self).items():
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise ParameterError(f"segmentation: {name} must be a positive number, got {value}")
+
+    @classmethod
+    def from_config(cls, config: SegmentationConfig | None) -> SegmentationParams:
+        """The settings of `[pipeline.segmentation]` (None: the defaults)."""
+        return cls(**config.model_dump()) if config is not None else cls()
 
 
 @dataclass(frozen=True)
@@ -192,18 +200,25 @@ class _Region:
         return float(np.sqrt((self.ys - cy) ** 2 + (self.xs - cx) ** 2).max()) + 0.5
 
 
-def _merge_lobes(regions: list[_Region], max_extent: float) -> list[_Region]:
-    """Greedily merge the pair whose union is the most compact, while it fits `max_extent`."""
+def _merge_lobes(
+    regions: list[_Region], max_extent: float, cell_extent: float, lobe_px: float
+) -> list[_Region]:
+    """Greedily merge the pair whose union is the most compact, while it fits `max_extent`; a piece
+    smaller than `lobe_px` pixels (a lobe or fragment, not a whole nucleus) also joins a neighbour
+    while their union fits `cell_extent`."""
     regions = list(regions)
+    reach = max(max_extent, cell_extent)
     while len(regions) > 1:
         best: tuple[float, int, int] | None = None
         centres = [r.centroid for r in regions]
         for i in range(len(regions)):
             for j in range(i + 1, len(regions)):
-                if math.dist(centres[i], centres[j]) > 2 * max_extent:
-                    continue  # both centroids must lie within max_extent of the union's
+                if math.dist(centres[i], centres[j]) > 2 * reach:
+                    continue  # both centroids must lie within reach of the union's
                 extent = regions[i].merged(regions[j]).extent
-                if extent <= max_extent and (best is None or extent < best[0]):
+                small = min(regions[i].ys.size, regions[j].ys.size) < lobe_px
+                fits = extent <= max_extent or (small and extent <= cell_extent)
+                if fits and (best is None or extent < best[0]):
                     best = (extent, i, j)
         if best is None:
             break
@@ -265,7 +280,12 @@ def detect(
                 regions.append(
                     _Region(ys.astype(np.float64), xs.astype(np.float64), weights[ys, xs])
                 )
-    regions = _merge_lobes(regions, params.max_nucleus_um / px_um)
+    regions = _merge_lobes(
+        regions,
+        params.max_nucleus_um / px_um,
+        params.max_cell_um / px_um,
+        params.max_lobe_um2 / (px_um * px_um),
+    )
 
     detections = []
     pixel_area_um2 = px_um * px_um
@@ -314,6 +334,41 @@ def _full_scale(crops: np.ndarray, shift: int) -> np.ndarray:
     return np.left_shift(crops, shift) if shift else crops
 
 
+def detection_point(detection: Detection) -> tuple[float, float]:
+    """The point a detection is matched to a label by: the centre of its nucleus box (y, x).
+
+    The results store keeps each cell's box, so `dataset build` and `validate` match the same point.
+    """
+    x, y, width, height = detection.bbox
+    return y + (height - 1) / 2, x + (width - 1) / 2
+
+
+def crop_detections(
+    frameset: FrameSet,
+    detections: list[Detection],
+    *,
+    out_px: int | None = None,
+    params: SegmentationParams | None = None,
+) -> list[CellCrop]:
+    """The four-modality crops of `detections` (cell index = position in the list)."""
+    params = params or SegmentationParams()
+    side = crop_side_px(frameset.pixel_size_um, params.crop_um)
+    size = out_px or side
+    if size < 1:
+        raise ParameterError(f"out_px must be >= 1, got {out_px}")
+    shift = frameset.full_scale_shift
+    return [
+        CellCrop(
+            key=CellKey(frameset.sample_id, frameset.fov, index),
+            bbox=d.bbox,
+            crops=_full_scale(crop_cell(frameset.frames, d.centre_yx, side, size), shift),
+            area_px=d.area_px,
+            fluorescence_mean=d.fluorescence_mean,
+        )
+        for index, d in enumerate(detections)
+    ]
+
+
 def segment(
     frameset: FrameSet,
     *,
@@ -330,24 +385,12 @@ def segment(
     the training set stores them, so the model sees the same intensities whatever the camera.
     """
     params = params or SegmentationParams()
-    shift = frameset.full_scale_shift
     if Modality.FLUORESCENCE not in frameset.modalities:
         raise ParameterError("segmentation needs the fluorescence frame")
-    side = crop_side_px(frameset.pixel_size_um, params.crop_um)
-    size = out_px or side
-    if size < 1:
+    if out_px is not None and out_px < 0:
         raise ParameterError(f"out_px must be >= 1, got {out_px}")
     try:
         detections = detect(frameset.frame(Modality.FLUORESCENCE), frameset.pixel_size_um, params)
-        return [
-            CellCrop(
-                key=CellKey(frameset.sample_id, frameset.fov, index),
-                bbox=d.bbox,
-                crops=_full_scale(crop_cell(frameset.frames, d.centre_yx, side, size), shift),
-                area_px=d.area_px,
-                fluorescence_mean=d.fluorescence_mean,
-            )
-            for index, d in enumerate(detections)
-        ]
+        return crop_detections(frameset, detections, out_px=out_px, params=params)
     except cv2.error as exc:  # an image OpenCV cannot process (odd dtype or layout)
         raise PipelineError(f"segmentation of field {frameset.fov} failed: {exc}") from None

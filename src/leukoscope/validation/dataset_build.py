@@ -1,0 +1,152 @@
+"""`leukoscope dataset build`: labelled saved acquisitions -> the training layout, cut by the pipeline.
+
+Each labelled field is segmented with the pipeline's own `detect` and cut with its own
+`crop_detections` (the crops `batch` classifies); each label is matched to the nearest detection
+within a radius (one-to-one); a matched white cell is written as `DATA/<modality>/<CLASS>/<id>.png`
+(every modality, the frame's bit depth) and a row of `DATA/manifest.csv`. The folder is built beside
+DATA and renamed at the end, so DATA is whole or absent; an existing DATA is refused.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from leukoscope.errors import StorageError
+from leukoscope.instrument import storage
+from leukoscope.pipeline.segmentation import (
+    SegmentationParams,
+    crop_detections,
+    detect,
+    detection_point,
+)
+from leukoscope.types import CELL_CLASSES, Modality
+from leukoscope.validation.labels import Label, describe_acquisitions, read_labels
+from leukoscope.validation.matching import DEFAULT_RADIUS_UM, match_points
+from leukoscope.validation.outdir import refuse_existing, staged_folder
+
+MANIFEST_COLUMNS = (
+    "cell_id", "class", "sample", "fov", "acquisition", "label_line", "annotator",
+    "label_x_px", "label_y_px", "detection_x_px", "detection_y_px", "distance_um",
+    "bbox_x", "bbox_y", "bbox_w", "bbox_h",
+)  # fmt: skip
+
+
+@dataclass
+class BuildReport:
+    """What a build wrote and what it could not match."""
+
+    out: Path
+    counts: dict[str, int] = field(default_factory=lambda: {c.value: 0 for c in CELL_CLASSES})
+    fields: int = 0
+    other_matched: int = 0  # detections labelled OTHER (not written)
+    unmatched_labels: list[Label] = field(default_factory=list)
+    unmatched_detections: list[tuple[str, int, float, float]] = field(default_factory=list)
+
+    @property
+    def cells(self) -> int:
+        """Cells written."""
+        return sum(self.counts.values())
+
+
+def _write_png(path: Path, image: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), np.ascontiguousarray(image)):
+        raise StorageError(f"{path}: could not write PNG")
+
+
+def _by_field(labels: Sequence[Label]) -> dict[tuple[str, int], list[Label]]:
+    grouped: dict[tuple[str, int], list[Label]] = {}
+    for label in labels:
+        grouped.setdefault((label.sample, label.fov), []).append(label)
+    return grouped
+
+
+def build_dataset(
+    acquisitions: Sequence[Path],
+    labels_path: Path,
+    out: Path,
+    *,
+    params: SegmentationParams | None = None,
+    radius_um: float = DEFAULT_RADIUS_UM,
+    progress: Callable[[int], None] | None = None,
+) -> BuildReport:
+    """Cut every labelled white cell of `acquisitions` into a training set at `out`."""
+    out = Path(out)
+    refuse_existing(out)  # before any work, so a mistake costs nothing
+    params = params or SegmentationParams()
+    found = describe_acquisitions(acquisitions)
+    labels = read_labels(labels_path, found)
+    report = BuildReport(out)
+    with staged_folder(out) as staging, (staging / "manifest.csv").open("w", newline="") as handle:
+        manifest = csv.writer(handle)
+        manifest.writerow(MANIFEST_COLUMNS)
+        for (sample, fov), field_labels in sorted(_by_field(labels).items()):
+            acquisition = found[sample]
+            frameset = storage.read_field(acquisition.folder, fov)
+            detections = detect(
+                frameset.frame(Modality.FLUORESCENCE), frameset.pixel_size_um, params
+            )
+            points = [detection_point(d) for d in detections]
+            radius_px = radius_um / frameset.pixel_size_um
+            pairs = match_points([(lb.y_px, lb.x_px) for lb in field_labels], points, radius_px)
+            matched = dict(pairs)
+            crops = crop_detections(frameset, detections, params=params)
+            for i, label in enumerate(field_labels):
+                if i not in matched:
+                    report.unmatched_labels.append(label)
+                    continue
+                j = matched[i]
+                if not label.is_white_cell:
+                    report.other_matched += 1
+                    continue
+                cell_id = f"{sample}_f{fov:04d}_c{j:03d}"
+                for m, modality in enumerate(frameset.modalities):
+                    png = staging / modality.value / label.cell_class / f"{cell_id}.png"
+                    _write_png(png, crops[j].crops[m])
+                y, x = points[j]
+                distance = float(np.hypot(y - label.y_px, x - label.x_px)) * frameset.pixel_size_um
+                manifest.writerow(
+                    [
+                        cell_id, label.cell_class, sample, fov, str(acquisition.folder.resolve()),
+                        label.line, label.annotator, f"{label.x_px:.2f}", f"{label.y_px:.2f}",
+                        f"{x:.2f}", f"{y:.2f}", f"{distance:.2f}", *detections[j].bbox,
+                    ]
+                )  # fmt: skip
+                report.counts[label.cell_class] += 1
+            taken = set(matched.values())
+            report.unmatched_detections += [
+                (sample, fov, points[j][0], points[j][1])
+                for j in range(len(detections))
+                if j not in taken
+            ]
+            report.fields += 1
+            if progress is not None:
+                progress(1)
+        handle.flush()
+        summary = {
+            "labels": str(Path(labels_path).resolve()),
+            "acquisitions": {s: str(a.folder.resolve()) for s, a in found.items()},
+            "radius_um": radius_um,
+            "segmentation": vars(params),
+            "fields": report.fields,
+            "cells": report.counts,
+            "other_matched": report.other_matched,
+            "unmatched_labels": [
+                {"line": lb.line, "sample": lb.sample, "fov": lb.fov, "x_px": lb.x_px,
+                 "y_px": lb.y_px, "class": lb.cell_class}
+                for lb in report.unmatched_labels
+            ],
+            "unmatched_detections": [
+                {"sample": s, "fov": f, "x_px": round(x, 2), "y_px": round(y, 2)}
+                for s, f, y, x in report.unmatched_detections
+            ],
+        }  # fmt: skip
+        (staging / "build.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
+    return report
