@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from leukoscope import limits
 from leukoscope.errors import ConfigError
 from leukoscope.types import MODALITIES, CellClass, Modality
 
@@ -27,7 +28,7 @@ CONFIG_ENV = "LEUKOSCOPE_CONFIG"
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 def _merge_over(defaults: dict[Any, Any], given: Any) -> Any:
@@ -99,7 +100,7 @@ class LightsConfig(_Section):
         return self
 
 
-Exposure = Annotated[float, Field(gt=0.0, le=10_000_000.0)]
+Exposure = Annotated[float, Field(gt=0.0, le=limits.MAX_EXPOSURE_US)]
 """An exposure time in microseconds."""
 
 
@@ -132,13 +133,21 @@ class CameraConfig(_Section):
 
     gain_db: float = Field(default=0.0, ge=0.0, le=48.0, description="analog gain, dB")
     pixel_size_um: float = Field(
-        default=0.25, gt=0.0, le=100.0, description="pixel size in the sample plane, micrometres"
+        default=0.25,
+        ge=limits.MIN_PIXEL_SIZE_UM,
+        le=limits.MAX_PIXEL_SIZE_UM,
+        description="pixel size in the sample plane, micrometres",
     )
     fetch_timeout_s: float = Field(default=2.0, gt=0.0, le=60.0, description="frame timeout, s")
     retries: int = Field(default=1, ge=0, le=10, description="re-triggers after a missed frame")
-    width: int = Field(default=0, ge=0, le=65536, description="frame width, px; 0 = device default")
+    width: int = Field(
+        default=0, ge=0, le=limits.MAX_FRAME_SIDE, description="frame width, px; 0 = device default"
+    )
     height: int = Field(
-        default=0, ge=0, le=65536, description="frame height, px; 0 = device default"
+        default=0,
+        ge=0,
+        le=limits.MAX_FRAME_SIDE,
+        description="frame height, px; 0 = device default",
     )
     strict_nodes: bool = Field(
         default=True, description="fail if the device lacks ExposureTime/Gain/TriggerSoftware"
@@ -251,11 +260,23 @@ class PipelineConfig(_Section):
     max_disagreement: float = Field(
         default=0.25, ge=0.0, le=1.0, description="flag a cell whose heads disagree more"
     )
-    worker_timeout_s: float = Field(default=10.0, gt=0.0, description="re-dispatch after, s")
+    worker_timeout_s: float = Field(
+        default=10.0, gt=0.0, le=3600.0, description="re-dispatch after, s"
+    )
     live_endpoint: str = Field(
         default="tcp://127.0.0.1:5554",
         description="embedded runs also publish live summaries here; empty = off",
     )
+
+    @field_validator("live_endpoint")
+    @classmethod
+    def _live_port(cls, value: str) -> str:
+        if value.startswith("tcp://"):
+            port = value.rpartition(":")[2]
+            if not port.isdigit() or not 1 <= int(port) <= 65535:
+                raise ValueError(f"expected tcp://HOST:PORT with a port 1-65535, got {value!r}")
+        return value
+
     curve_server_key: Path | None = Field(default=None, description="CurveZMQ server secret key")
     curve_client_key: Path | None = Field(default=None, description="CurveZMQ client secret key")
     results_db: Path = Field(default=Path("leukoscope.sqlite"), description="SQLite results")
@@ -327,9 +348,26 @@ def _describe(error: Any) -> str:
     return f"{location} = {value!r}: {message}"
 
 
-def format_validation_error(exc: ValidationError, source: str) -> str:
-    """One line per problem: the key, the value given and what is allowed."""
-    lines = [f"{source}: {_describe(error)}" for error in exc.errors()]
+def format_validation_error(
+    exc: ValidationError, source: str, env_keys: dict[tuple[str, ...], str] | None = None
+) -> str:
+    """One line per problem: where it was set, the key, the value given and what is allowed.
+
+    `env_keys` maps key paths set from the environment to their variable, which is then blamed
+    instead of `source`.
+    """
+    lines = []
+    for error in exc.errors():
+        loc = tuple(str(part) for part in error["loc"])
+        blame = next(
+            (
+                f"environment {name}"
+                for key, name in (env_keys or {}).items()
+                if loc[: len(key)] == key
+            ),
+            source,
+        )
+        lines.append(f"{blame}: {_describe(error)}")
     return "\n".join(lines)
 
 
@@ -340,7 +378,11 @@ def _env_value(raw: str) -> Any:
         return raw
 
 
-def _apply_env(data: dict[str, Any], environ: dict[str, str]) -> dict[str, Any]:
+def _apply_env(
+    data: dict[str, Any],
+    environ: dict[str, str],
+    env_keys: dict[tuple[str, ...], str] | None = None,
+) -> dict[str, Any]:
     for name, raw in sorted(environ.items()):
         if not name.startswith(ENV_PREFIX):
             continue
@@ -353,6 +395,8 @@ def _apply_env(data: dict[str, Any], environ: dict[str, str]) -> dict[str, Any]:
             node = child
         if path:
             node[path[-1]] = _env_value(raw)
+            if env_keys is not None:
+                env_keys[tuple(path)] = name
     return data
 
 
@@ -369,13 +413,24 @@ def load_settings(path: Path | None = None, environ: dict[str, str] | None = Non
             data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError(f"{path}: config file not found") from None
+        except IsADirectoryError:
+            raise ConfigError(f"{path}: is a folder, not a config file") from None
+        except OSError as exc:
+            raise ConfigError(
+                f"{path}: cannot read the config file: {exc.strerror or exc}"
+            ) from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    data = _apply_env(data, env)
+        except RecursionError:
+            raise ConfigError(f"{path}: not valid TOML: nested too deeply") from None
+    env_keys: dict[tuple[str, ...], str] = {}
+    data = _apply_env(data, env, env_keys)
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, source)) from None
+        raise ConfigError(format_validation_error(exc, source, env_keys)) from None
+    except RecursionError:
+        raise ConfigError(f"{source}: nested too deeply") from None
 
 
 def _toml_value(value: Any) -> str:

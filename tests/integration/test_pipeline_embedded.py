@@ -24,7 +24,7 @@ from leukoscope.pipeline.segmentation import segment
 from leukoscope.pipeline.sources import SampleJob, saved_acquisition
 from leukoscope.pipeline.stages import FieldOutcome
 from leukoscope.pipeline.store import ResultStore
-from leukoscope.types import SampleStatus, SampleSummary
+from leukoscope.types import CellCrop, FrameSet, SampleStatus, SampleSummary
 
 from .pipeline_helpers import free_base_port, small_acquisition, untrained_checkpoint
 
@@ -275,3 +275,51 @@ def test_a_run_stopped_early_is_read_back_with_the_fields_it_acquired(tmp_path: 
     job = saved_acquisition(folder)
     assert job.fields_total == 3
     assert [outcome.fov for outcome in job.fields] == [0, 1, 2]
+
+
+def test_a_segment_worker_survives_a_crash_in_one_field(
+    predictor: Predictor, store: ResultStore, acquisition: Path
+) -> None:
+    """One poison field (the segmenter raises MemoryError, as a 131 GiB allocation would) fails
+    that field; the same single worker goes on and the sample finishes."""
+
+    def poisoned(frameset: FrameSet) -> list[CellCrop]:
+        if frameset.fov == 1:
+            raise MemoryError("Unable to allocate 131. GiB")
+        return segment(frameset, out_px=predictor.input_size)
+
+    _, summaries = analyse(predictor, store, [saved_acquisition(acquisition)], segmenter=poisoned)
+    summary = summaries["s1"]
+    assert summary.status == SampleStatus.INCOMPLETE
+    assert summary.fields_failed == 1 and summary.fields_done == 3
+    assert "segmentation failed: MemoryError" in summary.status_reason
+
+
+def test_a_classify_worker_survives_a_crash_in_one_batch(
+    predictor: Predictor, store: ResultStore, acquisition: Path
+) -> None:
+    calls = []
+
+    def flaky(crops: np.ndarray) -> np.ndarray:
+        calls.append(len(crops))
+        if len(calls) == 1:
+            raise RuntimeError("CUDA error: an illegal memory access")
+        return predictor.predict(crops).head_probabilities
+
+    config = PipelineConfig(target_cells=0, batch_size=1, batch_wait_ms=0.0)
+    run_id = store.start_run()
+    summaries = run_embedded(
+        config,
+        [saved_acquisition(acquisition)],
+        classify=flaky,
+        modalities=predictor.modalities,
+        input_size=predictor.input_size,
+        store=store,
+        run_id=run_id,
+        timeout_s=60,
+    )
+    summary = summaries["s1"]
+    assert len(calls) > 1, "the worker stopped after the crash"
+    assert summary.fields_failed == 1
+    assert "classification failed: RuntimeError" in summary.status_reason
+    assert summary.fields_done == 3

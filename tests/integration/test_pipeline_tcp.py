@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import random
+import secrets
 import socket
 import threading
 import time
@@ -18,7 +19,7 @@ import pytest
 import zmq
 
 from leukoscope.config import PipelineConfig, Settings
-from leukoscope.errors import SecurityError
+from leukoscope.errors import SecurityError, WireError
 from leukoscope.pipeline import wire
 from leukoscope.pipeline.distributed import run_worker, send, serve
 from leukoscope.pipeline.endpoints import ROLES, Endpoints
@@ -234,3 +235,76 @@ def test_curve_keeps_out_clients_without_the_right_keys(
         ids = {row["sample_id"] for row in store.samples()}
     assert ids == {"t1"}, f"an intruder's sample was accepted: {ids}"
     assert stored_summary(server, "t1").cells_counted > 0
+
+
+def forge(endpoints: Endpoints, stop: threading.Event, fields: int) -> int:
+    """A local process on the results socket forging answers for work in flight: empty cell
+    batches, all-basophil results and failures, under the real workers' names (read off the live
+    summaries) with guessed tickets. How many forged messages it sent."""
+    context: zmq.Context[Any] = zmq.Context()
+    push, sub = context.socket(zmq.PUSH), context.socket(zmq.SUB)
+    for sock in (push, sub):
+        sock.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    push.connect(endpoints.results)
+    sub.connect(endpoints.live)
+    names: set[str] = {"", "segment-forger"}
+    basophil = (0.0, 0.0, 0.0, 0.0, 1.0)
+    sent = 0
+    try:
+        while not stop.is_set():
+            with contextlib.suppress(WireError):
+                heard = wire.recv_message(sub, 20)
+                if isinstance(heard, wire.SummaryMessage):
+                    names.update(heard.workers)
+            for name in sorted(names):
+                for fov in range(fields):
+                    ticket = secrets.token_hex(16)
+                    results = tuple(
+                        CellResult(CellKey("t1", fov, i), CellClass.BAS, basophil, (basophil,))
+                        for i in range(30)
+                    )
+                    for message in (
+                        wire.CellBatch("t1", fov, 0, worker=name, ticket=ticket),
+                        wire.ResultBatch(results, worker=name, tickets=(("t1", fov, ticket),)),
+                        wire.FieldFailed(sample_id="t1", fov=fov, reason="forged", worker=name),
+                    ):
+                        with contextlib.suppress(zmq.Again):
+                            wire.send_message(push, message, flags=zmq.NOBLOCK)
+                            sent += 1
+    finally:
+        push.close()
+        sub.close()
+        context.term()
+    return sent
+
+
+@pytest.mark.timeout(300)
+def test_forged_results_are_dropped_and_counts_stay_identical(
+    model: Path,
+    acquisition: Path,
+    reference: list[ClassCount],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings = settings_for(model, tmp_path)
+    stop_forger = threading.Event()
+    forged: list[int] = []
+    with tcp_pipeline(settings, settings) as endpoints:
+        forger = threading.Thread(
+            target=lambda: forged.append(forge(endpoints, stop_forger, fields=6))
+        )
+        forger.start()
+        try:
+            finals = send(
+                settings, [saved_acquisition(acquisition)], endpoints, stop=threading.Event()
+            )
+        finally:
+            stop_forger.set()
+            forger.join(timeout=20)
+    assert forged and forged[0] > 0
+    assert finals["t1"].status == SampleStatus.COMPLETE
+    summary = stored_summary(settings, "t1")
+    assert summary.classes == reference, "a forged answer changed the counts"
+    assert summary.fields_failed == 0
+    assert "answers no work dispatched to that worker" in caplog.text

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from leukoscope import limits
 from leukoscope.errors import WireError
 from leukoscope.ids import SAMPLE_ID_PATTERN
 from leukoscope.pipeline import wire
@@ -32,6 +33,8 @@ SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[Heal
 finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
 printable = st.characters(blacklist_categories=("Cc", "Cs"))
 sample_ids = st.from_regex(SAMPLE_ID_PATTERN, fullmatch=True)
+exposures = st.floats(0.0, limits.MAX_EXPOSURE_US)
+shifts = st.floats(-limits.MAX_FRAME_SIDE, limits.MAX_FRAME_SIDE)
 names = st.text(printable, max_size=8)
 fovs = st.integers(0, 10_000)
 modality_sets = st.sets(st.sampled_from(MODALITIES), min_size=1).map(
@@ -54,9 +57,9 @@ def framesets(draw: st.DrawFn) -> wire.FrameSetMessage:
         modalities=modalities,
         frames=frames,
         timestamps_s=tuple(draw(st.lists(finite, min_size=n, max_size=n))),
-        exposures_us=tuple(draw(st.lists(finite, min_size=n, max_size=n))),
+        exposures_us=tuple(draw(st.lists(exposures, min_size=n, max_size=n))),
         lit=tuple(draw(st.lists(st.sampled_from(MODALITIES), min_size=n, max_size=n))),
-        shifts_px=tuple(draw(st.lists(st.tuples(finite, finite), min_size=n, max_size=n))),
+        shifts_px=tuple(draw(st.lists(st.tuples(shifts, shifts), min_size=n, max_size=n))),
         settings_digest=draw(names),
         pixel_size_um=draw(st.floats(0.01, 10.0)),
     )
@@ -411,3 +414,40 @@ def test_encode_refuses_what_the_decoder_would_refuse() -> None:
     bad = wire.SampleEnd.model_construct(sample_id="s", fields_total=-5)
     with pytest.raises(WireError, match="fields_total"):
         wire.encode(bad)
+
+
+def _physical_frameset(**changes: Any) -> list[bytes]:
+    fields: dict[str, Any] = {
+        "sample_id": "s",
+        "fov": 0,
+        "modalities": ["color1"],
+        "timestamps_s": [0.0],
+        "exposures_us": [1.0],
+        "lit": ["color1"],
+        "shifts_px": [[0.0, 0.0]],
+        "pixel_size_um": 0.25,
+    }
+    shape = changes.pop("shape", [2, 2])
+    fields.update(changes)
+    spec = [{"name": "color1", "dtype": "uint8", "shape": shape}]
+    return [header("frameset", spec, **fields), bytes(int(np.prod(shape)))]
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"pixel_size_um": 1e-5}, "pixel_size_um"),  # once made segmentation ask for 131 GiB
+        ({"pixel_size_um": 1e3}, "pixel_size_um"),
+        ({"exposures_us": [1e12]}, "exposures_us"),
+        ({"exposures_us": [-1.0]}, "exposures_us"),
+        ({"bit_depth": 64}, "bit_depth"),
+        ({"shifts_px": [[1e9, 0.0]]}, "shifts_px"),
+        ({"shape": [1, limits.MAX_FRAME_SIDE + 1]}, "at most"),
+    ],
+)
+def test_physical_quantities_a_microscope_cannot_produce_are_refused(
+    changes: dict[str, Any], field: str
+) -> None:
+    assert isinstance(wire.decode(_physical_frameset()), wire.FrameSetMessage)
+    with pytest.raises(WireError, match=field):
+        wire.decode(_physical_frameset(**changes))

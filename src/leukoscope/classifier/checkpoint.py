@@ -23,20 +23,22 @@ from leukoscope.types import CELL_CLASSES, CellClass, Modality
 
 FORMAT_TAG = "leukoscope-checkpoint"
 FORMAT_VERSION = 1
+MAX_INPUT_SIZE = 1024
+"""Largest input side a checkpoint may ask for (100000 once asked the runtime for 21.9 GB)."""
 
 
 class ModelMeta(BaseModel):
     """Everything needed to rebuild, feed and trust a model. Normalisation is per modality, per
     channel, in units of the [0, 1]-scaled image (`leukoscope.imaging.to_unit_float`)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # NaN norms break every field
 
     arch: str
     options: dict[str, Any] = Field(default_factory=dict, description="width, hs_variant, ...")
     modalities: list[Modality]
     in_chans: int = Field(ge=1)
     classes: list[CellClass] = Field(default_factory=lambda: list(CELL_CLASSES))
-    input_size: int = Field(default=224, ge=8)
+    input_size: int = Field(default=224, ge=8, le=MAX_INPUT_SIZE)
     norm_mean: list[list[float]]
     norm_std: list[list[float]]
     provenance: dict[str, Any] = Field(
@@ -136,6 +138,15 @@ def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], ModelMeta]:
     state = payload.get("state_dict")
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: no weights")
+    bad = [
+        name
+        for name, tensor in state.items()
+        if not isinstance(tensor, torch.Tensor)
+        or (tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()))
+    ]
+    if bad:
+        shown = ", ".join(bad[:3]) + (" ..." if len(bad) > 3 else "")
+        raise CheckpointError(f"{path}: corrupt weights (not finite, or not tensors): {shown}")
     return state, meta
 
 

@@ -28,7 +28,7 @@ from typing import IO, Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from leukoscope import __version__
+from leukoscope import __version__, limits
 from leukoscope.errors import StorageError
 from leukoscope.ids import SampleId
 from leukoscope.types import MODALITIES, FrameSet, Modality
@@ -36,7 +36,7 @@ from leukoscope.types import MODALITIES, FrameSet, Modality
 META_FILE = "acquisition.json"
 FORMAT_VERSION = 1
 _FIELD_RE = re.compile(r"^fov_(\d{4,})\.ome\.tif$")
-_BIT_DEPTHS = (8, 10, 12, 14, 16)
+_BIT_DEPTHS = limits.BIT_DEPTHS
 
 
 class ChannelMeta(BaseModel):
@@ -45,7 +45,7 @@ class ChannelMeta(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     modality: Modality
-    exposure_us: float = Field(gt=0.0)
+    exposure_us: float = Field(gt=0.0, le=limits.MAX_EXPOSURE_US, allow_inf_nan=False)
     intensity_percent: float = Field(ge=0.0, le=100.0)
 
 
@@ -57,7 +57,7 @@ class AcquisitionMeta(BaseModel):
     format_version: int = FORMAT_VERSION
     sample_id: SampleId
     modalities: list[Modality] = Field(min_length=1)
-    pixel_size_um: float = Field(gt=0.0)
+    pixel_size_um: float = Field(ge=limits.MIN_PIXEL_SIZE_UM, le=limits.MAX_PIXEL_SIZE_UM)
     bit_depth: int
     frame_shape: tuple[int, int]
     channels: list[ChannelMeta]
@@ -76,8 +76,8 @@ class AcquisitionMeta(BaseModel):
     @field_validator("frame_shape")
     @classmethod
     def _shape(cls, value: tuple[int, int]) -> tuple[int, int]:
-        if min(value) < 1:
-            raise ValueError("frame_shape must be positive")
+        if min(value) < 1 or max(value) > limits.MAX_FRAME_SIDE:
+            raise ValueError(f"frame_shape sides must be 1-{limits.MAX_FRAME_SIDE} px")
         return value
 
     @model_validator(mode="after")
@@ -272,6 +272,15 @@ def prepare_sample_folder(folder: Path, *, replace: bool = False) -> Path:
     return folder
 
 
+def failed_field_count(folder: Path) -> int:
+    """How many fields `failed_fields.json` records as failed (0 when absent or unreadable)."""
+    try:
+        data = json.loads((Path(folder) / "failed_fields.json").read_text(encoding="utf-8"))
+        return len(data["failed"]) if isinstance(data.get("failed"), list) else 0
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
+        return 0
+
+
 def list_fields(folder: Path) -> list[int]:
     """Indices of the fields saved in `folder`, sorted (temporary files are ignored)."""
     folder = Path(folder)
@@ -304,7 +313,14 @@ def _ome_description(ome_xml: str | None) -> dict[str, Any]:
     return extras
 
 
-def _read_pixels(path: Path) -> tuple[np.ndarray, str | None]:
+def _read_pixels(
+    path: Path, names: list[str], shape: tuple[int, ...], dtype: np.dtype[Any]
+) -> tuple[np.ndarray, str | None]:
+    """The pixels of an OME-TIFF whose header announces channels `names`, `shape` and `dtype`.
+
+    The header is checked before anything is decoded: a small compressed file can announce
+    gigabytes of pixels (a decompression bomb); it is refused without allocating them.
+    """
     import tifffile
 
     size = path.stat().st_size
@@ -319,7 +335,20 @@ def _read_pixels(path: Path) -> tuple[np.ndarray, str | None]:
             raise StorageError(f"{path}: no OME-XML metadata (truncated, or not an OME-TIFF)")
         if not tif.series:
             raise StorageError(f"{path}: TIFF holds no image")
-        return tif.series[0].asarray(), ome
+        try:
+            have = _ome_channel_names(ome)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise StorageError(f"{path}: malformed OME metadata ({exc})") from None
+        if have != names:
+            raise StorageError(f"{path}: channel names {have} do not match the modalities {names}")
+        series = tif.series[0]
+        if tuple(series.shape) != shape:
+            raise StorageError(
+                f"{path}: image shape {tuple(series.shape)}, expected {shape} (C, Y, X)"
+            )
+        if series.dtype != dtype:
+            raise StorageError(f"{path}: pixel type {series.dtype}, expected {dtype}")
+        return series.asarray(), ome
 
 
 def read_field(folder: Path, fov: int) -> FrameSet:
@@ -331,21 +360,18 @@ def read_field(folder: Path, fov: int) -> FrameSet:
     path = field_path(folder, fov)
     if not path.is_file():
         raise StorageError(f"{path}: missing field of view {fov}")
+    want_shape = (len(meta.modalities), *meta.frame_shape)
+    expected = [m.value for m in meta.modalities]
     try:
-        data, ome = _read_pixels(path)
+        data, ome = _read_pixels(path, expected, want_shape, meta.dtype)
     except StorageError:
         raise
     except (tifffile.TiffFileError, OSError, ValueError, KeyError, IndexError) as exc:
         raise StorageError(f"{path}: unreadable or truncated TIFF ({exc})") from None
-    expected = [m.value for m in meta.modalities]
     try:
-        names = _ome_channel_names(ome)
         extras = _ome_description(ome)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise StorageError(f"{path}: malformed OME metadata ({exc})") from None
-    if names != expected:
-        raise StorageError(f"{path}: channel names {names} do not match the modalities {expected}")
-    want_shape = (len(expected), *meta.frame_shape)
     if data.shape != want_shape:
         raise StorageError(f"{path}: image shape {data.shape}, expected {want_shape} (C, Y, X)")
     if data.dtype != meta.dtype:

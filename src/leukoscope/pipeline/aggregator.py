@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import secrets
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -42,6 +43,7 @@ SUMMARY_INTERVAL_S = 0.2
 WORKER_GONE_S = 5.0
 REPLAY_INTERVAL_S = 1.0  # final summaries are re-published this often, for late subscribers
 REPLAY_LAST = 16
+MAX_CREDIT = 64  # most units one worker may hold asked-for: a black hole cannot starve a sample
 
 SummaryCallback = Callable[[SampleSummary, Mapping[str, "WorkerInfo"]], None]
 
@@ -66,6 +68,13 @@ class _Unit:
     message: wire.Message
     sent_s: float | None = None
     attempts: int = 0
+    tickets: dict[str, str] = field(default_factory=dict)  # ticket of each dispatch -> worker
+    holder: bytes | None = None  # work-socket identity of the worker it was last sent to
+    avoid: set[bytes] = field(default_factory=set)  # workers that let it time out
+
+    def answered_by(self, ticket: str, worker: str) -> bool:
+        """True when `ticket` is one of this unit's dispatches, and it went to `worker`."""
+        return bool(ticket) and self.tickets.get(ticket) == worker
 
 
 @dataclass
@@ -80,6 +89,7 @@ class _SampleRun:
     last_published_s: float = 0.0
     dirty: bool = True
     source: Path | None = None  # saved acquisition the fields can be re-read from
+    retired: dict[str, str] = field(default_factory=dict)  # tickets of units done -> worker
 
 
 def thumbnail(crops: np.ndarray) -> bytes:
@@ -127,6 +137,8 @@ class Aggregator:
         self.to_classify = self._bind(context, zmq.ROUTER, endpoints.classify, keys, 0)
         self._credits: dict[str, dict[bytes, int]] = {"segment": {}, "classify": {}}
         self._identity_of: dict[str, bytes] = {}  # worker name -> its work-socket identity
+        self._name_of: dict[bytes, str] = {}  # work-socket identity -> the name it gave
+        self.forged = 0  # answers dropped: no such dispatch, or not to the worker that answered
         self.results = self._bind(context, zmq.PULL, endpoints.results, keys, 0)
         self.live = self._bind(context, zmq.PUB, endpoints.live, keys, 1000)
         if live_also:
@@ -173,6 +185,7 @@ class Aggregator:
     ) -> zmq.Socket[Any]:
         sock = context.socket(kind)
         sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.MAXMSGSIZE, wire.MAX_FRAME_BYTES)  # a bigger frame: peer disconnected
         if kind == zmq.ROUTER:
             sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a vanished worker raises, not drops
         else:
@@ -249,8 +262,12 @@ class Aggregator:
                 continue
             credits = self._credits[stage]
             base = 0 if message.reset else credits.get(identity, 0)
-            credits[identity] = base + message.credit
+            credits[identity] = min(base + message.credit, MAX_CREDIT)
+            known = self._name_of.get(identity)
+            if known is not None and known != message.worker:
+                self._identity_of.pop(known, None)
             self._identity_of[message.worker] = identity
+            self._name_of[identity] = message.worker
             self.workers.setdefault(
                 message.worker, WorkerInfo(role=stage)
             ).last_seen_s = time.time()
@@ -379,6 +396,10 @@ class Aggregator:
             log.warning(
                 "ignored %s for field %d: no work is out for it", type(message).__name__, fov
             )
+        elif isinstance(message, (wire.CellBatch, wire.FieldFailed)) and not self._authentic(
+            run, message
+        ):
+            pass  # logged and counted by _authentic
         elif isinstance(message, wire.CellBatch):
             self._on_cells(run, message)
         elif isinstance(message, wire.FieldFailed):
@@ -387,6 +408,28 @@ class Aggregator:
             self.rejected += 1
             log.warning("ignored a %s message on the results socket", type(message).__name__)
         self._check_finished(sample_id)
+
+    def _authentic(self, run: _SampleRun, message: wire.CellBatch | wire.FieldFailed) -> bool:
+        """True when `message` answers a dispatch of the field's unit to the worker that sent it.
+
+        Segmentation answers a segment unit; a failure answers whichever unit is out (its stage).
+        Anything else (a guessed ticket, another worker's ticket, a stale or absent one) is
+        forged or misdirected: logged and dropped, so it can never change a count.
+        """
+        units = [run.segment.get(message.fov)]
+        if isinstance(message, wire.FieldFailed):
+            units.append(run.classify.get(message.fov))
+        if any(u is not None and u.answered_by(message.ticket, message.worker) for u in units):
+            return True
+        if message.ticket and run.retired.get(message.ticket) == message.worker:
+            return False  # a late duplicate of work already settled: nothing to count
+        self.forged += 1
+        self.rejected += 1
+        log.warning(
+            "dropped %s for %s field %d from %r: it answers no work dispatched to that worker",
+            type(message).__name__, run.ledger.sample_id, message.fov, message.worker,
+        )  # fmt: skip
+        return False
 
     def _seen_worker(self, message: wire.Hello | wire.Heartbeat) -> None:
         info = self.workers.setdefault(message.worker, WorkerInfo(role=message.role))
@@ -415,7 +458,7 @@ class Aggregator:
             run.ledger.set_cell_count(fov, batch.cell_count)
             self.store.add_field(self.run_id, batch.sample_id, fov, batch.cell_count)
             run.dirty = True
-        run.segment.pop(fov, None)
+        _retire(run, "segment", fov)
         known = run.ledger.fields[fov].results
         missing = tuple(c for c in batch.cells if c.key.cell_index not in known)
         if not missing:
@@ -432,8 +475,27 @@ class Aggregator:
         run = self._running(sample_id, "results")
         if run is None:
             return
-        segmented = {fov for fov, state in run.ledger.fields.items() if state.segmented}
-        mine = [r for r in batch.results if r.key.sample_id == sample_id and r.key.fov in segmented]
+        answered = {
+            fov
+            for sid, fov, ticket in batch.tickets
+            if sid == sample_id
+            and (unit := run.classify.get(fov)) is not None
+            and unit.answered_by(ticket, batch.worker)
+        }
+        late = {
+            fov
+            for sid, fov, ticket in batch.tickets
+            if sid == sample_id and ticket and run.retired.get(ticket) == batch.worker
+        }
+        claimed = {r.key.fov for r in batch.results if r.key.sample_id == sample_id}
+        if claimed - answered - late:
+            self.forged += 1
+            self.rejected += 1
+            log.warning(
+                "dropped results for %s field(s) %s from %r: they answer no work dispatched to "
+                "that worker", sample_id, sorted(claimed - answered - late)[:10], batch.worker,
+            )  # fmt: skip
+        mine = [r for r in batch.results if r.key.sample_id == sample_id and r.key.fov in answered]
         fresh = run.ledger.add_results(mine)
         if fresh:
             thumbs = {r.key: thumbnail(run.crops.pop(r.key)) for r in fresh if r.key in run.crops}
@@ -445,15 +507,15 @@ class Aggregator:
         self._check_finished(sample_id)
 
     def _field_resolved(self, run: _SampleRun, fov: int) -> None:
-        run.classify.pop(fov, None)
-        run.segment.pop(fov, None)
+        _retire(run, "classify", fov)
+        _retire(run, "segment", fov)
         if fov in run.available_s:
             run.latencies_s.append(time.time() - run.available_s.pop(fov))
 
     def _fail(self, run: _SampleRun, fov: int, reason: str) -> None:
         run.ledger.fail_field(fov, reason)
-        run.segment.pop(fov, None)
-        run.classify.pop(fov, None)
+        _retire(run, "segment", fov)
+        _retire(run, "classify", fov)
         run.available_s.pop(fov, None)
         self.store.add_field(
             self.run_id, run.ledger.sample_id, fov, None, failed=True, reason=reason
@@ -467,8 +529,9 @@ class Aggregator:
         pending[unit.fov] = unit
         self._outbox[stage].append(unit)
 
-    def _next_worker(self, stage: str) -> bytes | None:
-        """The live worker with the most credit for `stage` (None if none has any)."""
+    def _next_worker(self, stage: str, avoid: set[bytes] | None = None) -> bytes | None:
+        """The live worker with the most credit for `stage` (None if none has any), preferring
+        workers not in `avoid` (those that let this unit time out before)."""
         now = time.time()
         credits = self._credits[stage]
         for name, identity in list(self._identity_of.items()):
@@ -476,8 +539,9 @@ class Aggregator:
             if identity in credits and info is not None and now - info.last_seen_s > WORKER_GONE_S:
                 log.warning("worker %s went silent; no more work for it", name)
                 del credits[identity]
-        best = max(credits.items(), key=lambda item: item[1], default=None)
-        return best[0] if best is not None and best[1] > 0 else None
+        ranked = sorted(credits.items(), key=lambda item: (item[0] in (avoid or ()), -item[1]))
+        best = next((identity for identity, credit in ranked if credit > 0), None)
+        return best
 
     def _flush_outbox(self) -> None:
         for stage, sock in (("segment", self.to_segment), ("classify", self.to_classify)):
@@ -489,14 +553,18 @@ class Aggregator:
                 if pending is None or pending.get(unit.fov) is not unit:
                     outbox.popleft()  # resolved, failed or finished meanwhile
                     continue
-                identity = self._next_worker(stage)
+                identity = self._next_worker(stage, unit.avoid)
                 if identity is None:
                     break  # no worker has asked for work: back-pressure
+                ticket = secrets.token_hex(16)  # unguessable: only the worker handed it knows it
+                message = dataclasses.replace(unit.message, ticket=ticket)
                 try:
-                    wire.send_message(sock, unit.message, flags=zmq.NOBLOCK, route=identity)
+                    wire.send_message(sock, message, flags=zmq.NOBLOCK, route=identity)
                 except zmq.ZMQError:  # the worker disconnected (or its queue is full)
                     del self._credits[stage][identity]
                     continue
+                unit.tickets[ticket] = self._name_of.get(identity, "")
+                unit.holder = identity
                 self._credits[stage][identity] -= 1
                 unit.sent_s = time.monotonic()
                 unit.attempts += 1
@@ -516,6 +584,9 @@ class Aggregator:
                         self._check_finished(unit.sample_id)
                         continue
                     log.warning("re-dispatching %s of %s field %d", stage, unit.sample_id, unit.fov)
+                    if unit.holder is not None:  # it sat on the unit: stalled, or a black hole
+                        unit.avoid.add(unit.holder)
+                        self._credits[stage][unit.holder] = 0
                     unit.sent_s = None
                     self._outbox[stage].append(unit)
 
@@ -572,6 +643,13 @@ class Aggregator:
         self.finished[sample_id] = summary
         self._emit(summary)
         return summary
+
+
+def _retire(run: _SampleRun, stage: str, fov: int) -> None:
+    """Take a unit off the pending work; its tickets stay known, so late answers are not forged."""
+    unit = getattr(run, stage).pop(fov, None)
+    if unit is not None:
+        run.retired.update(unit.tickets)
 
 
 def _sample_of(message: wire.Message) -> str:

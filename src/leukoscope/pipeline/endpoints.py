@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 
 ROLES = ("ingest", "segment", "classify", "results", "live")
+MAX_PORT = 65535
 _counter = itertools.count()
 
 
@@ -44,4 +45,11 @@ class Endpoints:
         host, _, port = rest.rpartition(":")
         if scheme != "tcp" or not host or not port.isdigit():
             raise ParameterError(f"expected tcp://HOST:PORT, got {address!r}")
-        return cls.tcp(host.strip("[]"), int(port))
+        base = int(port)
+        last = base + len(ROLES) - 1
+        if base < 1 or last > MAX_PORT:
+            raise ParameterError(
+                f"{address}: the base port must be 1-{MAX_PORT - len(ROLES) + 1} "
+                f"(ports {base}-{last} are used, the highest port is {MAX_PORT})"
+            )
+        return cls.tcp(host.strip("[]"), base)

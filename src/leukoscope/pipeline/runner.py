@@ -21,7 +21,13 @@ from leukoscope.pipeline.endpoints import Endpoints
 from leukoscope.pipeline.security import check_bind
 from leukoscope.pipeline.segmentation import SegmentationParams, segment
 from leukoscope.pipeline.sources import SampleJob
-from leukoscope.pipeline.stages import ClassifyWorker, HeadClassifier, SegmentWorker, Source
+from leukoscope.pipeline.stages import (
+    ClassifyWorker,
+    HeadClassifier,
+    Segmenter,
+    SegmentWorker,
+    Source,
+)
 from leukoscope.pipeline.store import ResultStore
 from leukoscope.types import Modality, SampleSummary
 
@@ -65,11 +71,13 @@ def run_embedded(
     timeout_s: float | None = None,
     context: zmq.Context[Any] | None = None,
     endpoints: Endpoints | None = None,
+    segmenter: Segmenter | None = None,
 ) -> dict[str, SampleSummary]:
     """Analyse `jobs` with every stage in this process; the final summary of each sample.
 
     `context` and `endpoints` default to a private context over fresh inproc addresses; pass them to
-    let other sockets (extra workers, live subscribers) join the same pipeline.
+    let other sockets (extra workers, live subscribers) join the same pipeline. `segmenter`
+    replaces the configured segmentation (tests).
     """
     if config.live_endpoint:
         check_bind(config.live_endpoint.partition("://")[2].rpartition(":")[0].strip("[]"), None)
@@ -85,7 +93,7 @@ def run_embedded(
         live_also=config.live_endpoint,
     )  # fmt: skip
     params = SegmentationParams.from_config(config.segmentation)
-    segmenter = functools.partial(segment, out_px=input_size, params=params)
+    segmenter = segmenter or functools.partial(segment, out_px=input_size, params=params)
     threads = [
         _Thread(f"segment-{i}", SegmentWorker(context, endpoints, stop, segmenter=segmenter).run)
         for i in range(config.segment_workers)

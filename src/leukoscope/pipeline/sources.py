@@ -45,9 +45,12 @@ def saved_acquisition(folder: Path) -> SampleJob:
     """
     meta = storage.read_acquisition_meta(folder)
     on_disk = storage.list_fields(folder)
-    # `meta.fields` is what was planned; a live run stops early once its target count is reached,
-    # so the fields are those up to the last one on disk (a missing one before it is a failed field)
-    count = (on_disk[-1] + 1) if on_disk else 0
+    # the fields are those up to the last one on disk (a missing one before it is a failed field),
+    # but never more than were acquired: `meta.fields` saved (planned, in older acquisitions) plus
+    # those recorded as failed; a stray fov_9999999.ome.tif does not make millions of fields
+    failed = storage.failed_field_count(folder)
+    acquired = max(meta.fields, len(on_disk)) + failed
+    count = min((on_disk[-1] + 1) if on_disk else 0, acquired)
     return SampleJob(
         meta.sample_id, _saved_fields(folder, count), count, folder.resolve(), meta.simulated
     )

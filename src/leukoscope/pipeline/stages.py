@@ -86,6 +86,7 @@ class _Worker:
     def _socket(self, kind: int, address: str) -> zmq.Socket[Any]:
         sock = self.context.socket(kind)
         sock.setsockopt(zmq.LINGER, 1000)
+        sock.setsockopt(zmq.MAXMSGSIZE, wire.MAX_FRAME_BYTES)
         sock.setsockopt(zmq.SNDTIMEO, SEND_TIMEOUT_MS)  # never block forever on a gone aggregator
         secure_client(sock, self.keys)
         sock.connect(address)
@@ -178,13 +179,16 @@ class SegmentWorker(_Worker):
         self._in_flight = ((frameset.sample_id, frameset.fov),)
         try:
             cells = self.segmenter(frameset)
-        except (LeukoscopeError, ValueError) as exc:
+        except Exception as exc:  # one bad unit fails its field, never the worker
+            if not isinstance(exc, (LeukoscopeError, ValueError)):
+                log.error("%s: segmentation of field %d crashed: %r", self.name, frameset.fov, exc)
             failure = wire.FieldFailed(
                 sample_id=frameset.sample_id,
                 fov=frameset.fov,
-                reason=f"segmentation failed: {exc}",
+                reason=f"segmentation failed: {type(exc).__name__}: {exc}"[:4000],
                 stage="segment",
                 worker=self.name,
+                ticket=message.ticket,
             )
             wire.send_message(out, failure)
         else:
@@ -196,6 +200,7 @@ class SegmentWorker(_Worker):
                 modalities=frameset.modalities,
                 worker=self.name,
                 t_available_s=message.t_available_s,
+                ticket=message.ticket,
             )
             wire.send_message(out, batch)
         self.processed += 1
@@ -281,6 +286,17 @@ class ClassifyWorker(_Worker):
                 cells += len(message.cells)
         return batches, consumed
 
+    def _fail(self, out: zmq.Socket[Any], batch: wire.CellBatch, reason: str) -> None:
+        failure = wire.FieldFailed(
+            sample_id=batch.sample_id,
+            fov=batch.fov,
+            reason=reason[:4000],
+            stage="classify",
+            worker=self.name,
+            ticket=batch.ticket,
+        )
+        wire.send_message(out, failure)
+
     def _model_input(self, batch: wire.CellBatch) -> np.ndarray:
         missing = [m.value for m in self.modalities if m not in batch.modalities]
         if missing:
@@ -304,13 +320,16 @@ class ClassifyWorker(_Worker):
                 inputs.append(self._model_input(batch))
                 usable.append(batch)
             except WireError as exc:
-                reason = f"classification failed: {exc}"
-                failure = wire.FieldFailed(
-                    sample_id=batch.sample_id, fov=batch.fov, reason=reason, stage="classify"
-                )
-                wire.send_message(out, failure)
+                self._fail(out, batch, f"classification failed: {exc}")
         if usable:
-            heads = self.classify(np.concatenate(inputs))
+            try:
+                heads = self.classify(np.concatenate(inputs))
+            except Exception as exc:  # one bad micro-batch fails its fields, never the worker
+                log.error("%s: classification crashed: %r", self.name, exc)
+                for batch in usable:
+                    self._fail(out, batch, f"classification failed: {type(exc).__name__}: {exc}")
+                self._in_flight = ()
+                return consumed
             cells = [cell for batch in usable for cell in batch.cells]
             results = tuple(
                 result_from_heads(
@@ -322,7 +341,9 @@ class ClassifyWorker(_Worker):
                 )
                 for cell, head in zip(cells, heads, strict=True)
             )
-            wire.send_message(out, wire.ResultBatch(results=results, worker=self.name))
+            tickets = tuple((b.sample_id, b.fov, b.ticket) for b in usable)
+            answer = wire.ResultBatch(results=results, worker=self.name, tickets=tickets)
+            wire.send_message(out, answer)
             self.processed += len(results)
         self._in_flight = ()
         return consumed
@@ -353,6 +374,7 @@ class Source:
     def _connect(self, kind: int, address: str) -> zmq.Socket[Any]:
         sock = self.context.socket(kind)
         sock.setsockopt(zmq.LINGER, 1000)
+        sock.setsockopt(zmq.MAXMSGSIZE, wire.MAX_FRAME_BYTES)
         sock.setsockopt(zmq.SNDHWM, self.high_water_mark)  # queued fields wait here, bounded
         secure_client(sock, self.keys)
         if kind == zmq.SUB:
@@ -415,13 +437,7 @@ class Source:
             if not self._send(push, live, sample_id, start):
                 return 0
             for outcome in _until_finished(fields, lambda: self._finished(live, sample_id)):
-                message: wire.Message
-                if outcome.frameset is not None:
-                    message = wire.FrameSetMessage(outcome.frameset, t_available_s=time.time())
-                else:
-                    message = wire.FieldFailed(
-                        sample_id=sample_id, fov=outcome.fov, reason=outcome.reason, stage="source"
-                    )
+                message = field_message(sample_id, outcome)
                 if not self._send(push, live, sample_id, message):
                     return sent
                 sent += 1
@@ -439,6 +455,22 @@ class Source:
                 close()  # a generator over a rig: lights off, camera stopped
             push.close()
             live.close()
+
+
+def field_message(sample_id: str, outcome: FieldOutcome) -> wire.Message:
+    """The field's frames, or a failure with the reason: also when the frames cannot go on the
+    wire (a value out of bounds in a file's metadata fails that field, never the sample)."""
+    reason = outcome.reason
+    if outcome.frameset is not None:
+        message = wire.FrameSetMessage(outcome.frameset, t_available_s=time.time())
+        try:
+            wire.encode(message)
+            return message
+        except WireError as exc:
+            reason = str(exc)
+    return wire.FieldFailed(
+        sample_id=sample_id, fov=outcome.fov, reason=reason[:4000], stage="source"
+    )
 
 
 def _until_finished(

@@ -20,6 +20,7 @@ import numpy as np
 import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, ValidationError, create_model
 
+from leukoscope import limits
 from leukoscope.errors import WireError
 from leukoscope.ids import SampleId
 from leukoscope.types import (
@@ -46,6 +47,8 @@ MAX_ARRAYS = 16
 MAX_FRAMES = 1 + MAX_ARRAYS
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024
 DEFAULT_MAX_HEADER_BYTES = 4 * 1024 * 1024
+MAX_FRAME_BYTES = DEFAULT_MAX_BYTES
+"""Largest single frame a socket accepts (zmq.MAXMSGSIZE): a peer sending more is disconnected."""
 MAX_CELLS_PER_FIELD = 1_000_000
 
 KINDS = (
@@ -79,6 +82,15 @@ Text = Annotated[str, Field(max_length=4096)]
 Name = Annotated[str, Field(max_length=256, pattern=r"^[^\x00-\x1f\x7f]*$")]
 Coord = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
 Time = FiniteFloat
+PixelSize = Annotated[
+    float, Field(ge=limits.MIN_PIXEL_SIZE_UM, le=limits.MAX_PIXEL_SIZE_UM, allow_inf_nan=False)
+]
+Exposure = Annotated[float, Field(ge=0.0, le=limits.MAX_EXPOSURE_US, allow_inf_nan=False)]
+Shift = Annotated[
+    float, Field(ge=-limits.MAX_FRAME_SIDE, le=limits.MAX_FRAME_SIDE, allow_inf_nan=False)
+]
+Ticket = Annotated[str, Field(max_length=64, pattern=r"^[0-9a-f]*$")]
+"""The aggregator's unguessable id of one dispatch of one unit; an answer echoes it (or is dropped)."""
 
 
 class _Strict(BaseModel):
@@ -104,7 +116,7 @@ class SampleStart(_Strict):
     fields_total: Count | None = None
     run_id: Name = ""
     settings_digest: Name = ""
-    pixel_size_um: Annotated[float, Field(gt=0.0, le=1000.0)] | None = None
+    pixel_size_um: PixelSize | None = None
     started_s: Time = 0.0
     acquisition: Text = ""  # saved-acquisition folder: where lost fields can be re-read
     simulated: bool = False  # the fields come from the simulator (marked in every output)
@@ -140,6 +152,7 @@ class FieldFailed(_Strict):
     reason: Text
     stage: Name = ""
     worker: Name = ""
+    ticket: Ticket = ""  # from a worker: the ticket of the work it was handed
 
 
 Role = Literal["source", "segment", "classify", "aggregator", "publisher", "client"]
@@ -197,6 +210,7 @@ class FrameSetMessage:
 
     frameset: FrameSet
     t_available_s: float = 0.0
+    ticket: str = ""  # set by the aggregator on dispatch; the answer carries it back
 
 
 @dataclass(frozen=True)
@@ -210,6 +224,7 @@ class CellBatch:
     modalities: tuple[Modality, ...] = MODALITIES  # axis 0 of every crop
     worker: str = ""
     t_available_s: float = 0.0
+    ticket: str = ""  # the dispatch this batch is (aggregator -> worker) or answers (worker ->)
 
 
 @dataclass(frozen=True)
@@ -219,6 +234,7 @@ class ResultBatch:
     results: tuple[CellResult, ...]
     worker: str = ""
     extra: dict[str, str] = field(default_factory=dict)  # free-form worker notes (model version...)
+    tickets: tuple[tuple[str, int, str], ...] = ()  # (sample_id, fov, ticket) of the work answered
 
 
 Message: TypeAlias = (
@@ -242,13 +258,14 @@ class _FrameSetHeader(_Strict):
     fov: Fov
     modalities: tuple[Modality, ...] = Field(min_length=1, max_length=len(MODALITIES))
     timestamps_s: tuple[Time, ...]
-    exposures_us: tuple[Time, ...]
+    exposures_us: tuple[Exposure, ...]
     lit: tuple[Modality, ...]
-    shifts_px: tuple[tuple[Time, Time], ...]
+    shifts_px: tuple[tuple[Shift, Shift], ...]
     settings_digest: Name = ""
-    pixel_size_um: Annotated[float, Field(gt=0.0, le=1000.0)]
-    bit_depth: Annotated[int, Field(ge=0, le=64)] = 0
+    pixel_size_um: PixelSize
+    bit_depth: Annotated[int, Field(ge=0, le=limits.MAX_BIT_DEPTH)] = 0  # 0: unknown
     t_available_s: Time = 0.0
+    ticket: Ticket = ""
 
 
 class _CellMeta(_Strict):
@@ -266,6 +283,7 @@ class _CellsHeader(_Strict):
     modalities: tuple[Modality, ...] = Field(min_length=1, max_length=len(MODALITIES))
     worker: Name = ""
     t_available_s: Time = 0.0
+    ticket: Ticket = ""
     cells: tuple[_CellMeta, ...] = Field(default=(), max_length=MAX_CELLS_PER_FIELD)
 
 
@@ -284,6 +302,9 @@ class _ResultHeader(_Strict):
     kind: Literal["result"] = "result"
     worker: Name = ""
     extra: dict[Name, Text] = Field(default_factory=dict, max_length=64)
+    tickets: tuple[tuple[SampleId, Fov, Ticket], ...] = Field(
+        default=(), max_length=MAX_CELLS_PER_FIELD
+    )
     results: tuple[_ResultMeta, ...] = Field(default=(), max_length=MAX_CELLS_PER_FIELD)
 
 
@@ -376,6 +397,7 @@ def _encode_frameset(message: FrameSetMessage) -> Frames:
         "pixel_size_um": fs.pixel_size_um,
         "bit_depth": fs.bit_depth,
         "t_available_s": message.t_available_s,
+        "ticket": message.ticket,
     }
     if len(fs.frames) != len(fs.modalities):
         raise WireError(f"frameset: {len(fs.frames)} frames for {len(fs.modalities)} modalities")
@@ -391,6 +413,7 @@ def _encode_cells(batch: CellBatch) -> Frames:
         "modalities": [m.value for m in batch.modalities],
         "worker": batch.worker,
         "t_available_s": batch.t_available_s,
+        "ticket": batch.ticket,
         "cells": [
             {
                 "cell_index": c.key.cell_index,
@@ -413,6 +436,7 @@ def _encode_results(batch: ResultBatch) -> Frames:
         "kind": "result",
         "worker": batch.worker,
         "extra": dict(batch.extra),
+        "tickets": [list(t) for t in batch.tickets],
         "results": [
             {
                 "sample_id": r.key.sample_id,
@@ -554,6 +578,11 @@ def _decode_frameset(h: Any, arrays: dict[str, np.ndarray]) -> FrameSetMessage:
     for name, frame in arrays.items():
         if frame.ndim not in (2, 3):
             raise WireError(f"frameset: frame {name!r} has {frame.ndim} dimensions (2 or 3)")
+        if max(frame.shape[:2]) > limits.MAX_FRAME_SIDE:
+            raise WireError(
+                f"frameset: frame {name!r} is {list(frame.shape)}; sides are at most "
+                f"{limits.MAX_FRAME_SIDE} px"
+            )
     frameset = FrameSet(
         sample_id=h.sample_id,
         fov=h.fov,
@@ -567,7 +596,7 @@ def _decode_frameset(h: Any, arrays: dict[str, np.ndarray]) -> FrameSetMessage:
         pixel_size_um=h.pixel_size_um,
         bit_depth=h.bit_depth,
     )
-    return FrameSetMessage(frameset=frameset, t_available_s=h.t_available_s)
+    return FrameSetMessage(frameset=frameset, t_available_s=h.t_available_s, ticket=h.ticket)
 
 
 def _decode_cells(h: Any, arrays: dict[str, np.ndarray]) -> CellBatch:
@@ -605,6 +634,7 @@ def _decode_cells(h: Any, arrays: dict[str, np.ndarray]) -> CellBatch:
         modalities=tuple(h.modalities),
         worker=h.worker,
         t_available_s=h.t_available_s,
+        ticket=h.ticket,
     )
 
 
@@ -637,7 +667,8 @@ def _decode_results(h: Any, arrays: dict[str, np.ndarray]) -> ResultBatch:
         )
         for i, meta in enumerate(h.results)
     )
-    return ResultBatch(results=results, worker=h.worker, extra=dict(h.extra))
+    tickets = tuple((s, f, t) for s, f, t in h.tickets)
+    return ResultBatch(results=results, worker=h.worker, extra=dict(h.extra), tickets=tickets)
 
 
 def _decode(frames: Sequence[object], limits: WireLimits) -> Message:
