@@ -54,7 +54,7 @@ class SegmentationParams:
     marker_radius_um: float = 4.0
     max_nucleus_um: float = 7.0
     max_cell_um: float = 9.0
-    max_lobe_um2: float = 25.0
+    max_lobe_um2: float = 45.0
     min_area_um2: float = 12.0
     max_area_um2: float = 250.0
     max_extent_um: float = 12.0
@@ -203,9 +203,9 @@ class _Region:
 def _merge_lobes(
     regions: list[_Region], max_extent: float, cell_extent: float, lobe_px: float
 ) -> list[_Region]:
-    """Greedily merge the pair whose union is the most compact, while it fits `max_extent`; a piece
-    smaller than `lobe_px` pixels (a lobe or fragment, not a whole nucleus) also joins a neighbour
-    while their union fits `cell_extent`."""
+    """Greedily merge the pair whose union is the most compact, while it fits `max_extent`; up to
+    `cell_extent`, a pair also merges when one of them is smaller than `lobe_px` pixels (a lobe or
+    a fragment of a nucleus, not a whole one)."""
     regions = list(regions)
     reach = max(max_extent, cell_extent)
     while len(regions) > 1:
