@@ -80,7 +80,7 @@ def config_init(
     """Write a commented configuration file holding every default."""
     if path.exists() and not force:
         raise ConfigError(f"{path} exists; pass --force to overwrite it")
-    path.write_text(render_default_toml(), encoding="utf-8")
+    _write_text(path, render_default_toml())
     console.print(f"wrote {path}")
 
 
@@ -383,7 +383,7 @@ def calibrate_command(
     console.print(table)
     target = write or state.config_path or Path("leukoscope.toml")
     current.rig.registration.offsets_px = offsets
-    target.write_text(render_toml(current), encoding="utf-8")
+    _write_text(target, render_toml(current))
     console.print(f"wrote rig.registration.offsets_px to {target}")
 
 
@@ -897,8 +897,22 @@ def report_command(
         typer.echo(text, nl=False)
         return
     target = out or default_output(data.sample_id, data.run_id, fmt)
-    target.write_text(text, encoding="utf-8")
+    _write_text(target, text)
     err_console.print(f"wrote {target}", markup=False, highlight=False)
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write a file the user named; one error line (StorageError) when it cannot be written."""
+    from leukoscope.errors import StorageError
+
+    if path.is_dir():
+        raise StorageError(f"{path} is a folder: name a file to write")
+    if not path.parent.is_dir():
+        raise StorageError(f"cannot write {path}: folder {path.parent} does not exist")
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def main() -> None:
@@ -908,4 +922,8 @@ def main() -> None:
     except LeukoscopeError as exc:
         for line in str(exc).splitlines():
             typer.echo(f"error: {line}", err=True)
+        raise SystemExit(2) from None
+    except OSError as exc:  # the system refused (disk full, read-only, permissions): one line
+        where = f"{exc.filename}: " if exc.filename else ""
+        typer.echo(f"error: {where}{exc.strerror or exc}", err=True)
         raise SystemExit(2) from None

@@ -101,3 +101,48 @@ def test_run_without_a_rig_is_an_error_not_a_simulation(tmp_path: Path) -> None:
     line = one_error_line(leukoscope(tmp_path, "run", "--sample", "REAL-001"))
     assert "no rig configured" in line and "--simulate" in line
     assert not (tmp_path / "leukoscope.sqlite").exists()
+
+
+def stored_sample(db: Path) -> None:
+    from leukoscope.pipeline.store import ResultStore
+
+    with ResultStore(db) as store:
+        run_id = store.start_run()
+        store.start_sample(run_id, "S-9", target_cells=0, fields_total=1)
+        store.add_field(run_id, "S-9", 0, 0)
+        store.finish_sample(run_id, store.summary(run_id, "S-9"))
+
+
+@pytest.mark.parametrize("where", ["missing-folder", "onto-a-folder"])
+def test_report_out_that_cannot_be_written_is_one_line(tmp_path: Path, where: str) -> None:
+    db = tmp_path / "r.sqlite"
+    stored_sample(db)
+    out = tmp_path / "no" / "such" / "r.html" if where == "missing-folder" else tmp_path
+    line = one_error_line(leukoscope(tmp_path, "report", "S-9", "--db", str(db), "--out", str(out)))
+    assert str(out) in line
+
+
+def test_config_file_that_is_a_folder_is_one_line(tmp_path: Path) -> None:
+    line = one_error_line(leukoscope(tmp_path, "--config", str(tmp_path), "config", "show"))
+    assert "is a folder" in line
+
+
+def test_serve_on_a_port_in_use_is_one_line_and_exits(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        bind = f"tcp://127.0.0.1:{port}"
+        result = leukoscope(tmp_path, "serve", "--bind", bind, "--db", "r.sqlite")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and f"cannot listen on {bind}" in errors[0], result.stderr
+
+
+def test_bind_past_the_last_port_is_one_line(tmp_path: Path) -> None:
+    line = one_error_line(
+        leukoscope(tmp_path, "serve", "--bind", "tcp://127.0.0.1:70000", "--db", "r.sqlite")
+    )
+    assert "65535" in line

@@ -9,7 +9,10 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from leukoscope.config import Settings
+from leukoscope.errors import StorageError
 from leukoscope.pipeline.store import SCHEMA_VERSION, ResultStore
 from leukoscope.report.data import gather_report
 from leukoscope.report.export import render_csv, render_json
@@ -105,3 +108,23 @@ def test_live_table_says_simulated(tmp_path: Path) -> None:
         table = summary_table(store.summary(run_id, "SIM-1"))
     assert str(table.title).startswith("SIMULATED sample SIM-1")
     assert "not from a patient" in str(table.caption)
+
+
+def test_a_database_opened_read_only_reads_and_refuses_writes(tmp_path: Path) -> None:
+    path = tmp_path / "r.sqlite"
+    with ResultStore(path) as store:
+        run_id = stored(store, "SIM-1", simulated=True)
+    with ResultStore(path, read_only=True) as store:
+        assert store.summary(run_id, "SIM-1").simulated is True
+        with pytest.raises(StorageError, match="readonly"):
+            store.start_run()
+
+
+def test_a_schema_1_database_reads_read_only_without_migrating(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as db:
+        db.executescript(SCHEMA_1)
+    with ResultStore(path, read_only=True) as store:
+        assert store.summary("old", "OLD-1").simulated is None
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT value FROM meta").fetchone() == ("1",)

@@ -138,3 +138,15 @@ def test_a_field_the_wire_would_refuse_fails_alone_at_the_source() -> None:
         message = field_message("S-1", FieldOutcome(1, bad))
         assert isinstance(message, wire.FieldFailed)
         assert message.fov == 1 and message.stage == "source" and message.reason
+
+
+def test_a_field_that_cannot_be_written_is_a_storage_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "S-1"
+    blocker.write_text("a file where the sample folder should be")
+    frame = np.zeros((4, 4), np.uint8)
+    frameset = FrameSet("S-1", 0, MODALITIES, (frame,) * 4, (0.0,) * 4, (1.0,) * 4, MODALITIES,
+                        ((0.0, 0.0),) * 4, "d", 0.25)  # fmt: skip
+    with pytest.raises(StorageError, match="cannot create folder"):
+        storage.write_field(blocker / "inner", frameset)
+    with pytest.raises(StorageError, match="cannot write"):
+        storage.atomic_write_bytes(blocker / "x.json", b"{}")

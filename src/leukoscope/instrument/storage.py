@@ -21,7 +21,7 @@ import os
 import re
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, Any
 
@@ -113,8 +113,11 @@ def _atomic(path: Path) -> Iterator[IO[bytes]]:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+    except BaseException as exc:
+        with suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and not isinstance(exc, StorageError):  # disk full, read-only
+            raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from None
         raise
     _fsync_dir(path.parent)
 
@@ -143,8 +146,15 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
 def write_acquisition_meta(folder: Path, meta: AcquisitionMeta) -> Path:
     """Write (or replace) `acquisition.json` atomically; create the folder if needed."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    _make_folder(folder)
     return atomic_write_bytes(folder / META_FILE, meta.model_dump_json(indent=2).encode("utf-8"))
+
+
+def _make_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(f"cannot create folder {folder}: {exc.strerror or exc}") from None
 
 
 def read_acquisition_meta(folder: Path) -> AcquisitionMeta:
@@ -195,7 +205,7 @@ def write_field(folder: Path, frameset: FrameSet) -> Path:
 
     data = _check_frameset(frameset)
     path = field_path(Path(folder), frameset.fov)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _make_folder(path.parent)
     channels = len(frameset.modalities)
     extras = {
         "format_version": FORMAT_VERSION,

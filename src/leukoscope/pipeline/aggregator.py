@@ -132,15 +132,19 @@ class Aggregator:
         self._last_replay_s = 0.0
         self._outbox: dict[str, deque[_Unit]] = {"segment": deque(), "classify": deque()}
         self._sockets: list[zmq.Socket[Any]] = []
-        self.ingest = self._bind(context, zmq.PULL, endpoints.ingest, keys, high_water_mark)
-        self.to_segment = self._bind(context, zmq.ROUTER, endpoints.segment, keys, 0)
-        self.to_classify = self._bind(context, zmq.ROUTER, endpoints.classify, keys, 0)
         self._credits: dict[str, dict[bytes, int]] = {"segment": {}, "classify": {}}
         self._identity_of: dict[str, bytes] = {}  # worker name -> its work-socket identity
         self._name_of: dict[bytes, str] = {}  # work-socket identity -> the name it gave
         self.forged = 0  # answers dropped: no such dispatch, or not to the worker that answered
-        self.results = self._bind(context, zmq.PULL, endpoints.results, keys, 0)
-        self.live = self._bind(context, zmq.PUB, endpoints.live, keys, 1000)
+        try:
+            self.ingest = self._bind(context, zmq.PULL, endpoints.ingest, keys, high_water_mark)
+            self.to_segment = self._bind(context, zmq.ROUTER, endpoints.segment, keys, 0)
+            self.to_classify = self._bind(context, zmq.ROUTER, endpoints.classify, keys, 0)
+            self.results = self._bind(context, zmq.PULL, endpoints.results, keys, 0)
+            self.live = self._bind(context, zmq.PUB, endpoints.live, keys, 1000)
+        except BaseException:
+            self.close()  # sockets left open would keep the context from ever terminating
+            raise
         if live_also:
             try:
                 self.live.bind(live_also)
@@ -190,9 +194,12 @@ class Aggregator:
             sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a vanished worker raises, not drops
         else:
             sock.setsockopt(zmq.SNDHWM if kind == zmq.PUB else zmq.RCVHWM, hwm)
-        secure_server(sock, keys)
-        sock.bind(address)
         self._sockets.append(sock)
+        secure_server(sock, keys)
+        try:
+            sock.bind(address)
+        except zmq.ZMQError as exc:
+            raise PipelineError(f"cannot listen on {address}: {exc.strerror}") from None
         return sock
 
     def close(self) -> None:

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from urllib.parse import quote
 from typing import Any
 
 import cv2
@@ -137,6 +138,12 @@ def png_thumbnail(image: np.ndarray) -> bytes:
     return bytes(data.tobytes())
 
 
+def _simulated(row: sqlite3.Row) -> bool | None:
+    """The sample's `simulated`; None when not recorded (NULL, or a schema-1 file read only)."""
+    value = row["simulated"] if "simulated" in row.keys() else None
+    return None if value is None else bool(value)
+
+
 def _migrate_1_to_2(db: sqlite3.Connection) -> None:
     """Schema 1 -> 2: add `samples.simulated`, NULL (not recorded) for the samples already there."""
     columns = {r[1] for r in db.execute("PRAGMA table_info(samples)")}
@@ -148,9 +155,13 @@ def _migrate_1_to_2(db: sqlite3.Connection) -> None:
 class ResultStore:
     """A results database file; use as a context manager or call `close()`."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, read_only: bool = False) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
+        self.read_only = read_only
+        if read_only:
+            self._db = self._open_read_only()
+            return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30.0)
@@ -161,6 +172,27 @@ class ResultStore:
         except BaseException:
             self._db.close()
             raise
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        """Open for reading only, also on read-only media (where SQLite cannot make its WAL
+        index file: then the file is opened as immutable); the schema is checked, not migrated."""
+        uri = f"file:{quote(str(self.path.resolve()))}"
+        for mode in ("?mode=ro", "?immutable=1"):
+            try:
+                db = sqlite3.connect(uri + mode, uri=True, check_same_thread=False, timeout=30.0)
+                db.row_factory = sqlite3.Row
+                row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            except sqlite3.Error as exc:
+                error = exc
+                continue
+            if row is None or row[0] not in ("1", str(SCHEMA_VERSION)):
+                db.close()
+                found = "none" if row is None else row[0]
+                raise StorageError(
+                    f"{self.path}: results schema {found}, this build reads {SCHEMA_VERSION}"
+                )
+            return db
+        raise StorageError(f"{self.path}: cannot open results database: {error}")
 
     def _init_schema(self) -> None:
         db = self._db
@@ -398,7 +430,7 @@ class ResultStore:
             reason=row["reason"],
             target_cells=row["target_cells"],
             fields_total=row["fields_total"],
-            simulated=None if row["simulated"] is None else bool(row["simulated"]),
+            simulated=_simulated(row),
         )
         for f in self._query(
             "SELECT fov, cell_count, status, reason FROM fields WHERE run_id=? AND sample_id=?",

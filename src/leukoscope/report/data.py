@@ -175,4 +175,4 @@ def open_results(path: Path) -> ResultStore:
     """Open an existing results database (never create one by mistake)."""
     if not Path(path).is_file():
         raise ParameterError(f"results database {path} not found (pass --db)")
-    return ResultStore(path)
+    return ResultStore(path, read_only=True)
