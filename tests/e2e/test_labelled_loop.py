@@ -20,7 +20,8 @@ from leukoscope.cli import main
 from leukoscope.types import CELL_CLASSES, MODALITIES
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "bccd"
-ACQUISITIONS = [str(DATA / "bccd-01"), str(DATA / "bccd-02")]
+SAMPLES = ("bccd-01", "bccd-02", "bccd-03")
+ACQUISITIONS = [str(DATA / s) for s in SAMPLES]
 LABELS = DATA / "labels.csv"
 RADIUS_PX = 6.0 / 0.25  # the default match radius at the fields' 0.25 um/px
 NAMES = [c.value for c in CELL_CLASSES]
@@ -84,7 +85,7 @@ def test_build_train_validate(
     manifest = list(csv.DictReader((data / "manifest.csv").read_text().splitlines()))
     assert f"wrote {len(manifest)} cells" in out
     labels = read_labels()
-    assert len(manifest) == len(labels) == 10  # every labelled cell of these fields is found
+    assert len(manifest) == len(labels) == 12  # every labelled cell of these fields is found
     for row in manifest:
         assert float(row["distance_um"]) <= 6.0
         for modality in MODALITIES:
@@ -132,7 +133,7 @@ def test_build_train_validate(
 
     # interval coverage: the reference share inside the exact binomial 95% CI of the pipeline's count
     inside = total = 0
-    for sample in ("bccd-01", "bccd-02"):
+    for sample in SAMPLES:
         mine = [c for c in cells if c[0] == sample]
         reference = [lb for lb in labels if lb["sample"] == sample]
         for name in NAMES:
@@ -182,4 +183,4 @@ def test_refusals_leave_nothing_half_written(
     bad = tmp_path / "bad.csv"
     bad.write_text(LABELS.read_text() + "bccd-02,3,50,50,PLATELET,me\n")
     err = refused(*build[:-1], bad, "--out", tmp_path / "d2")
-    assert f"{bad}:12: unknown class 'PLATELET'" in err
+    assert f"{bad}:14: unknown class 'PLATELET'" in err

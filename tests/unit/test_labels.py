@@ -18,7 +18,7 @@ HEADER = "sample,fov,x_px,y_px,class,annotator\n"
 
 @pytest.fixture(scope="module")
 def acquisitions() -> dict:
-    return describe_acquisitions([DATA / "bccd-01", DATA / "bccd-02"])
+    return describe_acquisitions([DATA / s for s in ("bccd-01", "bccd-02", "bccd-03")])
 
 
 def labels_file(tmp_path: Path, body: str, header: str = HEADER) -> Path:
@@ -29,7 +29,7 @@ def labels_file(tmp_path: Path, body: str, header: str = HEADER) -> Path:
 
 def test_the_shipped_labels_read_back(acquisitions: dict) -> None:
     labels = read_labels(DATA / "labels.csv", acquisitions)
-    assert len(labels) == 10
+    assert len(labels) == 12
     assert {lb.cell_class for lb in labels} == {"NEU", "LYM", "MO", "EOS", "BAS"}
     first = labels[0]
     assert (first.sample, first.fov, first.line, first.annotator) == ("bccd-01", 0, 2, "BCCD")
