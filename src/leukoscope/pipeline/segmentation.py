@@ -55,7 +55,7 @@ class SegmentationParams:
     max_nucleus_um: float = 7.0
     max_cell_um: float = 9.0
     max_lobe_um2: float = 45.0
-    min_area_um2: float = 12.0
+    min_area_um2: float = 6.0
     max_area_um2: float = 250.0
     max_extent_um: float = 12.0
     border_um: float = 2.5
