@@ -156,6 +156,8 @@ def test_killed_workers_do_not_change_counts(
 def test_restarted_aggregator_resumes_with_same_counts(
     procs: Processes, acquisition: Path, reference: list[ClassCount]
 ) -> None:
+    # serve re-reads lost fields only from inside its data folder (a source never chooses)
+    procs.env["LEUKOSCOPE__RIG__ACQUISITION__DATA_DIR"] = str(acquisition.parent)
     server = procs.serve()
     procs.worker("segment", 0)
     procs.worker("classify", 0)

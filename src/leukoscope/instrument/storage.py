@@ -170,6 +170,8 @@ def read_acquisition_meta(folder: Path) -> AcquisitionMeta:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise StorageError(f"{path}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise StorageError(f"{path}: not valid JSON (nested too deeply)") from None
     try:
         return AcquisitionMeta.model_validate(data)
     except ValidationError as exc:
@@ -300,6 +302,10 @@ def list_fields(folder: Path) -> list[int]:
     return sorted(int(m.group(1)) for m in found if m)
 
 
+_BAD_METADATA = (ValueError, KeyError, TypeError, AttributeError, RecursionError, SyntaxError)
+"""What parsing a damaged OME-XML or JSON description raises (xml ParseError is a SyntaxError)."""
+
+
 def _ome_channel_names(ome_xml: str | None) -> list[str]:
     import tifffile
 
@@ -347,7 +353,7 @@ def _read_pixels(
             raise StorageError(f"{path}: TIFF holds no image")
         try:
             have = _ome_channel_names(ome)
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        except _BAD_METADATA as exc:
             raise StorageError(f"{path}: malformed OME metadata ({exc})") from None
         if have != names:
             raise StorageError(f"{path}: channel names {have} do not match the modalities {names}")
@@ -363,7 +369,6 @@ def _read_pixels(
 
 def read_field(folder: Path, fov: int) -> FrameSet:
     """Read and validate field `fov` against `acquisition.json`; StorageError on any mismatch."""
-    import tifffile
 
     folder = Path(folder)
     meta = read_acquisition_meta(folder)
@@ -376,11 +381,13 @@ def read_field(folder: Path, fov: int) -> FrameSet:
         data, ome = _read_pixels(path, expected, want_shape, meta.dtype)
     except StorageError:
         raise
-    except (tifffile.TiffFileError, OSError, ValueError, KeyError, IndexError) as exc:
-        raise StorageError(f"{path}: unreadable or truncated TIFF ({exc})") from None
+    except Exception as exc:  # untrusted bytes: tifffile raises many types (struct.error...)
+        raise StorageError(
+            f"{path}: unreadable or truncated TIFF ({type(exc).__name__}: {exc})"
+        ) from None
     try:
         extras = _ome_description(ome)
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except _BAD_METADATA as exc:
         raise StorageError(f"{path}: malformed OME metadata ({exc})") from None
     if data.shape != want_shape:
         raise StorageError(f"{path}: image shape {data.shape}, expected {want_shape} (C, Y, X)")

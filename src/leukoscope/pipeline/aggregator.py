@@ -17,6 +17,7 @@ import secrets
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,8 +118,12 @@ class Aggregator:
         keys: CurveKeys | None = None,
         on_summary: SummaryCallback | None = None,
         live_also: str = "",
+        acquisition_root: Path | None = None,
     ) -> None:
         self.store = store
+        # where sources may point the aggregator to re-read fields (None: anywhere, for the
+        # embedded source, which is this process)
+        self.acquisition_root = None if acquisition_root is None else acquisition_root.resolve()
         self.run_id = run_id
         self.target_cells = target_cells
         self.max_in_flight = max_in_flight
@@ -163,6 +168,7 @@ class Aggregator:
         keys: CurveKeys | None = None,
         on_summary: SummaryCallback | None = None,
         live_also: str = "",
+        acquisition_root: Path | None = None,
     ) -> Aggregator:
         """An aggregator with the pipeline settings' bounds and timeouts."""
         return cls(
@@ -177,6 +183,7 @@ class Aggregator:
             keys=keys,
             on_summary=on_summary,
             live_also=live_also,
+            acquisition_root=acquisition_root,
         )
 
     def _bind(
@@ -311,15 +318,35 @@ class Aggregator:
         elif isinstance(message, wire.FieldFailed):
             self._fail(run, message.fov, message.reason)
         elif isinstance(message, wire.SampleEnd):
-            if run.ledger.fields_total is None:
-                run.ledger.end(message.fields_total)
-                self.store.set_fields_total(self.run_id, sample_id, message.fields_total)
-                run.dirty = True
+            self._end_sample(run, message.fields_total)
             self._reload_missing(run)
         else:
             self.rejected += 1
             log.warning("ignored a %s message on the ingest socket", type(message).__name__)
         self._check_finished(sample_id)
+
+    def _end_sample(self, run: _SampleRun, claimed: int) -> None:
+        """The source says how many fields there were; believe it only as far as fields arrived
+        (or lie in the saved acquisition): one short message must not create 200,000 failed
+        fields. A total from the sample's start is held to the same bound."""
+        sample_id = run.ledger.sample_id
+        seen = max(run.ledger.fields, default=-1) + 1
+        if run.source is not None:
+            with suppress(StorageError):
+                on_disk = storage.list_fields(run.source)
+                seen = max(seen, len(on_disk) + storage.failed_field_count(run.source))
+        first = run.ledger.fields_total
+        total = min(claimed if first is None else first, seen)
+        if total < (claimed if first is None else first):
+            self.rejected += 1
+            log.warning(
+                "sample %s: %d fields announced, %d arrived or are saved; the sample has %d",
+                sample_id, claimed if first is None else first, seen, total,
+            )  # fmt: skip
+        if first is None or total < first:
+            run.ledger.end(total)
+            self.store.set_fields_total(self.run_id, sample_id, total, replace=True)
+            run.dirty = True
 
     def _start_sample(self, message: wire.SampleStart) -> None:
         sample_id = message.sample_id
@@ -330,16 +357,34 @@ class Aggregator:
         )
         if message.fields_total is not None:
             ledger.fields_total = message.fields_total
+        source = self._readable(message.acquisition, sample_id)
         self.store.start_sample(
             self.run_id,
             sample_id,
             target_cells=self.target_cells,
             fields_total=message.fields_total,
-            source=message.acquisition,
+            source="" if source is None else str(source),
             simulated=message.simulated,
         )
-        source = Path(message.acquisition) if message.acquisition else None
         self.samples[sample_id] = _SampleRun(ledger=ledger, started_s=time.time(), source=source)
+
+    def _readable(self, acquisition: str, sample_id: str) -> Path | None:
+        """The saved-acquisition folder a source names, if this aggregator may read it: with an
+        `acquisition_root`, only a folder inside it (a client never chooses what the server reads)."""
+        if not acquisition:
+            return None
+        path = Path(acquisition)
+        if self.acquisition_root is None:
+            return path
+        resolved = (self.acquisition_root / path).resolve()  # an absolute path stays itself
+        if not resolved.is_relative_to(self.acquisition_root):
+            self.rejected += 1
+            log.warning(
+                "sample %s: %s is outside the data folder %s; lost fields will not be re-read",
+                sample_id, acquisition, self.acquisition_root,
+            )  # fmt: skip
+            return None
+        return resolved
 
     # -- recovery: a restarted aggregator, lost messages ----------------------------------------
 
@@ -352,7 +397,7 @@ class Aggregator:
                 continue
             ledger = self.store.ledger(self.run_id, sample_id)
             ledger.target_cells = self.target_cells
-            source = Path(row["source"]) if row["source"] else None
+            source = self._readable(row["source"] or "", sample_id)
             run = _SampleRun(ledger=ledger, started_s=float(row["started_s"]), source=source)
             self.samples[sample_id] = run
             self._reload_missing(run)

@@ -111,8 +111,9 @@ def serve(
     ):
         run_id = store.start_run(run_id)
         aggregator = Aggregator.from_config(
-            context, bind, store, config, run_id=run_id, keys=keys, on_summary=on_summary
-        )
+            context, bind, store, config, run_id=run_id, keys=keys, on_summary=on_summary,
+            acquisition_root=settings.rig.acquisition.data_dir,
+        )  # fmt: skip
         try:
             resumed = aggregator.resume()
             if resumed:

@@ -20,8 +20,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from urllib.parse import quote
 from typing import Any
+from urllib.parse import quote
 
 import cv2
 import numpy as np
@@ -140,7 +140,7 @@ def png_thumbnail(image: np.ndarray) -> bytes:
 
 def _simulated(row: sqlite3.Row) -> bool | None:
     """The sample's `simulated`; None when not recorded (NULL, or a schema-1 file read only)."""
-    value = row["simulated"] if "simulated" in row.keys() else None
+    value = row["simulated"] if "simulated" in row.keys() else None  # noqa: SIM118 (Row: keys)
     return None if value is None else bool(value)
 
 
@@ -315,10 +315,19 @@ class ResultStore:
             (total, run_id, sample_id),
         )
 
-    def set_fields_total(self, run_id: str, sample_id: str, fields_total: int) -> None:
-        """Record how many fields the sample has (from `sample_end`); first value wins."""
+    def set_fields_total(
+        self, run_id: str, sample_id: str, fields_total: int, *, replace: bool = False
+    ) -> None:
+        """Record how many fields the sample has (from `sample_end`); first value wins, unless
+        `replace` (the aggregator bounded an announced total to the fields that came)."""
         with self._tx() as db:
-            self._set_total(db, run_id, sample_id, fields_total)
+            if replace:
+                db.execute(
+                    "UPDATE samples SET fields_total=? WHERE run_id=? AND sample_id=?",
+                    (fields_total, run_id, sample_id),
+                )
+            else:
+                self._set_total(db, run_id, sample_id, fields_total)
 
     def add_field(
         self,
