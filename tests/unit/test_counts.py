@@ -103,15 +103,18 @@ def test_tally_counts_each_key_once_and_flagged_cells_in_their_class() -> None:
     assert by_class == {NEU: 1, LYM: 1, MO: 0, EOS: 0, BAS: 0} and flagged == 1
 
 
-def test_zero_cells_give_a_valid_complete_summary() -> None:
+def test_zero_cells_give_a_valid_summary_that_is_never_complete() -> None:
     ledger = SampleLedger("s", target_cells=200)
     ledger.set_cell_count(0, 0)
     ledger.end(1)
     summary = counts.summarize(ledger)
-    assert summary.status == SampleStatus.COMPLETE and summary.cells_counted == 0
+    assert summary.status == SampleStatus.INCOMPLETE and summary.cells_counted == 0
     assert summary.fields_done == 1 and summary.fields_total == 1
     assert all(c.percent == 0 and c.ci_high_percent == 100 for c in summary.classes)
-    assert "fewer than the target of 200" in summary.status_reason
+    assert summary.status_reason == "no white cells in 1 field(s)"
+    empty = SampleLedger("s", target_cells=200)
+    empty.end(0)
+    assert counts.summarize(empty).status_reason == "no fields of view"
 
 
 def test_running_summary_is_provisional_over_everything_received() -> None:
@@ -159,7 +162,8 @@ def test_final_counts_do_not_depend_on_arrival_order_or_duplicates(
 ) -> None:
     a = counts.summarize(_feed(_stream(fields, seed), target))
     b = counts.summarize(_feed(_stream(fields, seed + 1), target))
-    assert a.status == b.status == SampleStatus.COMPLETE
+    assert a.status == b.status
+    assert a.status == (SampleStatus.COMPLETE if a.cells_counted else SampleStatus.INCOMPLETE)
     assert a == b
     everything = [c for f in fields for c in f]
     expected = everything[:target] if target else everything

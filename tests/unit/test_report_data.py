@@ -131,7 +131,7 @@ def test_zero_cells_renders_a_clear_message(store: ResultStore) -> None:
     record(store, "empty", [[], []], target=200)
     data = gather_report(store, "empty")
     assert data.summary.cells_counted == 0
-    assert [f.code for f in data.quality] == ["no_cells", "too_few_cells"]
+    assert [f.code for f in data.quality] == ["no_cells", "too_few_cells", "incomplete"]
     page = render_html(data)
     assert 'id="no-cells-message"' in page and "No white cells were counted" in page
     assert "<svg" not in page  # no chart of nothing

@@ -167,6 +167,12 @@ def stop_decision(ledger: SampleLedger, aborted: str = "") -> StopDecision:
         return StopDecision(True, SampleStatus.INCOMPLETE, aborted)
     else:
         return StopDecision(False, SampleStatus.RUNNING, "")
+    if not counted:  # nothing to report is never a complete differential
+        fields = ledger.fields_total or 0
+        why = "no fields of view" if fields == 0 else f"no white cells in {fields} field(s)"
+        if failed:
+            why += f" ({len(failed)} failed)"
+        return StopDecision(True, SampleStatus.INCOMPLETE, why)
     if failed:
         shown = "; ".join(f"field {f}: {r}" for f, r in list(failed.items())[:5])
         more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
