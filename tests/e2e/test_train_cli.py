@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
+from leukoscope.classifier.history import read_history
 from leukoscope.cli import main
 from leukoscope.types import CELL_CLASSES, MODALITIES
 
@@ -64,11 +65,20 @@ def test_train_resume_and_evaluate(
     assert not (out / "model.pt").exists()
     assert run_cli(monkeypatch, "train", data, "--model", "hs_mm_mimo", *TRAIN, "--out", out) == 0
     captured = capsys.readouterr()
-    assert "hs_mm_mimo: accuracy" in captured.out
+    assert "hs_mm_mimo raw argmax: accuracy" in captured.out
+    assert "no prior correction fitted (power 0)" in captured.out  # equal classes
     assert "fold 1: done earlier" in captured.err and "final fit: done earlier" in captured.err
     for fold in (0, 1):
         assert (out / f"fold_{fold}" / "model.pt").is_file()
         assert (out / f"fold_{fold}" / "metrics_confusion.png").is_file()
+        history = read_history(out / f"fold_{fold}" / "history.csv")
+        assert [r.epoch for r in history] == [1]  # one epoch, scored on the fold's cells
+        assert history[0].val_accuracy is not None and 0.0 <= history[0].val_accuracy <= 1.0
+        metrics = json.loads((out / f"fold_{fold}" / "metrics.json").read_text())
+        assert history[0].val_accuracy == pytest.approx(metrics["accuracy"])
+    assert (out / "history.png").is_file() and (out / "final" / "history.png").is_file()
+    final_history = read_history(out / "final" / "history.csv")
+    assert len(final_history) == 1 and final_history[0].val_accuracy is None
     summary = json.loads((out / "cv.json").read_text())
     assert summary["folds"] == 2 and 0.0 <= summary["accuracy"]["mean"] <= 1.0
     assert len(summary["head_accuracy"]) == 4 and "head_disagreement" in summary
@@ -79,6 +89,9 @@ def test_train_resume_and_evaluate(
     assert 0.0 <= correction["power"] <= 1.0 and meta.class_weights == correction["weights"]
     assert (out / "cv_prior_corrected.md").is_file()
     assert meta.provenance["train_config"]["rho"] == 0.5 and meta.provenance["final_fit"]
+    recipe = meta.provenance["train_config"]
+    assert recipe["weight_decay"] == 1e-4 and recipe["warmup_epochs"] == 0.0
+    assert recipe["balance"] == 0.5 and recipe["scale_jitter"] == 0.0
     assert model.num_heads == 4
 
     # Without a final fit, the best fold's model ships; another configuration is refused.
@@ -89,12 +102,52 @@ def test_train_resume_and_evaluate(
     assert run_cli(monkeypatch, "train", data, *TRAIN, "--rho", "0", "--out", out) == 2
     assert "another configuration (rho: 0.5 -> 0.0)" in capsys.readouterr().err
 
+    # Equal classes: the fitted correction is power 0 (none), so the pipeline reads the raw argmax.
+    assert meta.class_weights is None
     report = tmp_path / "eval"
     assert run_cli(monkeypatch, "evaluate", out / "model.pt", data, "--out", report) == 0
     printed = capsys.readouterr().out
-    assert "accuracy" in printed and "Head disagreement" in printed
-    assert json.loads((report / "evaluation.json").read_text())["cells"] == 5 * CELLS_PER_CLASS
-    assert (report / "evaluation_confusion.png").is_file()
+    assert "## raw argmax" in printed and "## prior-corrected" not in printed
+    assert "Head disagreement" in printed
+    assert "the pipeline uses the raw (no prior correction) reading" in printed
+    written = json.loads((report / "evaluation_raw.json").read_text())
+    assert written["cells"] == 5 * CELLS_PER_CLASS
+    assert (report / "evaluation_raw_confusion.png").is_file()
+
+    # A model that carries a correction: both readings, the corrected one named as the pipeline's.
+    from leukoscope.classifier.checkpoint import save_checkpoint
+
+    weighted = tmp_path / "weighted.pt"
+    save_checkpoint(weighted, model, meta.model_copy(update={"class_weights": [1, 1, 1, 1, 1e-6]}))
+    assert run_cli(monkeypatch, "evaluate", weighted, data, "--out", report) == 0
+    printed = capsys.readouterr().out
+    assert "## raw argmax" in printed and "## prior-corrected" in printed
+    assert "the pipeline uses the prior-corrected reading" in printed
+    corrected = json.loads((report / "evaluation_prior_corrected.json").read_text())
+    assert corrected["confusion"][4][4] == 0  # basophils all but forbidden by the weights
+    assert sum(map(sum, corrected["confusion"])) == 5 * CELLS_PER_CLASS
+
+
+def test_recipe_options_and_bad_jitter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from leukoscope.classifier.checkpoint import load_checkpoint
+
+    data = write_dataset(tmp_path / "data", size=16)
+    out = tmp_path / "run"
+    old = ("--weight-decay", "0.01", "--warmup-epochs", "1", "--jitter", "scale=0.1,gain=0.1")
+    assert run_cli(monkeypatch, "train", data, *TRAIN, *old, "--no-final", "--out", out) == 0
+    recipe = load_checkpoint(out / "model.pt")[1].provenance["train_config"]
+    assert recipe["weight_decay"] == 0.01 and recipe["warmup_epochs"] == 1.0
+    assert recipe["scale_jitter"] == 0.1 and recipe["gain_jitter"] == 0.1
+    assert recipe["shift_jitter"] == 0.0
+    capsys.readouterr()
+    bad = ("--jitter", "blur=0.3")
+    assert run_cli(monkeypatch, "train", data, *TRAIN, *bad, "--out", tmp_path / "r2") == 2
+    assert "jitter 'blur=0.3': expected NAME=VALUE" in capsys.readouterr().err
+    huge = ("--jitter", "scale=3")
+    assert run_cli(monkeypatch, "train", data, *TRAIN, *huge, "--out", tmp_path / "r3") == 2
+    assert "scale_jitter" in capsys.readouterr().err
 
 
 def test_paper_experiment_writes_both_tables(

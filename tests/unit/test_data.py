@@ -13,6 +13,7 @@ from leukoscope.classifier.data import (
     AugmentConfig,
     BatchPreparer,
     geometric_augment,
+    photometric_augment,
     load_dataset,
     norm_stats,
     read_image,
@@ -113,14 +114,41 @@ def test_geometric_augmentation_keeps_modalities_registered() -> None:
     assert torch.allclose(out[:, 0], out[:, 3])
 
 
-def test_pure_rotation_is_exact() -> None:
-    x = torch.rand(32, 1, 1, 8, 8)
-    still = AugmentConfig(scale=0.0, shift=0.0)
-    out = geometric_augment(x, still, torch.Generator().manual_seed(1))
+def test_default_augmentation_is_an_exact_flip_or_rotation() -> None:
+    x = torch.rand(64, 2, 1, 8, 8)
+    out = geometric_augment(x, AugmentConfig(), torch.Generator().manual_seed(1))
     dihedral = [torch.rot90(x, k, dims=(3, 4)) for k in range(4)]
     dihedral += [torch.flip(d, dims=(4,)) for d in dihedral]
+    used = set()
     for i in range(len(x)):
-        assert any(torch.allclose(out[i], d[i], atol=1e-5) for d in dihedral)
+        matches = [j for j, d in enumerate(dihedral) if torch.equal(out[i], d[i])]
+        assert matches, f"example {i} is not one of the 8 flips/rotations"
+        used.add(matches[0])
+    assert len(used) == 8  # every element of the group is drawn
+
+
+def test_default_augmentation_leaves_intensities_alone(tmp_path: Path) -> None:
+    dataset = load_dataset(write_cells(tmp_path), 16)
+    mean, std = norm_stats(dataset, np.arange(len(dataset.labels)))
+    cpu = torch.device("cpu")
+    plain = BatchPreparer(mean, std, dataset.max_value, cpu)(dataset.images)
+    augmented = BatchPreparer(mean, std, dataset.max_value, cpu, AugmentConfig())(
+        dataset.images, torch.Generator().manual_seed(0)
+    )
+    # a permutation of each image's pixels: the same sorted values, per example and modality
+    flat = plain.flatten(2).sort(dim=-1).values
+    assert torch.equal(flat, augmented.flatten(2).sort(dim=-1).values)
+
+
+def test_scale_shift_resample_and_jitter_changes_intensities() -> None:
+    x = torch.rand(16, 2, 1, 12, 12)
+    resampling = AugmentConfig(scale=0.1, shift=0.05)
+    out = geometric_augment(x, resampling, torch.Generator().manual_seed(2))
+    assert not torch.equal(out.flatten(1).sort().values, x.flatten(1).sort().values)
+    jitter = AugmentConfig(contrast=0.15, gain=0.1)
+    assert jitter.photometric and not jitter.resamples
+    brighter = photometric_augment(x, jitter, torch.Generator().manual_seed(2))
+    assert not torch.allclose(brighter, x)
 
 
 # --- each broken layout gives a DatasetError naming the file or folder ----------------------------

@@ -7,6 +7,7 @@ be predicted. Macro figures average over the classes present in the labels.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -211,11 +212,30 @@ def apply_class_weights(head_probs: np.ndarray, weights: list[float] | None) -> 
     return weighted / weighted.sum(axis=-1, keepdims=True)
 
 
+@dataclass(frozen=True)
+class Evaluation:
+    """A saved model's figures on a labelled dataset: raw argmax and, when the model carries a prior
+    correction, corrected as the pipeline applies it (`pipeline` is the reading the pipeline uses)."""
+
+    raw: dict[str, Any]
+    corrected: dict[str, Any] | None
+    modalities: list[str]
+
+    @property
+    def pipeline(self) -> dict[str, Any]:
+        """The metrics of the predictions the pipeline makes with this model."""
+        return self.corrected if self.corrected is not None else self.raw
+
+    @property
+    def pipeline_reading(self) -> str:
+        """Which reading the pipeline uses, in words."""
+        return "prior-corrected" if self.corrected is not None else "raw (no prior correction)"
+
+
 def evaluate_checkpoint(
     model_path: Path, data_root: Path, device: torch.device, batch_size: int = 256
-) -> tuple[dict[str, Any], list[str]]:
-    """Metrics of a saved model on a labelled dataset (with its prior correction, as the pipeline
-    applies it), and the model's modality names."""
+) -> Evaluation:
+    """Figures of a saved model on a labelled dataset: raw, and with its prior correction."""
     from leukoscope.classifier.checkpoint import load_checkpoint
 
     model, meta = load_checkpoint(Path(model_path), expect_classes=CELL_CLASSES)
@@ -229,5 +249,8 @@ def evaluate_checkpoint(
     std = np.asarray(meta.norm_std, dtype=np.float32)
     preparer = BatchPreparer(mean, std, dataset.max_value, device)
     probs = predict(model.to(device), dataset.images, preparer, batch_size)
-    probs = apply_class_weights(probs, meta.class_weights)
-    return compute_metrics(dataset.labels, probs), modalities
+    raw = compute_metrics(dataset.labels, probs)
+    corrected = None
+    if meta.class_weights is not None:
+        corrected = compute_metrics(dataset.labels, apply_class_weights(probs, meta.class_weights))
+    return Evaluation(raw, corrected, modalities)

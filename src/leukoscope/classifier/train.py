@@ -24,7 +24,7 @@ import math
 import platform
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -67,6 +67,14 @@ from leukoscope.classifier.evaluate import (
     write_json,
     write_report,
 )
+from leukoscope.classifier.history import (
+    HISTORY_CSV,
+    HISTORY_PNG,
+    EpochRecord,
+    append_epoch,
+    plot_histories,
+    read_history,
+)
 from leukoscope.config import format_validation_error
 from leukoscope.errors import ConfigError, DatasetError, ParameterError
 from leukoscope.types import CELL_CLASSES, Modality, parse_modalities
@@ -86,13 +94,18 @@ class TrainConfig(BaseModel):
     options: dict[str, str] = Field(default_factory=dict, description="architecture options")
     epochs: int = Field(default=20, ge=1)
     batch_size: int = Field(default=64, ge=2)
-    lr: float = Field(default=2e-3, gt=0)
-    weight_decay: float = Field(default=0.01, ge=0)
-    warmup_epochs: float = Field(default=1.0, ge=0)
+    lr: float = Field(default=2e-3, gt=0, le=1.0)
+    weight_decay: float = Field(default=1e-4, ge=0, le=1.0)
+    warmup_epochs: float = Field(default=0.0, ge=0)
     rho: float = Field(default=0.5, ge=0.0, le=1.0, description="MIMO input repetition")
     batch_repetition: int = Field(default=1, ge=1, description="MIMO batch repetition R")
-    balance: float = Field(default=1.0, ge=0.0, le=1.0, description="class balancing power")
-    augment: bool = True
+    balance: float = Field(default=0.5, ge=0.0, le=1.0, description="class balancing power")
+    augment: bool = Field(default=True, description="random flips/90-degree rotations")
+    scale_jitter: float = Field(default=0.0, ge=0.0, le=0.5, description="+-fraction; 0 = off")
+    shift_jitter: float = Field(default=0.0, ge=0.0, le=0.5, description="+-fraction; 0 = off")
+    contrast_jitter: float = Field(default=0.0, ge=0.0, le=1.0, description="per modality")
+    gain_jitter: float = Field(default=0.0, ge=0.0, le=1.0, description="per modality")
+    label_smoothing: float = Field(default=0.0, ge=0.0, lt=1.0)
     folds: int = Field(default=5, ge=2)
     seed: int = 0
 
@@ -104,6 +117,28 @@ def make_config(arch: str, modalities: str | None = None, **fields: Any) -> Trai
         return TrainConfig.model_validate({"arch": arch, "modalities": chosen, **fields})
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, "training options")) from None
+
+
+JITTERS = ("scale", "shift", "contrast", "gain")
+
+
+def jitter_options(text: str | None) -> dict[str, float]:
+    """`scale=0.1,gain=0.05` -> {"scale_jitter": 0.1, "gain_jitter": 0.05} (bounds: TrainConfig)."""
+    options: dict[str, float] = {}
+    for item in (text or "").split(","):
+        if not item.strip():
+            continue
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or name not in JITTERS:
+            raise ConfigError(
+                f"jitter {item.strip()!r}: expected NAME=VALUE with NAME in {', '.join(JITTERS)}"
+            )
+        try:
+            options[f"{name}_jitter"] = float(value)
+        except ValueError:
+            raise ConfigError(f"jitter {name}: {value.strip()!r} is not a number") from None
+    return options
 
 
 @dataclass(frozen=True)
@@ -126,6 +161,9 @@ class RunResult:
     summary: dict[str, Any]
     model_path: Path | None
     wall_s: float
+    corrected: dict[str, Any] | None = None
+    """The prior-corrected CV summary (what the pipeline's predictions score); None when no
+    correction was fitted (balance 0, or power 0 chosen): then the pipeline reads the raw argmax."""
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -159,10 +197,12 @@ def fold_splits(labels: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndar
     from sklearn.model_selection import StratifiedKFold
 
     counts = np.bincount(labels, minlength=len(CELL_CLASSES))
-    if counts.min() < folds:
-        rare = CELL_CLASSES[int(counts.argmin())].value
+    present = np.flatnonzero(counts)  # a class with no cells at all is not split
+    rare = present[counts[present].argmin()]
+    if counts[rare] < folds:
         raise DatasetError(
-            f"class {rare} has {counts.min()} cells, fewer than the {folds} folds asked for"
+            f"class {CELL_CLASSES[rare].value} has {counts[rare]} cells, fewer than the {folds} "
+            "folds asked for"
         )
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     placeholder = np.zeros(len(labels))
@@ -229,6 +269,18 @@ def build_for(config: TrainConfig, dataset: CellDataset) -> torch.nn.Module:
     )
 
 
+def augment_config(config: TrainConfig) -> AugmentConfig | None:
+    """The training augmentation `config` asks for (None: none at all)."""
+    if not config.augment:
+        return None
+    return AugmentConfig(
+        scale=config.scale_jitter,
+        shift=config.shift_jitter,
+        contrast=config.contrast_jitter,
+        gain=config.gain_jitter,
+    )
+
+
 def _lr_at(config: TrainConfig, step: int, total: int, steps_per_epoch: int) -> float:
     warmup = int(config.warmup_epochs * steps_per_epoch)
     if step < warmup:
@@ -263,11 +315,13 @@ def train_model(
     state_path: Path,
     progress: TrainProgress,
     label: str,
+    validate: Validator | None = None,
 ) -> None:
     """Train `model` in place on `train_index`; resumes from `state_path` after an interruption.
 
     Each epoch's sampling and augmentation come from a generator seeded by (seed, fold, epoch), so
-    a resumed run draws exactly what an uninterrupted one would have.
+    a resumed run draws exactly what an uninterrupted one would have. Every epoch adds a row to
+    `history.csv` beside `state_path` (with `validate`'s accuracy and macro-F1 when given).
     """
     heads = int(getattr(model, "num_heads", 1))
     loaded_batch = max(1, config.batch_size // config.batch_repetition)
@@ -298,16 +352,35 @@ def train_model(
             for group in optimizer.param_groups:
                 group["lr"] = _lr_at(config, epoch * steps + step, total, steps)
             logits = model(x)
-            loss = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="sum") / len(y)
+            loss = F.cross_entropy(
+                logits.flatten(0, 1),
+                y.flatten(),
+                reduction="sum",
+                label_smoothing=config.label_smoothing,
+            ) / len(y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             running += float(loss.detach())
             progress.advance(task, f"loss {running / (step + 1):.3f}")
-        progress.log(
-            f"{label} epoch {epoch + 1}: loss {running / steps:.4f} "
-            f"({time.perf_counter() - began:.1f} s)"
+        scores = validate(model) if validate is not None else None
+        record = EpochRecord(
+            epoch=epoch + 1,
+            lr=float(optimizer.param_groups[0]["lr"]),
+            loss=running / steps,
+            val_accuracy=scores[0] if scores else None,
+            val_macro_f1=scores[1] if scores else None,
+            seconds=round(time.perf_counter() - began, 2),
         )
+        shown = (
+            f", validation accuracy {100 * scores[0]:.2f} %, macro-F1 {100 * scores[1]:.2f} %"
+            if scores
+            else ""
+        )
+        progress.log(
+            f"{label} epoch {epoch + 1}: loss {record.loss:.4f}{shown} ({record.seconds} s)"
+        )
+        append_epoch(state_path.parent / HISTORY_CSV, record)
         state_path.parent.mkdir(parents=True, exist_ok=True)
         temp = state_path.with_suffix(".tmp")
         torch.save(
@@ -315,6 +388,22 @@ def train_model(
             temp,
         )
         temp.replace(state_path)
+
+
+Validator = Callable[[torch.nn.Module], tuple[float, float]]
+"""Validation accuracy and macro-F1 of a model (raw argmax), for the per-epoch history."""
+
+
+def validator(dataset: CellDataset, val_index: np.ndarray, preparer: BatchPreparer) -> Validator:
+    """A Validator on `dataset`'s cells `val_index`; leaves the model in training mode."""
+    images, labels = dataset.images[val_index], dataset.labels[val_index]
+
+    def score(model: torch.nn.Module) -> tuple[float, float]:
+        metrics = compute_metrics(labels, predict(model, images, preparer))
+        model.train()
+        return float(metrics["accuracy"]), float(metrics["macro_f1"])
+
+    return score
 
 
 def _command() -> str:
@@ -474,15 +563,33 @@ def _fit(
     device: torch.device,
     progress: TrainProgress,
     label: str,
+    val_index: np.ndarray | None = None,
 ) -> tuple[torch.nn.Module, np.ndarray, np.ndarray]:
-    """A model trained on `train_index`, with the normalisation computed on those cells."""
+    """A model trained on `train_index`, with the normalisation computed on those cells (and its
+    per-epoch history scored on `val_index` when given)."""
     mean, std = norm_stats(dataset, train_index)
     torch.manual_seed(_seed(*seed_parts))
     model = build_for(config, dataset).to(device)
-    augment = AugmentConfig() if config.augment else None
+    augment = augment_config(config)
     preparer = BatchPreparer(mean, std, dataset.max_value, device, augment)
+    plain = BatchPreparer(mean, std, dataset.max_value, device)
+    score = validator(dataset, val_index, plain) if val_index is not None else None
     train_model(
-        model, dataset, train_index, preparer, config, seed_parts, state_path, progress, label
+        model,
+        dataset,
+        train_index,
+        preparer,
+        config,
+        seed_parts,
+        state_path,
+        progress,
+        label,
+        score,
+    )
+    plot_histories(
+        {label: read_history(state_path.parent / HISTORY_CSV)},
+        state_path.parent / HISTORY_PNG,
+        label,
     )
     return model, mean, std
 
@@ -515,6 +622,7 @@ def run_fold(
         device,
         progress,
         f"{label} fold {fold}",
+        val_index,
     )
     preparer = BatchPreparer(mean, std, dataset.max_value, device)
     probs = predict(model, dataset.images[val_index], preparer)
@@ -575,6 +683,10 @@ def cross_validate(
     title = f"{label}: {len(results)} of {config.folds} folds (mean ± std)"
     heads = [m.value for m in dataset.modalities] if "head_accuracy" in summary else None
     write_report(out_dir, "cv", summary, title, heads)
+    histories = {
+        f"fold {r.fold}": read_history(out_dir / f"fold_{r.fold}" / HISTORY_CSV) for r in results
+    }
+    plot_histories(histories, out_dir / HISTORY_PNG, title)
     return results, summary
 
 
@@ -710,7 +822,8 @@ def run_training(
                 final_fit=False,
                 selected_fold=best.fold,
             )
-    return RunResult(out_dir, folds, summary, model_path, time.perf_counter() - began)
+    corrected = correction.summary if correction is not None and correction.weights else None
+    return RunResult(out_dir, folds, summary, model_path, time.perf_counter() - began, corrected)
 
 
 def _run_parts(
