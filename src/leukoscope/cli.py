@@ -430,6 +430,7 @@ def calibrate_command(
     """Measure the offsets between modalities and write them to the configuration."""
     from rich.table import Table
 
+    from leukoscope.config_edit import write_offsets
     from leukoscope.instrument.calibration import calibrate_rig
     from leukoscope.instrument.rig import SimulationOptions, open_rig
 
@@ -441,8 +442,7 @@ def calibrate_command(
         table.add_row(modality.value, f"{dy:+.2f}", f"{dx:+.2f}")
     console.print(table)
     target = write or state.config_path or Path("leukoscope.toml")
-    current.rig.registration.offsets_px = offsets
-    _write_text(target, render_toml(current))
+    write_offsets(target, offsets)  # only the offsets change; the file stays as written
     console.print(f"wrote rig.registration.offsets_px to {target}")
 
 
@@ -646,18 +646,36 @@ def run_command(
     current = _pipeline_settings(cells, db)
     out_dir = (out or current.rig.acquisition.data_dir) / sample
     _new_sample_folder(sample, out_dir, replace)
-    with open_rig(current.rig, simulate=simulate, options=SimulationOptions(seed=seed)) as rig:
-        predictor, model_path = load_predictor(current)  # after the rig: no rig, no wait
-        with Live(console=console, auto_refresh=False, transient=True) as live:
+    try:
+        with open_rig(current.rig, simulate=simulate, options=SimulationOptions(seed=seed)) as rig:
+            predictor, model_path = load_predictor(current)  # after the rig: no rig, no wait
+            with Live(console=console, auto_refresh=False, transient=True) as live:
 
-            def show(summary: SampleSummary, workers: Mapping[str, object]) -> None:
-                live.update(summary_table(summary, workers), refresh=True)
+                def show(summary: SampleSummary, workers: Mapping[str, object]) -> None:
+                    live.update(summary_table(summary, workers), refresh=True)
 
-            job = rig_acquisition(rig, sample, max_fields, out_dir)
-            outcome = analyse(
-                current, [job], predictor=predictor, model_path=model_path, on_summary=show
-            )
+                job = rig_acquisition(rig, sample, max_fields, out_dir)
+                outcome = analyse(
+                    current, [job], predictor=predictor, model_path=model_path, on_summary=show
+                )
+    except (KeyboardInterrupt, SystemExit) as exc:
+        _where_the_run_stands(sample, out_dir, exc)
+        raise
     _show_outcome(outcome)
+
+
+def _where_the_run_stands(sample: str, out_dir: Path, exc: BaseException) -> None:
+    """After Ctrl-C or SIGTERM: what was saved, and how to analyse it."""
+    from leukoscope.errors import StorageError
+    from leukoscope.instrument.storage import list_fields
+    from leukoscope.pipeline.runner import stop_reason
+
+    try:
+        saved = len(list_fields(out_dir))
+    except StorageError:
+        saved = 0
+    how = f"; analyse them with: leukoscope batch {out_dir}" if saved else ""
+    _notice(f"{stop_reason(exc)}: {saved} field(s) of sample {sample} saved in {out_dir}{how}")
 
 
 @app.command("batch")
@@ -791,7 +809,13 @@ def _run_worker(role: str, connect: str) -> None:
 
     endpoints = Endpoints.parse(connect)
     with stop_on_signals() as stop:
-        run_worker("segment" if role == "segment" else "classify", settings(), endpoints, stop=stop)
+        run_worker(
+            "segment" if role == "segment" else "classify",
+            settings(),
+            endpoints,
+            stop=stop,
+            notify=_notice,
+        )
 
 
 @app.command("send")
@@ -812,11 +836,15 @@ def send_command(
         except StorageError as exc:
             err_console.print(f"skipped {path}: {exc}", markup=False, highlight=False)
     with stop_on_signals() as stop:
-        finals = send(settings(), jobs, Endpoints.parse(connect), stop=stop)
+        finals = send(settings(), jobs, Endpoints.parse(connect), stop=stop, notify=_notice)
     for summary in finals.values():
         _print_summary(summary)
     if len(finals) < len(paths):
         raise typer.Exit(1)
+
+
+def _notice(message: str) -> None:
+    err_console.print(message, markup=False, highlight=False, soft_wrap=True)
 
 
 def _print_summary(summary: SampleSummary) -> None:
@@ -982,6 +1010,8 @@ def main() -> None:
         for line in str(exc).splitlines():
             typer.echo(f"error: {line}", err=True)
         raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
     except OSError as exc:  # the system refused (disk full, read-only, permissions): one line
         where = f"{exc.filename}: " if exc.filename else ""
         typer.echo(f"error: {where}{exc.strerror or exc}", err=True)

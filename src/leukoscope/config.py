@@ -379,6 +379,12 @@ class PipelineConfig(_Section):
     worker_timeout_s: float = Field(
         default=10.0, gt=0.0, le=3600.0, description="re-dispatch after, s"
     )
+    connect_timeout_s: float = Field(
+        default=300.0,
+        gt=0.0,
+        le=86400.0,
+        description="workers and send give up after this long without a serve process, s",
+    )
     live_endpoint: str = Field(
         default="tcp://127.0.0.1:5554",
         description="embedded runs also publish live summaries here; empty = off",

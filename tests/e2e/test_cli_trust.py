@@ -13,19 +13,24 @@ from typer.testing import CliRunner
 from leukoscope.cli import app
 from leukoscope.instrument import storage
 
+from ..integration.pipeline_helpers import free_base_port
 
-def leukoscope(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+
+def leukoscope(
+    cwd: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """The installed command as a user runs it (default config, no LEUKOSCOPE_* overrides)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEUKOSCOPE")}
-    env.update(
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("LEUKOSCOPE")}
+    environ.update(
         LEUKOSCOPE__RIG__CAMERA__WIDTH="128", LEUKOSCOPE__RIG__CAMERA__HEIGHT="96", COLUMNS="120"
     )
+    environ.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "leukoscope", *args],
         capture_output=True,
         text=True,
         timeout=120,
-        env=env,
+        env=environ,
         cwd=cwd,
         check=False,
     )
@@ -146,3 +151,57 @@ def test_bind_past_the_last_port_is_one_line(tmp_path: Path) -> None:
         leukoscope(tmp_path, "serve", "--bind", "tcp://127.0.0.1:70000", "--db", "r.sqlite")
     )
     assert "65535" in line
+
+
+@pytest.mark.parametrize("command", ["send", "worker"])
+def test_send_and_worker_without_a_server_say_so_and_give_up(tmp_path: Path, command: str) -> None:
+    address = f"tcp://127.0.0.1:{free_base_port()}"
+    args = {
+        "send": ["send", str(tmp_path / "nothing"), "--connect", address],
+        "worker": ["worker", "segment", "--connect", address],
+    }[command]
+    env_timeout = {"LEUKOSCOPE__PIPELINE__CONNECT_TIMEOUT_S": "5"}
+    result = leukoscope(tmp_path, *args, env=env_timeout)
+    assert result.returncode == 2, result.stderr
+    assert "(Ctrl-C to stop)" in result.stderr
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "no leukoscope serve answered" in errors[0], result.stderr
+
+
+def test_sigterm_during_run_stores_terminated_and_says_how_to_resume(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    from leukoscope.pipeline.store import ResultStore
+
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("LEUKOSCOPE")}
+    environ.update(
+        LEUKOSCOPE__RIG__CAMERA__WIDTH="256",
+        LEUKOSCOPE__RIG__CAMERA__HEIGHT="256",
+        LEUKOSCOPE__CLASSIFIER__THREADS="1",
+    )
+    args = ["run", "--simulate", "--sample", "T-1", "--cells", "0", "--max-fields", "500"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "leukoscope", *args],
+        cwd=tmp_path,
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    folder = tmp_path / "acquisitions" / "T-1"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and not (
+        folder.is_dir() and len(storage.list_fields(folder)) >= 1
+    ):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode != 0 and "Traceback" not in stderr, stderr
+    assert "terminated: " in stderr and "leukoscope batch acquisitions/T-1" in stderr, stderr
+    with ResultStore(tmp_path / "leukoscope.sqlite", read_only=True) as store:
+        (row,) = store.samples()
+    assert (row["status"], row["reason"]) == ("incomplete", "terminated")
+    saved = storage.read_acquisition_meta(folder).fields
+    assert saved == len(storage.list_fields(folder)) >= 1

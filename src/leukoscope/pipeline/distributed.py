@@ -10,7 +10,7 @@ import functools
 import logging
 import signal
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
@@ -22,6 +22,7 @@ from leukoscope.config import PipelineConfig, Settings
 from leukoscope.errors import SecurityError
 from leukoscope.pipeline.aggregator import Aggregator, SummaryCallback
 from leukoscope.pipeline.endpoints import Endpoints
+from leukoscope.pipeline.reach import wait_for_server
 from leukoscope.pipeline.security import CurveKeys, check_bind
 from leukoscope.pipeline.sources import SampleJob
 from leukoscope.pipeline.stages import ClassifyWorker, SegmentWorker, Source
@@ -130,8 +131,10 @@ def run_worker(
     connect: Endpoints,
     *,
     stop: threading.Event,
+    notify: Callable[[str], None] = log.warning,
 ) -> None:
-    """Run one segment or classify worker against a `serve` process until `stop`."""
+    """Run one segment or classify worker against a `serve` process until `stop`; `notify` hears
+    that it waits for the server, and when it is connected."""
     config = settings.pipeline
     keys = client_keys(config)
     context: zmq.Context[Any] = zmq.Context()
@@ -157,10 +160,31 @@ def run_worker(
                 classify=lambda crops: predictor.predict(crops).head_probabilities,
                 modalities=predictor.modalities,
             )
-        log.info("%s connected to %s", worker.name, connect.results)
+        if not _reached(context, connect, keys, stop, config, notify):
+            return
+        notify(f"{worker.name} connected to {connect.results.rpartition(':')[0]}")
         worker.run()
     finally:
         context.term()
+
+
+def _reached(
+    context: zmq.Context[Any],
+    connect: Endpoints,
+    keys: CurveKeys | None,
+    stop: threading.Event,
+    config: PipelineConfig,
+    notify: Callable[[str], None],
+) -> bool:
+    """Wait (saying so) until the serve process answers; False if stopped first."""
+    return wait_for_server(
+        context,
+        connect.results,
+        keys=keys,
+        stop=stop,
+        timeout_s=config.connect_timeout_s,
+        notify=notify,
+    )
 
 
 def _model_input_size(settings: Settings) -> int:
@@ -178,11 +202,14 @@ def send(
     connect: Endpoints,
     *,
     stop: threading.Event,
+    notify: Callable[[str], None] = log.warning,
 ) -> dict[str, SampleSummary]:
     """Stream samples to a `serve` process; the final summary of each, as published."""
     keys = client_keys(settings.pipeline)
     context: zmq.Context[Any] = zmq.Context()
     try:
+        if not _reached(context, connect, keys, stop, settings.pipeline, notify):
+            return {}
         source = Source(context, connect, stop, keys=keys)
         for job in jobs:
             if stop.is_set():

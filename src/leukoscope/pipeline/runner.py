@@ -58,6 +58,16 @@ def _stream(source: Source, jobs: Sequence[SampleJob]) -> None:
         source.send_sample(job.sample_id, job.fields, job.fields_total, path, job.simulated)
 
 
+def stop_reason(exc: BaseException) -> str:
+    """What an aborted sample's reason says: interrupted (Ctrl-C), terminated (SIGTERM), or the
+    pipeline error."""
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    if isinstance(exc, SystemExit):
+        return "terminated"
+    return f"pipeline error: {exc}"
+
+
 def run_embedded(
     config: PipelineConfig,
     jobs: Sequence[SampleJob],
@@ -121,7 +131,7 @@ def run_embedded(
     try:
         aggregator.run_until(done, timeout_s=timeout_s)
     except BaseException as exc:
-        reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"pipeline error: {exc}"
+        reason = stop_reason(exc)
         for sample_id in list(aggregator.samples):
             aggregator.abort(sample_id, reason)
         raise

@@ -1,0 +1,63 @@
+"""Change one setting in a user's config file and keep everything else as written (comments,
+order, formatting): `calibrate --write` edits only `rig.registration.offsets_px`."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+import tomlkit
+from pydantic import ValidationError
+from tomlkit.items import Table
+
+from leukoscope.config import Settings, format_validation_error
+from leukoscope.errors import ConfigError
+from leukoscope.instrument.storage import atomic_write_bytes
+from leukoscope.types import Modality
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+OFFSET_DECIMALS = 2
+"""Offsets are written to 0.01 px: finer is below what registration resolves."""
+
+
+def _table(parent: tomlkit.TOMLDocument | Table, key: str) -> Table:
+    node = parent.get(key)
+    if node is None:
+        node = tomlkit.table()
+        parent[key] = node
+    if not isinstance(node, Table):
+        raise ConfigError(f"{key} is not a table in the config file")
+    return node
+
+
+def write_offsets(path: Path, offsets: Mapping[Modality, tuple[float, float]]) -> Settings:
+    """Set `rig.registration.offsets_px` in `path` (created if missing), nothing else; the
+    settings the file now gives. ConfigError if the file is not valid TOML or the result is not
+    a valid configuration (the file is then left as it was)."""
+    try:
+        text = path.read_text(encoding="utf-8") if path.exists() else ""
+        document = tomlkit.parse(text)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc}") from None
+    except tomlkit.exceptions.ParseError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    registration = _table(_table(document, "rig"), "registration")
+    values = tomlkit.table()
+    for modality, (dy, dx) in offsets.items():
+        values[modality.value] = [
+            round(dy, OFFSET_DECIMALS) + 0.0,
+            round(dx, OFFSET_DECIMALS) + 0.0,
+        ]
+    registration["offsets_px"] = values
+    new_text = tomlkit.dumps(document)
+    try:
+        settings = Settings.model_validate(tomllib.loads(new_text))
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, str(path))) from None
+    atomic_write_bytes(path, new_text.encode("utf-8"))
+    return settings
