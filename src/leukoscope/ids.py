@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from leukoscope.errors import ParameterError
 
@@ -23,8 +23,15 @@ SAMPLE_ID_RULE = (
     "starting with a letter or digit"
 )
 
-SampleId = Annotated[str, Field(min_length=1, max_length=SAMPLE_ID_MAX, pattern=SAMPLE_ID_PATTERN)]
-"""A sample id in a pydantic model (wire headers, acquisition.json)."""
+
+def _sample_id(value: str) -> str:
+    if not is_sample_id(value):
+        raise ValueError(f"sample id {value!r} is not allowed: use {SAMPLE_ID_RULE}")
+    return value
+
+
+SampleId = Annotated[str, Field(min_length=1, max_length=SAMPLE_ID_MAX), AfterValidator(_sample_id)]
+"""A sample id in a pydantic model (wire headers, acquisition.json): the error states the rule."""
 
 
 def is_sample_id(value: object) -> bool:
