@@ -217,122 +217,6 @@ class SegmentationConfig(_Section):
         description="a piece under max_lobe_um2 joins a neighbour while they fit this radius, um",
     )
     max_lobe_um2: float = Field(
-        default=25.0, gt=0.0, description="pieces smaller than this are lobes or fragments, um^2"
-    )
-    min_area_um2: float = Field(default=12.0, gt=0.0, description="smallest nucleus area, um^2")
-    max_area_um2: float = Field(default=250.0, gt=0.0, description="largest nucleus area, um^2")
-    max_extent_um: float = Field(
-        default=12.0, gt=0.0, le=100.0, description="largest nucleus radius from its centre, um"
-    )
-    border_um: float = Field(
-        default=2.5,
-        gt=0.0,
-        le=100.0,
-        description="cells this close to (or cut along) the border are dropped, um",
-    )
-    crop_um: float = Field(
-        default=24.0, gt=0.0, le=500.0, description="side of the square cut around each cell, um"
-    )
-
-    @model_validator(mode="after")
-    def _ordered(self) -> SegmentationConfig:
-        if self.min_area_um2 >= self.max_area_um2:
-            raise ValueError(
-                f"min_area_um2 {self.min_area_um2} must be below max_area_um2 {self.max_area_um2}"
-            )
-        return self
-
-
-class SegmentationConfig(_Section):
-    """White-cell detection in the fluorescence frame; every size in micrometres."""
-
-    working_px_um: float = Field(
-        default=1.0, gt=0.0, le=10.0, description="pixel size of the detection image, um"
-    )
-    background_um: float = Field(
-        default=30.0, gt=0.0, le=1000.0, description="background window (opening + blur), um"
-    )
-    smooth_um: float = Field(default=0.75, gt=0.0, le=20.0, description="Gaussian smoothing, um")
-    threshold_sigmas: float = Field(
-        default=6.0, gt=0.0, le=100.0, description="noise floor: median + this x robust sigma"
-    )
-    close_um: float = Field(
-        default=1.0, gt=0.0, le=20.0, description="closing inside a nucleus, um"
-    )
-    marker_sigma_um: float = Field(
-        default=1.5, gt=0.0, le=20.0, description="blur of the split-marker landscape, um"
-    )
-    marker_radius_um: float = Field(
-        default=4.0, gt=0.0, le=50.0, description="a split marker is the maximum within this, um"
-    )
-    max_nucleus_um: float = Field(
-        default=7.0, gt=0.0, le=50.0, description="lobes merge while they fit this radius, um"
-    )
-    max_cell_um: float = Field(
-        default=9.0,
-        gt=0.0,
-        le=50.0,
-        description="a piece under max_lobe_um2 joins a neighbour while they fit this radius, um",
-    )
-    max_lobe_um2: float = Field(
-        default=45.0, gt=0.0, description="pieces smaller than this are lobes or fragments, um^2"
-    )
-    min_area_um2: float = Field(default=12.0, gt=0.0, description="smallest nucleus area, um^2")
-    max_area_um2: float = Field(default=250.0, gt=0.0, description="largest nucleus area, um^2")
-    max_extent_um: float = Field(
-        default=12.0, gt=0.0, le=100.0, description="largest nucleus radius from its centre, um"
-    )
-    border_um: float = Field(
-        default=2.5,
-        gt=0.0,
-        le=100.0,
-        description="cells this close to (or cut along) the border are dropped, um",
-    )
-    crop_um: float = Field(
-        default=24.0, gt=0.0, le=500.0, description="side of the square cut around each cell, um"
-    )
-
-    @model_validator(mode="after")
-    def _ordered(self) -> SegmentationConfig:
-        if self.min_area_um2 >= self.max_area_um2:
-            raise ValueError(
-                f"min_area_um2 {self.min_area_um2} must be below max_area_um2 {self.max_area_um2}"
-            )
-        return self
-
-
-class SegmentationConfig(_Section):
-    """White-cell detection in the fluorescence frame; every size in micrometres."""
-
-    working_px_um: float = Field(
-        default=1.0, gt=0.0, le=10.0, description="pixel size of the detection image, um"
-    )
-    background_um: float = Field(
-        default=30.0, gt=0.0, le=1000.0, description="background window (opening + blur), um"
-    )
-    smooth_um: float = Field(default=0.75, gt=0.0, le=20.0, description="Gaussian smoothing, um")
-    threshold_sigmas: float = Field(
-        default=6.0, gt=0.0, le=100.0, description="noise floor: median + this x robust sigma"
-    )
-    close_um: float = Field(
-        default=1.0, gt=0.0, le=20.0, description="closing inside a nucleus, um"
-    )
-    marker_sigma_um: float = Field(
-        default=1.5, gt=0.0, le=20.0, description="blur of the split-marker landscape, um"
-    )
-    marker_radius_um: float = Field(
-        default=4.0, gt=0.0, le=50.0, description="a split marker is the maximum within this, um"
-    )
-    max_nucleus_um: float = Field(
-        default=7.0, gt=0.0, le=50.0, description="lobes merge while they fit this radius, um"
-    )
-    max_cell_um: float = Field(
-        default=9.0,
-        gt=0.0,
-        le=50.0,
-        description="a piece under max_lobe_um2 joins a neighbour while they fit this radius, um",
-    )
-    max_lobe_um2: float = Field(
         default=45.0, gt=0.0, description="pieces smaller than this are lobes or fragments, um^2"
     )
     min_area_um2: float = Field(default=6.0, gt=0.0, description="smallest nucleus area, um^2")
@@ -402,8 +286,6 @@ class PipelineConfig(_Section):
     curve_server_key: Path | None = Field(default=None, description="CurveZMQ server secret key")
     curve_client_key: Path | None = Field(default=None, description="CurveZMQ client secret key")
     results_db: Path = Field(default=Path("leukoscope.sqlite"), description="SQLite results")
-    segmentation: SegmentationConfig = Field(default_factory=SegmentationConfig)
-    segmentation: SegmentationConfig = Field(default_factory=SegmentationConfig)
     segmentation: SegmentationConfig = Field(default_factory=SegmentationConfig)
 
 
