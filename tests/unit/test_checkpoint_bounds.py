@@ -74,3 +74,16 @@ def test_absurd_or_non_finite_metadata_is_refused(
 def test_nan_weights_are_refused(saved: Path, tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="not finite"):
         read_checkpoint(tampered(saved, tmp_path, poison=True))
+
+
+def test_a_corrupted_weight_byte_is_caught_by_the_content_digest(
+    saved: Path, tmp_path: Path
+) -> None:
+    payload = torch.load(saved, map_location="cpu", weights_only=True)
+    assert len(payload["digest"]) == 64
+    name = next(k for k, v in payload["state_dict"].items() if v.is_floating_point())
+    payload["state_dict"][name].view(-1)[0] += 0.5  # finite, plausible, wrong
+    path = tmp_path / "flipped.pt"
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match="content digest"):
+        read_checkpoint(path)

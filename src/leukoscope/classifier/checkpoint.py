@@ -7,6 +7,7 @@ checks the metadata against what the caller expects and refuses a mismatch, nami
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -93,7 +94,13 @@ def save_checkpoint(path: Path, model: nn.Module, meta: ModelMeta) -> None:
     """Write weights and metadata to `path` atomically."""
     path = Path(path)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    payload = {"format": FORMAT_TAG, "meta": meta.model_dump_json(), "state_dict": state}
+    meta_json = meta.model_dump_json()
+    payload = {
+        "format": FORMAT_TAG,
+        "meta": meta_json,
+        "state_dict": state,
+        "digest": content_digest(meta_json, state),
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -105,6 +112,18 @@ def save_checkpoint(path: Path, model: nn.Module, meta: ModelMeta) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def content_digest(meta_json: str, state: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over the metadata and every weight (name, dtype, shape, bytes), in name order:
+    any corrupted byte of what is loaded changes it."""
+    digest = hashlib.sha256(meta_json.encode("utf-8"))
+    for name in sorted(state):
+        tensor = state[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        if tensor.numel():
+            digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], ModelMeta]:
@@ -147,6 +166,9 @@ def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], ModelMeta]:
     if bad:
         shown = ", ".join(bad[:3]) + (" ..." if len(bad) > 3 else "")
         raise CheckpointError(f"{path}: corrupt weights (not finite, or not tensors): {shown}")
+    stored = payload.get("digest")  # absent in checkpoints written before it was added
+    if stored is not None and stored != content_digest(payload["meta"], state):
+        raise CheckpointError(f"{path}: corrupt checkpoint (content digest does not match)")
     return state, meta
 
 
