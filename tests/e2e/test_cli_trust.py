@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -205,3 +206,47 @@ def test_sigterm_during_run_stores_terminated_and_says_how_to_resume(tmp_path: P
     assert (row["status"], row["reason"]) == ("incomplete", "terminated")
     saved = storage.read_acquisition_meta(folder).fields
     assert saved == len(storage.list_fields(folder)) >= 1
+
+
+@pytest.fixture
+def small_fs(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MiB tmpfs (root only; skipped where mounting is not allowed), unmounted after."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_disk_full_during_acquire_is_one_line(small_fs: Path, tmp_path: Path) -> None:
+    out = small_fs / "S-1"
+    args = ["acquire", "--simulate", "--sample", "S-1", "--fields", "5", "--out", str(out)]
+    env = {"LEUKOSCOPE__RIG__CAMERA__WIDTH": "512", "LEUKOSCOPE__RIG__CAMERA__HEIGHT": "512"}
+    result = leukoscope(tmp_path, *args, env=env)  # stderr also holds the progress bar
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "no space left on the device" in errors[0].lower(), errors
+
+
+def test_read_only_folders_are_one_line(small_fs: Path, tmp_path: Path) -> None:
+    db = tmp_path / "r.sqlite"
+    stored_sample(db)
+    subprocess.run(["mount", "-o", "remount,ro", str(small_fs)], check=True)
+    commands = [
+        ["config", "init", str(small_fs / "leukoscope.toml")],
+        ["keys", "generate", str(small_fs / "keys")],
+        ["acquire", "--simulate", "--sample", "S-1", "--fields", "1", "--out", str(small_fs / "S")],
+        ["simulate", "acquisition", str(small_fs / "A"), "--sample", "A-1", "--fields", "1"],
+        ["report", "S-9", "--db", str(db), "--out", str(small_fs / "r.html")],
+    ]
+    for args in commands:
+        line = one_error_line(leukoscope(tmp_path, *args))
+        assert "Read-only file system" in line, (args, line)

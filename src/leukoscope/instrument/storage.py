@@ -16,9 +16,11 @@ and raises StorageError naming the file and the problem. The files open in Fiji,
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
+import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -117,9 +119,20 @@ def _atomic(path: Path) -> Iterator[IO[bytes]]:
         with suppress(OSError):
             tmp.unlink(missing_ok=True)
         if isinstance(exc, OSError) and not isinstance(exc, StorageError):  # disk full, read-only
-            raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from None
+            raise StorageError(f"cannot write {path}: {_why(exc, path.parent)}") from None
         raise
     _fsync_dir(path.parent)
+
+
+def _why(exc: OSError, folder: Path) -> str:
+    """The system's reason, saying so when the disk is full (some writers report a short write)."""
+    reason = exc.strerror or str(exc)
+    if exc.errno == errno.ENOSPC:
+        return reason
+    with suppress(OSError):
+        if shutil.disk_usage(folder).free < 1 << 20:
+            return f"{reason} (no space left on the device)"
+    return reason
 
 
 def _fsync_dir(folder: Path) -> None:
