@@ -1013,6 +1013,30 @@ def report_command(
     err_console.print(f"wrote {target}", markup=False, highlight=False)
 
 
+@app.command("review")
+def review_command(
+    db: Annotated[Path | None, typer.Option(help="Results database (SQLite).")] = None,
+    host: Annotated[
+        str, typer.Option(help="Address to listen on; off loopback a --token is required.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8765,
+    token: Annotated[
+        str | None,
+        typer.Option(envvar="LEUKOSCOPE_REVIEW_TOKEN", help="Access token (16+ characters)."),
+    ] = None,
+) -> None:
+    """Serve the review web page: reclassify cells, sign a sample off (docs/review.md)."""
+    from leukoscope.report.data import open_results
+    from leukoscope.review.server import check_bind, serve
+
+    check_bind(host, port, token)
+    current = settings()
+    database = db or current.pipeline.results_db
+    open_results(database).close()  # one clear line for a missing or foreign file
+    err_console.print(f"review {database} at http://{host}:{port}/ (Ctrl-C to stop)", markup=False)
+    serve(database, current, host=host, port=port, token=token)
+
+
 def _write_text(path: Path, text: str) -> None:
     """Write a file the user named; one error line (StorageError) when it cannot be written."""
     from leukoscope.errors import StorageError

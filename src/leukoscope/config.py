@@ -54,17 +54,27 @@ class LightChannel(_Section):
     )
     display_name: str = Field(default="", description="name shown to users")
     wavelength_nm: float = Field(default=0.0, ge=0.0, le=2000.0, description="peak wavelength, nm")
+    display_color: str = Field(
+        default="#ffffff",
+        pattern=r"^#[0-9a-fA-F]{6}$",
+        description="colour the review page draws this light in, #rrggbb",
+    )
 
 
 def _default_lights() -> dict[Modality, LightChannel]:
     names = {
-        Modality.COLOR1: ("blue", 450.0),
-        Modality.COLOR2: ("green", 530.0),
-        Modality.COLOR3: ("red", 630.0),
-        Modality.FLUORESCENCE: ("fluorescence excitation", 470.0),
+        Modality.COLOR1: ("blue", 450.0, "#0000ff"),
+        Modality.COLOR2: ("green", 530.0, "#00ff00"),
+        Modality.COLOR3: ("red", 630.0, "#ff0000"),
+        Modality.FLUORESCENCE: ("fluorescence excitation", 470.0, "#40ff60"),
     }
     return {
-        m: LightChannel(channel=i + 1, display_name=names[m][0], wavelength_nm=names[m][1])
+        m: LightChannel(
+            channel=i + 1,
+            display_name=names[m][0],
+            wavelength_nm=names[m][1],
+            display_color=names[m][2],
+        )
         for i, m in enumerate(MODALITIES)
     }
 

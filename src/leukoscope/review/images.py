@@ -1,0 +1,80 @@
+"""Cell pictures for review: the stored thumbnail (one tile per modality, side by side) split into
+its modalities, each auto-contrasted, the three bright-field lights combined in their display
+colours, the fluorescence in its own; PNG bytes at the stored crop's resolution."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from leukoscope.config import Settings
+from leukoscope.errors import StorageError
+from leukoscope.pipeline.store import png_thumbnail
+from leukoscope.types import MODALITIES, Modality
+
+BRIGHT_FIELD = (Modality.COLOR1, Modality.COLOR2, Modality.COLOR3)
+VIEWS = ("composite", *(m.value for m in MODALITIES))
+"""What `cell_view` draws: the bright-field composite, or one modality in its display colour."""
+LOW_PERCENTILE, HIGH_PERCENTILE = 1.0, 99.5
+
+
+def hex_rgb(colour: str) -> np.ndarray:
+    """'#rrggbb' as floats in [0, 1] (R, G, B)."""
+    return np.array([int(colour[i : i + 2], 16) / 255.0 for i in (1, 3, 5)], dtype=np.float32)
+
+
+def display_colours(settings: Settings) -> dict[Modality, np.ndarray]:
+    """Each light's display colour from the configuration ([rig.lights.channels.*])."""
+    return {m: hex_rgb(c.display_color) for m, c in settings.rig.lights.channels.items()}
+
+
+def split_tiles(png: bytes, modalities: tuple[Modality, ...]) -> dict[Modality, np.ndarray]:
+    """The stored thumbnail's tiles (one square per modality, left to right), as float32."""
+    image = cv2.imdecode(np.frombuffer(png, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if image is None or image.ndim < 2:
+        raise StorageError("cell thumbnail is not a readable PNG")
+    if image.ndim == 3:
+        image = image.mean(axis=-1)
+    side = image.shape[0]
+    if side == 0 or image.shape[1] != side * len(modalities):
+        raise StorageError(
+            f"cell thumbnail of {image.shape[1]}x{side} px does not hold {len(modalities)} tiles"
+        )
+    tiles = image.astype(np.float32)
+    return {m: tiles[:, i * side : (i + 1) * side] for i, m in enumerate(modalities)}
+
+
+def auto_contrast(tile: np.ndarray) -> np.ndarray:
+    """Stretch a tile so its 1st..99.5th percentiles span [0, 1]."""
+    low, high = np.percentile(tile, [LOW_PERCENTILE, HIGH_PERCENTILE])
+    if high - low < 1e-6:
+        return np.zeros_like(tile)
+    return np.clip((tile - low) / (high - low), 0.0, 1.0)
+
+
+def _rgb_png(rgb: np.ndarray) -> bytes:
+    """float RGB in [0, 1] -> PNG bytes (OpenCV writes BGR)."""
+    bgr = (np.clip(rgb[..., ::-1], 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return png_thumbnail(bgr)
+
+
+def cell_view(
+    png: bytes, modalities: tuple[Modality, ...], colours: dict[Modality, np.ndarray], view: str
+) -> bytes:
+    """One picture of a cell: `composite` (the bright-field lights, each auto-contrasted, in
+    their display colours, added) or one modality, auto-contrasted, in its display colour."""
+    if view not in VIEWS:
+        raise StorageError(f"unknown view {view!r}")
+    tiles = split_tiles(png, modalities)
+    if view == "composite":
+        present = [m for m in BRIGHT_FIELD if m in tiles]
+        if not present:
+            raise StorageError("the model saw no bright-field light: no composite to draw")
+        total = sum(colours[m] for m in present)
+        scale = np.where(total > 0, 1.0 / np.maximum(total, 1e-6), 0.0)
+        rgb = sum(auto_contrast(tiles[m])[..., None] * colours[m] for m in present)
+        return _rgb_png(np.asarray(rgb) * scale)
+    modality = Modality(view)
+    if modality not in tiles:
+        raise StorageError(f"the stored crop holds no {view} image")
+    return _rgb_png(auto_contrast(tiles[modality])[..., None] * colours[modality])

@@ -1,0 +1,104 @@
+"""The review app's two HTML pages: the sample list and the (script-driven) review page shell.
+
+No inline script or style (the CSP allows only the app's own files); every text is escaped.
+"""
+
+from __future__ import annotations
+
+import html
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import quote
+
+from leukoscope.review.store import ReviewState
+
+KEYS = (
+    ("n", "NEU"), ("l", "LYM"), ("m", "MO"), ("e", "EOS"), ("b", "BAS"),
+    ("a", "artefact (not a white cell: leaves the count)"),
+    ("s", "smudge / unclassifiable (leaves the differential)"),
+    ("→ / j", "next"), ("← / k", "previous"), ("f", "flagged cells only"),
+    ("Enter / z", "enlarge (all four lights)"), ("Esc", "close"),
+)  # fmt: skip
+
+
+def esc(value: object) -> str:
+    """HTML-escaped text."""
+    return html.escape(str(value), quote=True)
+
+
+def utc(seconds: float | None) -> str:
+    """A Unix time as 'YYYY-MM-DD HH:MM UTC' ('' for None)."""
+    if seconds is None:
+        return ""
+    return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _head(title: str) -> str:
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>{esc(title)}</title>"
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<link rel="stylesheet" href="/static/review.css"></head>'
+    )
+
+
+def review_label(state: ReviewState | None) -> str:
+    """How the list names a sample's review state."""
+    if state is None or (state.state == "open" and state.edits == 0):
+        return "not reviewed"
+    if state.released:
+        return f"released by {state.reviewer}, {utc(state.released_s)}"
+    return "in review"
+
+
+def index_html(
+    samples: list[dict[str, Any]], states: dict[tuple[str, str], ReviewState], database: str
+) -> str:
+    """Every sample of the database, newest first, with its status and review state."""
+    rows = []
+    for s in reversed(samples):
+        run, sample = s["run_id"], s["sample_id"]
+        state = states.get((run, sample))
+        href = f"/sample/{quote(run, safe='')}/{quote(sample, safe='')}"
+        review = review_label(state)
+        css = "released" if state and state.released else "pending"
+        rows.append(
+            f'<tr data-sample="{esc(sample)}"><td><a href="{esc(href)}">{esc(sample)}</a></td>'
+            f'<td class="mono">{esc(run[:8])}</td><td>{esc(utc(s["started_s"]))}</td>'
+            f"<td>{esc(s['status'])}</td><td>{s['cells_counted']}</td>"
+            f'<td class="{css}">{esc(review)}</td></tr>'
+        )
+    body = (
+        "".join(rows) if rows else '<tr><td colspan="6">No samples in this database yet.</td></tr>'
+    )
+    return (
+        f"{_head('leukoscope review')}<body><header><h1>Samples to review</h1>"
+        f'<p class="mono">{esc(database)}</p></header><main><table id="samples"><thead><tr>'
+        "<th>sample</th><th>run</th><th>acquired</th><th>status</th><th>cells</th>"
+        f"<th>review</th></tr></thead><tbody>{body}</tbody></table></main></body></html>"
+    )
+
+
+def review_html(run_id: str, sample_id: str, csrf: str) -> str:
+    """The review page shell; review.js fills it from `/api/sample/<run>/<sample>`."""
+    keys = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in KEYS)
+    return (
+        f"{_head(f'Review {sample_id}')}"
+        f'<body data-run="{esc(run_id)}" data-sample="{esc(sample_id)}" data-csrf="{esc(csrf)}">'
+        f'<header><a href="/">← samples</a><h1>Review <span id="sample">{esc(sample_id)}</span>'
+        f'</h1><p id="state" role="status">loading…</p>'
+        '<label>Reviewer <input id="reviewer" autocomplete="name" maxlength="64"></label>'
+        '<button id="release" type="button">Sign off and release</button>'
+        '<span id="reopen-box"><input id="reopen-reason" placeholder="reason to reopen" '
+        'maxlength="500"><button id="reopen" type="button">Reopen</button></span>'
+        '<label><input type="checkbox" id="flagged-only"> flagged only (f)</label>'
+        '<p id="message" role="alert"></p></header>'
+        '<main><section id="differential-box"><h2>Differential</h2>'
+        '<table id="differential"><thead><tr><th>class</th><th>reviewed</th><th>%</th>'
+        "<th>95% interval</th><th>original</th><th>%</th></tr></thead><tbody></tbody></table>"
+        '<p id="counts"></p><dl id="keys">'
+        f"{keys}</dl></section>"
+        '<section id="galleries"></section></main>'
+        '<div id="zoom" hidden><div id="zoom-images"></div><p id="zoom-caption"></p></div>'
+        '<script src="/static/review.js"></script></body></html>'
+    )

@@ -1,0 +1,167 @@
+// leukoscope review page: keyboard-first reclassification and sign-off (docs/review.md).
+"use strict";
+(() => {
+  const body = document.body;
+  const run = body.dataset.run;
+  const sample = body.dataset.sample;
+  const csrf = body.dataset.csrf;
+  const base = `/api/sample/${encodeURIComponent(run)}/${encodeURIComponent(sample)}`;
+  const img = (c, view) =>
+    `/img/${encodeURIComponent(run)}/${encodeURIComponent(sample)}/${c.fov}/${c.cell_index}/${view}.png`;
+  const KEYS = { n: "NEU", l: "LYM", m: "MO", e: "EOS", b: "BAS", a: "ARTEFACT", s: "SMUDGE" };
+  const CLASSES = ["NEU", "LYM", "MO", "EOS", "BAS"];
+  const VIEWS = ["composite", "color1", "color2", "color3", "fluorescence"];
+  const $ = (id) => document.getElementById(id);
+  let state = null;
+  let order = []; // cell ids in gallery order
+  let current = 0;
+  let busy = false;
+
+  const id = (c) => `cell-${c.fov}-${c.cell_index}`;
+  const say = (text) => { $("message").textContent = text; };
+  const reviewer = $("reviewer");
+  reviewer.value = localStorage.getItem("leukoscope-reviewer") || "";
+  reviewer.addEventListener("change", () => localStorage.setItem("leukoscope-reviewer", reviewer.value.trim()));
+
+  async function call(path, payload) {
+    const response = await fetch(base + path, payload === undefined ? {} : {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
+      body: JSON.stringify(payload),
+    });
+    const data = await response.json();
+    if (!response.ok) throw new Error(data.error || `HTTP ${response.status}`);
+    return data;
+  }
+
+  const pct = (v) => v.toFixed(1);
+  function renderDifferential() {
+    const rows = state.reviewed.map((r, i) => {
+      const o = state.original[i];
+      const changed = r.count !== o.count ? " changed" : "";
+      return `<tr data-class="${r.cell_class}" class="${changed}"><th>${r.cell_class}</th>` +
+        `<td class="count">${r.count}</td><td class="percent">${pct(r.percent)}</td>` +
+        `<td class="ci">${pct(r.ci_low_percent)} – ${pct(r.ci_high_percent)}</td>` +
+        `<td class="original">${o.count}</td><td>${pct(o.percent)}</td></tr>`;
+    });
+    $("differential").tBodies[0].innerHTML = rows.join("");
+    $("counts").textContent = `${state.counted_reviewed} cells counted after review ` +
+      `(original ${state.counted_original}); artefacts ${state.artefacts}, smudges ${state.smudges}`;
+    const released = state.state === "released";
+    $("state").textContent = released
+      ? `Released by ${state.reviewer} at ${new Date(state.released_s * 1000).toISOString()}: locked`
+      : `Open for review (status ${state.status}); version ${state.version}`;
+    body.classList.toggle("released", released);
+    $("release").disabled = released;
+    $("reopen-box").hidden = !released;
+  }
+
+  function buildGalleries() {
+    const byClass = Object.fromEntries(CLASSES.map((c) => [c, []]));
+    for (const c of state.cells) byClass[c.original].push(c);
+    const parts = [];
+    for (const cls of CLASSES) {
+      const cells = byClass[cls];
+      const figures = cells.map((c) =>
+        `<figure class="cell" id="${id(c)}" tabindex="-1">` +
+        `<img loading="lazy" alt="" width="96" height="96" src="${img(c, "composite")}">` +
+        `<img loading="lazy" alt="" width="96" height="96" src="${img(c, "fluorescence")}">` +
+        `<figcaption><b class="label"></b> <span class="meta">f${c.fov} #${c.cell_index} ` +
+        `p ${c.probability.toFixed(2)}</span></figcaption></figure>`);
+      parts.push(`<h2 id="gallery-${cls}">${cls} (classifier: ${cells.length})</h2>` +
+        `<div class="gallery" data-class="${cls}">${figures.join("")}</div>`);
+    }
+    $("galleries").innerHTML = parts.join("");
+    for (const c of state.cells) $(id(c)).addEventListener("click", () => { select(id(c)); zoom(true); });
+  }
+
+  function updateCells() {
+    const only = $("flagged-only").checked;
+    for (const c of state.cells) {
+      const el = $(id(c));
+      el.dataset.label = c.label;
+      el.classList.toggle("flagged", c.flagged);
+      el.classList.toggle("changed", c.label !== c.original);
+      el.classList.toggle("removed", c.label === "ARTEFACT" || c.label === "SMUDGE");
+      el.hidden = only && !c.flagged;
+      el.title = c.flag_reason;
+      el.querySelector(".label").textContent = c.label === c.original ? c.label : `${c.original} → ${c.label}`;
+    }
+    const shown = [...document.querySelectorAll("figure.cell")].filter((el) => !el.hidden);
+    order = shown.map((el) => el.id);
+    if (current >= order.length) current = Math.max(0, order.length - 1);
+    highlight();
+  }
+
+  function highlight() {
+    document.querySelectorAll("figure.cell.current").forEach((el) => el.classList.remove("current"));
+    const el = $(order[current]);
+    if (el) { el.classList.add("current"); el.scrollIntoView({ block: "nearest" }); }
+    if (!$("zoom").hidden) zoom(true);
+  }
+
+  function select(cellId) { const i = order.indexOf(cellId); if (i >= 0) { current = i; highlight(); } }
+  const cellOf = (cellId) => state.cells.find((c) => id(c) === cellId);
+
+  function zoom(open) {
+    const box = $("zoom");
+    const c = cellOf(order[current]);
+    if (!open || !c) { box.hidden = true; return; }
+    $("zoom-images").innerHTML = VIEWS.map((v) =>
+      `<figure><img alt="${v}" src="${img(c, v)}"><figcaption>${v}</figcaption></figure>`).join("");
+    $("zoom-caption").textContent = `field ${c.fov}, cell ${c.cell_index}: ${c.label}` +
+      (c.flag_reason ? ` (flagged: ${c.flag_reason})` : "");
+    box.hidden = false;
+  }
+
+  function apply(data) { state = data; renderDifferential(); updateCells(); }
+
+  async function reclassify(label) {
+    const c = cellOf(order[current]);
+    if (!c || busy) return;
+    const name = reviewer.value.trim();
+    if (!name) { say("Enter your name as reviewer first."); reviewer.focus(); return; }
+    busy = true;
+    try {
+      apply(await call(`/cell/${c.fov}/${c.cell_index}`, { label, version: c.version, reviewer: name }));
+      say(`field ${c.fov} cell ${c.cell_index}: ${label}`);
+      if (current < order.length - 1) { current += 1; highlight(); }
+    } catch (error) { say(error.message); } finally { busy = false; }
+  }
+
+  async function signOff() {
+    const name = reviewer.value.trim();
+    if (!name) { say("Enter your name as reviewer to sign off."); reviewer.focus(); return; }
+    try { apply(await call("/release", { reviewer: name, version: state.version })); say("Released."); }
+    catch (error) { say(error.message); }
+  }
+
+  async function reopen() {
+    const name = reviewer.value.trim();
+    try {
+      apply(await call("/reopen", { reviewer: name, reason: $("reopen-reason").value, version: state.version }));
+      say("Reopened.");
+    } catch (error) { say(error.message); }
+  }
+
+  document.addEventListener("keydown", (event) => {
+    if (event.target instanceof HTMLInputElement && event.target.type !== "checkbox") return;
+    if (event.ctrlKey || event.metaKey || event.altKey || !state) return;
+    const key = event.key.toLowerCase();
+    if (KEYS[key]) reclassify(KEYS[key]);
+    else if (key === "arrowright" || key === "j") { current = Math.min(order.length - 1, current + 1); highlight(); }
+    else if (key === "arrowleft" || key === "k") { current = Math.max(0, current - 1); highlight(); }
+    else if (key === "f") { $("flagged-only").checked = !$("flagged-only").checked; updateCells(); }
+    else if (key === "enter" || key === "z") zoom($("zoom").hidden);
+    else if (key === "escape") zoom(false);
+    else return;
+    event.preventDefault();
+  });
+  $("flagged-only").addEventListener("change", updateCells);
+  $("release").addEventListener("click", signOff);
+  $("reopen").addEventListener("click", reopen);
+  $("zoom").addEventListener("click", () => zoom(false));
+
+  call("").then((data) => { state = data; buildGalleries(); apply(data); body.dataset.ready = "1"; })
+    .catch((error) => say(error.message));
+})();

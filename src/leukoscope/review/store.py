@@ -1,0 +1,495 @@
+"""Review state in the results database: reviewed labels, an append-only audit, the released lock.
+
+Additive to `pipeline.store` (its own tables, created on open, so existing databases migrate by
+opening them for review; a database never reviewed simply has no review). Tables:
+
+- `review_samples`: per (run, sample) the state (`open` | `released`), a version bumped by every
+  change, the reviewer who released it and when.
+- `review_cells`: one row per originally counted cell: the classifier's class (`original`), the
+  current label (a class, `ARTEFACT` or `SMUDGE`), the original flag and a per-cell version.
+- `review_audit`: append-only (triggers refuse UPDATE and DELETE): every reclassification, release
+  and reopening with reviewer, time and reason.
+- view `review_counted_cells`: the cells the reviewed differential counts (label is one of the five
+  classes); artefacts and smudges leave it.
+
+Two reviewers never overwrite each other silently: an edit carries the cell version it was made on
+and a release or reopening the sample version; a stale one raises `ReviewConflict`.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from urllib.parse import quote
+
+from leukoscope.errors import LeukoscopeError, ParameterError, StorageError
+from leukoscope.ids import check_sample_id
+from leukoscope.pipeline.counts import class_counts
+from leukoscope.pipeline.store import ResultStore
+from leukoscope.types import CELL_CLASSES, CellClass, SampleStatus, SampleSummary
+
+ARTEFACT = "ARTEFACT"
+"""Not a white cell (debris, platelet clump, stain): leaves the count."""
+SMUDGE = "SMUDGE"
+"""A white cell that cannot be classified (smudge, damaged): leaves the 5-part differential."""
+LABELS: tuple[str, ...] = (*(c.value for c in CELL_CLASSES), ARTEFACT, SMUDGE)
+REVIEWER_MAX = 64
+REASON_MAX = 500
+_REVIEWER_RE = re.compile(r"^[^\W\d_][\w .,'-]{0,63}$")
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS review_samples (
+    run_id TEXT NOT NULL,
+    sample_id TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('open', 'released')),
+    version INTEGER NOT NULL DEFAULT 0,
+    opened_s REAL NOT NULL,
+    reviewer TEXT NOT NULL DEFAULT '',
+    released_s REAL,
+    PRIMARY KEY (run_id, sample_id)
+);
+CREATE TABLE IF NOT EXISTS review_cells (
+    run_id TEXT NOT NULL,
+    sample_id TEXT NOT NULL,
+    fov INTEGER NOT NULL,
+    cell_index INTEGER NOT NULL,
+    original TEXT NOT NULL,
+    label TEXT NOT NULL CHECK (label IN ({", ".join(repr(x) for x in LABELS)})),
+    flagged INTEGER NOT NULL,
+    version INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (run_id, sample_id, fov, cell_index)
+);
+CREATE TABLE IF NOT EXISTS review_audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL,
+    sample_id TEXT NOT NULL,
+    fov INTEGER,
+    cell_index INTEGER,
+    action TEXT NOT NULL CHECK (action IN ('reclassify', 'release', 'reopen')),
+    from_label TEXT NOT NULL,
+    to_label TEXT NOT NULL,
+    reviewer TEXT NOT NULL,
+    time_s REAL NOT NULL,
+    reason TEXT NOT NULL DEFAULT ''
+);
+CREATE TRIGGER IF NOT EXISTS review_audit_no_update BEFORE UPDATE ON review_audit
+BEGIN SELECT RAISE(ABORT, 'review_audit is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS review_audit_no_delete BEFORE DELETE ON review_audit
+BEGIN SELECT RAISE(ABORT, 'review_audit is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS review_cells_locked BEFORE UPDATE ON review_cells
+WHEN (SELECT state FROM review_samples s WHERE s.run_id = OLD.run_id
+      AND s.sample_id = OLD.sample_id) = 'released'
+BEGIN SELECT RAISE(ABORT, 'sample is released'); END;
+CREATE VIEW IF NOT EXISTS review_counted_cells AS
+    SELECT run_id, sample_id, fov, cell_index, label AS cell_class, original AS original_class
+    FROM review_cells WHERE label IN ({", ".join(repr(c.value) for c in CELL_CLASSES)});
+"""
+
+
+class ReviewConflict(LeukoscopeError, RuntimeError):
+    """A review change refused: stale (someone else changed it first) or the sample is locked."""
+
+
+def check_label(value: str) -> str:
+    """`value` upper-cased if it is a class, ARTEFACT or SMUDGE; else ParameterError."""
+    label = value.strip().upper() if isinstance(value, str) else ""
+    if label not in LABELS:
+        raise ParameterError(f"label {value!r} is not allowed: use one of {', '.join(LABELS)}")
+    return label
+
+
+def check_reviewer(value: str) -> str:
+    """The reviewer's name, trimmed: 1-64 letters, digits, spaces and . , ' - starting with a
+    letter; else ParameterError."""
+    name = value.strip() if isinstance(value, str) else ""
+    if not _REVIEWER_RE.fullmatch(name):
+        raise ParameterError(
+            f"reviewer name {value!r} is not allowed: use 1-{REVIEWER_MAX} letters, digits, "
+            "spaces and . , ' - starting with a letter"
+        )
+    return name
+
+
+def check_reason(value: str) -> str:
+    """A reason, trimmed: 3-500 printable characters (no control characters)."""
+    reason = value.strip() if isinstance(value, str) else ""
+    if not 3 <= len(reason) <= REASON_MAX or not reason.isprintable():
+        raise ParameterError(
+            f"a reason of 3-{REASON_MAX} printable characters on one line is required"
+        )
+    return reason
+
+
+@dataclass(frozen=True)
+class ReviewCell:
+    """One originally counted cell under review."""
+
+    fov: int
+    cell_index: int
+    original: str
+    label: str
+    flagged: bool
+    version: int
+
+    @property
+    def counted(self) -> bool:
+        """The reviewed differential counts it (a class, not ARTEFACT or SMUDGE)."""
+        return self.label not in (ARTEFACT, SMUDGE)
+
+
+@dataclass(frozen=True)
+class ReviewState:
+    """A sample's review: open or released, its version, who released it and when."""
+
+    run_id: str
+    sample_id: str
+    state: str
+    version: int
+    opened_s: float
+    reviewer: str
+    released_s: float | None
+    edits: int  # audit rows (reclassifications, releases, reopenings)
+
+    @property
+    def released(self) -> bool:
+        """Signed off and locked."""
+        return self.state == "released"
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    """One append-only audit entry (fov and cell_index are None for release and reopen)."""
+
+    id: int
+    run_id: str
+    sample_id: str
+    fov: int | None
+    cell_index: int | None
+    action: str
+    from_label: str
+    to_label: str
+    reviewer: str
+    time_s: float
+    reason: str
+
+
+def reviewed_summary(original: SampleSummary, cells: list[ReviewCell]) -> SampleSummary:
+    """The differential over the reviewed labels (ARTEFACT and SMUDGE leave it); the rest of
+    the summary (fields, status, timings) is the original's."""
+    counts = dict.fromkeys(CELL_CLASSES, 0)
+    flagged = 0
+    for cell in cells:
+        if cell.counted:
+            counts[CellClass(cell.label)] += 1
+            flagged += int(cell.flagged)
+    return original.model_copy(
+        update={
+            "classes": class_counts(counts),
+            "cells_counted": sum(counts.values()),
+            "cells_flagged": flagged,
+        }
+    )
+
+
+class ReviewStore:
+    """The review tables of a results database; a context manager."""
+
+    def __init__(self, path: Path | str, *, read_only: bool = False) -> None:
+        self.path = Path(path)
+        self.read_only = read_only
+        self._has_tables = True
+        try:
+            if read_only:
+                uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
+                self._db = sqlite3.connect(
+                    uri, uri=True, timeout=30.0, check_same_thread=False, isolation_level=None
+                )
+                self._db.row_factory = sqlite3.Row
+                names = {
+                    r[0]
+                    for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+                }
+                self._has_tables = "review_samples" in names
+            else:
+                if not self.path.is_file():
+                    raise StorageError(f"results database {self.path} not found")
+                self._db = sqlite3.connect(
+                    self.path, timeout=30.0, check_same_thread=False, isolation_level=None
+                )
+                self._db.row_factory = sqlite3.Row
+                self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise StorageError(f"{self.path}: cannot open for review: {exc}") from None
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        self._db.close()
+
+    def __enter__(self) -> ReviewStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction taken at once (BEGIN IMMEDIATE): writers are serialised."""
+        if self.read_only:
+            raise StorageError(f"{self.path}: opened read-only")
+        db = self._db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StorageError(f"{self.path}: {exc}") from None
+
+    def _rows(self, sql: str, params: tuple[object, ...]) -> list[sqlite3.Row]:
+        if not self._has_tables:
+            return []
+        try:
+            return list(self._db.execute(sql, params).fetchall())
+        except sqlite3.Error as exc:
+            raise StorageError(f"{self.path}: {exc}") from None
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def state(self, run_id: str, sample_id: str) -> ReviewState | None:
+        """The sample's review, or None when it was never opened for review."""
+        rows = self._rows(
+            "SELECT s.*, (SELECT COUNT(*) FROM review_audit a WHERE a.run_id=s.run_id"
+            " AND a.sample_id=s.sample_id) AS edits FROM review_samples s"
+            " WHERE run_id=? AND sample_id=?",
+            (run_id, sample_id),
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        return ReviewState(
+            run_id, sample_id, r["state"], r["version"], r["opened_s"], r["reviewer"],
+            r["released_s"], r["edits"],
+        )  # fmt: skip
+
+    def states(self) -> dict[tuple[str, str], ReviewState]:
+        """Every sample's review, by (run, sample)."""
+        keys = self._rows("SELECT run_id, sample_id FROM review_samples", ())
+        found = {(k[0], k[1]): self.state(k[0], k[1]) for k in keys}
+        return {k: v for k, v in found.items() if v is not None}
+
+    def cells(self, run_id: str, sample_id: str) -> list[ReviewCell]:
+        """The sample's reviewed cells in (fov, cell_index) order (empty before review)."""
+        return [
+            ReviewCell(r["fov"], r["cell_index"], r["original"], r["label"], bool(r["flagged"]),
+                       r["version"])
+            for r in self._rows(
+                "SELECT * FROM review_cells WHERE run_id=? AND sample_id=?"
+                " ORDER BY fov, cell_index",
+                (run_id, sample_id),
+            )
+        ]  # fmt: skip
+
+    def audit(self, run_id: str, sample_id: str) -> list[AuditRow]:
+        """The sample's audit rows, oldest first."""
+        return [
+            AuditRow(**{k: r[k] for k in r.keys()})  # noqa: SIM118 (sqlite3.Row)
+            for r in self._rows(
+                "SELECT * FROM review_audit WHERE run_id=? AND sample_id=? ORDER BY id",
+                (run_id, sample_id),
+            )
+        ]
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def open_review(self, results: ResultStore, run_id: str, sample_id: str) -> ReviewState:
+        """Start (or return) the sample's review: its counted cells copied in with their classes.
+
+        A sample still running cannot be reviewed (its differential is not final).
+        """
+        check_sample_id(sample_id)
+        existing = self.state(run_id, sample_id)
+        if existing is not None:
+            return existing
+        summary = results.summary(run_id, sample_id)  # StorageError for an unknown sample
+        if summary.status == SampleStatus.RUNNING:
+            raise ReviewConflict(
+                f"sample {sample_id!r} is still running: review it once its differential is final"
+            )
+        counted = results.counted_results(run_id, sample_id)
+        with self._write() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO review_samples (run_id, sample_id, state, opened_s)"
+                " VALUES (?, ?, 'open', ?)",
+                (run_id, sample_id, time.time()),
+            )
+            db.executemany(
+                "INSERT OR IGNORE INTO review_cells (run_id, sample_id, fov, cell_index, original,"
+                " label, flagged) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (run_id, sample_id, r.key.fov, r.key.cell_index, r.cell_class.value,
+                     r.cell_class.value, int(r.flagged))
+                    for r in counted
+                ],
+            )  # fmt: skip
+        state = self.state(run_id, sample_id)
+        assert state is not None
+        return state
+
+    def _open_state(self, db: sqlite3.Connection, run_id: str, sample_id: str) -> sqlite3.Row:
+        row = db.execute(
+            "SELECT * FROM review_samples WHERE run_id=? AND sample_id=?", (run_id, sample_id)
+        ).fetchone()
+        if row is None:
+            raise ParameterError(f"sample {sample_id!r} of run {run_id} is not open for review")
+        return row
+
+    def reclassify(
+        self,
+        run_id: str,
+        sample_id: str,
+        fov: int,
+        cell_index: int,
+        label: str,
+        *,
+        reviewer: str,
+        version: int,
+        reason: str = "",
+    ) -> ReviewCell:
+        """Give a cell a new label; `version` is the cell version the reviewer saw.
+
+        ReviewConflict when the sample is released or the cell changed since `version`.
+        """
+        label, reviewer = check_label(label), check_reviewer(reviewer)
+        reason = check_reason(reason) if reason.strip() else ""
+        with self._write() as db:
+            sample = self._open_state(db, run_id, sample_id)
+            if sample["state"] == "released":
+                raise ReviewConflict(
+                    f"sample {sample_id!r} was released by {sample['reviewer']}: "
+                    "reopen it (with a reason) to change it"
+                )
+            row = db.execute(
+                "SELECT * FROM review_cells WHERE run_id=? AND sample_id=? AND fov=?"
+                " AND cell_index=?",
+                (run_id, sample_id, fov, cell_index),
+            ).fetchone()
+            if row is None:
+                raise ParameterError(
+                    f"cell {fov}/{cell_index} is not one of sample {sample_id!r}'s counted cells"
+                )
+            if row["version"] != version:
+                last = db.execute(
+                    "SELECT reviewer, to_label FROM review_audit WHERE run_id=? AND sample_id=?"
+                    " AND fov=? AND cell_index=? ORDER BY id DESC LIMIT 1",
+                    (run_id, sample_id, fov, cell_index),
+                ).fetchone()
+                who = f" by {last['reviewer']} to {last['to_label']}" if last else ""
+                raise ReviewConflict(
+                    f"cell {fov}/{cell_index} was changed{who} after you loaded it "
+                    f"(version {row['version']}, yours {version}): reload and try again"
+                )
+            if row["label"] != label:
+                db.execute(
+                    "UPDATE review_cells SET label=?, version=version+1 WHERE run_id=?"
+                    " AND sample_id=? AND fov=? AND cell_index=?",
+                    (label, run_id, sample_id, fov, cell_index),
+                )
+                db.execute(
+                    "UPDATE review_samples SET version=version+1 WHERE run_id=? AND sample_id=?",
+                    (run_id, sample_id),
+                )
+                self._log(db, run_id, sample_id, fov, cell_index, "reclassify", row["label"],
+                          label, reviewer, reason)  # fmt: skip
+            new = db.execute(
+                "SELECT * FROM review_cells WHERE run_id=? AND sample_id=? AND fov=?"
+                " AND cell_index=?",
+                (run_id, sample_id, fov, cell_index),
+            ).fetchone()
+        return ReviewCell(fov, cell_index, new["original"], new["label"], bool(new["flagged"]),
+                          new["version"])  # fmt: skip
+
+    def release(self, run_id: str, sample_id: str, *, reviewer: str, version: int) -> ReviewState:
+        """Sign the sample off: released and locked. `version` is the sample version seen."""
+        reviewer = check_reviewer(reviewer)
+        with self._write() as db:
+            sample = self._open_state(db, run_id, sample_id)
+            if sample["state"] == "released":
+                raise ReviewConflict(
+                    f"sample {sample_id!r} is already released (by {sample['reviewer']})"
+                )
+            self._check_version(sample, version)
+            now = time.time()
+            db.execute(
+                "UPDATE review_samples SET state='released', version=version+1, reviewer=?,"
+                " released_s=? WHERE run_id=? AND sample_id=?",
+                (reviewer, now, run_id, sample_id),
+            )
+            self._log(db, run_id, sample_id, None, None, "release", "open", "released",
+                      reviewer, "")  # fmt: skip
+        return self._state(run_id, sample_id)
+
+    def reopen(
+        self, run_id: str, sample_id: str, *, reviewer: str, reason: str, version: int
+    ) -> ReviewState:
+        """Unlock a released sample for changes; the reason is required and audited."""
+        reviewer, reason = check_reviewer(reviewer), check_reason(reason)
+        with self._write() as db:
+            sample = self._open_state(db, run_id, sample_id)
+            if sample["state"] != "released":
+                raise ReviewConflict(f"sample {sample_id!r} is not released: nothing to reopen")
+            self._check_version(sample, version)
+            db.execute(
+                "UPDATE review_samples SET state='open', version=version+1, reviewer='',"
+                " released_s=NULL WHERE run_id=? AND sample_id=?",
+                (run_id, sample_id),
+            )
+            self._log(db, run_id, sample_id, None, None, "reopen", "released", "open",
+                      reviewer, reason)  # fmt: skip
+        return self._state(run_id, sample_id)
+
+    @staticmethod
+    def _check_version(sample: sqlite3.Row, version: int) -> None:
+        if sample["version"] != version:
+            raise ReviewConflict(
+                f"sample {sample['sample_id']!r} changed after you loaded it (version "
+                f"{sample['version']}, yours {version}): reload and check it again"
+            )
+
+    def _state(self, run_id: str, sample_id: str) -> ReviewState:
+        state = self.state(run_id, sample_id)
+        assert state is not None
+        return state
+
+    @staticmethod
+    def _log(
+        db: sqlite3.Connection,
+        run_id: str,
+        sample_id: str,
+        fov: int | None,
+        cell_index: int | None,
+        action: str,
+        before: str,
+        after: str,
+        reviewer: str,
+        reason: str,
+    ) -> None:
+        db.execute(
+            "INSERT INTO review_audit (run_id, sample_id, fov, cell_index, action, from_label,"
+            " to_label, reviewer, time_s, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (run_id, sample_id, fov, cell_index, action, before, after, reviewer, time.time(),
+             reason),
+        )  # fmt: skip
