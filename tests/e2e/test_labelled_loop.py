@@ -118,6 +118,17 @@ def test_build_train_validate(
     assert (seg["found"], seg["white_cell_labels"]) == (len(matched), len(labels))
     assert seg["recall"] == pytest.approx(len(matched) / len(labels))
     assert seg["detections"] == len(cells)
+    margin = 10.0 / 0.25  # labels at least 10 um from every edge of the 184 x 138 px frames
+    whole = [
+        i
+        for i, lb in enumerate(labels)
+        if margin <= float(lb["x_px"]) <= 183 - margin
+        and margin <= float(lb["y_px"]) <= 137 - margin
+    ]
+    assert (seg["whole_found"], seg["whole_labels"]) == (
+        sum(i in matched for i in whole),
+        len(whole),
+    )
     assert f"recall {100 * len(matched) / len(labels):.1f} %" in screen
 
     # confusion totals: rows = the matched labels' classes, columns = the stored classes

@@ -22,6 +22,9 @@ from leukoscope.validation.labels import Label
 from leukoscope.validation.matching import match_points
 
 CLASS_NAMES = [c.value for c in CELL_CLASSES]
+WHOLE_MARGIN_UM = 10.0
+"""A label this far from every frame edge marks a cell that is certainly whole (half the largest
+white cell); segmentation drops cells cut by the border by design, so recall is also given over these."""
 
 
 def result_point(result: CellResult) -> tuple[float, float]:
@@ -39,6 +42,7 @@ class SampleMatch:
     results: list[CellResult]
     pairs: list[tuple[int, int]] = field(default_factory=list)  # (label index, result index)
     labelled_fields: set[int] = field(default_factory=set)
+    whole: set[int] = field(default_factory=set)  # labels at least WHOLE_MARGIN_UM from the edges
 
 
 def match_sample(
@@ -47,10 +51,18 @@ def match_sample(
     results: Sequence[CellResult],
     pixel_size_um: float,
     radius_um: float,
+    frame_shape: tuple[int, int],
 ) -> SampleMatch:
     """Match a sample's labels to its stored cells field by field (one-to-one, nearest first)."""
     match = SampleMatch(sample, list(labels), list(results))
     match.labelled_fields = {lb.fov for lb in labels}
+    margin = WHOLE_MARGIN_UM / pixel_size_um
+    height, width = frame_shape
+    match.whole = {
+        i
+        for i, lb in enumerate(labels)
+        if margin <= lb.x_px <= width - 1 - margin and margin <= lb.y_px <= height - 1 - margin
+    }
     for fov in sorted(match.labelled_fields):
         li = [i for i, lb in enumerate(labels) if lb.fov == fov]
         ri = [j for j, r in enumerate(results) if r.key.fov == fov]
@@ -69,11 +81,13 @@ def _ratio(num: int, den: int) -> float | None:
 
 def segmentation_figures(matches: Sequence[SampleMatch]) -> dict[str, Any]:
     """Recall over white-cell labels, precision over detections in labelled fields."""
-    wbc = found = detections = true_detections = 0
+    wbc = found = detections = true_detections = whole = whole_found = 0
     for m in matches:
         matched = dict(m.pairs)
         wbc += sum(lb.is_white_cell for lb in m.labels)
         found += sum(m.labels[i].is_white_cell for i in matched)
+        whole += sum(m.labels[i].is_white_cell for i in m.whole)
+        whole_found += sum(m.labels[i].is_white_cell for i in matched if i in m.whole)
         in_fields = [j for j, r in enumerate(m.results) if r.key.fov in m.labelled_fields]
         detections += len(in_fields)
         true_detections += sum(m.labels[i].is_white_cell for i in matched)
@@ -81,6 +95,10 @@ def segmentation_figures(matches: Sequence[SampleMatch]) -> dict[str, Any]:
         "white_cell_labels": wbc,
         "found": found,
         "recall": _ratio(found, wbc),
+        "whole_margin_um": WHOLE_MARGIN_UM,
+        "whole_labels": whole,
+        "whole_found": whole_found,
+        "recall_whole": _ratio(whole_found, whole),
         "detections": detections,
         "true_detections": true_detections,
         "precision": _ratio(true_detections, detections),

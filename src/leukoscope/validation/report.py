@@ -23,8 +23,10 @@ def summary_lines(data: dict[str, Any]) -> list[str]:
     lines = [
         f"validation of {data['model']} on {len(data['samples'])} sample(s), "
         f"{seg['white_cell_labels']} labelled white cells (match radius {data['radius_um']:g} um)",
-        f"segmentation: recall {_pct(seg['recall'])} ({seg['found']}/{seg['white_cell_labels']}), "
-        f"precision {_pct(seg['precision'])} ({seg['true_detections']}/{seg['detections']})",
+        f"segmentation: recall {_pct(seg['recall'])} ({seg['found']}/{seg['white_cell_labels']}; "
+        f"{_pct(seg['recall_whole'])} = {seg['whole_found']}/{seg['whole_labels']} of those "
+        f">= {seg['whole_margin_um']:g} um from the frame edge), precision "
+        f"{_pct(seg['precision'])} ({seg['true_detections']}/{seg['detections']})",
         f"classification of {cls['cells']} matched cells: accuracy {_pct(cls['accuracy'])}, "
         f"macro-F1 {_pct(cls['macro_f1'])}",
         f"reference inside the pipeline's 95% interval: {agr['reference_inside_pipeline_ci']}"
@@ -57,6 +59,9 @@ def markdown(data: dict[str, Any]) -> str:
         "",
         f"- recall {_pct(seg['recall'], 2)} ({seg['found']} of {seg['white_cell_labels']} labelled "
         "white cells found)",
+        f"- recall over cells certainly whole (label at least {seg['whole_margin_um']:g} um from "
+        f"every frame edge; cells cut by the border are dropped by design): "
+        f"{_pct(seg['recall_whole'], 2)} ({seg['whole_found']} of {seg['whole_labels']})",
         f"- precision {_pct(seg['precision'], 2)} ({seg['true_detections']} of "
         f"{seg['detections']} detections in labelled fields are a labelled white cell)",
         "",

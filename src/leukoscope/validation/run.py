@@ -73,7 +73,12 @@ def validate(
                 mine = [lb for lb in labels if lb.sample == sample]
                 results = store.results(outcome.run_id, sample)
                 match = agreement.match_sample(
-                    sample, mine, results, acquisition.pixel_size_um, radius_um
+                    sample,
+                    mine,
+                    results,
+                    acquisition.pixel_size_um,
+                    radius_um,
+                    acquisition.frame_shape,
                 )
                 matches.append(match)
                 summary = outcome.summaries[sample]
