@@ -162,6 +162,8 @@ def test_paper_experiment_writes_both_tables(
     table2 = (out / "table2.csv").read_text().splitlines()
     assert [line.split(",")[0] for line in table2[1:]] == ["ensemble", "mm_mimo", "hs_mm_mimo"]
     assert len((out / "table1.csv").read_text().splitlines()) == 1 + len(MODALITIES)
+    settings = (out / "tables.md").read_text()
+    assert "weight decay 0.0001, warm-up 0 epoch(s), flips/rotations, balance 0.5" in settings
 
 
 def _break_missing_class(root: Path) -> str:

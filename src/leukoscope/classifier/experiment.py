@@ -33,6 +33,7 @@ from leukoscope.classifier.train import (
     TrainProgress,
     configure_torch,
     cross_validate,
+    recipe_summary,
     select_device,
 )
 from leukoscope.errors import ParameterError
@@ -227,7 +228,8 @@ def write_tables(
         f"{', '.join(m.value for m in dataset.modalities)}, {dataset.in_chans} channel(s), "
         f"input {config.input_size}x{config.input_size}, {config.epochs} epochs, "
         f"{folds} of {config.folds} stratified folds, seed {config.seed}, rho {config.rho}, "
-        f"batch repetition {config.batch_repetition}, wall time {wall_s / 60:.1f} min, "
+        f"batch repetition {config.batch_repetition}, {recipe_summary(config)}, "
+        f"wall time {wall_s / 60:.1f} min, "
         f"device {'cuda' if torch.cuda.is_available() else 'cpu'}"
     )
     one = markdown_table("modality (single)", table1)

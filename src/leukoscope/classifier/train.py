@@ -281,6 +281,23 @@ def augment_config(config: TrainConfig) -> AugmentConfig | None:
     )
 
 
+def recipe_summary(config: TrainConfig) -> str:
+    """The recipe in one phrase, e.g. for a table's settings line."""
+    jitter = [
+        f"{name} {getattr(config, f'{name}_jitter'):g}"
+        for name in JITTERS
+        if getattr(config, f"{name}_jitter") > 0
+    ]
+    augment = "flips/rotations" if config.augment else "no augmentation"
+    if jitter and config.augment:
+        augment += " + " + ", ".join(jitter) + " jitter"
+    smoothing = f", label smoothing {config.label_smoothing:g}" if config.label_smoothing else ""
+    return (
+        f"AdamW lr {config.lr:g} weight decay {config.weight_decay:g}, warm-up "
+        f"{config.warmup_epochs:g} epoch(s), {augment}, balance {config.balance:g}{smoothing}"
+    )
+
+
 def _lr_at(config: TrainConfig, step: int, total: int, steps_per_epoch: int) -> float:
     warmup = int(config.warmup_epochs * steps_per_epoch)
     if step < warmup:
@@ -799,7 +816,8 @@ def run_training(
     dataset = load_dataset(data_root, config.input_size, config.modalities)
     progress.log(
         f"{len(dataset.labels)} cells, modalities {', '.join(m.value for m in dataset.modalities)}, "
-        f"{dataset.in_chans} channel(s), {dataset.class_counts()}; device {chosen_device}"
+        f"{dataset.in_chans} channel(s), {dataset.class_counts()}; device {chosen_device}; "
+        f"{config.arch}, {config.epochs} epochs at {config.input_size} px, {recipe_summary(config)}"
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     with progress.active():
