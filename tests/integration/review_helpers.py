@@ -1,12 +1,23 @@
-"""A finished sample written straight into a real results database, for the review tests."""
+"""A finished sample written straight into a real results database, and the review app served on
+a loopback port, for the review tests."""
 
 from __future__ import annotations
 
+import http.cookiejar
+import json
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
+import uvicorn
 
 from leukoscope.pipeline.store import ResultStore, png_thumbnail
+from leukoscope.review.app import create_app
 from leukoscope.types import CELL_CLASSES, CellKey, CellResult
 
 TILE = 24
@@ -49,6 +60,87 @@ def finished_sample(
         store.start_sample(run_id, sample_id, target_cells=target, fields_total=2)
         store.add_field(run_id, sample_id, 0, per_field)
         store.add_field(run_id, sample_id, 1, cells - per_field)
-        store.add_results(run_id, results, {r.key: cell_thumbnail(i) for i, r in enumerate(results)})
+        store.add_results(
+            run_id, results, {r.key: cell_thumbnail(i) for i, r in enumerate(results)}
+        )
         store.finish_sample(run_id, store.summary(run_id, sample_id))
     return run_id, results
+
+
+class Answer(NamedTuple):
+    """An HTTP answer: status, headers, body."""
+
+    status_code: int
+    headers: dict[str, str]  # names lower-cased
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8")
+
+
+def _lower(items: Any) -> dict[str, str]:
+    return {k.lower(): v for k, v in items}
+
+
+class LiveApp:
+    """The review app served by uvicorn on a free loopback port, in a thread; a urllib client
+    with a cookie jar (so an access-token cookie is kept like a browser keeps it)."""
+
+    def __init__(self, database: Path, **options: Any) -> None:
+        self.app = create_app(database, **options)
+        self.csrf: str = self.app.state.csrf
+        self._socket = socket.socket()
+        self._socket.bind(("127.0.0.1", 0))
+        self.port = self._socket.getsockname()[1]
+        self.base = f"http://127.0.0.1:{self.port}"
+        self._server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning"))
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
+        )
+        self._opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+        )
+
+    def __enter__(self) -> LiveApp:
+        self._thread.start()
+        deadline = time.monotonic() + 20
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("review app did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(10)
+        self._socket.close()
+        self.app.state.service.close()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Answer:
+        request = urllib.request.Request(
+            self.base + path, data=body, method=method, headers=headers or {}
+        )
+        try:
+            with self._opener.open(request, timeout=20) as response:
+                return Answer(response.status, _lower(response.headers.items()), response.read())
+        except urllib.error.HTTPError as error:
+            return Answer(error.code, _lower(error.headers.items()), error.read())
+
+    def get(self, path: str, headers: dict[str, str] | None = None) -> Answer:
+        return self.request("GET", path, headers=headers)
+
+    def post(self, path: str, payload: dict[str, Any], *, csrf: bool = True) -> Answer:
+        headers = {"Content-Type": "application/json"}
+        if csrf:
+            headers["X-CSRF-Token"] = self.csrf
+        return self.request("POST", path, json.dumps(payload).encode(), headers)

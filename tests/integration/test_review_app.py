@@ -1,0 +1,163 @@
+"""The review web app through real HTTP: uvicorn on a loopback port, urllib as the client."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+
+from leukoscope.review.store import ReviewStore
+
+from .review_helpers import TILE, LiveApp, finished_sample
+
+SAMPLE = "S-1"
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[LiveApp, str, Path]]:
+    database = tmp_path / "results.sqlite"
+    run_id, _ = finished_sample(database, SAMPLE)
+    with LiveApp(database, allowed_hosts=["127.0.0.1"]) as live:
+        yield live, run_id, database
+
+
+def test_list_page_and_review_page(served: tuple[LiveApp, str, Path]) -> None:
+    client, run, _ = served
+    index = client.get("/")
+    assert index.status_code == 200 and f'<tr data-sample="{SAMPLE}">' in index.text
+    assert "not reviewed" in index.text
+    assert "default-src 'self'" in index.headers["content-security-policy"]
+    page = client.get(f"/sample/{run}/{SAMPLE}")
+    assert page.status_code == 200
+    assert f'data-csrf="{client.csrf}"' in page.text
+    assert client.get("/static/review.js").text.startswith("// leukoscope review page")
+
+
+def test_reclassify_updates_the_differential(served: tuple[LiveApp, str, Path]) -> None:
+    client, run, database = served
+    state = client.get(f"/api/sample/{run}/{SAMPLE}").json()
+    assert state["state"] == "open" and len(state["cells"]) == 10
+    assert state["reviewed"] == state["original"]
+    assert [c["flagged"] for c in state["cells"][:4]] == [True] * 4  # flagged first
+    cell = next(c for c in state["cells"] if c["original"] == "NEU")
+    answer = client.post(
+        f"/api/sample/{run}/{SAMPLE}/cell/{cell['fov']}/{cell['cell_index']}",
+        {"label": "BAS", "version": cell["version"], "reviewer": "Ann Lee"},
+    )
+    assert answer.status_code == 200, answer.text
+    new = answer.json()
+    counts = {d["cell_class"]: d["count"] for d in new["reviewed"]}
+    before = {d["cell_class"]: d["count"] for d in state["original"]}
+    assert counts == {**before, "NEU": before["NEU"] - 1, "BAS": before["BAS"] + 1}
+    assert new["original"] == state["original"] and new["version"] == 1
+    with ReviewStore(database, read_only=True) as reviews:
+        assert [(a.from_label, a.to_label) for a in reviews.audit(run, SAMPLE)] == [("NEU", "BAS")]
+    # the same edit made on the old version is stale: 409 with one clear line
+    stale = client.post(
+        f"/api/sample/{run}/{SAMPLE}/cell/{cell['fov']}/{cell['cell_index']}",
+        {"label": "MO", "version": cell["version"], "reviewer": "Bo"},
+    )
+    assert stale.status_code == 409
+    assert "changed by Ann Lee to BAS after you loaded it" in stale.json()["error"]
+
+
+def test_release_locks_and_reopen_needs_a_reason(served: tuple[LiveApp, str, Path]) -> None:
+    client, run, _ = served
+    state = client.get(f"/api/sample/{run}/{SAMPLE}").json()
+    released = client.post(f"/api/sample/{run}/{SAMPLE}/release", {"reviewer": "Ann", "version": 0})
+    assert released.status_code == 200 and released.json()["state"] == "released"
+    cell = state["cells"][0]
+    locked = client.post(
+        f"/api/sample/{run}/{SAMPLE}/cell/{cell['fov']}/{cell['cell_index']}",
+        {"label": "MO", "version": 0, "reviewer": "Ann"},
+    )
+    assert locked.status_code == 409 and "released by Ann" in locked.json()["error"]
+    version = released.json()["version"]
+    no_reason = client.post(f"/api/sample/{run}/{SAMPLE}/reopen",
+                      {"reviewer": "Ann", "version": version})  # fmt: skip
+    assert no_reason.status_code == 400 and no_reason.json() == {"error": "reason: Field required"}
+    assert "released by Ann" in client.get("/").text
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "message"),
+    [
+        ("/cell/0/0", {"label": "PLT", "version": 0, "reviewer": "Ann"}, 400, "label 'PLT'"),
+        ("/cell/0/0", {"label": "NEU", "version": 0, "reviewer": "<b>"}, 400, "reviewer name"),
+        ("/cell/0/0", {"label": "NEU", "version": -1, "reviewer": "Ann"}, 400, "version:"),
+        ("/cell/0/0", {"label": "NEU", "version": 0, "reviewer": "A", "x": 1}, 400, "x:"),
+        ("/cell/7/7", {"label": "NEU", "version": 0, "reviewer": "Ann"}, 400, "not one of"),
+        ("/release", {"reviewer": "", "version": 0}, 400, "reviewer name"),
+    ],
+)
+def test_doors_answer_one_clear_line(
+    served: tuple[LiveApp, str, Path], path: str, body: dict[str, Any], status: int, message: str
+) -> None:
+    client, run, _ = served
+    answer = client.post(f"/api/sample/{run}/{SAMPLE}{path}", body)
+    assert answer.status_code == status
+    assert list(answer.json()) == ["error"] and message in answer.json()["error"]
+
+
+def test_unknown_and_malformed_samples(served: tuple[LiveApp, str, Path]) -> None:
+    client, run, _ = served
+    assert client.get(f"/api/sample/{run}/S-9").json() == {"error": f"no sample 'S-9' in run {run}"}
+    assert client.get(f"/api/sample/{run}/S-9").status_code == 404
+    bad = client.get(f"/api/sample/{run}/..%20x")
+    assert bad.status_code == 400 and "sample id" in bad.json()["error"]
+    assert client.get(f"/img/{run}/{SAMPLE}/0/0/x-ray.png").status_code == 400
+
+
+def test_cross_site_and_foreign_host_requests_are_refused(
+    served: tuple[LiveApp, str, Path],
+) -> None:
+    client, run, _ = served
+    path = f"/api/sample/{run}/{SAMPLE}/release"
+    no_token = client.post(path, {"reviewer": "Ann", "version": 0}, csrf=False)
+    assert no_token.status_code == 403 and "cross-site" in no_token.json()["error"]
+    form = client.request(
+        "POST",
+        path,
+        b"reviewer=Ann&version=0",
+        {"X-CSRF-Token": client.csrf, "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert form.status_code == 400 and "JSON body" in form.json()["error"]
+    assert client.get("/", headers={"Host": "evil.example"}).status_code == 400
+    assert client.get(f"/api/sample/{run}/{SAMPLE}").json()["state"] == "open"
+
+
+def test_access_token_guards_every_request(tmp_path: Path) -> None:
+    database = tmp_path / "results.sqlite"
+    finished_sample(database, SAMPLE)
+    with LiveApp(database, access_token="t" * 20) as client:
+        assert client.get("/").status_code == 403
+        assert client.get("/?token=wrong").status_code == 403
+        first = client.get("/?token=" + "t" * 20)
+        assert first.status_code == 200 and "leukoscope_review_token" in first.headers["set-cookie"]
+        assert client.get("/").status_code == 200  # the cookie carries it from now on
+
+
+def test_cell_pictures_are_colour_composite_and_fluorescence(
+    served: tuple[LiveApp, str, Path],
+) -> None:
+    client, run, _ = served
+    composite = client.get(f"/img/{run}/{SAMPLE}/0/0/composite.png")
+    fluorescence = client.get(f"/img/{run}/{SAMPLE}/0/0/fluorescence.png")
+    assert composite.headers["content-type"] == "image/png"
+    rgb = cv2.imdecode(np.frombuffer(composite.body, np.uint8), cv2.IMREAD_COLOR)
+    fl = cv2.imdecode(np.frombuffer(fluorescence.body, np.uint8), cv2.IMREAD_COLOR)
+    assert rgb.shape == fl.shape == (TILE, TILE, 3)  # the stored crop's resolution
+    # auto-contrast: the dark disc is black, the bright background white in every channel
+    assert rgb[TILE // 2, TILE // 2].tolist() == [0, 0, 0]
+    assert rgb[0, 0].tolist() == [255, 255, 255]
+    # fluorescence in its display colour (#40ff60, BGR 60 ff 40): bright disc, black border
+    assert fl[TILE // 2, TILE // 2].tolist() == [0x60, 0xFF, 0x40] and fl[0, 0].tolist() == [
+        0,
+        0,
+        0,
+    ]
+    assert client.get(f"/img/{run}/{SAMPLE}/5/5/composite.png").status_code == 404
