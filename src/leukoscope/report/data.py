@@ -1,6 +1,7 @@
 """Everything a per-sample report shows, gathered once from the results store (HTML, JSON, CSV).
 
-The differential is `ResultStore.summary` (built by `pipeline.counts`): nothing is recounted here.
+The differential is `ResultStore.summary` (built by `pipeline.counts`): nothing is recounted here;
+once a review exists (review/store.py) it is the reviewed one, the original kept in `review`.
 The gallery holds exactly the cells behind that summary: the ledger's counted cells once the sample
 is finished, every received result while it is still running (the rule `counts.summarize` applies).
 """
@@ -24,6 +25,7 @@ from leukoscope.report.flags import (
     range_flag,
 )
 from leukoscope.report.model_info import ModelInfo, read_model_info
+from leukoscope.report.review import ReviewInfo, read_review, reviewed_view
 from leukoscope.types import CellClass, CellResult, ClassCount, SampleSummary
 
 GALLERY_LIMIT = 500
@@ -73,6 +75,7 @@ class ReportData:
     flagged_by_class: dict[CellClass, int]  # counted cells flagged for review, per class
     gallery_limit: int | None
     generated_s: float
+    review: ReviewInfo | None = None  # None: not read; its `original` is the classifier's summary
 
     @property
     def flagged_percent(self) -> float:
@@ -130,13 +133,14 @@ def gather_report(
     run = next(r for r in store.runs() if r["run_id"] == run_id)
     row = _row(store, run_id, sample_id)
     summary = store.summary(run_id, sample_id)
+    review = read_review(store.path, run_id, sample_id, summary)
+    summary, results = reviewed_view(review, store.counted_results(run_id, sample_id))
     ranges = settings.report.reference_ranges
     n = summary.cells_counted
     lines = tuple(
         ClassLine(c, ranges[c.cell_class], range_flag(c, ranges[c.cell_class], n))
         for c in summary.classes
     )
-    results = store.counted_results(run_id, summary.sample_id)
     mean_disagreement = sum(r.disagreement for r in results) / len(results) if results else 0.0
     thresholds = Thresholds(
         target_cells=int(row["target_cells"]),
@@ -168,6 +172,7 @@ def gather_report(
         flagged_by_class=flagged_by_class,
         gallery_limit=gallery_limit,
         generated_s=time.time(),
+        review=review,
     )
 
 

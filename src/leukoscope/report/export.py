@@ -14,10 +14,13 @@ from typing import Any
 
 from leukoscope.report.data import ReportData
 from leukoscope.report.model_info import CV_METRICS
+from leukoscope.report.review import NOT_REVIEWED
 
 SCHEMA = "leukoscope-report"
-SCHEMA_VERSION = 2
-"""2 added `simulated` (JSON `sample.simulated`, CSV last column)."""
+SCHEMA_VERSION = 3
+"""2 added `simulated` (JSON `sample.simulated`, CSV last column); 3 added the review (JSON
+`review`, CSV `review_state` .. `original_percent`): the differential is the reviewed one once a
+review exists, the classifier's original beside it."""
 CSV_COLUMNS = (
     "schema_version",
     "sample_id",
@@ -37,6 +40,11 @@ CSV_COLUMNS = (
     "range_flag",
     "quality_flags",
     "simulated",
+    "review_state",
+    "reviewer",
+    "released_utc",
+    "original_count",
+    "original_percent",
 )
 
 
@@ -117,6 +125,32 @@ def report_document(data: ReportData) -> dict[str, Any]:
             for f in data.quality
         ],
         "cells": cells,
+        "review": review_document(data),
+    }
+
+
+def review_document(data: ReportData) -> dict[str, Any]:
+    """The review block: state, reviewer, release time and the original differential."""
+    review = data.review
+    original = review.original if review else data.summary
+    return {
+        "state": review.state if review else NOT_REVIEWED,
+        "reviewer": review.reviewer if review else "",
+        "released_utc": iso(review.released_s) if review else None,
+        "reclassifications": review.changes if review else 0,
+        "artefacts": review.artefacts if review else 0,
+        "smudges": review.smudges if review else 0,
+        "original_cells_counted": original.cells_counted,
+        "original_differential": [
+            {
+                "cell_class": c.cell_class.value,
+                "count": c.count,
+                "percent": c.percent,
+                "ci_low_percent": c.ci_low_percent,
+                "ci_high_percent": c.ci_high_percent,
+            }
+            for c in original.classes
+        ],
     }
 
 
@@ -136,6 +170,8 @@ def render_csv(data: ReportData) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
+    review = review_document(data)
+    originals = {d["cell_class"]: d for d in review["original_differential"]}
     for line in data.lines:
         c, ref = line.count, line.reference
         writer.writerow(
@@ -143,6 +179,8 @@ def render_csv(data: ReportData) -> str:
              s.cells_counted, s.cells_flagged, data.target_cells, c.cell_class.value, c.count,
              repr(c.percent), repr(c.ci_low_percent), repr(c.ci_high_percent),
              repr(ref.low_percent), repr(ref.high_percent), line.flag.value, codes,
-             _simulated_cell(s.simulated)]
+             _simulated_cell(s.simulated), review["state"], review["reviewer"],
+             review["released_utc"] or "", originals[c.cell_class.value]["count"],
+             repr(originals[c.cell_class.value]["percent"])]
         )  # fmt: skip
     return buffer.getvalue()

@@ -17,6 +17,7 @@ from leukoscope.report.chart import differential_svg
 from leukoscope.report.data import ClassLine, GalleryCell, ReportData
 from leukoscope.report.flags import RangeFlag, Severity
 from leukoscope.report.model_info import CV_METRICS, ModelInfo
+from leukoscope.report.review import NOT_REVIEWED, RELEASED
 from leukoscope.report.style import CSS
 from leukoscope.types import CellClass
 
@@ -113,7 +114,7 @@ def quality_section(data: ReportData) -> str:
     return f'<section id="quality"><h2>Review flags</h2>{body}</section>'
 
 
-def _table_row(line: ClassLine, counted: int) -> str:
+def _table_row(line: ClassLine, counted: int, original: int | None = None) -> str:
     c, ref = line.count, line.reference
     has = counted > 0
     ci = f"{c.ci_low_percent:.1f} – {c.ci_high_percent:.1f}"
@@ -126,19 +127,25 @@ def _table_row(line: ClassLine, counted: int) -> str:
         f'<td class="range">{ref.low_percent:g} – {ref.high_percent:g}</td>',
         f'<td class="flag-{line.flag.name.lower()}">{esc(_FLAG_TEXT[line.flag])}</td>',
     ]
+    if original is not None:
+        cells.append(f'<td class="original">{original}</td>')
     return f'<tr data-class="{esc(c.cell_class.value)}">{"".join(cells)}</tr>'
 
 
 def differential_section(data: ReportData) -> str:
     """Per class: count, %, 95% CI, reference range, flag; and the chart (or why there is none)."""
     n = data.summary.cells_counted
-    rows = "".join(_table_row(line, n) for line in data.lines)
+    review = data.review if data.review is not None and data.review.reviewed else None
+    originals = {c.cell_class: c.count for c in review.original.classes} if review else {}
+    rows = "".join(_table_row(line, n, originals.get(line.count.cell_class)) for line in data.lines)
     level = round(100 * CONFIDENCE)
+    extra = "<th>Original</th>" if review else ""
+    total = f"<td>{review.original.cells_counted}</td>" if review else ""
     table = (
         '<table class="differential" id="differential"><thead><tr><th>Class</th><th>Count</th>'
-        f"<th>%</th><th>{level}% CI (%)</th><th>Reference (%)</th><th>Flag</th></tr></thead>"
-        f'<tbody>{rows}</tbody><tfoot><tr><td>Total</td><td>{n}</td><td colspan="4"></td></tr>'
-        "</tfoot></table>"
+        f"<th>%</th><th>{level}% CI (%)</th><th>Reference (%)</th><th>Flag</th>{extra}</tr>"
+        f'</thead><tbody>{rows}</tbody><tfoot><tr><td>Total</td><td>{n}</td><td colspan="4">'
+        f"</td>{total}</tr></tfoot></table>"
     )
     if n == 0:
         chart = (
@@ -158,6 +165,33 @@ def differential_section(data: ReportData) -> str:
         '<section id="differential-section"><h2>Differential</h2>'
         f'<div class="diff"><div>{table}</div><div>{chart}</div></div></section>'
     )
+
+
+def review_section(data: ReportData) -> str:
+    """Whether a qualified person reviewed and released the result, and what changed."""
+    review = data.review
+    if review is None or review.state == NOT_REVIEWED:
+        return (
+            '<section id="review-section"><h2>Review</h2><p class="status status-running" '
+            'id="not-reviewed">NOT YET REVIEWED: the classifier\'s differential, not confirmed '
+            "by qualified staff.</p></section>"
+        )
+    changed = (
+        f"{review.changes} reclassification(s); {review.artefacts} artefact(s) and "
+        f"{review.smudges} smudge(s) left the differential. The counts are the reviewed ones; "
+        "the classifier's original counts are in the Original column."
+    )
+    if review.state == RELEASED:
+        head = (
+            f'<p class="status status-complete" id="released">Released by '
+            f"{esc(review.reviewer)} on {esc(utc(review.released_s))}</p>"
+        )
+    else:
+        head = (
+            '<p class="status status-running" id="in-review">IN REVIEW: changed but not yet '
+            "signed off</p>"
+        )
+    return f'<section id="review-section"><h2>Review</h2>{head}<p>{esc(changed)}</p></section>'
 
 
 def _cell_card(cell: GalleryCell) -> str:
@@ -263,6 +297,7 @@ def render_html(data: ReportData) -> str:
         f'<div class="sample">{esc(data.sample_id)}</div>'
         f'<div class="status status-{esc(status)}" id="status">{esc(status)}</div>'
         f"{review_badge(data)}{simulated_banner(data)}</header>"
-        f"<main>{meta_section(data)}{quality_section(data)}{differential_section(data)}"
+        f"<main>{meta_section(data)}{review_section(data)}{quality_section(data)}"
+        f"{differential_section(data)}"
         f"{gallery_section(data)}</main>{footer(data)}</body></html>\n"
     )

@@ -206,16 +206,7 @@ class ReviewStore:
         self._has_tables = True
         try:
             if read_only:
-                uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
-                self._db = sqlite3.connect(
-                    uri, uri=True, timeout=30.0, check_same_thread=False, isolation_level=None
-                )
-                self._db.row_factory = sqlite3.Row
-                names = {
-                    r[0]
-                    for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")
-                }
-                self._has_tables = "review_samples" in names
+                self._db = self._open_read_only()
             else:
                 if not self.path.is_file():
                     raise StorageError(f"results database {self.path} not found")
@@ -226,6 +217,25 @@ class ReviewStore:
                 self._db.executescript(_SCHEMA)
         except sqlite3.Error as exc:
             raise StorageError(f"{self.path}: cannot open for review: {exc}") from None
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        """Read only; on read-only media (no WAL index can be made) as an immutable file."""
+        uri = f"file:{quote(str(self.path.resolve()))}"
+        error: sqlite3.Error | None = None
+        for mode in ("?mode=ro", "?immutable=1"):
+            try:
+                db = sqlite3.connect(
+                    uri + mode, uri=True, timeout=30.0, check_same_thread=False,
+                    isolation_level=None,
+                )  # fmt: skip
+                db.row_factory = sqlite3.Row
+                names = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
+            except sqlite3.Error as exc:
+                error = exc
+                continue
+            self._has_tables = "review_samples" in names
+            return db
+        raise sqlite3.Error(str(error))
 
     def close(self) -> None:
         """Close the connection (idempotent)."""

@@ -1,0 +1,72 @@
+"""A sample's review as the report shows it: not reviewed, in review or released, with the
+original (classifier's) differential kept beside the reviewed one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from leukoscope.review.store import ReviewCell, ReviewStore, reviewed_summary
+from leukoscope.types import CellClass, CellResult, SampleSummary
+
+NOT_REVIEWED, IN_REVIEW, RELEASED = "not reviewed", "in review", "released"
+
+
+@dataclass(frozen=True)
+class ReviewInfo:
+    """What the report says of the review; `original` is the classifier's summary."""
+
+    state: str  # NOT_REVIEWED, IN_REVIEW (changed, not signed off) or RELEASED
+    reviewer: str
+    released_s: float | None
+    original: SampleSummary
+    changes: int  # reclassifications in the audit
+    artefacts: int
+    smudges: int
+    cells: tuple[ReviewCell, ...]
+
+    @property
+    def reviewed(self) -> bool:
+        """A review exists: the report shows the reviewed differential."""
+        return self.state != NOT_REVIEWED
+
+
+def read_review(
+    database: Path | str, run_id: str, sample_id: str, original: SampleSummary
+) -> ReviewInfo:
+    """The sample's review read from the database (read-only; never reviewed: NOT_REVIEWED)."""
+    with ReviewStore(database, read_only=True) as reviews:
+        state = reviews.state(run_id, sample_id)
+        cells = tuple(reviews.cells(run_id, sample_id))
+        audit = reviews.audit(run_id, sample_id)
+    changes = sum(a.action == "reclassify" for a in audit)
+    if state is None or (not state.released and not audit):
+        status = NOT_REVIEWED
+    else:
+        status = RELEASED if state.released else IN_REVIEW
+    return ReviewInfo(
+        state=status,
+        reviewer=state.reviewer if state and state.released else "",
+        released_s=state.released_s if state and state.released else None,
+        original=original,
+        changes=changes,
+        artefacts=sum(c.label == "ARTEFACT" for c in cells),
+        smudges=sum(c.label == "SMUDGE" for c in cells),
+        cells=cells,
+    )
+
+
+def reviewed_view(
+    info: ReviewInfo, results: list[CellResult]
+) -> tuple[SampleSummary, list[CellResult]]:
+    """The summary and counted cells to report: the reviewed ones once a review exists (cells
+    relabelled; artefacts and smudges left out), else the original ones unchanged."""
+    if not info.reviewed:
+        return info.original, results
+    labels = {(c.fov, c.cell_index): c.label for c in info.cells}
+    shown = []
+    for result in results:
+        label = labels.get((result.key.fov, result.key.cell_index), result.cell_class.value)
+        if label in CellClass.__members__:
+            shown.append(replace(result, cell_class=CellClass(label)))
+    return reviewed_summary(info.original, list(info.cells)), shown
