@@ -908,23 +908,35 @@ class _LateProgress:
 @dataset_app.command("build")
 def dataset_build(
     acquisitions: _ACQUISITIONS,
-    labels: _LABELS,
     out: Annotated[Path, typer.Option("--out", help="Dataset folder to create (must not exist).")],
+    labels: Annotated[
+        Path | None,
+        typer.Option("--labels", help="Labels CSV: sample, fov, x_px, y_px, class[, annotator]."),
+    ] = None,
+    reviewed: Annotated[
+        Path | None,
+        typer.Option("--reviewed", help="Or: a results database; its released reviews are labels."),
+    ] = None,
     radius_um: _RADIUS = 6.0,
 ) -> None:
     """Cut the labelled cells with the pipeline's segmentation: OUT/<modality>/<CLASS>/<id>.png."""
+    from leukoscope.errors import ParameterError
     from leukoscope.pipeline.segmentation import SegmentationParams
     from leukoscope.validation.dataset_build import build_dataset
 
+    source = labels if labels is not None else reviewed
+    if source is None or (labels is not None and reviewed is not None):
+        raise ParameterError("give either --labels FILE or --reviewed DATABASE")
     params = SegmentationParams.from_config(settings().pipeline.segmentation)
     with _LateProgress() as bar:
         report = build_dataset(
             acquisitions,
-            labels,
+            source,
             out,
             params=params,
             radius_um=radius_um,
             progress=lambda n: bar.step("segmenting labelled fields"),
+            reviewed=reviewed is not None,
         )
     counts = ", ".join(f"{name} {n}" for name, n in report.counts.items())
     console.print(

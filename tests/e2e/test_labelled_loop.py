@@ -156,6 +156,36 @@ def test_build_train_validate(
     agreement = figures["agreement"]
     assert (agreement["reference_inside_pipeline_ci"], agreement["intervals"]) == (inside, total)
 
+    # the validation run, reviewed and released, is itself a reference for `dataset build`
+    from leukoscope.pipeline.store import ResultStore
+    from leukoscope.review.store import ReviewStore
+
+    database = report / "results.sqlite"
+    run_id = figures["run_id"]
+    with ResultStore(database) as results, ReviewStore(database) as review:
+        for sample in SAMPLES:
+            review.open_review(results, run_id, sample)
+        first = review.cells(run_id, "bccd-01")[0]
+        review.reclassify(run_id, "bccd-01", first.fov, first.cell_index, "ARTEFACT",
+                          reviewer="Ann Lee", version=first.version)  # fmt: skip
+        for sample in SAMPLES[:2]:  # bccd-03 stays unreleased: not a reference yet
+            review.release(run_id, sample, reviewer="Ann Lee",
+                           version=review.state(run_id, sample).version)  # type: ignore[union-attr]  # fmt: skip
+    rebuilt = tmp_path / "from_review"
+    code = run_cli(monkeypatch, "dataset", "build", *ACQUISITIONS[:2], "--reviewed", database,
+                   "--out", rebuilt)  # fmt: skip
+    assert code == 0
+    rows = list(csv.DictReader((rebuilt / "manifest.csv").read_text().splitlines()))
+    stored = [c for c in cells if c[0] in SAMPLES[:2]]
+    assert len(rows) == len(stored) - 1  # every reviewed cell but the artefact
+    assert {r["annotator"] for r in rows} == {"Ann Lee"}
+    assert all(float(r["distance_um"]) == 0.0 for r in rows)  # the very cells the run found
+    point = ("sample", "fov", "detection_x_px", "detection_y_px")
+    written = {tuple(str(r[k]) for k in point): r["class"] for r in rows}
+    expected = {(s, str(f), f"{x:.2f}", f"{y:.2f}"): c for s, f, y, x, c in stored}
+    assert len(set(expected) - set(written)) == 1  # the artefact
+    assert all(expected[key] == cell_class for key, cell_class in written.items())
+
 
 def test_refusals_leave_nothing_half_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
@@ -189,6 +219,15 @@ def test_refusals_leave_nothing_half_written(
     assert f"{LABELS}:2: sample 'bccd-01' is not among the acquisitions given (bccd-77)" in err
     err = refused("validate", other, "--labels", LABELS, "--out", tmp_path / "v1")
     assert "is not among the acquisitions given" in err
+
+    # labels from nowhere, or from two places at once
+    err = refused("dataset", "build", *ACQUISITIONS, "--out", tmp_path / "d3")
+    assert "give either --labels FILE or --reviewed DATABASE" in err
+    err = refused(*build, "--reviewed", tmp_path / "x.sqlite", "--out", tmp_path / "d3")
+    assert "give either" in err
+    err = refused("dataset", "build", *ACQUISITIONS, "--reviewed", tmp_path / "x.sqlite",
+                  "--out", tmp_path / "d3")  # fmt: skip
+    assert "x.sqlite: results database not found" in err
 
     # a bad row: file and line named
     bad = tmp_path / "bad.csv"

@@ -76,13 +76,23 @@ def build_dataset(
     params: SegmentationParams | None = None,
     radius_um: float = DEFAULT_RADIUS_UM,
     progress: Callable[[int], None] | None = None,
+    reviewed: bool = False,
 ) -> BuildReport:
-    """Cut every labelled white cell of `acquisitions` into a training set at `out`."""
+    """Cut every labelled white cell of `acquisitions` into a training set at `out`.
+
+    `labels_path` is a labels CSV, or with `reviewed` a results database whose released reviews
+    are the labels (`validation/reviewed.py`).
+    """
     out = Path(out)
     refuse_existing(out)  # before any work, so a mistake costs nothing
     params = params or SegmentationParams()
     found = describe_acquisitions(acquisitions)
-    labels = read_labels(labels_path, found)
+    if reviewed:
+        from leukoscope.validation.reviewed import reviewed_labels
+
+        labels = reviewed_labels(labels_path, found)
+    else:
+        labels = read_labels(labels_path, found)
     report = BuildReport(out)
     with staged_folder(out) as staging, (staging / "manifest.csv").open("w", newline="") as handle:
         manifest = csv.writer(handle)
@@ -132,6 +142,7 @@ def build_dataset(
         handle.flush()
         summary = {
             "labels": str(Path(labels_path).resolve()),
+            "labels_from": "released reviews" if reviewed else "labels file",
             "acquisitions": {s: str(a.folder.resolve()) for s, a in found.items()},
             "radius_um": radius_um,
             "segmentation": vars(params),
