@@ -9,7 +9,6 @@ agreement (mean difference +- 1.96 SD of the per-sample differences, in percenta
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -209,8 +208,3 @@ def agreement_figures(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "coverage_reference_ci": _ratio(sum(inside_ref), len(inside_ref)),
         "per_class": per_class,
     }
-
-
-def finite(value: float | None) -> bool:
-    """True for a real number (not None, not NaN)."""
-    return value is not None and math.isfinite(value)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from leukoscope.config import Settings
+from leukoscope.errors import PipelineError
 from leukoscope.pipeline.aggregator import SummaryCallback
 from leukoscope.pipeline.service import analyse, load_predictor
 from leukoscope.pipeline.sources import saved_acquisition
@@ -81,7 +82,9 @@ def validate(
                     acquisition.frame_shape,
                 )
                 matches.append(match)
-                summary = outcome.summaries[sample]
+                summary = outcome.summaries.get(sample)
+                if summary is None:
+                    raise PipelineError(f"sample {sample!r} did not finish; nothing to compare")
                 samples.append(agreement.sample_differential(match, summary))
         params = current.pipeline.segmentation.model_dump()
         data = {
