@@ -205,6 +205,10 @@ def create_app(
             states = service.reviews.states()
         return HTMLResponse(index_html(samples, states, str(service.database)))
 
+    @app.get("/favicon.ico")
+    def favicon() -> Response:
+        return Response(status_code=204)
+
     @app.get("/static/{name}")
     def static(name: str) -> Response:
         if name not in assets:

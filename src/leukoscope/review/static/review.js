@@ -62,6 +62,7 @@
     const parts = [];
     for (const cls of CLASSES) {
       const cells = byClass[cls];
+      if (!cells.length) continue;
       const figures = cells.map((c) =>
         `<figure class="cell" id="${id(c)}" tabindex="-1">` +
         `<img loading="lazy" alt="" width="96" height="96" src="${img(c, "composite")}">` +

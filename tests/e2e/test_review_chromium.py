@@ -1,0 +1,180 @@
+"""The review page in a real headless Chromium (driven by Playwright, the system's Chromium):
+keyboard reclassification, an artefact, next/previous, the flagged filter, the enlarged view and
+sign-off; then the store's audit, the recomputed differential and intervals, the lock and the
+report's reviewed figures are checked. Screenshots go to tmp (or $LEUKOSCOPE_SCREENSHOTS, which is
+how docs/img/review*.png are made).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from leukoscope.classifier.infer import Predictor
+from leukoscope.config import PipelineConfig
+from leukoscope.pipeline.counts import clopper_pearson
+from leukoscope.pipeline.runner import run_embedded
+from leukoscope.pipeline.sources import saved_acquisition
+from leukoscope.pipeline.store import ResultStore
+from leukoscope.report.data import gather_report
+from leukoscope.report.export import report_document
+from leukoscope.review.store import ReviewConflict, ReviewStore
+
+from ..integration.pipeline_helpers import small_acquisition, untrained_checkpoint
+from ..integration.review_helpers import LiveApp
+
+playwright = pytest.importorskip("playwright.sync_api")
+
+SAMPLE = "e2e-review.1"
+CLASSES = ["NEU", "LYM", "MO", "EOS", "BAS"]
+KEY = {"NEU": "n", "LYM": "l", "MO": "m", "EOS": "e", "BAS": "b"}
+
+
+def chromium() -> str:
+    """The system Chromium; skip without one, except in CI where it must be installed."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found:
+        return found
+    message = "chromium not found: run scripts/install.sh as root or apt-get install chromium"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{message} (CI must install it)", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def analysed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
+    """Simulated fields analysed by the embedded pipeline (untrained model: cells get flagged)."""
+    root = tmp_path_factory.mktemp("review")
+    model = untrained_checkpoint(root / "model.pt")
+    predictor = Predictor.load(model, backend="torch", threads=1)
+    folder = small_acquisition(root / "acq", SAMPLE, 4, seed=5)
+    database = root / "results.sqlite"
+    with ResultStore(database) as store:
+        run_id = store.start_run(model_path=str(model), model_version="e2e-review")
+        run_embedded(
+            PipelineConfig(target_cells=0),
+            [saved_acquisition(folder)],
+            classify=lambda crops: predictor.predict(crops).head_probabilities,
+            modalities=predictor.modalities,
+            input_size=predictor.input_size,
+            store=store,
+            run_id=run_id,
+            timeout_s=60,
+        )
+        store.finish_run(run_id)
+    yield database, run_id
+
+
+def _screens(tmp_path: Path) -> Path:
+    chosen = os.environ.get("LEUKOSCOPE_SCREENSHOTS")
+    return Path(chosen) if chosen else tmp_path
+
+
+def _count(page: Any, cls: str) -> int:
+    return int(page.locator(f'#differential tr[data-class="{cls}"] td.count').inner_text())
+
+
+def test_keyboard_review_and_sign_off(analysed: tuple[Path, str], tmp_path: Path) -> None:
+    database, run = analysed
+    shots = _screens(tmp_path)
+    with LiveApp(database) as live:
+        before = live.get(f"/api/sample/{run}/{SAMPLE}").json()
+        cells = before["cells"]
+        assert len(cells) >= 6, "the simulated sample needs at least six cells"
+        # what the keys will do: the first three cells each to the next class, the fifth artefact
+        targets = [CLASSES[(CLASSES.index(c["original"]) + 1) % 5] for c in cells[:3]]
+        errors: list[str] = []
+        with playwright.sync_playwright() as driver:
+            browser = driver.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(f"{live.base}/sample/{run}/{SAMPLE}")
+            page.wait_for_selector("body[data-ready='1']", timeout=15_000)
+            assert page.locator("figure.cell").count() == len(cells)
+            page.fill("#reviewer", "Ann Lee")
+            page.locator("#reviewer").blur()
+            for i, target in enumerate(targets):
+                page.keyboard.press(KEY[target])
+                page.wait_for_function(
+                    "([id, label]) => document.getElementById(id).dataset.label === label",
+                    arg=[f"cell-{cells[i]['fov']}-{cells[i]['cell_index']}", target],
+                )
+            page.keyboard.press("j")  # next (cell 5), previous (cell 4), next again: cell 5
+            page.keyboard.press("k")
+            page.keyboard.press("ArrowRight")
+            page.keyboard.press("a")
+            fifth = f"cell-{cells[4]['fov']}-{cells[4]['cell_index']}"
+            page.wait_for_function(
+                "(id) => document.getElementById(id).dataset.label === 'ARTEFACT'", arg=fifth
+            )
+            assert "artefacts 1" in page.locator("#counts").inner_text()
+            page.screenshot(path=str(shots / "review.png"))
+            page.keyboard.press("f")  # flagged only
+            flagged = sum(c["flagged"] for c in cells)
+            assert page.locator("figure.cell:visible").count() == flagged
+            page.keyboard.press("f")
+            page.keyboard.press("Enter")  # enlarge the current cell with all four lights
+            page.wait_for_selector("#zoom:not([hidden])")
+            assert page.locator("#zoom-images img").count() == 5
+            page.wait_for_function(
+                "() => [...document.querySelectorAll('#zoom-images img')]"
+                ".every((i) => i.complete && i.naturalWidth > 0)"
+            )
+            page.screenshot(path=str(shots / "review-zoom.png"))
+            page.keyboard.press("Escape")
+            shown = {c: _count(page, c) for c in CLASSES}  # updated without a reload
+            page.click("#release")
+            page.wait_for_function(
+                "() => document.getElementById('state').textContent.startsWith('Released by')"
+            )
+            assert "Ann Lee" in page.locator("#state").inner_text()
+            page.keyboard.press("n")  # locked: refused with a message, nothing changes
+            page.wait_for_function(
+                "() => document.getElementById('message').textContent.includes('released by')"
+            )
+            browser.close()
+        # the only console error is the refused (409) edit of the released sample
+        assert errors == [
+            "Failed to load resource: the server responded with a status of 409 (Conflict)"
+        ]
+    # the store: audit rows, the recomputed differential and intervals, the lock
+    with ResultStore(database, read_only=True) as results, ReviewStore(database) as reviews:
+        audit = reviews.audit(run, SAMPLE)
+        expected = [
+            (c["fov"], c["cell_index"], c["original"], t)
+            for c, t in zip(cells[:3], targets, strict=True)
+        ] + [(cells[4]["fov"], cells[4]["cell_index"], cells[4]["original"], "ARTEFACT")]
+        assert [(a.fov, a.cell_index, a.from_label, a.to_label) for a in audit[:4]] == expected
+        assert {a.reviewer for a in audit} == {"Ann Lee"} and audit[4].action == "release"
+        assert len(audit) == 5
+        state = reviews.state(run, SAMPLE)
+        assert state is not None and state.released and state.reviewer == "Ann Lee"
+        with pytest.raises(ReviewConflict):
+            reviews.reclassify(run, SAMPLE, cells[5]["fov"], cells[5]["cell_index"], "NEU",
+                               reviewer="Bo", version=0)  # fmt: skip
+        original = {c["cell_class"]: c["count"] for c in before["original"]}
+        recount = dict(original)
+        for _, _, old, new in expected:
+            recount[old] -= 1
+            if new != "ARTEFACT":
+                recount[new] += 1
+        assert shown == recount
+        document = report_document(gather_report(results, SAMPLE))
+    total = sum(recount.values())
+    assert total == len(cells) - 1
+    for row in document["differential"]:
+        assert row["count"] == recount[row["cell_class"]]
+        low, high = clopper_pearson(row["count"], total)
+        assert row["ci_low_percent"] == pytest.approx(100 * low)
+        assert row["ci_high_percent"] == pytest.approx(100 * high)
+    assert document["review"]["state"] == "released"
+    assert document["review"]["reviewer"] == "Ann Lee"
+    assert {d["cell_class"]: d["count"] for d in document["review"]["original_differential"]} == (
+        original
+    )
