@@ -231,6 +231,12 @@ class SegmentationConfig(_Section):
     )
     min_area_um2: float = Field(default=6.0, gt=0.0, description="smallest nucleus area, um^2")
     max_area_um2: float = Field(default=250.0, gt=0.0, description="largest nucleus area, um^2")
+    min_contrast: float = Field(
+        default=0.0,
+        ge=0.0,
+        lt=1.0,
+        description="threshold at least this share of the brightest signal (clean backgrounds)",
+    )
     max_extent_um: float = Field(
         default=12.0, gt=0.0, le=100.0, description="largest nucleus radius from its centre, um"
     )

@@ -57,13 +57,15 @@ class SegmentationParams:
     max_lobe_um2: float = 45.0
     min_area_um2: float = 6.0
     max_area_um2: float = 250.0
+    min_contrast: float = 0.0  # threshold >= this share of the brightest signal (0 = off)
     max_extent_um: float = 12.0
     border_um: float = 2.5
     crop_um: float = DEFAULT_CROP_UM
 
     def __post_init__(self) -> None:
         for name, value in vars(self).items():
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            positive = value >= 0 if name == "min_contrast" else value > 0
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and positive):
                 raise ParameterError(f"segmentation: {name} must be a positive number, got {value}")
 
     @classmethod
@@ -252,6 +254,8 @@ def detect(
     threshold = _threshold(smooth, median + params.threshold_sigmas * noise)
     if threshold is None:
         return []
+    # clean backgrounds (no red cells): the noise floor collapses and faint rims would pass Otsu
+    threshold = max(threshold, median + params.min_contrast * span)
     mask = (smooth > threshold).astype(np.uint8)
     mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, _disc(params.close_um / px_um))
 
