@@ -59,6 +59,12 @@ class LightChannel(_Section):
         pattern=r"^#[0-9a-fA-F]{6}$",
         description="colour the review page draws this light in, #rrggbb",
     )
+    emission_nm: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=2000.0,
+        description="emission peak of the stain this light excites, nm (fluorescence; 0 = none)",
+    )
 
 
 def _default_lights() -> dict[Modality, LightChannel]:
@@ -74,6 +80,8 @@ def _default_lights() -> dict[Modality, LightChannel]:
             display_name=names[m][0],
             wavelength_nm=names[m][1],
             display_color=names[m][2],
+            # acridine orange bound to DNA emits at about 525 nm
+            emission_nm=525.0 if m is Modality.FLUORESCENCE else 0.0,
         )
         for i, m in enumerate(MODALITIES)
     }
@@ -183,6 +191,11 @@ class AcquisitionConfig(_Section):
     data_dir: Path = Field(default=Path("acquisitions"), description="where samples are saved")
     on_failed_field: Literal["continue", "stop"] = Field(
         default="continue", description="what a run does after a field fails"
+    )
+    compression: Literal["none", "zlib"] = Field(
+        default="none",
+        description="lossless compression of saved fields (zlib: smaller, slower; "
+        "docs/performance.md)",
     )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +88,19 @@ def test_ten_fields_saved_and_read_back_pixel_exact(make_rig: MakeRig, tmp_path:
         assert channel_names(result.path) == [m.value for m in MODALITIES]
     assert rig.state.lit() == {}
     assert not (tmp_path / FAILED_FIELDS_FILE).exists()
+    # the rig's own lights (colour, wavelength, illumination) are in each field's OME metadata
+    with tifffile.TiffFile(results[0].path) as tif:
+        pixels = tifffile.xml2dict(tif.ome_metadata)["OME"]["Image"]["Pixels"]
+    lights = rig.config.lights.channels
+    assert pixels["SignificantBits"] == 12
+    with tifffile.TiffFile(results[0].path) as tif:
+        image = tifffile.xml2dict(tif.ome_metadata)["OME"]["Image"]
+    assert str(image["AcquisitionDate"]).startswith(str(datetime.now(timezone.utc).year))
+    for channel, modality in zip(pixels["Channel"], MODALITIES, strict=True):
+        assert channel["ExcitationWavelength"] == lights[modality].wavelength_nm
+        assert channel["IlluminationType"] == (
+            "Epifluorescence" if modality is Modality.FLUORESCENCE else "Transmitted"
+        )
 
 
 def test_frames_show_what_was_lit(make_rig: MakeRig) -> None:

@@ -20,16 +20,18 @@ import logging
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from leukoscope.config import RigConfig
+from leukoscope.config import LightsConfig, RigConfig
 from leukoscope.errors import AcquisitionError, CameraTimeout, ParameterError
 from leukoscope.ids import check_sample_id
 from leukoscope.instrument.registration import Registrar
 from leukoscope.instrument.rig import Rig
+from leukoscope.instrument.storage import ChannelOptics
 from leukoscope.types import MODALITIES, Frame, FrameSet, Modality
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,22 @@ FAILED_FIELDS_FILE = "failed_fields.json"
 """Beside acquisition.json: the fields that failed and why (absent when none did)."""
 
 _BIT_DEPTHS = {"Mono8": 8, "Mono10": 10, "Mono12": 12, "Mono14": 14, "Mono16": 16}
+
+
+def channel_optics(
+    lights: LightsConfig, modalities: Iterable[Modality]
+) -> dict[Modality, ChannelOptics]:
+    """What the saved fields' OME metadata says about each configured light."""
+    return {
+        m: ChannelOptics(
+            display_color=lights.channels[m].display_color,
+            wavelength_nm=lights.channels[m].wavelength_nm,
+            emission_nm=lights.channels[m].emission_nm,
+            fluorescence=m is Modality.FLUORESCENCE,
+        )
+        for m in modalities
+        if m in lights.channels
+    }
 
 
 @dataclass(frozen=True)
@@ -56,6 +74,8 @@ class AcquisitionSettings:
     retries: int = 1
     on_failed_field: Literal["continue", "stop"] = "continue"
     verify_lights: bool = True  # ask the controller which channels are on before each trigger
+    optics: dict[Modality, ChannelOptics] = field(default_factory=dict)  # for the OME metadata
+    compression: str = "none"  # of saved fields (storage.COMPRESSIONS)
 
     @classmethod
     def from_config(
@@ -85,6 +105,8 @@ class AcquisitionSettings:
             fetch_timeout_s=camera.fetch_timeout_s,
             retries=camera.retries,
             on_failed_field=config.acquisition.on_failed_field,
+            optics=channel_optics(lights, chosen),
+            compression=config.acquisition.compression,
         )
 
     def digest(self) -> str:
@@ -173,7 +195,7 @@ class Acquisition:
                 if result.frameset is not None and out_dir is not None:
                     saved += 1  # acquisition.json's `fields` is always the number saved
                     self._write_meta(out_dir, sample_id, result.frameset, saved)
-                    result = _saved(result, out_dir)
+                    result = _saved(result, out_dir, settings)
                 if not result.ok:
                     failures[fov] = result.error
                     log.warning("field %d failed: %s", fov, result.error)
@@ -318,11 +340,17 @@ class Acquisition:
         storage.write_acquisition_meta(out_dir, meta)
 
 
-def _saved(result: FieldResult, out_dir: Path) -> FieldResult:
+def _saved(result: FieldResult, out_dir: Path, settings: AcquisitionSettings) -> FieldResult:
     from leukoscope.instrument import storage
 
     assert result.frameset is not None
-    path = storage.write_field(out_dir, result.frameset)
+    path = storage.write_field(
+        out_dir,
+        result.frameset,
+        optics=settings.optics,
+        acquired_at=datetime.now(timezone.utc),
+        compression=settings.compression,
+    )
     return FieldResult(
         result.fov, result.frameset, result.error, path, result.triggers, result.refined
     )

@@ -22,8 +22,10 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
@@ -214,10 +216,70 @@ def _check_frameset(frameset: FrameSet) -> np.ndarray:
     return np.stack(frameset.frames)
 
 
-def write_field(folder: Path, frameset: FrameSet) -> Path:
-    """Write one field of view as `fov_NNNN.ome.tif` atomically; return its path."""
+@dataclass(frozen=True)
+class ChannelOptics:
+    """What a viewer needs to know about one channel's light (OME Channel attributes)."""
+
+    display_color: str  # "#rrggbb", the colour the channel is shown in
+    wavelength_nm: float  # the light's peak wavelength (excitation for fluorescence); 0 = unknown
+    emission_nm: float = 0.0  # the stain's emission peak (fluorescence only); 0 = unknown
+    fluorescence: bool = False  # epifluorescence, else transmitted bright-field
+
+
+COMPRESSIONS = ("none", "zlib")
+"""Lossless TIFF compressions a field can be written with (docs/performance.md has their cost)."""
+
+
+def ome_color(hex_colour: str) -> int:
+    """An "#rrggbb" colour as OME's signed 32-bit RGBA integer (alpha 255)."""
+    value = (int(hex_colour[1:7], 16) << 8) | 0xFF
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
+def _channel_metadata(frameset: FrameSet, optics: Mapping[Modality, ChannelOptics]) -> dict:
+    channel: dict[str, list[Any]] = {"Name": [m.value for m in frameset.modalities]}
+    chosen = [optics.get(m) for m in frameset.modalities]
+    if all(o is not None for o in chosen):
+        known = [o for o in chosen if o is not None]
+        channel["Color"] = [ome_color(o.display_color) for o in known]
+        channel["IlluminationType"] = [
+            "Epifluorescence" if o.fluorescence else "Transmitted" for o in known
+        ]
+        channel["ContrastMethod"] = [
+            "Fluorescence" if o.fluorescence else "Brightfield" for o in known
+        ]
+        channel["AcquisitionMode"] = ["WideField"] * len(known)
+        if all(o.wavelength_nm > 0 for o in known):
+            channel["ExcitationWavelength"] = [o.wavelength_nm for o in known]
+            channel["ExcitationWavelengthUnit"] = ["nm"] * len(known)
+        if all(o.emission_nm > 0 or not o.fluorescence for o in known):
+            # a transmitted channel is seen at the light's own wavelength
+            channel["EmissionWavelength"] = [
+                o.emission_nm if o.fluorescence else o.wavelength_nm for o in known
+            ]
+            channel["EmissionWavelengthUnit"] = ["nm"] * len(known)
+    return channel
+
+
+def write_field(
+    folder: Path,
+    frameset: FrameSet,
+    *,
+    optics: Mapping[Modality, ChannelOptics] | None = None,
+    acquired_at: datetime | None = None,
+    compression: str = "none",
+) -> Path:
+    """Write one field of view as `fov_NNNN.ome.tif` atomically; return its path.
+
+    `optics` adds each channel's colour, wavelengths and illumination type to the OME metadata,
+    `acquired_at` its AcquisitionDate; `compression` is one of COMPRESSIONS (lossless).
+    """
     import tifffile
 
+    if compression not in COMPRESSIONS:
+        raise StorageError(
+            f"compression {compression!r}: expected one of {', '.join(COMPRESSIONS)}"
+        )
     data = _check_frameset(frameset)
     path = field_path(Path(folder), frameset.fov)
     _make_folder(path.parent)
@@ -244,14 +306,31 @@ def write_field(folder: Path, frameset: FrameSet) -> Path:
         "PhysicalSizeXUnit": "µm",
         "PhysicalSizeY": frameset.pixel_size_um,
         "PhysicalSizeYUnit": "µm",
-        "Channel": {"Name": [m.value for m in frameset.modalities]},
+        "SignificantBits": frameset.bit_depth or data.dtype.itemsize * 8,
+        "Channel": _channel_metadata(frameset, optics or {}),
         "Plane": {
             "ExposureTime": [float(e) for e in frameset.exposures_us],
             "ExposureTimeUnit": ["µs"] * channels,
         },
     }
+    if acquired_at is not None:
+        moment = acquired_at.astimezone(timezone.utc).replace(tzinfo=None)
+        metadata["AcquisitionDate"] = moment.isoformat(timespec="seconds")
+    pixels_per_cm = 1e4 / frameset.pixel_size_um
     with _atomic(path) as handle:
-        tifffile.imwrite(handle, data, ome=True, photometric="minisblack", metadata=metadata)
+        tifffile.imwrite(
+            handle,
+            data,
+            ome=True,
+            photometric="minisblack",
+            metadata=metadata,
+            resolution=(pixels_per_cm, pixels_per_cm),
+            resolutionunit="CENTIMETER",
+            # zlib level 1 after horizontal differencing: most of the gain at a fraction of the time
+            compression=None if compression == "none" else compression,
+            compressionargs=None if compression == "none" else {"level": 1},
+            predictor=None if compression == "none" else 2,
+        )
     return path
 
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from leukoscope.config import LightsConfig
 from leukoscope.errors import ParameterError
+from leukoscope.instrument.acquisition import channel_optics
 from leukoscope.instrument.simulator.composition import DEFAULT_COMPOSITION
 from leukoscope.instrument.simulator.frames import CaptureSettings, capture_frameset
 from leukoscope.instrument.simulator.params import SampleParams
@@ -57,11 +60,14 @@ def generate_acquisition(
     settings: CaptureSettings | None = None,
     register: bool = True,
     progress: Callable[[int], None] | None = None,
+    acquired_at: datetime | None = None,
 ) -> AcquisitionMeta:
     """Write `fields` fields of a simulated sample to `out` (saved-acquisition format) + ground truth.
 
     With `register` the frames are aligned to color1 with the known offsets (as the rig's registration
     would, shifts recorded per frame); without it they keep the raw misregistration (shifts 0).
+    `acquired_at` is the OME AcquisitionDate of every field (None: none, and the same seed gives
+    byte-identical files).
     """
     if fields < 0:
         raise ParameterError(f"number of fields must be >= 0, got {fields}")
@@ -96,10 +102,11 @@ def generate_acquisition(
         simulated=True,
     )
     out = Path(out)
+    optics = channel_optics(LightsConfig(), MODALITIES)
     write_acquisition_meta(out, meta)
     for fov in range(fields):
         frameset = capture_frameset(renderer, sensor, sample_id, fov, settings, register=register)
-        write_field(out, frameset)
+        write_field(out, frameset, optics=optics, acquired_at=acquired_at)
         if progress is not None:
             progress(fov)
     truth = ground_truth(sample, renderer, fields, register)
