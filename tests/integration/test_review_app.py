@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
+from leukoscope.pipeline.store import ResultStore
 from leukoscope.review.store import ReviewStore
 
 from .review_helpers import TILE, LiveApp, finished_sample
@@ -35,6 +37,21 @@ def test_list_page_and_review_page(served: tuple[LiveApp, str, Path]) -> None:
     assert page.status_code == 200
     assert f'data-csrf="{client.csrf}"' in page.text
     assert client.get("/static/review.js").text.startswith("// leukoscope review page")
+    embedded = page.text.split('<script type="application/json" id="initial-state">')[1]
+    state = json.loads(embedded.split("</script>")[0])
+    assert state == client.get(f"/api/sample/{run}/{SAMPLE}").json()  # no round trip needed
+
+
+def test_a_running_sample_cannot_be_reviewed(tmp_path: Path) -> None:
+    database = tmp_path / "results.sqlite"
+    with ResultStore(database) as store:
+        run = store.start_run()
+        store.start_sample(run, "S-2")
+    with LiveApp(database) as client:
+        page = client.get(f"/sample/{run}/S-2")
+        assert page.status_code == 200 and "initial-state" not in page.text
+        answer = client.get(f"/api/sample/{run}/S-2")
+        assert answer.status_code == 409 and "still running" in answer.json()["error"]
 
 
 def test_reclassify_updates_the_differential(served: tuple[LiveApp, str, Path]) -> None:

@@ -113,8 +113,10 @@ class ReviewService:
             raise ReviewConflict(
                 f"sample {sample_id!r} is still running: review it once its differential is final"
             )
-        self.reviews.open_review(self.results, run_id, sample_id)
-        return page_state(self.reviews, self.facts(run_id, sample_id), run_id, sample_id)
+        facts = self.facts(run_id, sample_id)
+        known = (facts.summary, list(facts.results.values()))
+        self.reviews.open_review(self.results, run_id, sample_id, known=known)
+        return page_state(self.reviews, facts, run_id, sample_id)
 
     def modalities(self, run_id: str) -> tuple[Modality, ...]:
         """The modalities the run's model saw (the thumbnail's tiles); all four if unknown."""
@@ -219,8 +221,10 @@ def create_app(
     @app.get("/sample/{run_id}/{sample_id}", response_class=HTMLResponse)
     def review_page(run_id: str, sample_id: str) -> HTMLResponse:
         with service.lock:
-            service.check_sample(run_id, sample_id)
-        return HTMLResponse(review_html(run_id, sample_id, csrf))
+            row = service.check_sample(run_id, sample_id)
+            finished = row["status"] != SampleStatus.RUNNING.value
+            state = service.open(run_id, sample_id) if finished else None
+        return HTMLResponse(review_html(run_id, sample_id, csrf, state))
 
     @app.get("/api/sample/{run_id}/{sample_id}")
     def sample_state(run_id: str, sample_id: str) -> dict[str, Any]:

@@ -6,6 +6,7 @@ No inline script or style (the CSP allows only the app's own files); every text 
 from __future__ import annotations
 
 import html
+import json
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
@@ -79,8 +80,18 @@ def index_html(
     )
 
 
-def review_html(run_id: str, sample_id: str, csrf: str) -> str:
-    """The review page shell; review.js fills it from `/api/sample/<run>/<sample>`."""
+def state_block(state: dict[str, Any] | None) -> str:
+    """The page's first state as a JSON data block (not executed; `<` escaped so no text in it
+    can close the element), saving review.js a round trip."""
+    if state is None:
+        return ""
+    text = json.dumps(state, separators=(",", ":")).replace("<", "\\u003c")
+    return f'<script type="application/json" id="initial-state">{text}</script>'
+
+
+def review_html(run_id: str, sample_id: str, csrf: str, state: dict[str, Any] | None = None) -> str:
+    """The review page shell; review.js fills it from the embedded state (or, without one, from
+    `/api/sample/<run>/<sample>`)."""
     keys = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in KEYS)
     return (
         f"{_head(f'Review {sample_id}')}"
@@ -100,5 +111,5 @@ def review_html(run_id: str, sample_id: str, csrf: str) -> str:
         f"{keys}</dl></section>"
         '<section id="galleries"></section></main>'
         '<div id="zoom" hidden><div id="zoom-images"></div><p id="zoom-caption"></p></div>'
-        '<script src="/static/review.js"></script></body></html>'
+        f'{state_block(state)}<script src="/static/review.js"></script></body></html>'
     )

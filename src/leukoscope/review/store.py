@@ -32,7 +32,7 @@ from leukoscope.errors import LeukoscopeError, ParameterError, StorageError
 from leukoscope.ids import check_sample_id
 from leukoscope.pipeline.counts import class_counts
 from leukoscope.pipeline.store import ResultStore
-from leukoscope.types import CELL_CLASSES, CellClass, SampleStatus, SampleSummary
+from leukoscope.types import CELL_CLASSES, CellClass, CellResult, SampleStatus, SampleSummary
 
 ARTEFACT = "ARTEFACT"
 """Not a white cell (debris, platelet clump, stain): leaves the count."""
@@ -325,21 +325,30 @@ class ReviewStore:
 
     # -- writing ---------------------------------------------------------------------------------
 
-    def open_review(self, results: ResultStore, run_id: str, sample_id: str) -> ReviewState:
+    def open_review(
+        self,
+        results: ResultStore,
+        run_id: str,
+        sample_id: str,
+        *,
+        known: tuple[SampleSummary, list[CellResult]] | None = None,
+    ) -> ReviewState:
         """Start (or return) the sample's review: its counted cells copied in with their classes.
 
-        A sample still running cannot be reviewed (its differential is not final).
+        `known`: the sample's summary and counted cells if the caller has them already. A sample
+        still running cannot be reviewed (its differential is not final).
         """
         check_sample_id(sample_id)
         existing = self.state(run_id, sample_id)
         if existing is not None:
             return existing
-        summary = results.summary(run_id, sample_id)  # StorageError for an unknown sample
+        if known is None:  # StorageError for an unknown sample
+            known = results.summary(run_id, sample_id), results.counted_results(run_id, sample_id)
+        summary, counted = known
         if summary.status == SampleStatus.RUNNING:
             raise ReviewConflict(
                 f"sample {sample_id!r} is still running: review it once its differential is final"
             )
-        counted = results.counted_results(run_id, sample_id)
         with self._write() as db:
             db.execute(
                 "INSERT OR IGNORE INTO review_samples (run_id, sample_id, state, opened_s)"

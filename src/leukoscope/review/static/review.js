@@ -163,6 +163,7 @@
   $("reopen").addEventListener("click", reopen);
   $("zoom").addEventListener("click", () => zoom(false));
 
-  call("").then((data) => { state = data; buildGalleries(); apply(data); body.dataset.ready = "1"; })
+  const embedded = $("initial-state");
+  (embedded ? Promise.resolve(JSON.parse(embedded.textContent)) : call("")).then((data) => { state = data; buildGalleries(); apply(data); body.dataset.ready = "1"; })
     .catch((error) => say(error.message));
 })();
