@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
 import pytest
 
 from leukoscope.classifier.infer import Predictor
@@ -32,6 +34,7 @@ playwright = pytest.importorskip("playwright.sync_api")
 
 SAMPLE = "e2e-review.1"
 CLASSES = ["NEU", "LYM", "MO", "EOS", "BAS"]
+NATIVE_PX = 96
 KEY = {"NEU": "n", "LYM": "l", "MO": "m", "EOS": "e", "BAS": "b"}
 
 
@@ -84,6 +87,13 @@ def test_keyboard_review_and_sign_off(analysed: tuple[Path, str], tmp_path: Path
     shots = _screens(tmp_path)
     with LiveApp(database) as live:
         before = live.get(f"/api/sample/{run}/{SAMPLE}").json()
+        first = before["cells"][0]
+        picture = live.get(
+            f"/img/{run}/{SAMPLE}/{first['fov']}/{first['cell_index']}/composite.png"
+        )
+        assert picture.headers["x-leukoscope-crop"] == "native"  # re-cut from the acquisition
+        image = cv2.imdecode(np.frombuffer(picture.body, np.uint8), cv2.IMREAD_COLOR)
+        assert image.shape == (NATIVE_PX, NATIVE_PX, 3)  # 24 um at 0.25 um/px, not the 32 px crop
         cells = before["cells"]
         assert len(cells) >= 6, "the simulated sample needs at least six cells"
         # what the keys will do: the first three cells each to the next class, the fifth artefact

@@ -165,6 +165,7 @@ def test_cell_pictures_are_colour_composite_and_fluorescence(
     composite = client.get(f"/img/{run}/{SAMPLE}/0/0/composite.png")
     fluorescence = client.get(f"/img/{run}/{SAMPLE}/0/0/fluorescence.png")
     assert composite.headers["content-type"] == "image/png"
+    assert composite.headers["x-leukoscope-crop"] == "stored"  # no saved acquisition to re-cut
     rgb = cv2.imdecode(np.frombuffer(composite.body, np.uint8), cv2.IMREAD_COLOR)
     fl = cv2.imdecode(np.frombuffer(fluorescence.body, np.uint8), cv2.IMREAD_COLOR)
     assert rgb.shape == fl.shape == (TILE, TILE, 3)  # the stored crop's resolution

@@ -28,7 +28,8 @@ from leukoscope.errors import LeukoscopeError, ParameterError, StorageError
 from leukoscope.ids import check_sample_id
 from leukoscope.pipeline.store import ResultStore
 from leukoscope.report.model_info import read_model_info
-from leukoscope.review.images import VIEWS, cell_view, display_colours
+from leukoscope.review.images import VIEWS, cell_view, display_colours, split_tiles
+from leukoscope.review.native import NativeCrops
 from leukoscope.review.page import index_html, review_html
 from leukoscope.review.state import SampleFacts, page_state, sample_facts
 from leukoscope.review.store import ReviewConflict, ReviewStore
@@ -80,6 +81,7 @@ class ReviewService:
         self.results = ResultStore(database)
         self.reviews = ReviewStore(database)
         self.colours = display_colours(settings)
+        self.native = NativeCrops(settings.pipeline.segmentation.crop_um)
         self.lock = threading.Lock()
         self._facts: dict[tuple[str, str], SampleFacts] = {}
         self._modalities: dict[str, tuple[Modality, ...]] = {}
@@ -265,12 +267,19 @@ def create_app(
         if view not in VIEWS:
             raise ParameterError(f"view {view!r} is not one of {', '.join(VIEWS)}")
         with service.lock:
-            service.check_sample(run_id, sample_id)
+            row = service.check_sample(run_id, sample_id)
+            result = service.facts(run_id, sample_id).results.get((fov, cell_index))
+            if result is None:
+                raise LookupError(f"cell {fov}/{cell_index} is not counted in {sample_id!r}")
             png = service.results.thumbnail(run_id, CellKey(sample_id, fov, cell_index))
             modalities = service.modalities(run_id)
-        if png is None:
-            raise LookupError(f"no picture of cell {fov}/{cell_index} of {sample_id!r}")
-        data = cell_view(png, modalities, service.colours, view)
-        return Response(data, media_type="image/png", headers={"Cache-Control": "max-age=3600"})
+        tiles, crop = service.native.tiles(row["source"], fov, result.bbox), "native"
+        if tiles is None:
+            if png is None:
+                raise LookupError(f"no picture of cell {fov}/{cell_index} of {sample_id!r}")
+            tiles, crop = split_tiles(png, modalities), "stored"
+        data = cell_view(tiles, service.colours, view)
+        headers = {"Cache-Control": "max-age=3600", "X-Leukoscope-Crop": crop}
+        return Response(data, media_type="image/png", headers=headers)
 
     return app

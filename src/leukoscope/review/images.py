@@ -1,6 +1,6 @@
-"""Cell pictures for review: the stored thumbnail (one tile per modality, side by side) split into
-its modalities, each auto-contrasted, the three bright-field lights combined in their display
-colours, the fluorescence in its own; PNG bytes at the stored crop's resolution."""
+"""Cell pictures for review: a cell's modalities (native crops, or the stored thumbnail split into
+its tiles), each auto-contrasted, the three bright-field lights combined in their display colours,
+each light alone in its own; PNG bytes at the crop's resolution."""
 
 from __future__ import annotations
 
@@ -59,13 +59,12 @@ def _rgb_png(rgb: np.ndarray) -> bytes:
 
 
 def cell_view(
-    png: bytes, modalities: tuple[Modality, ...], colours: dict[Modality, np.ndarray], view: str
+    tiles: dict[Modality, np.ndarray], colours: dict[Modality, np.ndarray], view: str
 ) -> bytes:
     """One picture of a cell: `composite` (the bright-field lights, each auto-contrasted, in
     their display colours, added) or one modality, auto-contrasted, in its display colour."""
     if view not in VIEWS:
         raise StorageError(f"unknown view {view!r}")
-    tiles = split_tiles(png, modalities)
     if view == "composite":
         present = [m for m in BRIGHT_FIELD if m in tiles]
         if not present:
