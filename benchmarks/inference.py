@@ -27,7 +27,8 @@ import onnxruntime
 import torch
 
 from leukoscope.classifier.checkpoint import ModelMeta
-from leukoscope.classifier.export import INPUT_NAME, onnx_bytes
+from leukoscope.classifier.contract import INPUT_NAME
+from leukoscope.classifier.export import onnx_bytes
 from leukoscope.classifier.infer import Predictor, Runner, available_threads, onnx_session
 from leukoscope.classifier.models import MODELS
 from leukoscope.types import MODALITIES

@@ -489,7 +489,8 @@ def export_model(
     check: Annotated[bool, typer.Option(help="Compare onnxruntime with PyTorch.")] = True,
 ) -> None:
     """Export a checkpoint to ONNX for the onnxruntime backend."""
-    from leukoscope.classifier.export import check_export, export_checkpoint
+    from leukoscope.classifier.export import export_checkpoint
+    from leukoscope.classifier.export_check import check_export
 
     target = export_checkpoint(checkpoint, out)
     console.print(f"wrote {target}")

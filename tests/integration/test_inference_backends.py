@@ -10,12 +10,8 @@ import pytest
 import torch
 
 from leukoscope.classifier.checkpoint import ModelMeta, save_checkpoint
-from leukoscope.classifier.export import (
-    export_checkpoint,
-    inference_module,
-    onnx_path_for,
-    read_onnx_digest,
-)
+from leukoscope.classifier.contract import onnx_path_for, read_onnx_digest
+from leukoscope.classifier.export import export_checkpoint, inference_module
 from leukoscope.classifier.infer import Predictor
 from leukoscope.classifier.models import MultimodalModel, build_model, predict_proba
 from leukoscope.errors import ParameterError

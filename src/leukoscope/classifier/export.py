@@ -26,6 +26,14 @@ from torch import Tensor, nn
 
 from leukoscope.classifier.backbone import InvertedResidual, ShuffleNetV2
 from leukoscope.classifier.checkpoint import ModelMeta, file_digest, load_checkpoint
+from leukoscope.classifier.contract import (
+    DIGEST_KEY,
+    INPUT_NAME,
+    META_KEY,
+    ONNX_OPSET,
+    OUTPUT_NAMES,
+    onnx_path_for,
+)
 from leukoscope.classifier.models import (
     EnsembleModel,
     HSMMMimoModel,
@@ -33,13 +41,6 @@ from leukoscope.classifier.models import (
     SingleModel,
     predict_proba,
 )
-from leukoscope.errors import CheckpointError
-
-ONNX_OPSET = 17
-INPUT_NAME = "crops"
-OUTPUT_NAMES = ("probabilities", "head_probabilities")
-DIGEST_KEY = "leukoscope.checkpoint_sha256"
-META_KEY = "leukoscope.meta"
 
 
 def fold_batchnorm(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
@@ -210,22 +211,6 @@ def onnx_bytes(
     return bytes(graph.SerializeToString())
 
 
-def onnx_path_for(checkpoint: Path) -> Path:
-    """Where the ONNX graph of a checkpoint lives by default: beside it, suffix `.onnx`."""
-    return Path(checkpoint).with_suffix(".onnx")
-
-
-def read_onnx_digest(path: Path) -> str:
-    """The checkpoint digest recorded in an exported graph ('' if none)."""
-    import onnx
-
-    try:
-        graph = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:
-        raise CheckpointError(f"{path}: unreadable ONNX file ({exc})") from None
-    return next((p.value for p in graph.metadata_props if p.key == DIGEST_KEY), "")
-
-
 def export_checkpoint(checkpoint: Path, out: Path | None = None, opset: int = ONNX_OPSET) -> Path:
     """Export a checkpoint to ONNX (default: beside it), tied to the checkpoint by its SHA-256."""
     model, meta = load_checkpoint(checkpoint)
@@ -235,32 +220,3 @@ def export_checkpoint(checkpoint: Path, out: Path | None = None, opset: int = ON
     tmp.write_bytes(data)
     tmp.replace(target)
     return target
-
-
-EXPORT_TOLERANCE = 1e-4
-
-
-def check_export(checkpoint: Path, graph: Path, batch: int = 2, seed: int = 0) -> float:
-    """Largest probability difference between onnxruntime on `graph` and PyTorch on `checkpoint`
-    for random crops; CheckpointError if it exceeds EXPORT_TOLERANCE."""
-    import numpy as np
-
-    from leukoscope.classifier.infer import Predictor, onnx_runner
-
-    reference = Predictor.load(checkpoint, "torch", threads=1)  # a small check: one core
-    meta = reference.meta
-    exported = Predictor(meta, onnx_runner(graph, threads=1), reference.num_heads, "onnx")
-    shape: tuple[int, ...] = (batch, len(meta.modalities), meta.input_size, meta.input_size)
-    if meta.in_chans > 1:
-        shape = (*shape, meta.in_chans)
-    crops = np.random.default_rng(seed).random(shape, dtype=np.float32)
-    a, b = reference.predict(crops), exported.predict(crops)
-    worst = float(
-        max(
-            np.abs(a.probabilities - b.probabilities).max(),
-            np.abs(a.head_probabilities - b.head_probabilities).max(),
-        )
-    )
-    if worst > EXPORT_TOLERANCE:
-        raise CheckpointError(f"{graph}: onnxruntime differs from PyTorch by {worst:.2e}")
-    return worst

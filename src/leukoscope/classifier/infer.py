@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from leukoscope.classifier.checkpoint import ModelMeta, file_digest, load_checkpoint
+from leukoscope.classifier.contract import INPUT_NAME, OUTPUT_NAMES, onnx_path_for, read_onnx_digest
 from leukoscope.errors import ParameterError
 from leukoscope.imaging import resize_square, to_unit_float
 from leukoscope.types import Modality
@@ -106,8 +107,6 @@ def onnx_runner(graph: bytes | Path, threads: int = 0) -> Runner:
     ShuffleNetV2); a single cell runs on one call with intra-operator threads. Worker threads live
     only for the duration of a call.
     """
-    from leukoscope.classifier.export import INPUT_NAME, OUTPUT_NAMES
-
     cores = threads or available_threads()
     latency = onnx_session(graph, cores)
     names = [i.name for i in latency.get_inputs()]  # type: ignore[attr-defined]
@@ -152,7 +151,7 @@ def onnx_runner(graph: bytes | Path, threads: int = 0) -> Runner:
 
 def _onnx_graph_for(checkpoint: Path, model: object, meta: ModelMeta) -> bytes | Path:
     """The exported graph beside the checkpoint if it belongs to it, else a fresh in-memory export."""
-    from leukoscope.classifier.export import onnx_bytes, onnx_path_for, read_onnx_digest
+    from leukoscope.classifier.export import onnx_bytes
     from leukoscope.classifier.models import MultimodalModel
 
     digest = file_digest(checkpoint)
