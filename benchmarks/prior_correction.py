@@ -19,14 +19,13 @@ import numpy as np
 
 from leukoscope.classifier.data import scan_dataset
 from leukoscope.classifier.evaluate import apply_class_weights, compute_metrics
-from leukoscope.classifier.train import (
-    FoldResult,
+from leukoscope.classifier.prior import (
     candidate_powers,
     count_bias,
     count_ratios,
-    load_fold,
     prior_correction,
 )
+from leukoscope.classifier.train import FoldResult, load_fold
 from leukoscope.types import CELL_CLASSES, CellClass
 
 

@@ -13,9 +13,9 @@ from leukoscope.classifier.data import (
     AugmentConfig,
     BatchPreparer,
     geometric_augment,
-    photometric_augment,
     load_dataset,
     norm_stats,
+    photometric_augment,
     read_image,
     scan_dataset,
 )

@@ -11,13 +11,13 @@ import torch
 from leukoscope.classifier.checkpoint import ModelMeta
 from leukoscope.classifier.infer import Predictor
 from leukoscope.classifier.models import build_model
-from leukoscope.classifier.train import (
-    FoldResult,
+from leukoscope.classifier.prior import (
     candidate_powers,
     count_bias,
     fit_prior_correction,
     prior_correction,
 )
+from leukoscope.classifier.train import FoldResult
 from leukoscope.types import MODALITIES
 
 
