@@ -165,6 +165,7 @@ def test_acquisition_through_harvesters_with_emulated_lights(tmp_path: Path) -> 
     from leukoscope.instrument.rig import open_rig
 
     config = RigConfig()
+    config.lights.port = "sim://"  # emulated lights: the default is now no rig at all
     config.camera.backend = "harvesters"
     config.camera.producer_path = str(tlsimu_path())
     config.camera.device_id = TLSIMU_SERIAL
