@@ -277,6 +277,33 @@ def test_a_run_stopped_early_is_read_back_with_the_fields_it_acquired(tmp_path: 
     assert [outcome.fov for outcome in job.fields] == [0, 1, 2]
 
 
+@pytest.mark.parametrize(
+    "poison",
+    [{"timestamps_s": (float("nan"),) * 4}, {"settings_digest": "d" * 300}],
+    ids=["nan-metadata", "long-digest"],
+)
+def test_a_field_the_wire_refuses_fails_alone_and_the_batch_goes_on(
+    predictor: Predictor,
+    store: ResultStore,
+    acquisition: Path,
+    tmp_path: Path,
+    poison: dict[str, Any],
+) -> None:
+    """Once: `error: source failed: cannot encode FrameSetMessage`, and later samples never ran."""
+    bad = tmp_path / "s3"
+    shutil.copytree(acquisition, bad)
+    meta = storage.read_acquisition_meta(bad).model_copy(update={"sample_id": "s3"})
+    storage.write_acquisition_meta(bad, meta)
+    field = storage.read_field(bad, 2)
+    storage.write_field(bad, dataclasses.replace(field, **poison))
+    jobs = [saved_acquisition(bad), saved_acquisition(acquisition)]
+    _, summaries = analyse(predictor, store, jobs)
+    assert summaries["s3"].status == SampleStatus.INCOMPLETE
+    assert summaries["s3"].fields_failed == 1 and summaries["s3"].fields_done == 3
+    assert "field 2" in summaries["s3"].status_reason
+    assert summaries["s1"].status == SampleStatus.COMPLETE  # the next sample was analysed
+
+
 def test_a_segment_worker_survives_a_crash_in_one_field(
     predictor: Predictor, store: ResultStore, acquisition: Path
 ) -> None:
