@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from leukoscope.errors import StorageError
+from leukoscope.errors import ParameterError, StorageError
 from leukoscope.instrument import storage
 from leukoscope.pipeline.segmentation import (
     SegmentationParams,
@@ -100,6 +100,10 @@ def build_dataset(
         for (sample, fov), field_labels in sorted(_by_field(labels).items()):
             acquisition = found[sample]
             frameset = storage.read_field(acquisition.folder, fov)
+            if Modality.FLUORESCENCE not in frameset.modalities:
+                raise ParameterError(
+                    f"{acquisition.folder}: no fluorescence frame; segmentation needs one"
+                )
             detections = detect(
                 frameset.frame(Modality.FLUORESCENCE), frameset.pixel_size_um, params
             )
