@@ -1040,12 +1040,13 @@ def review_command(
 ) -> None:
     """Serve the review web page: reclassify cells, sign a sample off (docs/review.md)."""
     from leukoscope.report.data import open_results
-    from leukoscope.review.server import check_bind, serve
+    from leukoscope.review.server import check_bind, check_port, serve
 
     check_bind(host, port, token)
     current = settings()
     database = db or current.pipeline.results_db
     open_results(database).close()  # one clear line for a missing or foreign file
+    check_port(host, port)
     err_console.print(f"review {database} at http://{host}:{port}/ (Ctrl-C to stop)", markup=False)
     serve(database, current, host=host, port=port, token=token)
 

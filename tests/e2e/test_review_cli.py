@@ -53,6 +53,19 @@ def test_bad_options_are_one_error_line(
     assert len(lines) == 1 and lines[0].startswith(message), result.stderr
 
 
+def test_a_port_in_use_is_one_error_line(tmp_path: Path) -> None:
+    finished_sample(tmp_path / "r.sqlite")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = _review("--db", "r.sqlite", "--port", str(port), cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: cannot listen on 127.0.0.1:{port}: Address already in use"
+    ]
+
+
 def test_review_serves_the_sample_list_and_stops_on_interrupt(tmp_path: Path) -> None:
     finished_sample(tmp_path / "r.sqlite", "S-7")
     with socket.socket() as probe:

@@ -42,7 +42,8 @@ def check_bind(host: str, port: int, token: str | None) -> None:
         )
 
 
-def _port_free(host: str, port: int) -> None:
+def check_port(host: str, port: int) -> None:
+    """StorageError (one line) when nothing can listen on host:port (in use, not allowed)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         try:
@@ -65,7 +66,7 @@ def serve(
     from leukoscope.review.app import create_app
 
     check_bind(host, port, token)
-    _port_free(host, port)
+    check_port(host, port)
     hosts = None if not is_loopback(host) else ["127.0.0.1", "localhost", "[::1]", host]
     app = create_app(database, settings, access_token=token, allowed_hosts=hosts)
     try:
