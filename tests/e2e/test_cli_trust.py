@@ -250,3 +250,13 @@ def test_read_only_folders_are_one_line(small_fs: Path, tmp_path: Path) -> None:
     for args in commands:
         line = one_error_line(leukoscope(tmp_path, *args))
         assert "Read-only file system" in line, (args, line)
+
+
+def test_report_reads_a_results_database_on_read_only_media(small_fs: Path, tmp_path: Path) -> None:
+    stored_sample(small_fs / "r.sqlite")  # WAL mode; SQLite cannot make its index file later
+    subprocess.run(["mount", "-o", "remount,ro", str(small_fs)], check=True)
+    out = tmp_path / "r.json"
+    args = ["report", "S-9", "--db", str(small_fs / "r.sqlite"), "--format", "json", "--out"]
+    result = leukoscope(tmp_path, *args, str(out))
+    assert result.returncode == 0, result.stderr
+    assert '"sample_id": "S-9"' in out.read_text()
