@@ -308,3 +308,50 @@ def test_forged_results_are_dropped_and_counts_stay_identical(
     assert summary.classes == reference, "a forged answer changed the counts"
     assert summary.fields_failed == 0
     assert "answers no work dispatched to that worker" in caplog.text
+
+
+def black_hole(endpoints: Endpoints, stop: threading.Event) -> int:
+    """A segment "worker" that asks for all the work it may (credit 1024, re-announced every
+    second so it never looks gone) and answers nothing. How many units it swallowed."""
+    context: zmq.Context[Any] = zmq.Context()
+    dealer = context.socket(zmq.DEALER)
+    dealer.setsockopt(zmq.LINGER, 0)
+    dealer.connect(endpoints.segment)
+    swallowed = 0
+    last = 0.0
+    try:
+        while not stop.is_set():
+            if time.monotonic() - last > 1.0:
+                last = time.monotonic()
+                ready = wire.Ready(worker="segment-hole", role="segment", credit=1024, reset=True)
+                wire.send_message(dealer, ready)
+            if dealer.poll(50):
+                dealer.recv_multipart()
+                swallowed += 1
+    finally:
+        dealer.close()
+        context.term()
+    return swallowed
+
+
+@pytest.mark.timeout(300)
+def test_a_black_hole_worker_delays_but_does_not_starve_a_sample(
+    model: Path, acquisition: Path, reference: list[ClassCount], tmp_path: Path
+) -> None:
+    settings = settings_for(model, tmp_path)
+    stop_hole = threading.Event()
+    swallowed: list[int] = []
+    with tcp_pipeline(settings, settings) as endpoints:
+        hole = threading.Thread(target=lambda: swallowed.append(black_hole(endpoints, stop_hole)))
+        hole.start()
+        try:
+            finals = send(
+                settings, [saved_acquisition(acquisition)], endpoints, stop=threading.Event()
+            )
+        finally:
+            stop_hole.set()
+            hole.join(timeout=20)
+    assert swallowed and swallowed[0] > 0, "the black hole was never handed work"
+    assert finals["t1"].status == SampleStatus.COMPLETE
+    summary = stored_summary(settings, "t1")
+    assert summary.classes == reference and summary.fields_failed == 0
