@@ -102,6 +102,18 @@ def test_every_report_format_marks_a_simulated_sample(tmp_path: Path) -> None:
     assert {r["simulated"] for r in csv.DictReader(io.StringIO(render_csv(real)))} == {"false"}
 
 
+def test_the_stores_per_cell_csv_says_simulated(tmp_path: Path) -> None:
+    with ResultStore(tmp_path / "r.sqlite") as store:
+        stored(store, "SIM-1", simulated=True)
+        stored(store, "REAL-1", simulated=False)
+        store.export_csv(tmp_path / "cells.csv")
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "cells.csv").read_text())))
+    assert {(r["sample_id"], r["simulated"]) for r in rows} == {
+        ("SIM-1", "true"),
+        ("REAL-1", "false"),
+    }
+
+
 def test_live_table_says_simulated(tmp_path: Path) -> None:
     with ResultStore(tmp_path / "r.sqlite") as store:
         run_id = stored(store, "SIM-1", simulated=True)

@@ -111,6 +111,7 @@ CSV_COLUMNS = (
     "bbox_y",
     "bbox_w",
     "bbox_h",
+    "simulated",
 )
 
 
@@ -142,6 +143,11 @@ def _simulated(row: sqlite3.Row) -> bool | None:
     """The sample's `simulated`; None when not recorded (NULL, or a schema-1 file read only)."""
     value = row["simulated"] if "simulated" in row.keys() else None  # noqa: SIM118 (Row: keys)
     return None if value is None else bool(value)
+
+
+def _csv_simulated(value: object) -> str:
+    """`true`, `false`, or `unknown` (stored before it was recorded)."""
+    return "unknown" if value is None else str(bool(value)).lower()
 
 
 def _migrate_1_to_2(db: sqlite3.Connection) -> None:
@@ -536,6 +542,10 @@ class ResultStore:
     ) -> int:
         """Write one row per cell (columns `CSV_COLUMNS`); how many rows."""
         rows = self._cell_rows(run_id, sample_id)
+        simulated = {
+            (s["run_id"], s["sample_id"]): _csv_simulated(s.get("simulated"))
+            for s in self.samples(run_id)
+        }
         with Path(path).open("w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(CSV_COLUMNS)
@@ -544,7 +554,8 @@ class ResultStore:
                 writer.writerow(
                     [row["run_id"], *result.key, result.cell_class.value, result.label,
                      int(result.flagged), result.flag_reason, result.disagreement,
-                     *result.probabilities, *result.bbox]
+                     *result.probabilities, *result.bbox,
+                     simulated.get((row["run_id"], result.key.sample_id), "unknown")]
                 )  # fmt: skip
         return len(rows)
 
