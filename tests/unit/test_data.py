@@ -236,3 +236,24 @@ def test_stray_file_and_duplicate_id(tmp_path: Path) -> None:
 def test_not_a_folder(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="dataset folder not found"):
         load_dataset(tmp_path / "nowhere", 8)
+
+
+def test_an_oversized_png_is_refused_from_its_header(tmp_path: Path) -> None:
+    import struct
+    import zlib
+
+    # a valid PNG header claiming 20000 x 20000 px (the pixel data need not exist to be refused)
+    ihdr = struct.pack(">IIBBBBB", 20000, 20000, 8, 0, 0, 0, 0)
+    chunk = (
+        struct.pack(">I", len(ihdr))
+        + b"IHDR"
+        + ihdr
+        + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    )
+    path = tmp_path / "huge.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk)
+    with pytest.raises(DatasetError, match="20000 x 20000 px is larger than a cell crop"):
+        read_image(path)
+    small = tmp_path / "small.png"
+    cv2.imwrite(str(small), np.zeros((40, 30), np.uint8))
+    assert read_image(small).shape == (1, 40, 30)

@@ -163,9 +163,30 @@ def scan_dataset(
     return tuple(chosen), relative, labels
 
 
+MAX_IMAGE_SIDE = 4096
+"""Largest side of a training image, px (a cell crop is ~100-400 px; the bound stops a hostile or
+mistaken file from allocating gigabytes before anything is checked)."""
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _png_size(data: np.ndarray) -> tuple[int, int] | None:
+    """(width, height) from a PNG's IHDR chunk, None when the bytes are not a PNG."""
+    head = data[:24].tobytes()
+    if len(head) < 24 or not head.startswith(_PNG_SIGNATURE) or head[12:16] != b"IHDR":
+        return None
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
 def read_image(path: Path) -> np.ndarray:
-    """Read one PNG as (channels, H, W) uint8/uint16, RGB order; a clear error when unreadable."""
+    """Read one PNG as (channels, H, W) uint8/uint16, RGB order; a clear error when unreadable or
+    larger than MAX_IMAGE_SIDE (checked in the header, before decoding)."""
     data = np.fromfile(path, dtype=np.uint8) if path.is_file() else None
+    size = _png_size(data) if data is not None else None
+    if size is not None and max(size) > MAX_IMAGE_SIDE:
+        raise DatasetError(
+            f"{path}: {size[0]} x {size[1]} px is larger than a cell crop "
+            f"(at most {MAX_IMAGE_SIDE} px a side)"
+        )
     image = None if data is None or data.size == 0 else cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if image is None:
         raise DatasetError(f"{path}: unreadable or corrupt PNG")
