@@ -1004,9 +1004,16 @@ def report_command(
             "--out", "-o", help="File to write; '-' = stdout; default: report-<sample>-<run>."
         ),
     ] = None,
-    fmt: Annotated[str, typer.Option("--format", help="html, json or csv.")] = "html",
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="html, json or csv; hl7 (v2.5.1 ORU^R01) or fhir (R4 Bundle) for a released sample.",
+        ),
+    ] = "html",
 ) -> None:
-    """Write a sample's report: differential, 95% CIs, flags, chart and cell gallery."""
+    """Write a sample's report: differential, 95% CIs, flags, chart and cell gallery; or the
+    released differential for a laboratory information system (--format hl7|fhir)."""
     from leukoscope.ids import check_sample_id
     from leukoscope.report.data import GALLERY_LIMIT, gather_report, open_results
     from leukoscope.report.render import check_format, default_output, render_report

@@ -8,11 +8,12 @@ from pathlib import Path
 from leukoscope.errors import ParameterError
 from leukoscope.report.data import ReportData
 
-FORMATS = ("html", "json", "csv")
+FORMATS = ("html", "json", "csv", "hl7", "fhir")
+SUFFIXES = {"hl7": "hl7", "fhir": "fhir.json"}
 
 
 def check_format(fmt: str) -> str:
-    """The format, lower-cased; ParameterError unless html, json or csv."""
+    """The format, lower-cased; ParameterError unless one of FORMATS."""
     chosen = fmt.lower()
     if chosen not in FORMATS:
         raise ParameterError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
@@ -20,8 +21,12 @@ def check_format(fmt: str) -> str:
 
 
 def render_report(data: ReportData, fmt: str) -> str:
-    """The report as text in `fmt` (html, json or csv)."""
+    """The report as text in `fmt` (html, json, csv; hl7 or fhir for a released sample)."""
     chosen = check_format(fmt)
+    if chosen in ("hl7", "fhir"):
+        from leukoscope.report.lis import render_fhir, render_hl7
+
+        return render_hl7(data) if chosen == "hl7" else render_fhir(data)
     if chosen == "html":
         from leukoscope.report.html import render_html
 
@@ -34,4 +39,5 @@ def render_report(data: ReportData, fmt: str) -> str:
 def default_output(sample_id: str, run_id: str, fmt: str) -> Path:
     """`report-<sample>-<run8>.<fmt>` in the working directory, the sample id made file-safe."""
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", sample_id).strip("._") or "sample"
-    return Path(f"report-{safe[:80]}-{run_id[:8]}.{check_format(fmt)}")
+    chosen = check_format(fmt)
+    return Path(f"report-{safe[:80]}-{run_id[:8]}.{SUFFIXES.get(chosen, chosen)}")

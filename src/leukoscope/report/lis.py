@@ -1,0 +1,204 @@
+"""A released differential for a laboratory information system: HL7 v2.5.1 ORU^R01 and FHIR R4.
+
+Only a sample a technologist has released (review/store.py) leaves this way, and never a simulated
+one. The five percentages are reported with the LOINC terms of the Manual Differential panel
+(24318-8): after review the differential is a person's count, not an analyser's. Each result also
+carries its count of the cells counted and the binomial 95 % interval (HL7: an NTE after the OBX;
+FHIR: Observation.note), and the report says who released it and when.
+
+HL7 is built and checked with hl7apy (strict v2.5.1 validation); FHIR with fhir.resources
+(`R4B` models: DiagnosticReport and Observation are the same in R4 and R4B for what is used here).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+from leukoscope import __version__
+from leukoscope.errors import ParameterError
+from leukoscope.report.data import ReportData
+from leukoscope.report.review import RELEASED
+from leukoscope.types import CellClass
+
+PANEL = ("24318-8", "Manual Differential panel - Blood")
+LOINC: dict[CellClass, tuple[str, str]] = {
+    CellClass.NEU: ("26511-6", "Neutrophils/100 leukocytes in Blood"),
+    CellClass.LYM: ("26478-8", "Lymphocytes/100 leukocytes in Blood"),
+    CellClass.MO: ("26485-3", "Monocytes/100 leukocytes in Blood"),
+    CellClass.EOS: ("26450-7", "Eosinophils/100 leukocytes in Blood"),
+    CellClass.BAS: ("30180-4", "Basophils/100 leukocytes in Blood"),
+}
+LOINC_SYSTEM = "http://loinc.org"
+UCUM_SYSTEM = "http://unitsofmeasure.org"
+
+
+def loinc_check_digit(number: str) -> str:
+    """LOINC's mod-10 check digit of the code's number part (e.g. '26511' -> '6')."""
+    digits = number[::-1]
+    odd = int(digits[0::2][::-1]) * 2  # positions 1, 3, 5 ... from the right, doubled
+    even = digits[1::2][::-1]
+    total = sum(int(d) for d in even + str(odd))
+    return str((10 - total % 10) % 10)
+
+
+def releasable(data: ReportData) -> tuple[str, datetime]:
+    """(reviewer, release time) of a released, real sample; ParameterError otherwise."""
+    review = data.review
+    if data.summary.simulated:
+        raise ParameterError(
+            f"sample {data.sample_id} is simulated: it is never sent to a laboratory system"
+        )
+    if review is None or review.state != RELEASED or review.released_s is None:
+        state = review.state if review is not None else "not reviewed"
+        raise ParameterError(
+            f"sample {data.sample_id} (run {data.run_id[:8]}) is {state}, not released: "
+            "review and sign it off first (leukoscope review)"
+        )
+    return review.reviewer, datetime.fromtimestamp(review.released_s, timezone.utc)
+
+
+def _escape(text: str) -> str:
+    """HL7 v2 escaping of the delimiters in free text."""
+    table = {"\\": "\\E\\", "|": "\\F\\", "^": "\\S\\", "&": "\\T\\", "~": "\\R\\"}
+    return "".join(table.get(ch, ch) for ch in text).replace("\r", " ").replace("\n", " ")
+
+
+def _hl7_time(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y%m%d%H%M%S+0000")
+
+
+def _note(data: ReportData, cell_class: CellClass) -> str:
+    row = next(c for c in data.summary.classes if c.cell_class == cell_class)
+    return (
+        f"{row.count} of {data.summary.cells_counted} cells; binomial 95% CI "
+        f"{row.ci_low_percent:.1f}-{row.ci_high_percent:.1f} %"
+    )
+
+
+def message_id(data: ReportData, released: datetime) -> str:
+    """A stable id of one release of one sample (the same release gives the same id)."""
+    key = f"{data.run_id}|{data.sample_id}|{released.isoformat()}"
+    return hashlib.sha256(key.encode()).hexdigest()[:20]
+
+
+def render_hl7(data: ReportData, now: datetime | None = None) -> str:
+    """The released differential as one HL7 v2.5.1 ORU^R01 message (segments end with CR)."""
+    from hl7apy.consts import VALIDATION_LEVEL
+    from hl7apy.core import Message
+
+    reviewer, released = releasable(data)
+    now = now or datetime.now(timezone.utc)
+    message = Message("ORU_R01", version="2.5.1", validation_level=VALIDATION_LEVEL.STRICT)
+    message.msh.msh_3 = f"LEUKOSCOPE^{_escape(__version__)}"
+    message.msh.msh_7 = _hl7_time(now)
+    message.msh.msh_9 = "ORU^R01^ORU_R01"
+    message.msh.msh_10 = message_id(data, released)
+    message.msh.msh_11 = "P"
+    message.msh.msh_12 = "2.5.1"
+    order = message.add_group("ORU_R01_PATIENT_RESULT").add_group("ORU_R01_ORDER_OBSERVATION")
+    order.obr.obr_1 = "1"
+    order.obr.obr_3 = _escape(data.sample_id)  # filler order number: the sample id
+    order.obr.obr_4 = f"{PANEL[0]}^{PANEL[1]}^LN"
+    order.obr.obr_7 = _hl7_time(datetime.fromtimestamp(data.started_s, timezone.utc))
+    order.obr.obr_22 = _hl7_time(released)
+    order.obr.obr_25 = "F"
+    for index, cell_class in enumerate(LOINC, start=1):
+        row = next(c for c in data.summary.classes if c.cell_class == cell_class)
+        code, name = LOINC[cell_class]
+        observation = order.add_group("ORU_R01_OBSERVATION")
+        obx = observation.obx
+        obx.obx_1 = str(index)
+        obx.obx_2 = "NM"
+        obx.obx_3 = f"{code}^{name}^LN"
+        obx.obx_5 = f"{row.percent:.1f}"
+        obx.obx_6 = "%^percent^UCUM"
+        obx.obx_11 = "F"
+        obx.obx_14 = _hl7_time(released)
+        obx.obx_16 = f"^{_escape(reviewer)}"
+        note = observation.add_segment("NTE")
+        note.nte_1 = "1"
+        note.nte_3 = _escape(_note(data, cell_class))
+    if not message.validate():  # pragma: no cover - strict validation raises instead
+        raise ParameterError("the HL7 message does not validate")
+    return str(message.to_er7()) + "\r"
+
+
+def fhir_bundle(data: ReportData, now: datetime | None = None) -> dict[str, Any]:
+    """The released differential as a FHIR R4 collection Bundle: one DiagnosticReport and one
+    Observation per class, validated by fhir.resources before it is returned."""
+    from fhir.resources.R4B.bundle import Bundle
+
+    reviewer, released = releasable(data)
+    now = now or datetime.now(timezone.utc)
+    base = uuid.uuid5(uuid.NAMESPACE_URL, f"leukoscope:{message_id(data, released)}")
+    identifier = {"system": "urn:leukoscope:sample", "value": data.sample_id}
+    observations = []
+    for cell_class, (code, name) in LOINC.items():
+        row = next(c for c in data.summary.classes if c.cell_class == cell_class)
+        observations.append(
+            {
+                "fullUrl": f"urn:uuid:{uuid.uuid5(base, cell_class.value)}",
+                "resource": {
+                    "resourceType": "Observation",
+                    "status": "final",
+                    "category": [
+                        {
+                            "coding": [
+                                {
+                                    "system": "http://terminology.hl7.org/CodeSystem/"
+                                    "observation-category",
+                                    "code": "laboratory",
+                                }
+                            ]
+                        }
+                    ],
+                    "code": {"coding": [{"system": LOINC_SYSTEM, "code": code, "display": name}]},
+                    "specimen": {"identifier": identifier},
+                    "effectiveDateTime": released.isoformat(),
+                    "issued": released.isoformat(),
+                    "performer": [{"display": reviewer}],
+                    "valueQuantity": {
+                        "value": round(row.percent, 1),
+                        "unit": "%",
+                        "system": UCUM_SYSTEM,
+                        "code": "%",
+                    },
+                    "note": [{"text": _note(data, cell_class)}],
+                },
+            }
+        )
+    report = {
+        "fullUrl": f"urn:uuid:{base}",
+        "resource": {
+            "resourceType": "DiagnosticReport",
+            "status": "final",
+            "identifier": [identifier],
+            "code": {"coding": [{"system": LOINC_SYSTEM, "code": PANEL[0], "display": PANEL[1]}]},
+            "effectiveDateTime": released.isoformat(),
+            "issued": released.isoformat(),
+            "resultsInterpreter": [{"display": reviewer}],
+            "result": [{"reference": o["fullUrl"]} for o in observations],
+            "conclusion": (
+                f"{data.summary.cells_counted} white cells classified by leukoscope "
+                f"{__version__}, reviewed and released by {reviewer}."
+            ),
+        },
+    }
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "timestamp": now.isoformat(),
+        "entry": [report, *observations],
+    }
+    Bundle.model_validate(bundle)  # raises on anything FHIR R4(B) does not allow
+    return bundle
+
+
+def render_fhir(data: ReportData, now: datetime | None = None) -> str:
+    """The FHIR Bundle as JSON text."""
+    import json
+
+    return json.dumps(fhir_bundle(data, now), indent=2) + "\n"

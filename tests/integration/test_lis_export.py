@@ -1,0 +1,147 @@
+"""A released differential goes to a laboratory system as HL7 v2.5.1 ORU^R01 and FHIR R4, checked
+with parsers and validators independent of the code that writes them; nothing else goes."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import hl7
+import pytest
+from fhir.resources.R4B.bundle import Bundle
+from hl7apy.consts import VALIDATION_LEVEL
+from hl7apy.parser import parse_message
+
+from leukoscope.cli import main
+from leukoscope.pipeline.store import ResultStore
+from leukoscope.report.lis import LOINC, PANEL, loinc_check_digit
+from leukoscope.review.store import ReviewStore
+
+from .review_helpers import finished_sample
+
+SAMPLE = "S-1"
+# The Manual Differential panel's percentage terms, as LOINC publishes them (loinc.org/24318-8).
+EXPECTED_CODES = {"NEU": "26511-6", "LYM": "26478-8", "MO": "26485-3", "EOS": "26450-7",
+                  "BAS": "30180-4"}  # fmt: skip
+
+
+def run_cli(monkeypatch: pytest.MonkeyPatch, *args: object) -> int:
+    monkeypatch.setattr(sys, "argv", ["leukoscope", *map(str, args)])
+    try:
+        main()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+def released_sample(database: Path) -> dict[str, int]:
+    """A finished sample, one neutrophil reclassified as monocyte, released; the reviewed counts."""
+    run, results = finished_sample(database, SAMPLE, cells=20, target=20)
+    with ResultStore(database) as store, ReviewStore(database) as reviews:
+        reviews.open_review(store, run, SAMPLE)
+        neu = next(c for c in reviews.cells(run, SAMPLE) if c.original == "NEU")
+        reviews.reclassify(run, SAMPLE, neu.fov, neu.cell_index, "MO", reviewer="Ann", version=0)
+        reviews.release(run, SAMPLE, reviewer="Ann Lee", version=1)
+    counts = {name: 0 for name in EXPECTED_CODES}
+    for result in results:
+        counts[result.cell_class.value] += 1
+    counts["NEU"] -= 1
+    counts["MO"] += 1
+    return counts
+
+
+def test_loinc_codes_are_the_panel_terms_with_valid_check_digits() -> None:
+    for known in ("26464-8", "751-8", "744-3", "71676-1"):  # codes published by LOINC
+        number, digit = known.split("-")
+        assert loinc_check_digit(number) == digit
+    assert {c.value: code for c, (code, _) in LOINC.items()} == EXPECTED_CODES
+    for code in [*EXPECTED_CODES.values(), PANEL[0]]:
+        number, digit = code.split("-")
+        assert loinc_check_digit(number) == digit, code
+
+
+def test_an_unreleased_sample_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    database = tmp_path / "results.sqlite"
+    finished_sample(database, SAMPLE)
+    for fmt in ("hl7", "fhir"):
+        out = tmp_path / f"out.{fmt}"
+        code = run_cli(monkeypatch, "report", SAMPLE, "--db", database, "--format", fmt, "-o", out)
+        err = capsys.readouterr().err
+        assert code == 2 and not out.exists()
+        assert err.startswith("error: ") and "not reviewed, not released" in err
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_hl7_message_of_a_released_sample(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    database = tmp_path / "results.sqlite"
+    counts = released_sample(database)
+    out = tmp_path / "result.hl7"
+    assert (
+        run_cli(monkeypatch, "report", SAMPLE, "--db", database, "--format", "hl7", "-o", out) == 0
+    )
+    text = out.read_bytes().decode("utf-8")  # segments end with CR, kept as written
+    assert "\n" not in text and text.count("\r") == 1 + 1 + 5 + 5  # MSH, OBR, 5 x (OBX, NTE)
+    parse_message(text.rstrip("\r"), validation_level=VALIDATION_LEVEL.STRICT, find_groups=True)
+    message = hl7.parse(text)  # an independent parser
+    assert str(message.segment("MSH")[9]) == "ORU^R01^ORU_R01"
+    assert str(message.segment("MSH")[12]) == "2.5.1"
+    obr = message.segment("OBR")
+    assert str(obr[3]) == SAMPLE and str(obr[4]).startswith("24318-8^") and str(obr[25]) == "F"
+    total = sum(counts.values())
+    seen = {}
+    for obx in message.segments("OBX"):
+        code = str(obx[3][0][0])
+        seen[code] = float(str(obx[5]))
+        assert str(obx[6]).startswith("%^") and str(obx[11]) == "F"
+        assert "Ann Lee" in str(obx[16])
+    by_code = {EXPECTED_CODES[name]: 100.0 * n / total for name, n in counts.items()}
+    assert seen == pytest.approx(by_code, abs=0.05)
+    notes = [str(n[3]) for n in message.segments("NTE")]
+    assert len(notes) == 5 and f"{counts['MO']} of {total} cells" in notes[2]
+
+
+def test_fhir_bundle_of_a_released_sample(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    database = tmp_path / "results.sqlite"
+    counts = released_sample(database)
+    out = tmp_path / "result.fhir.json"
+    assert (
+        run_cli(monkeypatch, "report", SAMPLE, "--db", database, "--format", "fhir", "-o", out) == 0
+    )
+    document = json.loads(out.read_text(encoding="utf-8"))
+    Bundle.model_validate(document)
+    resources = [e["resource"] for e in document["entry"]]
+    report = next(r for r in resources if r["resourceType"] == "DiagnosticReport")
+    observations = [r for r in resources if r["resourceType"] == "Observation"]
+    assert report["status"] == "final" and report["code"]["coding"][0]["code"] == "24318-8"
+    assert report["resultsInterpreter"][0]["display"] == "Ann Lee"
+    urls = {
+        e["fullUrl"] for e in document["entry"] if e["resource"]["resourceType"] == "Observation"
+    }
+    assert {r["reference"] for r in report["result"]} == urls
+    total = sum(counts.values())
+    values = {o["code"]["coding"][0]["code"]: o["valueQuantity"]["value"] for o in observations}
+    expected = {EXPECTED_CODES[name]: round(100.0 * n / total, 1) for name, n in counts.items()}
+    assert values == expected
+    assert all(o["valueQuantity"]["code"] == "%" for o in observations)
+    assert all(o["specimen"]["identifier"]["value"] == SAMPLE for o in observations)
+
+
+def test_a_simulated_sample_never_goes_to_a_laboratory_system(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from leukoscope.errors import ParameterError
+    from leukoscope.report.data import gather_report
+    from leukoscope.report.lis import render_fhir, render_hl7
+
+    database = tmp_path / "results.sqlite"
+    released_sample(database)
+    with ResultStore(database, read_only=True) as store:
+        data = gather_report(store, SAMPLE)
+    assert "ORU^R01" in render_hl7(data)  # released and real: exported
+    simulated = replace(data, summary=data.summary.model_copy(update={"simulated": True}))
+    for render in (render_hl7, render_fhir):
+        with pytest.raises(ParameterError, match="is simulated: it is never sent"):
+            render(simulated)
