@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -55,10 +56,15 @@ def test_run_simulate_counts_the_target_of_real_cells(tmp_path: Path, model: Pat
     assert "sample e2e — complete" in result.stdout
     assert "cells counted 20" in result.stdout
     with ResultStore(db) as store:
-        run_id = store.runs()[-1]["run_id"]
+        run = store.runs()[-1]
+        run_id = run["run_id"]
         summary = store.summary(run_id, "e2e")
         results = store.results(run_id, "e2e")
     assert summary.status == SampleStatus.COMPLETE and summary.cells_counted == 20
+    # the run names its model: architecture and the SHA-256 of the checkpoint file
+    digest = hashlib.sha256(model.read_bytes()).hexdigest()
+    assert run["model_version"].endswith(f"sha256:{digest}")
+    assert run["model_version"].split()[0] == "hs_mm_mimo"
     # every counted cell is a real white cell of the simulated sample (ground truth)
     sample = SimulatedSample(5, SampleParams(frame_shape=(FRAME, FRAME)))
     for cell in results:

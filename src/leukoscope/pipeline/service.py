@@ -33,6 +33,16 @@ def load_predictor(settings: Settings) -> tuple[Predictor, Path]:
     return Predictor.load(path, backend=config.backend, threads=config.threads), path
 
 
+def model_version(predictor: Predictor, model_path: Path) -> str:
+    """What a run records as its model: architecture, when the checkpoint was made, and the
+    SHA-256 of the file, e.g. `hs_mm_mimo 2026-11-27T16:05:40+00:00 sha256:1a2b...` (64 hex)."""
+    from leukoscope.classifier.checkpoint import file_digest
+
+    meta = predictor.meta
+    created = str(meta.provenance.get("created_utc", "")) or "undated"
+    return f"{meta.arch} {created} sha256:{file_digest(Path(model_path))}"
+
+
 def analyse(
     settings: Settings,
     jobs: Sequence[SampleJob],
@@ -46,7 +56,7 @@ def analyse(
     """Run the embedded pipeline over `jobs`, recording a run in the results database."""
     database = database or settings.pipeline.results_db
     digest = hashlib.sha256(settings.model_dump_json().encode()).hexdigest()[:16]
-    version = str(predictor.meta.provenance.get("version", ""))
+    version = model_version(predictor, model_path)
     with ResultStore(database) as store:
         run_id = store.start_run(
             model_path=str(model_path), model_version=version, config_digest=digest
