@@ -9,15 +9,14 @@ import json
 import math
 import shutil
 import sqlite3
-import sys
 from pathlib import Path
 
 import cv2
 import pytest
 from scipy.stats import binomtest
 
-from leukoscope.cli import main
 from leukoscope.types import CELL_CLASSES, MODALITIES
+from tests.cli_helpers import run_cli
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "bccd"
 SAMPLES = ("bccd-01", "bccd-02", "bccd-03")
@@ -25,15 +24,6 @@ ACQUISITIONS = [str(DATA / s) for s in SAMPLES]
 LABELS = DATA / "labels.csv"
 RADIUS_PX = 6.0 / 0.25  # the default match radius at the fields' 0.25 um/px
 NAMES = [c.value for c in CELL_CLASSES]
-
-
-def run_cli(monkeypatch: pytest.MonkeyPatch, *args: object) -> int:
-    monkeypatch.setattr(sys, "argv", ["leukoscope", *map(str, args)])
-    try:
-        main()
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 @pytest.fixture(autouse=True)

@@ -4,7 +4,6 @@ experiment, and a clear error for each broken dataset layout."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import cv2
@@ -12,8 +11,8 @@ import numpy as np
 import pytest
 
 from leukoscope.classifier.history import read_history
-from leukoscope.cli import main
 from leukoscope.types import CELL_CLASSES, MODALITIES
+from tests.cli_helpers import run_cli
 
 CELLS_PER_CLASS = 4
 
@@ -33,16 +32,6 @@ def write_dataset(root: Path, size: int = 24) -> Path:
                 png = np.clip(image, 0, 255).astype(np.uint8)
                 cv2.imwrite(str(folder / f"cell{c}{i:02d}.png"), png)
     return root
-
-
-def run_cli(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
-    """Run `leukoscope ARGS` in-process through the console-script entry point; its exit code."""
-    monkeypatch.setattr(sys, "argv", ["leukoscope", *map(str, args)])
-    try:
-        main()
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 TRAIN = (

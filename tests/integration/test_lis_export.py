@@ -4,7 +4,6 @@ with parsers and validators independent of the code that writes them; nothing el
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import hl7
@@ -13,10 +12,10 @@ from fhir.resources.R4B.bundle import Bundle
 from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.parser import parse_message
 
-from leukoscope.cli import main
 from leukoscope.pipeline.store import ResultStore
 from leukoscope.report.lis import LOINC, PANEL, loinc_check_digit
 from leukoscope.review.store import ReviewStore
+from tests.cli_helpers import run_cli
 
 from .review_helpers import finished_sample
 
@@ -24,15 +23,6 @@ SAMPLE = "S-1"
 # The Manual Differential panel's percentage terms, as LOINC publishes them (loinc.org/24318-8).
 EXPECTED_CODES = {"NEU": "26511-6", "LYM": "26478-8", "MO": "26485-3", "EOS": "26450-7",
                   "BAS": "30180-4"}  # fmt: skip
-
-
-def run_cli(monkeypatch: pytest.MonkeyPatch, *args: object) -> int:
-    monkeypatch.setattr(sys, "argv", ["leukoscope", *map(str, args)])
-    try:
-        main()
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 def released_sample(database: Path) -> dict[str, int]:
