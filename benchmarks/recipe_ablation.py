@@ -32,9 +32,9 @@ from typing import Any
 import numpy as np
 
 from leukoscope.classifier.data import CellDataset, load_dataset
+from leukoscope.classifier.progress import TrainProgress
+from leukoscope.classifier.recipe import TrainConfig
 from leukoscope.classifier.train import (
-    TrainConfig,
-    TrainProgress,
     configure_torch,
     correct_priors,
     cross_validate,

@@ -180,7 +180,8 @@ def train_command(
 ) -> None:
     """Cross-validate a network on a dataset, then fit the model to ship (OUT/model.pt)."""
     from leukoscope.classifier.evaluate import percent
-    from leukoscope.classifier.train import jitter_options, make_config, run_training
+    from leukoscope.classifier.recipe import jitter_options, make_config
+    from leukoscope.classifier.train import run_training
 
     config = make_config(
         model,
@@ -290,7 +291,7 @@ def experiment_paper(
 ) -> None:
     """Table 1 (single per modality) and Table 2 (ensemble, mm_mimo, hs_mm_mimo) of the paper."""
     from leukoscope.classifier.experiment import run_paper
-    from leukoscope.classifier.train import jitter_options, make_config
+    from leukoscope.classifier.recipe import jitter_options, make_config
 
     config = make_config(
         "hs_mm_mimo",

@@ -27,13 +27,12 @@ from leukoscope.classifier.evaluate import (
     write_json,
     write_report,
 )
+from leukoscope.classifier.progress import TrainProgress
+from leukoscope.classifier.recipe import TrainConfig, recipe_summary
 from leukoscope.classifier.train import (
     FoldResult,
-    TrainConfig,
-    TrainProgress,
     configure_torch,
     cross_validate,
-    recipe_summary,
     select_device,
 )
 from leukoscope.errors import ParameterError
