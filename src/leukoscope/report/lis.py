@@ -21,7 +21,7 @@ from leukoscope import __version__
 from leukoscope.errors import ParameterError
 from leukoscope.report.data import ReportData
 from leukoscope.report.review import RELEASED
-from leukoscope.types import CellClass
+from leukoscope.types import CellClass, ClassCount
 
 PANEL = ("24318-8", "Manual Differential panel - Blood")
 LOINC: dict[CellClass, tuple[str, str]] = {
@@ -70,10 +70,14 @@ def _hl7_time(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y%m%d%H%M%S+0000")
 
 
-def _note(data: ReportData, cell_class: CellClass) -> str:
-    row = next(c for c in data.summary.classes if c.cell_class == cell_class)
+def _rows(data: ReportData) -> dict[CellClass, ClassCount]:
+    """The reported differential by class."""
+    return {row.cell_class: row for row in data.summary.classes}
+
+
+def _note(row: ClassCount, cells: int) -> str:
     return (
-        f"{row.count} of {data.summary.cells_counted} cells; binomial 95% CI "
+        f"{row.count} of {cells} cells; binomial 95% CI "
         f"{row.ci_low_percent:.1f}-{row.ci_high_percent:.1f} %"
     )
 
@@ -105,9 +109,9 @@ def render_hl7(data: ReportData, now: datetime | None = None) -> str:
     order.obr.obr_7 = _hl7_time(datetime.fromtimestamp(data.started_s, timezone.utc))
     order.obr.obr_22 = _hl7_time(released)
     order.obr.obr_25 = "F"
-    for index, cell_class in enumerate(LOINC, start=1):
-        row = next(c for c in data.summary.classes if c.cell_class == cell_class)
-        code, name = LOINC[cell_class]
+    rows = _rows(data)
+    for index, (cell_class, (code, name)) in enumerate(LOINC.items(), start=1):
+        row = rows[cell_class]
         observation = order.add_group("ORU_R01_OBSERVATION")
         obx = observation.obx
         obx.obx_1 = str(index)
@@ -120,7 +124,7 @@ def render_hl7(data: ReportData, now: datetime | None = None) -> str:
         obx.obx_16 = f"^{_escape(reviewer)}"
         note = observation.add_segment("NTE")
         note.nte_1 = "1"
-        note.nte_3 = _escape(_note(data, cell_class))
+        note.nte_3 = _escape(_note(row, data.summary.cells_counted))
     if not message.validate():  # pragma: no cover - strict validation raises instead
         raise ParameterError("the HL7 message does not validate")
     return str(message.to_er7()) + "\r"
@@ -136,8 +140,9 @@ def fhir_bundle(data: ReportData, now: datetime | None = None) -> dict[str, Any]
     base = uuid.uuid5(uuid.NAMESPACE_URL, f"leukoscope:{message_id(data, released)}")
     identifier = {"system": "urn:leukoscope:sample", "value": data.sample_id}
     observations = []
+    rows = _rows(data)
     for cell_class, (code, name) in LOINC.items():
-        row = next(c for c in data.summary.classes if c.cell_class == cell_class)
+        row = rows[cell_class]
         observations.append(
             {
                 "fullUrl": f"urn:uuid:{uuid.uuid5(base, cell_class.value)}",
@@ -166,7 +171,7 @@ def fhir_bundle(data: ReportData, now: datetime | None = None) -> dict[str, Any]
                         "system": UCUM_SYSTEM,
                         "code": "%",
                     },
-                    "note": [{"text": _note(data, cell_class)}],
+                    "note": [{"text": _note(row, data.summary.cells_counted)}],
                 },
             }
         )
