@@ -12,7 +12,7 @@ from leukoscope.report.flags import (
     quality_flags,
     range_flag,
 )
-from leukoscope.types import CELL_CLASSES, CellClass, SampleStatus, SampleSummary
+from leukoscope.types import CELL_CLASSES, CellClass, ClassCount, SampleStatus, SampleSummary
 
 NEU, LYM, MO, EOS, BAS = CELL_CLASSES
 RANGES = ReportConfig().reference_ranges
@@ -52,13 +52,49 @@ def codes(
     return [f.code for f in quality_flags(s, RANGES, disagreement, thresholds)]
 
 
-def test_range_flag_by_the_percentage_with_inclusive_limits() -> None:
-    rows = {r.cell_class: r for r in class_counts({NEU: 40, LYM: 45, MO: 15})}
-    assert range_flag(rows[NEU], RANGES[NEU], 100) == RangeFlag.WITHIN  # 40 % = low limit
-    assert range_flag(rows[LYM], RANGES[LYM], 100) == RangeFlag.WITHIN  # 45 % = high limit
-    assert range_flag(rows[MO], RANGES[MO], 100) == RangeFlag.ABOVE
-    assert range_flag(rows[EOS], RANGES[EOS], 100) == RangeFlag.BELOW
-    assert range_flag(rows[BAS], RANGES[BAS], 100) == RangeFlag.WITHIN  # 0 % in 0-2 %
+def mo_row(count: int, total: int) -> ClassCount:
+    return {r.cell_class: r for r in class_counts({MO: count, NEU: total - count})}[MO]
+
+
+def test_range_flag_needs_the_whole_interval_below_the_range() -> None:
+    # 0 of 15 monocytes: 0 % is below 2-10 %, but the CI 0-21.8 % spans the range
+    assert mo_row(0, 15).percent < RANGES[MO].low_percent
+    assert range_flag(mo_row(0, 15), RANGES[MO], 15) == RangeFlag.WITHIN
+    # 0 of 200: the CI 0-1.83 % ends below 2 %
+    assert mo_row(0, 200).ci_high_percent < RANGES[MO].low_percent
+    assert range_flag(mo_row(0, 200), RANGES[MO], 200) == RangeFlag.BELOW
+    # 1 of 200 (0.5 %): the point is below, the CI 0.01-2.75 % reaches the range
+    assert range_flag(mo_row(1, 200), RANGES[MO], 200) == RangeFlag.WITHIN
+
+
+def test_range_flag_needs_the_whole_interval_above_the_range() -> None:
+    # 25 of 200 (12.5 %): the point is above 10 %, the CI 8.3-17.9 % reaches the range
+    assert mo_row(25, 200).percent > RANGES[MO].high_percent
+    assert range_flag(mo_row(25, 200), RANGES[MO], 200) == RangeFlag.WITHIN
+    # 40 of 200 (20 %): the CI 14.7-26.2 % starts above 10 %
+    assert mo_row(40, 200).ci_low_percent > RANGES[MO].high_percent
+    assert range_flag(mo_row(40, 200), RANGES[MO], 200) == RangeFlag.ABOVE
+    # neutrophils 185 of 200 (92.5 %): the CI lies wholly above 40-75 %
+    neu = {r.cell_class: r for r in class_counts({NEU: 185, LYM: 15})}[NEU]
+    assert range_flag(neu, RANGES[NEU], 200) == RangeFlag.ABOVE
+
+
+def test_range_flag_limits_are_inclusive() -> None:
+    touching = ClassCount(
+        cell_class=MO, count=30, percent=12.0, ci_low_percent=10.0, ci_high_percent=14.0
+    )
+    assert range_flag(touching, RANGES[MO], 250) == RangeFlag.WITHIN
+    past = touching.model_copy(update={"ci_low_percent": 10.01})
+    assert range_flag(past, RANGES[MO], 250) == RangeFlag.ABOVE
+    low_touch = touching.model_copy(
+        update={"percent": 1.0, "ci_low_percent": 0.2, "ci_high_percent": 2.0}
+    )
+    assert range_flag(low_touch, RANGES[MO], 250) == RangeFlag.WITHIN
+    below = low_touch.model_copy(update={"ci_high_percent": 1.99})
+    assert range_flag(below, RANGES[MO], 250) == RangeFlag.BELOW
+    # a class at 0 % with a range starting at 0 % is never below it
+    zero_bas = {r.cell_class: r for r in class_counts({NEU: 500})}[BAS]
+    assert range_flag(zero_bas, RANGES[BAS], 500) == RangeFlag.WITHIN
 
 
 def test_range_flag_is_not_applicable_without_cells() -> None:

@@ -3,8 +3,10 @@
 Pure logic over a `SampleSummary` (from `pipeline.counts`, never recounted here) and the thresholds.
 The rules are documented in docs/report.md; in short:
 
-- Range flag: ``below`` / ``within`` / ``above`` the class's reference range by the point estimate;
-  ``n/a`` when no cell was counted.
+- Range flag: ``below`` / ``above`` only when the class's whole 95% CI lies outside its reference
+  range (the interval's upper end below the range's low limit, or its lower end above the high
+  limit); ``within`` when the interval reaches the range (limits inclusive): the count cannot tell
+  it apart from normal; ``n/a`` when no cell was counted.
 - Quality flags (code, severity, message), in the order shown:
   ``simulated`` (alert: the fields came from the simulator, not a patient; ``simulation_unknown``,
   a warning, when the store did not record it), ``no_cells`` (alert), ``all_flagged`` (alert), ``far_outside`` (alert: a class whose whole 95% CI
@@ -70,12 +72,13 @@ class Thresholds:
 
 
 def range_flag(row: ClassCount, reference: ReferenceRange, cells_counted: int) -> RangeFlag:
-    """Below, within or above the reference range (by the percentage); n/a with no cells."""
+    """Below or above the reference range only when the whole 95% CI lies outside it, else
+    within (an interval touching a limit counts as reaching the range); n/a with no cells."""
     if cells_counted == 0:
         return RangeFlag.NONE
-    if row.percent < reference.low_percent:
+    if row.ci_high_percent < reference.low_percent:
         return RangeFlag.BELOW
-    if row.percent > reference.high_percent:
+    if row.ci_low_percent > reference.high_percent:
         return RangeFlag.ABOVE
     return RangeFlag.WITHIN
 
