@@ -1,0 +1,115 @@
+"""`leukoscope devices`, `acquire`, `calibrate` (instrument/)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from leukoscope.cli.core import app, console, err_console, settings, state
+from leukoscope.cli.options import REPLACE, SIM_SEED, SIMULATE, new_sample_folder
+
+
+@app.command("devices")
+def devices_command(
+    producer: Annotated[
+        list[Path] | None, typer.Option(help="GenTL producer (.cti); default: config, then env.")
+    ] = None,
+) -> None:
+    """List serial ports and the GenTL cameras the producers find."""
+    from rich.table import Table
+    from serial.tools import list_ports
+
+    from leukoscope.instrument.harvesters_camera import default_producers, list_devices
+
+    ports = Table("serial port", "description", "hardware id", title="Serial ports")
+    for port in sorted(list_ports.comports(), key=lambda p: p.device):
+        ports.add_row(port.device, port.description or "", port.hwid or "")
+    console.print(ports)
+    configured = settings().rig.camera.producer_path
+    producers: list[str | Path] = list(producer or [])
+    if not producers:
+        producers = [configured] if configured else list(default_producers())
+    if not producers:
+        console.print("no GenTL producer: set rig.camera.producer_path or GENICAM_GENTL64_PATH")
+        return
+    cameras = Table("serial", "id", "model", "vendor", "producer", title="GenTL devices")
+    for device in list_devices(producers):
+        cameras.add_row(
+            device.serial_number, device.id, device.model, device.vendor, device.producer
+        )
+    console.print(cameras)
+
+
+@app.command("acquire")
+def acquire_command(
+    sample: Annotated[str, typer.Option("--sample", help="Sample id.")],
+    fields: Annotated[int, typer.Option("--fields", min=1, help="Fields of view to acquire.")],
+    simulate: SIMULATE = False,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Folder; default: <data_dir>/<sample>.")
+    ] = None,
+    seed: SIM_SEED = 0,
+    replace: REPLACE = False,
+) -> None:
+    """Acquire fields of view and save them (acquisition.json + one OME-TIFF per field)."""
+    from rich.progress import Progress
+
+    from leukoscope.ids import check_sample_id
+    from leukoscope.instrument.acquisition import Acquisition
+    from leukoscope.instrument.rig import SimulationOptions, open_rig
+
+    rig_config = settings().rig
+    check_sample_id(sample)
+    folder = out if out is not None else rig_config.acquisition.data_dir / sample
+    new_sample_folder(sample, folder, replace)
+    failed: list[tuple[int, str]] = []
+    saved = 0
+    with (
+        open_rig(rig_config, simulate=simulate, options=SimulationOptions(seed=seed)) as rig,
+        Progress(console=err_console, transient=False) as progress,
+    ):
+        task = progress.add_task(f"acquiring {sample}", total=fields)
+        for result in Acquisition(rig).run(sample, fields, folder):
+            if result.ok:
+                saved += 1
+            else:
+                failed.append((result.fov, result.error))
+            progress.advance(task)
+    console.print(f"saved {saved} of {fields} field(s) to {folder}")
+    for fov, reason in failed:
+        err_console.print(f"field {fov} failed: {reason}")
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command("calibrate")
+def calibrate_command(
+    fields: Annotated[int, typer.Option("--fields", min=1, help="Fields of view to measure.")] = 5,
+    simulate: SIMULATE = False,
+    seed: SIM_SEED = 0,
+    write: Annotated[
+        Path | None,
+        typer.Option(
+            help="Config file to write the offsets to; default: --config or leukoscope.toml."
+        ),
+    ] = None,
+) -> None:
+    """Measure the offsets between modalities and write them to the configuration."""
+    from rich.table import Table
+
+    from leukoscope.config_edit import write_offsets
+    from leukoscope.instrument.calibration import calibrate_rig
+    from leukoscope.instrument.rig import SimulationOptions, open_rig
+
+    current = settings()
+    with open_rig(current.rig, simulate=simulate, options=SimulationOptions(seed=seed)) as rig:
+        offsets = calibrate_rig(rig, fields)
+    table = Table("modality", "dy (px)", "dx (px)", title="Calibrated shifts")
+    for modality, (dy, dx) in offsets.items():
+        table.add_row(modality.value, f"{dy:+.2f}", f"{dx:+.2f}")
+    console.print(table)
+    target = write or state.config_path or Path("leukoscope.toml")
+    write_offsets(target, offsets)  # only the offsets change; the file stays as written
+    console.print(f"wrote rig.registration.offsets_px to {target}")

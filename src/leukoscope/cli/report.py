@@ -1,0 +1,78 @@
+"""`leukoscope report` and `review`: what a user reads and signs off."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from leukoscope.cli.core import app, err_console, settings, write_text
+
+
+@app.command("report")
+def report_command(
+    sample: Annotated[str, typer.Argument(help="Sample id.")],
+    run: Annotated[
+        str | None,
+        typer.Option(help="Run id (or a unique prefix); default: the latest run with the sample."),
+    ] = None,
+    db: Annotated[Path | None, typer.Option(help="Results database (SQLite).")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", help="File to write; '-' = stdout; default: report-<sample>-<run>."
+        ),
+    ] = None,
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="html, json or csv; hl7 (v2.5.1 ORU^R01) or fhir (R4 Bundle) for a released sample.",
+        ),
+    ] = "html",
+) -> None:
+    """Write a sample's report: differential, 95% CIs, flags, chart and cell gallery; or the
+    released differential for a laboratory information system (--format hl7|fhir)."""
+    from leukoscope.ids import check_sample_id
+    from leukoscope.report.data import GALLERY_LIMIT, gather_report, open_results
+    from leukoscope.report.render import check_format, default_output, render_report
+
+    check_sample_id(sample)
+    current = settings()
+    html = check_format(fmt) == "html"  # json/csv: every counted cell, no images
+    with open_results(db or current.pipeline.results_db) as store:
+        limit = GALLERY_LIMIT if html else None
+        data = gather_report(store, sample, run, current, gallery_limit=limit, with_thumbnails=html)
+    text = render_report(data, fmt)
+    if out is not None and str(out) == "-":
+        typer.echo(text, nl=False)
+        return
+    target = out or default_output(data.sample_id, data.run_id, fmt)
+    write_text(target, text)
+    err_console.print(f"wrote {target}", markup=False, highlight=False)
+
+
+@app.command("review")
+def review_command(
+    db: Annotated[Path | None, typer.Option(help="Results database (SQLite).")] = None,
+    host: Annotated[
+        str, typer.Option(help="Address to listen on; off loopback a --token is required.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8765,
+    token: Annotated[
+        str | None,
+        typer.Option(envvar="LEUKOSCOPE_REVIEW_TOKEN", help="Access token (16+ characters)."),
+    ] = None,
+) -> None:
+    """Serve the review web page: reclassify cells, sign a sample off (docs/review.md)."""
+    from leukoscope.report.data import open_results
+    from leukoscope.review.server import check_bind, check_port, serve
+
+    check_bind(host, port, token)
+    current = settings()
+    database = db or current.pipeline.results_db
+    open_results(database).close()  # one clear line for a missing or foreign file
+    check_port(host, port)
+    err_console.print(f"review {database} at http://{host}:{port}/ (Ctrl-C to stop)", markup=False)
+    serve(database, current, host=host, port=port, token=token)

@@ -1,0 +1,112 @@
+"""`leukoscope simulate dataset|acquisition` (instrument/simulator/)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from leukoscope.cli.core import app, console, err_console, settings
+from leukoscope.cli.options import REPLACE, new_sample_folder
+
+simulate_app = typer.Typer(
+    help="Synthetic blood: training sets and saved acquisitions with ground truth.",
+    no_args_is_help=True,
+)
+app.add_typer(simulate_app, name="simulate")
+
+COMPOSITION = Annotated[
+    str | None,
+    typer.Option(
+        help="Percent per class, e.g. NEU=62.2,LYM=30.3,MO=1.2,EOS=5.6,BAS=0.6 (paper's)."
+    ),
+]
+SEED_OPTION = Annotated[int, typer.Option(help="Random seed (same seed, same bytes).")]
+
+
+@simulate_app.command("dataset")
+def simulate_dataset(
+    out: Annotated[Path, typer.Argument(help="Dataset root to write.")],
+    cells: Annotated[int, typer.Option(help="Cells in all (6697 = the paper's counts).")] = 6697,
+    composition: COMPOSITION = None,
+    seed: SEED_OPTION = 0,
+    crop_um: Annotated[float, typer.Option(help="Crop side in the sample plane, um.")] = 24.0,
+    bit_depth: Annotated[int, typer.Option(help="PNG bit depth, 8 or 16.")] = 8,
+    out_px: Annotated[
+        int | None, typer.Option(help="Resize crops to this side, px (default: native).")
+    ] = None,
+) -> None:
+    """Write four-modality cell crops in the training layout: OUT/<modality>/<CLASS>/<id>.png."""
+    from rich.progress import Progress
+
+    from leukoscope.instrument.simulator.composition import parse_composition
+    from leukoscope.instrument.simulator.dataset import generate_dataset
+
+    shares = parse_composition(composition)
+    with Progress(console=err_console, transient=True) as bar:
+        task = bar.add_task("rendering cells", total=cells)
+        counts = generate_dataset(
+            out,
+            cells,
+            composition=shares,
+            seed=seed,
+            crop_um=crop_um,
+            bit_depth=bit_depth,
+            out_px=out_px,
+            pixel_size_um=settings().rig.camera.pixel_size_um,
+            progress=lambda _: bar.advance(task),
+        )
+    summary = ", ".join(f"{c.value} {n}" for c, n in counts.items())
+    console.print(f"wrote {sum(counts.values())} cells to {out}: {summary}")
+
+
+@simulate_app.command("acquisition")
+def simulate_acquisition(
+    out: Annotated[Path, typer.Argument(help="Acquisition folder to write.")],
+    sample: Annotated[str, typer.Option("--sample", help="Sample id.")],
+    fields: Annotated[int, typer.Option(help="Fields of view.")] = 10,
+    composition: COMPOSITION = None,
+    cells_per_field: Annotated[float, typer.Option(help="Mean white cells per field.")] = 10.0,
+    seed: SEED_OPTION = 0,
+    frame_size: Annotated[int, typer.Option(help="Square frame side, px.")] = 2048,
+    bit_depth: Annotated[int, typer.Option(help="Camera bit depth, 8 or 12.")] = 12,
+    raw: Annotated[
+        bool, typer.Option(help="Keep the modalities' raw misregistration (no registration).")
+    ] = False,
+    replace: REPLACE = False,
+) -> None:
+    """Write a saved acquisition (acquisition.json + fov_NNNN.ome.tif) and ground_truth.json."""
+    from rich.progress import Progress
+
+    from leukoscope.errors import ParameterError
+    from leukoscope.instrument.simulator.acquisition import generate_acquisition
+    from leukoscope.instrument.simulator.composition import parse_composition
+    from leukoscope.instrument.simulator.frames import CaptureSettings
+
+    if bit_depth not in (8, 12):
+        raise ParameterError(f"--bit-depth must be 8 or 12, got {bit_depth}")
+    new_sample_folder(sample, out, replace)
+    rig = settings().rig
+    capture = CaptureSettings(
+        exposures_us=dict(rig.camera.exposure_us),
+        intensities_percent={m: c.intensity_percent for m, c in rig.lights.channels.items()},
+        bit_depth=bit_depth,
+        gain_db=rig.camera.gain_db,
+    )
+    with Progress(console=err_console, transient=True) as bar:
+        task = bar.add_task("rendering fields", total=fields)
+        generate_acquisition(
+            out,
+            sample,
+            fields,
+            seed=seed,
+            composition=parse_composition(composition),
+            cells_per_field=cells_per_field,
+            frame_shape=(frame_size, frame_size),
+            pixel_size_um=rig.camera.pixel_size_um,
+            settings=capture,
+            register=not raw,
+            progress=lambda _: bar.advance(task),
+        )
+    console.print(f"wrote {fields} fields of sample {sample} to {out} (+ ground_truth.json)")
