@@ -10,6 +10,7 @@ from __future__ import annotations
 from importlib import import_module
 
 from leukoscope.cli.core import app, main
+from leukoscope.cli.help import tidy_help
 
 COMMAND_MODULES = (
     "leukoscope.cli.config_commands",
@@ -24,5 +25,6 @@ COMMAND_MODULES = (
 )
 for _module in COMMAND_MODULES:
     import_module(_module)
+tidy_help(app)  # after every command is registered
 
 __all__ = ["app", "main"]
