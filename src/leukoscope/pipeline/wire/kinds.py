@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import Field
@@ -20,6 +20,7 @@ from leukoscope.ids import SampleId
 from leukoscope.pipeline.wire import messages as m
 from leukoscope.pipeline.wire.bounds import (
     MAX_CELLS_PER_FIELD,
+    MAX_DIM,
     BitDepth,
     Coord,
     Count,
@@ -66,6 +67,9 @@ class FrameSetHeader(Strict):
     ticket: Ticket = ""
 
 
+ThumbnailBytes = Annotated[int, Field(ge=0, le=MAX_DIM)]  # one cell's PNG (a padded uint8 row)
+
+
 class CellMeta(Strict):
     cell_index: Count
     bbox: tuple[Coord, Coord, Coord, Coord]
@@ -83,6 +87,7 @@ class CellsHeader(Strict):
     t_available_s: Time = 0.0
     ticket: Ticket = ""
     cells: tuple[CellMeta, ...] = Field(default=(), max_length=MAX_CELLS_PER_FIELD)
+    thumbnail_bytes: tuple[ThumbnailBytes, ...] = Field(default=(), max_length=MAX_CELLS_PER_FIELD)
 
 
 class ResultMeta(Strict):
@@ -171,7 +176,17 @@ def _cells_to_wire(batch: m.CellBatch) -> tuple[dict[str, Any], Arrays]:
             raise WireError(f"cells: {cell.key} is not in field {batch.sample_id}/{batch.fov}")
     metas = [fill(CellMeta, cell, cell.key) for cell in batch.cells]
     arrays = [("crops", _stack([c.crops for c in batch.cells], "crops"))] if batch.cells else []
-    return fill(CellsHeader, batch, cells=metas), arrays
+    sizes = [len(png) for png in batch.thumbnails]
+    if batch.thumbnails:
+        if len(sizes) != len(batch.cells) or max(sizes) > MAX_DIM:
+            raise WireError(
+                f"cells: {len(sizes)} thumbnails for {len(batch.cells)} cells, or one over {MAX_DIM} bytes"
+            )
+        padded = np.zeros((len(sizes), max(sizes)), np.uint8)
+        for row, png in zip(padded, batch.thumbnails, strict=True):
+            row[: len(png)] = np.frombuffer(png, np.uint8)
+        arrays.append(("thumbnails", padded))
+    return fill(CellsHeader, batch, cells=metas, thumbnail_bytes=sizes), arrays
 
 
 def _cells_from_wire(h: Any, arrays: dict[str, np.ndarray]) -> m.CellBatch:
@@ -183,7 +198,25 @@ def _cells_from_wire(h: Any, arrays: dict[str, np.ndarray]) -> m.CellBatch:
         raise WireError(f"cells: a cell_index is >= the field's cell_count {h.cell_count}")
     if len(set(h.modalities)) != len(h.modalities):
         raise WireError("cells: duplicate modalities")
-    expect("cells", arrays, ["crops"] if n else [])
+    sizes = h.thumbnail_bytes
+    if sizes and len(sizes) != n:
+        raise WireError(f"cells: {len(sizes)} thumbnail sizes for {n} cells")
+    expect("cells", arrays, (["crops", "thumbnails"] if sizes else ["crops"]) if n else [])
+    pictures = arrays.get("thumbnails")
+    if pictures is not None and (
+        pictures.ndim != 2
+        or pictures.shape[0] != n
+        or pictures.shape[1] < max(sizes)
+        or pictures.dtype != np.uint8
+    ):
+        raise WireError(
+            f"cells: thumbnails {pictures.dtype}{list(pictures.shape)} should be uint8[{n}, >= {max(sizes)}]"
+        )
+    thumbnails = (
+        ()
+        if pictures is None
+        else tuple(bytes(row[:k]) for row, k in zip(pictures, sizes, strict=True))
+    )
     crops = arrays.get("crops")
     if crops is not None and (
         crops.ndim not in (4, 5) or crops.shape[0] != n or crops.shape[1] != len(h.modalities)
@@ -195,7 +228,7 @@ def _cells_from_wire(h: Any, arrays: dict[str, np.ndarray]) -> m.CellBatch:
         take(CellCrop, meta, key=take(CellKey, meta, h), crops=crops[i])  # type: ignore[index]
         for i, meta in enumerate(h.cells)
     )
-    return take(m.CellBatch, h, cells=cells)
+    return take(m.CellBatch, h, cells=cells, thumbnails=thumbnails)
 
 
 def _results_to_wire(batch: m.ResultBatch) -> tuple[dict[str, Any], Arrays]:

@@ -150,6 +150,7 @@ class CellBatch:
     worker: str = ""
     t_available_s: float = 0.0
     ticket: str = ""  # the dispatch this batch is (aggregator -> worker) or answers (worker ->)
+    thumbnails: tuple[bytes, ...] = ()  # one PNG per cell (segment worker -> aggregator), or none
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,33 @@
+"""A cell's gallery picture: its modalities side by side, as an 8-bit PNG.
+
+Made where the crops are made (the segment worker), so the central process never holds crops for
+pictures; the report and the review page show these bytes as they are stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import cv2
+import numpy as np
+
+from leukoscope.imaging import to_unit_float
+from leukoscope.pipeline import wire
+from leukoscope.types import CellCrop, CellKey
+
+MAX_THUMBNAIL_BYTES = 65_536  # larger pictures are left out (the gallery shows none for the cell)
+
+
+def thumbnail(crops: np.ndarray) -> bytes:
+    """The modalities of one cell side by side, as an 8-bit PNG (b"" if it cannot be encoded)."""
+    tiles = [to_unit_float(c) for c in crops]
+    strip = np.concatenate([t if t.ndim == 2 else t.mean(axis=-1) for t in tiles], axis=1)
+    image = (np.clip(strip, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    ok, data = cv2.imencode(".png", np.ascontiguousarray(image))
+    png = bytes(data.tobytes()) if ok else b""
+    return png if len(png) <= MAX_THUMBNAIL_BYTES else b""
+
+
+def thumbnails_of(batch: wire.CellBatch, cells: Iterable[CellCrop]) -> dict[CellKey, bytes]:
+    """The pictures of `cells` of a segmented field, by cell key (cells without one left out)."""
+    return {c.key: png for c in cells if (png := thumbnail(c.crops))}
