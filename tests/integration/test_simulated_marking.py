@@ -14,10 +14,12 @@ import pytest
 from leukoscope.config import Settings
 from leukoscope.errors import StorageError
 from leukoscope.pipeline.store import SCHEMA_VERSION, ResultStore
+from leukoscope.pipeline.store_tables import CELL_COLUMNS, cell_rows
 from leukoscope.report.data import gather_report
 from leukoscope.report.export import render_csv, render_json
 from leukoscope.report.html import render_html
 from leukoscope.report.table import summary_table
+from leukoscope.report.tables import render_csv as render_cells_csv
 from leukoscope.types import CELL_CLASSES, CellClass, CellKey, CellResult
 
 # schema 1 as shipped before `samples.simulated` (copied from the store of commit 9ce8310)
@@ -102,12 +104,16 @@ def test_every_report_format_marks_a_simulated_sample(tmp_path: Path) -> None:
     assert {r["simulated"] for r in csv.DictReader(io.StringIO(render_csv(real)))} == {"false"}
 
 
-def test_the_stores_per_cell_csv_says_simulated(tmp_path: Path) -> None:
+def test_the_per_cell_csv_says_simulated(tmp_path: Path) -> None:
     with ResultStore(tmp_path / "r.sqlite") as store:
-        stored(store, "SIM-1", simulated=True)
-        stored(store, "REAL-1", simulated=False)
-        store.export_csv(tmp_path / "cells.csv")
-    rows = list(csv.DictReader(io.StringIO((tmp_path / "cells.csv").read_text())))
+        sim_run = stored(store, "SIM-1", simulated=True)
+        real_run = stored(store, "REAL-1", simulated=False)
+        records = [
+            r.record()
+            for run, sample in ((sim_run, "SIM-1"), (real_run, "REAL-1"))
+            for r in cell_rows(store, run, sample)
+        ]
+    rows = list(csv.DictReader(io.StringIO(render_cells_csv(records, CELL_COLUMNS))))
     assert {(r["sample_id"], r["simulated"]) for r in rows} == {
         ("SIM-1", "true"),
         ("REAL-1", "false"),

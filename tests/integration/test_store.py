@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -16,7 +15,9 @@ import pytest
 from leukoscope.errors import StorageError
 from leukoscope.pipeline import counts
 from leukoscope.pipeline.ledger import SampleLedger
-from leukoscope.pipeline.store import CSV_COLUMNS, ResultStore, png_thumbnail
+from leukoscope.pipeline.store import ResultStore, png_thumbnail
+from leukoscope.pipeline.store_tables import CELL_COLUMNS, cell_rows, run_rows, sample_rows
+from leukoscope.report.tables import render_csv
 from leukoscope.types import CELL_CLASSES, CellClass, CellKey, CellResult, SampleStatus
 
 NEU, LYM, MO, EOS, BAS = CELL_CLASSES
@@ -143,22 +144,46 @@ def test_thumbnails_round_trip_as_png(store: ResultStore) -> None:
     assert store.thumbnail(run, results[1].key) is None
 
 
-def test_csv_and_json_export(store: ResultStore, tmp_path: Path) -> None:
+def test_finish_marks_the_counted_cells_and_the_views_read_them(store: ResultStore) -> None:
+    run = store.start_run(model_version="m sha256:00")
+    results = fill(store, run)  # 5 cells in fields 0 and 2, target 4: the last one is not counted
+    keys = [r.key for r in results]
+    counted = [r[0] for r in store.query("SELECT counted FROM cells ORDER BY fov, cell_index")]
+    assert counted == [None] * 5  # undecided while the sample runs
+    store.finish_sample(run, store.summary(run, "S-1"))
+    assert store.counted_keys(run, "S-1") == set(keys[:4])
+    view = store.query("SELECT fov, cell_index, cell_class, p_MO FROM counted_cells")
+    assert [(r["fov"], r["cell_index"]) for r in view] == [(k.fov, k.cell_index) for k in keys[:4]]
+    assert view[2]["cell_class"] == "MO" and view[2]["p_MO"] == results[2].probabilities[2]
+    by_class = dict(
+        store.query("SELECT cell_class, COUNT(*) FROM counted_cells GROUP BY cell_class")
+    )
+    summary = store.summary(run, "S-1")
+    assert by_class == {c.cell_class.value: c.count for c in summary.classes if c.count}
+    # the tables a user lists read the same views; times are ISO 8601 UTC
+    (run_row,) = run_rows(store)
+    assert run_row.model_version == "m sha256:00" and run_row.samples == 1
+    assert run_row.started_utc.endswith("+00:00") and "T" in run_row.started_utc
+    (sample_row,) = sample_rows(store, run)
+    assert sample_row.cells_counted == 4 and sample_row.simulated is False
+    rows = cell_rows(store, run, "S-1")
+    assert [r.counted for r in rows] == [True] * 4 + [False]
+    assert rows[0].probabilities == results[0].probabilities and rows[0].flagged is True
+    columns = [d[0] for d in store._db.execute("SELECT * FROM cell_list").description]
+    assert tuple(columns) == CELL_COLUMNS
+
+
+def test_cells_csv_has_one_column_per_class(store: ResultStore) -> None:
     run = store.start_run()
     results = fill(store, run)
-    assert store.export_csv(tmp_path / "cells.csv", run_id=run) == len(results)
-    with (tmp_path / "cells.csv").open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    assert tuple(rows[0]) == CSV_COLUMNS and len(rows) == 5
-    assert rows[0]["cell_class"] == "NEU" and rows[0]["label"] == "UNSURE"
-    assert float(rows[0]["p_NEU"]) == pytest.approx(results[0].probabilities[0])
-    store.export_json(tmp_path / "cells.json", sample_id="S-1")
-    document = json.loads((tmp_path / "cells.json").read_text(encoding="utf-8"))
-    sample = document["runs"][0]["samples"][0]
-    assert sample["summary"]["cells_counted"] == 4 and len(sample["cells"]) == 5
-    assert sample["cells"][2]["head_probabilities"] == [
-        list(h) for h in results[2].head_probabilities
-    ]
+    store.finish_sample(run, store.summary(run, "S-1"))
+    text = render_csv([r.record() for r in cell_rows(store, run, "S-1")], CELL_COLUMNS)
+    rows = list(csv.DictReader(text.splitlines()))
+    assert tuple(rows[0]) == CELL_COLUMNS and len(rows) == 5
+    assert rows[0]["cell_class"] == "NEU" and rows[0]["flagged"] == "true"
+    assert [r["counted"] for r in rows] == ["true"] * 4 + ["false"]
+    assert float(rows[0]["p_NEU"]) == results[0].probabilities[0]  # full precision
+    assert rows[0]["simulated"] == "false"
 
 
 def test_concurrent_writers_on_one_store(store: ResultStore) -> None:

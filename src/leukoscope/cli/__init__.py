@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "leukoscope.cli.distributed",
     "leukoscope.cli.labelled",
     "leukoscope.cli.report",
+    "leukoscope.cli.results",
 )
 for _module in COMMAND_MODULES:
     import_module(_module)

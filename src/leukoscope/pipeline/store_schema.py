@@ -1,0 +1,198 @@
+"""The results database's schema: tables, the views users query, its version and the migrations.
+
+Opening a file read-write creates the schema or migrates an older one in place (1 -> 2 -> 3);
+opening it read-only checks the version and changes nothing (a file from schema 1 or 2 is read as
+it is: `read_version` says which, and the readers fall back where a column is missing).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+from leukoscope.types import CELL_CLASSES
+
+SCHEMA_VERSION = 3
+"""2 added `samples.simulated` (1: simulated, 0: acquired; NULL: stored before it was recorded);
+3 added `cells.counted` (1: in the sample's differential, 0: stored but not counted, NULL: not yet
+decided) and the views `run_list`, `sample_list`, `cell_list` and `counted_cells`."""
+
+READABLE_VERSIONS = ("1", "2", str(SCHEMA_VERSION))
+"""Schema versions a read-only open accepts as they are."""
+
+TABLES = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    started_s REAL NOT NULL,
+    finished_s REAL,
+    model_path TEXT NOT NULL DEFAULT '',
+    model_version TEXT NOT NULL DEFAULT '',
+    config_digest TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS samples (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    sample_id TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'running',
+    reason TEXT NOT NULL DEFAULT '',
+    target_cells INTEGER NOT NULL DEFAULT 200,
+    fields_total INTEGER,
+    fields_done INTEGER NOT NULL DEFAULT 0,
+    fields_failed INTEGER NOT NULL DEFAULT 0,
+    cells_counted INTEGER NOT NULL DEFAULT 0,
+    cells_flagged INTEGER NOT NULL DEFAULT 0,
+    started_s REAL NOT NULL,
+    finished_s REAL,
+    elapsed_s REAL NOT NULL DEFAULT 0,
+    timings TEXT NOT NULL DEFAULT '{}',
+    source TEXT NOT NULL DEFAULT '',
+    simulated INTEGER,
+    PRIMARY KEY (run_id, sample_id)
+);
+CREATE TABLE IF NOT EXISTS fields (
+    run_id TEXT NOT NULL,
+    sample_id TEXT NOT NULL,
+    fov INTEGER NOT NULL,
+    cell_count INTEGER,
+    status TEXT NOT NULL CHECK (status IN ('done', 'failed')),
+    reason TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (run_id, sample_id, fov)
+);
+CREATE TABLE IF NOT EXISTS cells (
+    run_id TEXT NOT NULL,
+    sample_id TEXT NOT NULL,
+    fov INTEGER NOT NULL,
+    cell_index INTEGER NOT NULL,
+    cell_class TEXT NOT NULL,
+    probabilities TEXT NOT NULL,
+    head_probabilities TEXT NOT NULL,
+    disagreement REAL NOT NULL,
+    flagged INTEGER NOT NULL,
+    flag_reason TEXT NOT NULL,
+    bbox_x INTEGER NOT NULL, bbox_y INTEGER NOT NULL, bbox_w INTEGER NOT NULL, bbox_h INTEGER NOT NULL,
+    thumbnail BLOB,
+    counted INTEGER,
+    PRIMARY KEY (run_id, sample_id, fov, cell_index)
+);
+"""
+
+CELL_INSERT = (
+    "INSERT OR IGNORE INTO cells (run_id, sample_id, fov, cell_index, cell_class, probabilities,"
+    " head_probabilities, disagreement, flagged, flag_reason, bbox_x, bbox_y, bbox_w, bbox_h,"
+    " thumbnail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+"""Named columns: a schema-1/2 file migrated in place has `counted` last, a new one too."""
+
+
+def _iso(column: str) -> str:
+    """SQL for a Unix time column as ISO 8601 UTC to the second (NULL stays NULL)."""
+    return f"strftime('%Y-%m-%dT%H:%M:%S+00:00', {column}, 'unixepoch')"
+
+
+PROBABILITY_COLUMNS = tuple(f"p_{c.value}" for c in CELL_CLASSES)
+"""Per-class probability columns, in the classifier's class order."""
+
+
+def run_list_sql() -> str:
+    """SELECT of the runs as users list them (view `run_list`), oldest first."""
+    return (
+        f"SELECT r.run_id, {_iso('r.started_s')} AS started_utc,"
+        f" {_iso('r.finished_s')} AS finished_utc,"
+        " (SELECT COUNT(*) FROM samples s WHERE s.run_id = r.run_id) AS samples,"
+        " r.model_version, r.model_path, r.config_digest"
+        " FROM runs r ORDER BY r.started_s, r.run_id"
+    )
+
+
+def sample_list_sql(has_simulated: bool = True) -> str:
+    """SELECT of the samples as users list them (view `sample_list`), in start order; a schema-1
+    file (no `simulated`) reads NULL: not recorded."""
+    simulated = "simulated" if has_simulated else "NULL AS simulated"
+    return (
+        f"SELECT run_id, sample_id, status, reason, {simulated}, target_cells, cells_counted,"
+        " cells_flagged, fields_done, fields_failed, fields_total,"
+        f" {_iso('started_s')} AS started_utc, {_iso('finished_s')} AS finished_utc,"
+        " elapsed_s, source FROM samples ORDER BY started_s, sample_id"
+    )
+
+
+def cell_list_sql(has_counted: bool = True, has_simulated: bool = True) -> str:
+    """SELECT of every stored cell with its sample's `simulated` and one probability column per
+    class (view `cell_list`); a schema-1/2 file reads NULL where a column is missing."""
+    probabilities = ", ".join(
+        f"json_extract(c.probabilities, '$[{i}]') AS {name}"
+        for i, name in enumerate(PROBABILITY_COLUMNS)
+    )
+    counted = "c.counted" if has_counted else "NULL AS counted"
+    simulated = "s.simulated" if has_simulated else "NULL AS simulated"
+    return (
+        f"SELECT c.run_id, c.sample_id, c.fov, c.cell_index, c.cell_class, {counted},"
+        f" c.flagged, c.flag_reason, c.disagreement, {probabilities},"
+        f" c.bbox_x, c.bbox_y, c.bbox_w, c.bbox_h, {simulated}"
+        " FROM cells c JOIN samples s ON s.run_id = c.run_id AND s.sample_id = c.sample_id"
+        " ORDER BY c.run_id, c.sample_id, c.fov, c.cell_index"
+    )
+
+
+VIEWS = f"""
+CREATE VIEW IF NOT EXISTS run_list AS {run_list_sql()};
+CREATE VIEW IF NOT EXISTS sample_list AS {sample_list_sql()};
+CREATE VIEW IF NOT EXISTS cell_list AS {cell_list_sql()};
+CREATE VIEW IF NOT EXISTS counted_cells AS SELECT * FROM cell_list WHERE counted = 1;
+"""
+
+Backfill = Callable[[sqlite3.Connection], None]
+
+
+def _execute_script(db: sqlite3.Connection, script: str) -> None:
+    """Run statements one by one inside the open transaction (`executescript` would commit it)."""
+    for statement in script.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+def _migrate_1_to_2(db: sqlite3.Connection) -> None:
+    """Add `samples.simulated`, NULL (not recorded) for the samples already there."""
+    columns = {r[1] for r in db.execute("PRAGMA table_info(samples)")}
+    if "simulated" not in columns:
+        db.execute("ALTER TABLE samples ADD COLUMN simulated INTEGER")
+
+
+def _migrate_2_to_3(db: sqlite3.Connection) -> None:
+    """Add `cells.counted` (filled by the caller's backfill) and the views."""
+    columns = {r[1] for r in db.execute("PRAGMA table_info(cells)")}
+    if "counted" not in columns:
+        db.execute("ALTER TABLE cells ADD COLUMN counted INTEGER")
+
+
+_MIGRATIONS = {"1": (_migrate_1_to_2, "2"), "2": (_migrate_2_to_3, "3")}
+
+
+def create_or_migrate(db: sqlite3.Connection, backfill_counted: Backfill) -> str:
+    """Create the schema, or migrate an older one to `SCHEMA_VERSION`, in one transaction; the
+    version found (an unknown one is left untouched for the caller to refuse)."""
+    with db:
+        db.execute("BEGIN")
+        _execute_script(db, TABLES)
+        row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        if row is None:
+            db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            found = str(SCHEMA_VERSION)
+        else:
+            found = str(row[0])
+        version = found
+        while version in _MIGRATIONS:
+            migrate, version = _MIGRATIONS[version]
+            migrate(db)
+        if version == str(SCHEMA_VERSION):
+            _execute_script(db, VIEWS)
+            if found != version:
+                backfill_counted(db)
+                db.execute("UPDATE meta SET value=? WHERE key='schema'", (version,))
+    return found
+
+
+def read_version(db: sqlite3.Connection) -> str | None:
+    """The schema version recorded in the file (None when it has none)."""
+    row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+    return None if row is None else str(row[0])
