@@ -10,7 +10,7 @@ from enum import Enum
 from typing import NamedTuple
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Modality(str, Enum):
@@ -169,8 +169,19 @@ class SampleSummary(BaseModel):
     fields_done: int = Field(ge=0)
     fields_total: int | None = None
     fields_failed: int = Field(default=0, ge=0)
+    fields_blank: int = Field(default=0, ge=0)  # failed fields whose frames held no image
+    fields_saturated: int = Field(default=0, ge=0)  # failed fields whose frames were over-exposed
     status: SampleStatus = SampleStatus.RUNNING
     status_reason: str = ""
     elapsed_s: float = 0.0
     timings: dict[str, float] = Field(default_factory=dict)
     simulated: bool | None = False  # a simulated sample, not a patient's; None: not recorded
+
+    @model_validator(mode="after")
+    def _fields_add_up(self) -> SampleSummary:
+        if self.fields_blank + self.fields_saturated > self.fields_failed:
+            raise ValueError(
+                f"{self.fields_blank} blank + {self.fields_saturated} saturated fields exceed "
+                f"the {self.fields_failed} failed"
+            )
+        return self

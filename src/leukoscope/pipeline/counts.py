@@ -19,6 +19,8 @@ rows). Rules:
   or when all `fields_total` fields are resolved, or when the sample is aborted. Status is `complete`,
   or `incomplete` when a failed field lies among the fields the count used (or the run was aborted),
   with the reason. While running, the summary is provisional over every distinct result received.
+- Blank and saturated fields (`field_quality`: a segment worker fails them with a reason of their
+  own) are counted apart in `fields_blank` / `fields_saturated`, besides `fields_failed`.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import numpy as np
 from scipy import stats
 
 from leukoscope.errors import PipelineError
+from leukoscope.pipeline.field_quality import image_problems
 from leukoscope.pipeline.ledger import SampleLedger
 from leukoscope.types import (
     CELL_CLASSES,
@@ -171,14 +174,18 @@ def stop_decision(ledger: SampleLedger, aborted: str = "") -> StopDecision:
         fields = ledger.fields_total or 0
         why = "no fields of view" if fields == 0 else f"no white cells in {fields} field(s)"
         if failed:
-            why += f" ({len(failed)} failed)"
+            why += f"; {failed_fields(failed)}"
         return StopDecision(True, SampleStatus.INCOMPLETE, why)
     if failed:
-        shown = "; ".join(f"field {f}: {r}" for f, r in list(failed.items())[:5])
-        more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
-        reason = f"{len(failed)} field(s) failed ({shown}{more}); {reason}"
-        return StopDecision(True, SampleStatus.INCOMPLETE, reason)
+        return StopDecision(True, SampleStatus.INCOMPLETE, f"{failed_fields(failed)}; {reason}")
     return StopDecision(True, SampleStatus.COMPLETE, reason)
+
+
+def failed_fields(failed: Mapping[int, str], shown: int = 5) -> str:
+    """`N field(s) failed (field F: reason; ...)`, the first `shown` reasons spelled out."""
+    listed = "; ".join(f"field {f}: {r}" for f, r in list(failed.items())[:shown])
+    more = f" and {len(failed) - shown} more" if len(failed) > shown else ""
+    return f"{len(failed)} field(s) failed ({listed}{more})"
 
 
 def received_results(ledger: SampleLedger) -> list[CellResult]:
@@ -210,6 +217,7 @@ def summarize(
     decision = stop_decision(ledger, aborted)
     results = differential_cells(ledger, aborted)
     counts, flagged = tally(results)
+    problems = image_problems(ledger.failure_reasons)
     return SampleSummary(
         sample_id=ledger.sample_id,
         classes=class_counts(counts),
@@ -218,6 +226,8 @@ def summarize(
         fields_done=ledger.fields_done - ledger.fields_failed,
         fields_total=ledger.fields_total,
         fields_failed=ledger.fields_failed,
+        fields_blank=len(problems.blank),
+        fields_saturated=len(problems.saturated),
         status=decision.status,
         status_reason=decision.reason,
         elapsed_s=elapsed_s,

@@ -141,11 +141,12 @@ def run_worker(
     try:
         worker: SegmentWorker | ClassifyWorker
         if role == "segment":
+            from leukoscope.pipeline.field_quality import checked
             from leukoscope.pipeline.segmentation import SegmentationParams, segment
 
             size = _model_input_size(settings)
             params = SegmentationParams.from_config(config.segmentation)
-            segmenter = functools.partial(segment, out_px=size, params=params)
+            segmenter = checked(functools.partial(segment, out_px=size, params=params))
             worker = SegmentWorker(context, connect, stop, keys=keys, segmenter=segmenter)
         else:
             from leukoscope.pipeline.service import load_predictor

@@ -18,6 +18,7 @@ from leukoscope.config import PipelineConfig
 from leukoscope.errors import PipelineError
 from leukoscope.pipeline.aggregator import Aggregator, SummaryCallback
 from leukoscope.pipeline.endpoints import Endpoints
+from leukoscope.pipeline.field_quality import checked
 from leukoscope.pipeline.security import check_bind
 from leukoscope.pipeline.segmentation import SegmentationParams, segment
 from leukoscope.pipeline.sources import SampleJob
@@ -103,7 +104,7 @@ def run_embedded(
         live_also=config.live_endpoint,
     )  # fmt: skip
     params = SegmentationParams.from_config(config.segmentation)
-    segmenter = segmenter or functools.partial(segment, out_px=input_size, params=params)
+    segmenter = segmenter or checked(functools.partial(segment, out_px=input_size, params=params))
     threads = [
         _Thread(f"segment-{i}", SegmentWorker(context, endpoints, stop, segmenter=segmenter).run)
         for i in range(config.segment_workers)

@@ -26,6 +26,7 @@ from leukoscope.errors import LeukoscopeError, WireError
 from leukoscope.pipeline import wire
 from leukoscope.pipeline.counts import result_from_heads
 from leukoscope.pipeline.endpoints import Endpoints
+from leukoscope.pipeline.field_quality import failure_reason
 from leukoscope.pipeline.security import CurveKeys, secure_client
 from leukoscope.types import CellCrop, FrameSet, Modality, SampleStatus, SampleSummary
 
@@ -185,7 +186,7 @@ class SegmentWorker(_Worker):
             failure = wire.FieldFailed(
                 sample_id=frameset.sample_id,
                 fov=frameset.fov,
-                reason=f"segmentation failed: {type(exc).__name__}: {exc}"[:4000],
+                reason=failure_reason(exc)[:4000],
                 stage="segment",
                 worker=self.name,
                 ticket=message.ticket,

@@ -91,6 +91,8 @@ def report_document(data: ReportData) -> dict[str, Any]:
             "fields_done": s.fields_done,
             "fields_total": s.fields_total,
             "fields_failed": s.fields_failed,
+            "fields_blank": s.fields_blank,
+            "fields_saturated": s.fields_saturated,
             "mean_disagreement": data.mean_disagreement,
         },
         "model": {

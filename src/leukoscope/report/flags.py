@@ -12,8 +12,9 @@ The rules are documented in docs/report.md; in short:
   a warning, when the store did not record it), ``no_cells`` (alert), ``all_flagged`` (alert), ``far_outside`` (alert: a class whose whole 95% CI
   lies at least `far_margin_percent` points outside its range), ``too_few_cells`` (fewer than the
   target), ``many_flagged`` (more than `max_flagged_percent` of the cells flagged),
-  ``heads_disagree`` (mean head disagreement above `max_mean_disagreement`), ``failed_fields``,
-  ``incomplete`` and ``running`` (status), all warnings.
+  ``heads_disagree`` (mean head disagreement above `max_mean_disagreement`), ``blank_fields`` and
+  ``saturated_fields`` (fields `pipeline.field_quality` failed), ``failed_fields`` (other failed
+  fields), ``incomplete`` and ``running`` (status), all warnings.
 """
 
 from __future__ import annotations
@@ -114,6 +115,37 @@ def _far_outside(
     return flags
 
 
+def image_note(summary: SampleSummary) -> str:
+    """How many failed fields were blank or saturated, e.g. `` (2 blank, 1 saturated)``."""
+    parts = [f"{summary.fields_blank} blank"] if summary.fields_blank else []
+    parts += [f"{summary.fields_saturated} saturated"] if summary.fields_saturated else []
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def _image_flags(summary: SampleSummary) -> list[QualityFlag]:
+    """Blank and saturated fields (pipeline.field_quality): they failed and gave no cells."""
+    flags = []
+    if summary.fields_blank:
+        flags.append(
+            QualityFlag(
+                "blank_fields",
+                Severity.WARNING,
+                f"{summary.fields_blank} field(s) of view were blank (a frame held no image: a "
+                "light or the camera gave nothing) and contributed no cells: check the lights.",
+            )
+        )
+    if summary.fields_saturated:
+        flags.append(
+            QualityFlag(
+                "saturated_fields",
+                Severity.WARNING,
+                f"{summary.fields_saturated} field(s) of view were saturated (over-exposed) and "
+                "contributed no cells: check exposure and light intensity.",
+            )
+        )
+    return flags
+
+
 def quality_flags(
     summary: SampleSummary,
     ranges: dict[CellClass, ReferenceRange],
@@ -180,12 +212,14 @@ def quality_flags(
                 f"above {thresholds.max_mean_disagreement:.3f}.",
             )
         )
-    if summary.fields_failed:
+    flags += _image_flags(summary)
+    other_failed = summary.fields_failed - summary.fields_blank - summary.fields_saturated
+    if other_failed > 0:
         flags.append(
             QualityFlag(
                 "failed_fields",
                 Severity.WARNING,
-                f"{summary.fields_failed} field(s) of view failed and contributed no cells.",
+                f"{other_failed} field(s) of view failed and contributed no cells.",
             )
         )
     if summary.status == SampleStatus.INCOMPLETE:

@@ -15,7 +15,7 @@ from leukoscope import __version__
 from leukoscope.pipeline.counts import CONFIDENCE
 from leukoscope.report.chart import differential_svg
 from leukoscope.report.data import ClassLine, GalleryCell, ReportData
-from leukoscope.report.flags import RangeFlag, Severity
+from leukoscope.report.flags import RangeFlag, Severity, image_note
 from leukoscope.report.model_info import CV_METRICS, ModelInfo
 from leukoscope.report.review import NOT_REVIEWED, RELEASED
 from leukoscope.report.style import CSS
@@ -90,7 +90,7 @@ def meta_section(data: ReportData) -> str:
             esc(f"{s.cells_flagged} ({data.flagged_percent:.1f}%)"),
             "cells-flagged",
         ),
-        _item("Fields of view", esc(f"{fields} analysed, {s.fields_failed} failed")),
+        _item("Fields of view", esc(f"{fields} analysed, {s.fields_failed} failed{image_note(s)}")),
         _item("Mean head disagreement", esc(f"{data.mean_disagreement:.3f}")),
         _item("Model", model, "model"),
         _item("Model version", version, "model-version"),

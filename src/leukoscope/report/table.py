@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from rich.table import Table
 
+from leukoscope.report.flags import image_note
 from leukoscope.types import SampleSummary
 
 
@@ -32,7 +33,7 @@ def summary_table(summary: SampleSummary, workers: Mapping[str, object] | None =
     )
     caption = [
         f"cells counted {summary.cells_counted}, flagged for review {summary.cells_flagged}",
-        f"fields {fields} (failed {summary.fields_failed}), "
+        f"fields {fields} (failed {summary.fields_failed}{image_note(summary)}), "
         f"{summary.fields_done / elapsed:.1f} fields/s, {summary.cells_counted / elapsed:.1f} cells/s",
     ]
     if summary.simulated:
