@@ -8,18 +8,51 @@ from typing import Annotated
 
 import typer
 
-from leukoscope.cli.core import app, console, err_console, notice, pipeline_settings, print_summary
+from leukoscope.cli.core import (
+    app,
+    console,
+    err_console,
+    notice,
+    pipeline_settings,
+    print_summary,
+    state,
+)
+from leukoscope.cli.live import (
+    Invocation,
+    below_target,
+    live_view,
+    next_commands,
+    progress_rows,
+    waiting,
+)
 from leukoscope.cli.options import REPLACE, new_sample_folder
 from leukoscope.types import SampleSummary
 
+BELOW_TARGET_EXIT = 3
+"""`batch --strict`: a sample ended below its target or incomplete."""
 
-def _show_outcome(outcome: object) -> None:
+
+def _show_outcome(
+    outcome: object, target: int, acquisitions: Mapping[str, Path], how: Invocation
+) -> list[str]:
+    """Each sample's final table (once), where the run is stored, what to run next; returns the
+    lines of the samples that ended below their target (said on stderr too)."""
     from leukoscope.pipeline.service import RunOutcome
 
     assert isinstance(outcome, RunOutcome)
+    short: list[str] = []
     for summary in outcome.summaries.values():
         print_summary(summary)
-    console.print(f"run {outcome.run_id} stored in {outcome.database}")
+        line = below_target(summary, target)
+        if line is not None:
+            short.append(line)
+    for line in short:
+        err_console.print(f"warning: {line}", markup=False, highlight=False, soft_wrap=True)
+    console.print(f"run {outcome.run_id} stored in {outcome.database}", markup=False)
+    console.print("next:", markup=False)
+    for command in next_commands(outcome.summaries, acquisitions, how):
+        console.print(f"  {command}", markup=False, highlight=False, soft_wrap=True)
+    return short
 
 
 @app.command("run")
@@ -42,19 +75,21 @@ def run_command(
     from leukoscope.instrument.rig import SimulationOptions, open_rig
     from leukoscope.pipeline.service import analyse, load_predictor
     from leukoscope.pipeline.sources import rig_acquisition
-    from leukoscope.report.table import summary_table
 
     check_sample_id(sample)
     current = pipeline_settings(cells, db)
     out_dir = (out or current.rig.acquisition.data_dir) / sample
     new_sample_folder(sample, out_dir, replace)
+    target = current.pipeline.target_cells
     try:
         with open_rig(current.rig, simulate=simulate, options=SimulationOptions(seed=seed)) as rig:
             predictor, model_path = load_predictor(current)  # after the rig: no rig, no wait
             with Live(console=console, auto_refresh=False, transient=True) as live:
+                live.update(live_view(waiting(sample, None), {}, target, out_dir), refresh=True)
 
                 def show(summary: SampleSummary, workers: Mapping[str, object]) -> None:
-                    live.update(summary_table(summary, workers), refresh=True)
+                    view = live_view(summary, workers, target, out_dir)
+                    live.update(view, refresh=True)
 
                 job = rig_acquisition(rig, sample, max_fields, out_dir)
                 outcome = analyse(
@@ -63,7 +98,7 @@ def run_command(
     except (KeyboardInterrupt, SystemExit) as exc:
         _where_the_run_stands(sample, out_dir, exc)
         raise
-    _show_outcome(outcome)
+    _show_outcome(outcome, target, {sample: out_dir}, Invocation(state.config_path, db))
 
 
 def _where_the_run_stands(sample: str, out_dir: Path, exc: BaseException) -> None:
@@ -87,34 +122,50 @@ def batch_command(
         int | None, typer.Option(help="Target white-cell count (0 = all fields).", min=0)
     ] = None,
     db: Annotated[Path | None, typer.Option(help="Results database (SQLite).")] = None,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help=f"Exit with status {BELOW_TARGET_EXIT} when a sample ends below its target "
+            "or incomplete (for scripts).",
+        ),
+    ] = False,
 ) -> None:
     """Analyse saved acquisitions; one summary per sample."""
-    from rich.progress import Progress
+    from rich.live import Live
 
     from leukoscope.errors import StorageError
     from leukoscope.pipeline.service import analyse, load_predictor
     from leukoscope.pipeline.sources import SampleJob, saved_acquisition
 
     current = pipeline_settings(cells, db)
+    target = current.pipeline.target_cells
     jobs: list[SampleJob] = []
+    folders: dict[str, Path] = {}
     for path in paths:
         try:
-            jobs.append(saved_acquisition(path))
+            job = saved_acquisition(path)
         except StorageError as exc:
             err_console.print(f"skipped {path}: {exc}", markup=False, highlight=False)
+            continue
+        jobs.append(job)
+        folders[job.sample_id] = path
     if not jobs:
         raise typer.Exit(1)
     predictor, model_path = load_predictor(current)
-    with Progress(console=console, transient=True) as progress:
-        tasks = {j.sample_id: progress.add_task(j.sample_id, total=j.fields_total) for j in jobs}
+    latest = {j.sample_id: waiting(j.sample_id, j.fields_total) for j in jobs}
+    with Live(console=console, auto_refresh=False, transient=True) as live:
 
         def show(summary: SampleSummary, workers: Mapping[str, object]) -> None:
-            done = summary.fields_done + summary.fields_failed
-            progress.update(tasks[summary.sample_id], completed=done)
+            latest[summary.sample_id] = summary
+            live.update(progress_rows(latest.values(), target, folders), refresh=True)
 
+        live.update(progress_rows(latest.values(), target, folders), refresh=True)
         outcome = analyse(
             current, jobs, predictor=predictor, model_path=model_path, on_summary=show
         )
-    _show_outcome(outcome)
+    short = _show_outcome(outcome, target, folders, Invocation(state.config_path, db))
     if len(jobs) < len(paths):
         raise typer.Exit(1)
+    if strict and short:
+        raise typer.Exit(BELOW_TARGET_EXIT)
