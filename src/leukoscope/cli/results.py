@@ -5,6 +5,7 @@ Every command opens the database read-only (it may sit on read-only media) and n
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -50,6 +51,13 @@ def _simulated(value: bool | None) -> str:
     return "[bold red]SIMULATED[/]" if value else "no"
 
 
+def _short_model(version: str) -> str:
+    """The model version with its SHA-256 cut to 12 digits (csv/json keep it whole)."""
+    if not version:
+        return "[yellow]not recorded[/] (serve: its workers load the model)"
+    return re.sub(r"sha256:([0-9a-f]{12})[0-9a-f]+", r"sha256:\1…", version)
+
+
 def _time(value: str | None) -> str:
     return "—" if value is None else value.replace("T", " ").removesuffix("+00:00")
 
@@ -82,10 +90,11 @@ def runs_command(db: DbOption = None, fmt: ListFormat = "table", out: OutOption 
         _emit(_listing([record(r) for r in rows], RUN_COLUMNS, chosen), out)
         return
     table = Table(title=f"{len(rows)} run(s) in {_database(db)}", title_justify="left")
-    for column in ("run", "started (UTC)", "finished (UTC)", "samples", "model"):
+    table.add_column("run", no_wrap=True)
+    for column in ("started (UTC)", "finished (UTC)", "samples", "model"):
         table.add_column(column, overflow="fold")
     for r in rows:
-        model = r.model_version or "[yellow]not recorded[/] (serve: its workers load the model)"
+        model = _short_model(r.model_version)
         table.add_row(r.run_id, _time(r.started_utc), _time(r.finished_utc), str(r.samples), model)
     console.print(table)
 
@@ -113,7 +122,7 @@ def samples_command(
     table = Table(title=f"{len(rows)} sample(s) in {_database(db)}", title_justify="left")
     for column in ("run", "sample", "status", "cells", "flagged", "fields", "started (UTC)"):
         table.add_column(column, overflow="fold")
-    table.add_column("simulated")
+    table.add_column("simulated", no_wrap=True)
     for r in rows:
         fields = f"{r.fields_done}/{r.fields_total if r.fields_total is not None else '?'}"
         if r.fields_failed:
@@ -184,7 +193,7 @@ def cells_command(
         counted = sum(1 for r in rows if r.counted)
         err_console.print(
             f"wrote {target}: {len(rows)} cells ({counted} counted), sample {sample}, run {run_id}",
-            markup=False, highlight=False,
+            markup=False, highlight=False, soft_wrap=True,
         )  # fmt: skip
     if any(r.simulated for r in rows):
         err_console.print("SIMULATED sample: these cells are not a patient's.", style="bold red")
