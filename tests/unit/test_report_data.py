@@ -207,3 +207,28 @@ def test_formats_and_default_output_name(store: ResultStore) -> None:
         render_report(data, "pdf")
     assert default_output("a/b c", run_id, "html") == Path(f"report-a_b_c-{run_id[:8]}.html")
     assert default_output("../..", run_id, "json").name == f"report-sample-{run_id[:8]}.json"
+
+
+def test_an_ambiguous_or_unknown_run_lists_the_candidates(store: ResultStore) -> None:
+    day = 1_790_000_000.0  # 2026-09-21 14:13:20 UTC
+    for run_id, hours in (("ab11", 1), ("ab22", 2), ("cd33", 3)):
+        store.start_run(run_id, started_s=day + 3600 * hours)
+        record(store, "a", [[cell("a", 0, 0, NEU)]], run_id=run_id)
+    store.start_run("ef44", started_s=day)
+    record(store, "b", [[cell("b", 0, 0, NEU)]], run_id="ef44")
+    with pytest.raises(ParameterError) as ambiguous:
+        resolve_run(store, "a", "ab")
+    message = str(ambiguous.value)
+    assert "\n" not in message
+    assert message.startswith("2 runs match 'ab' in ")
+    assert message.endswith(
+        "candidates, latest first: ab22 (2026-09-21 16:13 UTC), ab11 (2026-09-21 15:13 UTC)"
+    )
+    with pytest.raises(ParameterError) as unknown:
+        resolve_run(store, "a", "zz")
+    message = str(unknown.value)
+    assert message.startswith("no run 'zz' in ")
+    assert "runs with sample 'a', latest first: cd33 " in message
+    assert "ef44" not in message  # a run without the sample is no candidate
+    with pytest.raises(ParameterError, match="no run holds sample 'c'"):
+        resolve_run(store, "c", "zz")

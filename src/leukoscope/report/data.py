@@ -28,6 +28,8 @@ from leukoscope.report.model_info import ModelInfo, read_model_info
 from leukoscope.report.review import ReviewInfo, read_review, reviewed_view
 from leukoscope.types import CellClass, CellResult, ClassCount, SampleSummary
 
+RUNS_LISTED = 5
+"""Most candidate runs an unknown or ambiguous `--run` lists."""
 GALLERY_LIMIT = 500
 """Most cells shown per class in the gallery (flagged first); the table always counts them all."""
 
@@ -87,12 +89,12 @@ class ReportData:
 def resolve_run(store: ResultStore, sample_id: str, run_id: str | None = None) -> str:
     """The run to report: `run_id` (or a unique prefix of it), else the latest run holding the
     sample; ParameterError with one clear line when there is none."""
-    runs = [r["run_id"] for r in store.runs()]
+    rows = store.runs()
+    runs = [r["run_id"] for r in rows]
     if run_id is not None:
         matches = [r for r in runs if r == run_id] or [r for r in runs if r.startswith(run_id)]
         if len(matches) != 1:
-            what = "no run" if not matches else f"{len(matches)} runs match"
-            raise ParameterError(f"{what} {run_id!r} in {store.path}")
+            raise ParameterError(_no_such_run(store, sample_id, run_id, matches, rows))
         if not any(s["sample_id"] == sample_id for s in store.samples(matches[0])):
             raise ParameterError(f"sample {sample_id!r} is not in run {matches[0]} ({store.path})")
         return matches[0]
@@ -106,6 +108,33 @@ def resolve_run(store: ResultStore, sample_id: str, run_id: str | None = None) -
         f"no sample {sample_id!r} in {store.path}"
         + (f" (samples: {shown})" if known else " (it holds no samples)")
     )
+
+
+def _no_such_run(
+    store: ResultStore,
+    sample_id: str,
+    run_id: str,
+    matches: list[str],
+    rows: list[dict[str, Any]],
+) -> str:
+    """One line: no run or several match `run_id`; the candidates, latest first, with the time
+    each started (an ambiguous prefix: the runs it matches; else the runs holding the sample)."""
+    started = {r["run_id"]: float(r["started_s"]) for r in rows}
+    if matches:
+        head, candidates = f"{len(matches)} runs match {run_id!r} in {store.path}", matches
+    else:
+        holding = {s["run_id"] for s in store.samples() if s["sample_id"] == sample_id}
+        candidates = [r for r in started if r in holding]
+        head = f"no run {run_id!r} in {store.path}"
+        if not candidates:
+            return f"{head}; no run holds sample {sample_id!r}"
+    shown = [
+        f"{r} ({time.strftime('%Y-%m-%d %H:%M', time.gmtime(started[r]))} UTC)"
+        for r in sorted(candidates, key=lambda r: started[r], reverse=True)[:RUNS_LISTED]
+    ]
+    more = f" and {len(candidates) - RUNS_LISTED} more" if len(candidates) > RUNS_LISTED else ""
+    what = "candidates" if matches else f"runs with sample {sample_id!r}"
+    return f"{head}; {what}, latest first: {', '.join(shown)}{more}"
 
 
 def gallery_order(results: list[CellResult]) -> list[CellResult]:
