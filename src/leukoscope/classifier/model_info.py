@@ -1,4 +1,5 @@
-"""What the report says about the model of a run: architecture, version, cross-validated metrics."""
+"""What a checkpoint says of the model a run used: architecture, version, cross-validated metrics
+(shown by the report and the review page)."""
 
 from __future__ import annotations
 

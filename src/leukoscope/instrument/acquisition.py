@@ -18,7 +18,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,12 +26,12 @@ from typing import Any, Literal
 
 import numpy as np
 
-from leukoscope.config import LightsConfig, RigConfig
+from leukoscope.config import RigConfig
 from leukoscope.errors import AcquisitionError, CameraTimeout, ParameterError
 from leukoscope.ids import check_sample_id
+from leukoscope.instrument.channels import ChannelOptics, channel_optics
 from leukoscope.instrument.registration import Registrar
 from leukoscope.instrument.rig import Rig
-from leukoscope.instrument.storage import ChannelOptics
 from leukoscope.types import MODALITIES, Frame, FrameSet, Modality
 
 log = logging.getLogger(__name__)
@@ -40,22 +40,6 @@ FAILED_FIELDS_FILE = "failed_fields.json"
 """Beside acquisition.json: the fields that failed and why (absent when none did)."""
 
 _BIT_DEPTHS = {"Mono8": 8, "Mono10": 10, "Mono12": 12, "Mono14": 14, "Mono16": 16}
-
-
-def channel_optics(
-    lights: LightsConfig, modalities: Iterable[Modality]
-) -> dict[Modality, ChannelOptics]:
-    """What the saved fields' OME metadata says about each configured light."""
-    return {
-        m: ChannelOptics(
-            display_color=lights.channels[m].display_color,
-            wavelength_nm=lights.channels[m].wavelength_nm,
-            emission_nm=lights.channels[m].emission_nm,
-            fluorescence=m is Modality.FLUORESCENCE,
-        )
-        for m in modalities
-        if m in lights.channels
-    }
 
 
 @dataclass(frozen=True)
@@ -169,16 +153,22 @@ class Acquisition:
     # -- the run ----------------------------------------------------------------------------
 
     def run(
-        self, sample_id: str, fields: int | Iterable[int], out_dir: Path | None = None
+        self,
+        sample_id: str,
+        fields: int | Iterable[int],
+        out_dir: Path | None = None,
+        *,
+        saved: int = 0,
+        failed: Mapping[int, str] | None = None,
     ) -> Iterator[FieldResult]:
-        """Acquire `fields` (a count, or field indices); yield each field's result as it is done."""
+        """Acquire `fields` (a count, or field indices); yield each field's result as it is done.
+        `saved` and `failed` are what `out_dir` already holds when a run is resumed."""
         check_sample_id(sample_id)
         indices = list(range(fields)) if isinstance(fields, int) else list(fields)
         if isinstance(fields, int) and fields < 1:
             raise ParameterError(f"number of fields must be >= 1, got {fields}")
         rig, settings = self.rig, self.settings
-        failures: dict[int, str] = {}
-        saved = 0
+        failures: dict[int, str] = dict(failed or {})
         try:
             rig.lights.all_off()
             for modality in settings.modalities:

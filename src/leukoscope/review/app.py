@@ -23,11 +23,11 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
+from leukoscope.classifier.model_info import read_model_info
 from leukoscope.config import Settings
 from leukoscope.errors import LeukoscopeError, ParameterError, StorageError
 from leukoscope.ids import check_sample_id
 from leukoscope.pipeline.store import ResultStore
-from leukoscope.report.model_info import read_model_info
 from leukoscope.review.images import VIEWS, cell_view, display_colours, split_tiles
 from leukoscope.review.native import NativeCrops
 from leukoscope.review.page import index_html, review_html
@@ -134,7 +134,7 @@ class ReviewService:
 
 
 def _asset(name: str) -> str:
-    return resources.files("leukoscope.review").joinpath("static", name).read_text("utf-8")
+    return resources.files("leukoscope.review").joinpath("static").joinpath(name).read_text("utf-8")
 
 
 def create_app(

@@ -10,7 +10,7 @@ from typing import Any
 
 from leukoscope.config import LightsConfig
 from leukoscope.errors import ParameterError
-from leukoscope.instrument.acquisition import channel_optics
+from leukoscope.instrument.channels import channel_optics
 from leukoscope.instrument.simulator.composition import DEFAULT_COMPOSITION
 from leukoscope.instrument.simulator.frames import CaptureSettings, capture_frameset
 from leukoscope.instrument.simulator.params import SampleParams
