@@ -15,7 +15,7 @@ import pytest
 from leukoscope.errors import StorageError
 from leukoscope.pipeline import counts
 from leukoscope.pipeline.ledger import SampleLedger
-from leukoscope.pipeline.store import ResultStore, png_thumbnail
+from leukoscope.pipeline.store import ResultStore, RunRecord, SampleRecord, png_thumbnail
 from leukoscope.pipeline.store_tables import CELL_COLUMNS, cell_rows, run_rows, sample_rows
 from leukoscope.report.tables import render_csv
 from leukoscope.types import CELL_CLASSES, CellClass, CellKey, CellResult, SampleStatus
@@ -236,3 +236,19 @@ def test_sample_source_folder_is_recorded(store: ResultStore, tmp_path: Path) ->
     store.start_sample(run, "S-3", source=str(tmp_path / "S-3"))
     store.start_sample(run, "S-3", source="elsewhere")  # the first record stays
     assert store.samples(run)[0]["source"] == str(tmp_path / "S-3")
+
+
+def test_runs_and_samples_are_typed_rows(store: ResultStore) -> None:
+    run = store.start_run(model_version="arch sha256:00", started_s=5.0)
+    fill(store, run)
+    store.finish_sample(run, store.summary(run, "S-1"))
+    (run_row,) = store.runs()
+    assert isinstance(run_row, RunRecord) and run_row.started_s == 5.0
+    assert run_row.model_version == run_row["model_version"] == "arch sha256:00"
+    with pytest.raises(KeyError):
+        run_row["no_such_column"]
+    (sample,) = store.samples(run)
+    assert isinstance(sample, SampleRecord)
+    assert (sample.status, sample.cells_counted, sample.target_cells) == ("complete", 4, 4)
+    assert sample.simulated is False and isinstance(sample.timings, dict)
+    assert sample["sample_id"] == "S-1"  # key access kept for callers of the dict rows

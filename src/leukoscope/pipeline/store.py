@@ -6,7 +6,8 @@ guarded by a lock, usable from any thread; other processes open their own `Resul
 file (WAL lets readers run beside the writer). Counting is never done here: summaries are rebuilt
 through `ledger.SampleLedger` and `counts.summarize`, and `finish_sample` marks the cells they count
 (`cells.counted`, the `counted_cells` view). The schema and its migrations are in `store_schema.py`,
-reading a sample back in `store_read.py`, the tables a user lists or exports in `store_tables.py`.
+reading a sample back in `store_read.py`, typed rows in `store_records.py`, the tables a user lists
+or exports in `store_tables.py`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from leukoscope.pipeline import store_read
 from leukoscope.pipeline.counts import differential_cells, summarize
 from leukoscope.pipeline.ledger import SampleLedger
 from leukoscope.pipeline.store_read import SampleProgress
+from leukoscope.pipeline.store_records import RunRecord, SampleRecord
 from leukoscope.pipeline.store_schema import (
     CELL_INSERT,
     READABLE_VERSIONS,
@@ -40,7 +42,14 @@ from leukoscope.pipeline.store_schema import (
 )
 from leukoscope.types import CellKey, CellResult, SampleStatus, SampleSummary
 
-__all__ = ["SCHEMA_VERSION", "ResultStore", "SampleProgress", "png_thumbnail"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "ResultStore",
+    "RunRecord",
+    "SampleProgress",
+    "SampleRecord",
+    "png_thumbnail",
+]
 
 
 def png_thumbnail(image: np.ndarray) -> bytes:
@@ -171,9 +180,10 @@ class ResultStore:
                 (time.time() if finished_s is None else finished_s, run_id),
             )
 
-    def runs(self) -> list[dict[str, Any]]:
+    def runs(self) -> list[RunRecord]:
         """Every run, oldest first."""
-        return [dict(r) for r in self._query("SELECT * FROM runs ORDER BY started_s, run_id")]
+        rows = self._query("SELECT * FROM runs ORDER BY started_s, run_id")
+        return [RunRecord.from_row(r) for r in rows]
 
     def start_sample(
         self,
@@ -306,11 +316,14 @@ class ResultStore:
             )  # fmt: skip
             store_read.mark_counted(db, self.path, run_id, summary.sample_id)
 
-    def samples(self, run_id: str | None = None) -> list[dict[str, Any]]:
+    def samples(self, run_id: str | None = None) -> list[SampleRecord]:
         """Sample rows (of one run, or all), in start order."""
         where, params = ("WHERE run_id=?", (run_id,)) if run_id else ("", ())
         rows = self._query(f"SELECT * FROM samples {where} ORDER BY started_s, sample_id", params)
-        return [{**dict(r), "timings": json.loads(r["timings"])} for r in rows]
+        try:
+            return [SampleRecord.from_row(r) for r in rows]
+        except (ValueError, TypeError, KeyError) as exc:
+            raise StorageError(f"{self.path}: corrupt sample row: {exc}") from None
 
     # -- reading back -------------------------------------------------------------------------
 

@@ -11,11 +11,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from leukoscope.config import ReferenceRange, Settings
 from leukoscope.errors import ParameterError
-from leukoscope.pipeline.store import ResultStore
+from leukoscope.pipeline.store import ResultStore, RunRecord, SampleRecord
 from leukoscope.report.flags import (
     DISAGREEMENT_FACTOR,
     QualityFlag,
@@ -115,7 +114,7 @@ def _no_such_run(
     sample_id: str,
     run_id: str,
     matches: list[str],
-    rows: list[dict[str, Any]],
+    rows: list[RunRecord],
 ) -> str:
     """One line: no run or several match `run_id`; the candidates, latest first, with the time
     each started (an ambiguous prefix: the runs it matches; else the runs holding the sample)."""
@@ -142,7 +141,7 @@ def gallery_order(results: list[CellResult]) -> list[CellResult]:
     return sorted(results, key=lambda r: (not r.flagged, -max(r.probabilities, default=0.0), r.key))
 
 
-def _row(store: ResultStore, run_id: str, sample_id: str) -> dict[str, Any]:
+def _row(store: ResultStore, run_id: str, sample_id: str) -> SampleRecord:
     return next(s for s in store.samples(run_id) if s["sample_id"] == sample_id)
 
 

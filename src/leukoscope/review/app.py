@@ -27,7 +27,7 @@ from leukoscope.classifier.model_info import read_model_info
 from leukoscope.config import Settings
 from leukoscope.errors import LeukoscopeError, ParameterError, StorageError
 from leukoscope.ids import check_sample_id
-from leukoscope.pipeline.store import ResultStore
+from leukoscope.pipeline.store import ResultStore, SampleRecord
 from leukoscope.review.images import VIEWS, cell_view, display_colours, split_tiles
 from leukoscope.review.native import NativeCrops
 from leukoscope.review.page import index_html, review_html
@@ -91,7 +91,7 @@ class ReviewService:
         self.reviews.close()
         self.results.close()
 
-    def check_sample(self, run_id: str, sample_id: str) -> dict[str, Any]:
+    def check_sample(self, run_id: str, sample_id: str) -> SampleRecord:
         """The sample's row; ParameterError for a malformed id, LookupError for an unknown one."""
         if not RUN_ID_RE.fullmatch(run_id):
             raise ParameterError(f"run id {run_id!r} is not allowed")

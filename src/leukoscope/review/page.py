@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
 
+from leukoscope.pipeline.store import SampleRecord
 from leukoscope.review.store import ReviewState
 
 KEYS = (
@@ -53,7 +54,7 @@ def review_label(state: ReviewState | None) -> str:
 
 
 def index_html(
-    samples: list[dict[str, Any]], states: dict[tuple[str, str], ReviewState], database: str
+    samples: list[SampleRecord], states: dict[tuple[str, str], ReviewState], database: str
 ) -> str:
     """Every sample of the database, newest first, with its status and review state."""
     rows = []

@@ -1,0 +1,70 @@
+"""Typed rows of the results store: a run and a sample as stored (Unix times, raw figures).
+
+`ResultStore.runs()` and `samples()` return these. Key access (`row["status"]`) still works for
+callers written against the dict rows of earlier versions; new code uses attributes. What a user
+lists (ISO times) is `store_tables.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, fields
+from typing import Any
+
+
+@dataclass(frozen=True)
+class _Record:
+    def __getitem__(self, key: str) -> Any:
+        """`row[key]` is `row.key` (KeyError for a name that is not a column)."""
+        if key not in {f.name for f in fields(self)}:
+            raise KeyError(key)
+        return getattr(self, key)
+
+
+@dataclass(frozen=True)
+class RunRecord(_Record):
+    """One run as stored."""
+
+    run_id: str
+    started_s: float
+    finished_s: float | None
+    model_path: str
+    model_version: str  # architecture, checkpoint time, sha256 of the model file; "" if none
+    config_digest: str
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> RunRecord:
+        """From a `runs` row."""
+        return cls(**{f.name: row[f.name] for f in fields(cls)})
+
+
+@dataclass(frozen=True)
+class SampleRecord(_Record):
+    """One sample of one run as stored: status and its latest summary figures."""
+
+    run_id: str
+    sample_id: str
+    status: str
+    reason: str
+    target_cells: int
+    fields_total: int | None
+    fields_done: int
+    fields_failed: int
+    cells_counted: int
+    cells_flagged: int
+    started_s: float
+    finished_s: float | None
+    elapsed_s: float
+    timings: dict[str, float]
+    source: str
+    simulated: bool | None  # None: stored before leukoscope recorded it
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> SampleRecord:
+        """From a `samples` row (a schema-1 file read as it is has no `simulated`: None)."""
+        values = {k: row[k] for k in row.keys()}  # noqa: SIM118 (Row: keys)
+        simulated = values.get("simulated")
+        values["simulated"] = None if simulated is None else bool(simulated)
+        values["timings"] = json.loads(values["timings"])
+        return cls(**{f.name: values[f.name] for f in fields(cls)})
