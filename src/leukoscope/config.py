@@ -197,6 +197,11 @@ class AcquisitionConfig(_Section):
         description="lossless compression of saved fields (zlib: smaller, slower; "
         "docs/performance.md)",
     )
+    format: Literal["ome-tiff", "ome-zarr"] = Field(
+        default="ome-tiff",
+        description="how fields are saved: one OME-TIFF file each, or one OME-Zarr (NGFF 0.4) "
+        "folder each (napari; chunked for remote storage); batch reads both",
+    )
 
 
 class RigConfig(_Section):

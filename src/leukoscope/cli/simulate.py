@@ -76,7 +76,8 @@ def simulate_acquisition(
     ] = False,
     replace: REPLACE = False,
 ) -> None:
-    """Write a saved acquisition (acquisition.json + fov_NNNN.ome.tif) and ground_truth.json."""
+    """Write a saved acquisition (acquisition.json + fov_NNNN.ome.tif, or .ome.zarr as
+    rig.acquisition.format says) and ground_truth.json."""
     from rich.progress import Progress
 
     from leukoscope.errors import ParameterError
@@ -108,5 +109,6 @@ def simulate_acquisition(
             settings=capture,
             register=not raw,
             progress=lambda _: bar.advance(task),
+            field_format=rig.acquisition.format,
         )
     console.print(f"wrote {fields} fields of sample {sample} to {out} (+ ground_truth.json)")

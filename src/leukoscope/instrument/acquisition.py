@@ -29,6 +29,7 @@ import numpy as np
 from leukoscope.config import RigConfig
 from leukoscope.errors import AcquisitionError, CameraTimeout, ParameterError
 from leukoscope.ids import check_sample_id
+from leukoscope.instrument.acquisition_meta import FieldFormat
 from leukoscope.instrument.channels import ChannelOptics, channel_optics
 from leukoscope.instrument.registration import Registrar
 from leukoscope.instrument.rig import Rig
@@ -60,6 +61,7 @@ class AcquisitionSettings:
     verify_lights: bool = True  # ask the controller which channels are on before each trigger
     optics: dict[Modality, ChannelOptics] = field(default_factory=dict)  # for the OME metadata
     compression: str = "none"  # of saved fields (storage.COMPRESSIONS)
+    field_format: FieldFormat = "ome-tiff"  # how fields are saved (one file or one folder each)
 
     @classmethod
     def from_config(
@@ -91,6 +93,7 @@ class AcquisitionSettings:
             on_failed_field=config.acquisition.on_failed_field,
             optics=channel_optics(lights, chosen),
             compression=config.acquisition.compression,
+            field_format=config.acquisition.format,
         )
 
     def digest(self) -> str:
@@ -326,6 +329,7 @@ class Acquisition:
             settings_digest=s.digest(),
             fields=saved,
             simulated=bool(self.rig.simulated_camera),
+            field_format=s.field_format,
         )
         storage.write_acquisition_meta(out_dir, meta)
 
@@ -340,6 +344,7 @@ def _saved(result: FieldResult, out_dir: Path, settings: AcquisitionSettings) ->
         optics=settings.optics,
         acquired_at=datetime.now(timezone.utc),
         compression=settings.compression,
+        field_format=settings.field_format,
     )
     return FieldResult(
         result.fov, result.frameset, result.error, path, result.triggers, result.refined

@@ -10,6 +10,7 @@ from typing import Any
 
 from leukoscope.config import LightsConfig
 from leukoscope.errors import ParameterError
+from leukoscope.instrument.acquisition_meta import FieldFormat
 from leukoscope.instrument.channels import channel_optics
 from leukoscope.instrument.simulator.composition import DEFAULT_COMPOSITION
 from leukoscope.instrument.simulator.frames import CaptureSettings, capture_frameset
@@ -61,13 +62,14 @@ def generate_acquisition(
     register: bool = True,
     progress: Callable[[int], None] | None = None,
     acquired_at: datetime | None = None,
+    field_format: FieldFormat = "ome-tiff",
 ) -> AcquisitionMeta:
     """Write `fields` fields of a simulated sample to `out` (saved-acquisition format) + ground truth.
 
     With `register` the frames are aligned to color1 with the known offsets (as the rig's registration
     would, shifts recorded per frame); without it they keep the raw misregistration (shifts 0).
     `acquired_at` is the OME AcquisitionDate of every field (None: none, and the same seed gives
-    byte-identical files).
+    byte-identical files). `field_format` is how the fields are saved (ome-tiff or ome-zarr).
     """
     if fields < 0:
         raise ParameterError(f"number of fields must be >= 0, got {fields}")
@@ -100,13 +102,16 @@ def generate_acquisition(
         settings_digest=settings.digest(),
         fields=fields,
         simulated=True,
+        field_format=field_format,
     )
     out = Path(out)
     optics = channel_optics(LightsConfig(), MODALITIES)
     write_acquisition_meta(out, meta)
     for fov in range(fields):
         frameset = capture_frameset(renderer, sensor, sample_id, fov, settings, register=register)
-        write_field(out, frameset, optics=optics, acquired_at=acquired_at)
+        write_field(
+            out, frameset, optics=optics, acquired_at=acquired_at, field_format=field_format
+        )
         if progress is not None:
             progress(fov)
     truth = ground_truth(sample, renderer, fields, register)
