@@ -37,18 +37,36 @@ def keys_generate(
     force: Annotated[
         bool, typer.Option(help="Replace existing keys (locks out workers holding the old ones).")
     ] = False,
+    worker: Annotated[
+        str,
+        typer.Option(
+            help="Instead: one worker host's own key pair NAME.key(_secret), allowed by the server."
+        ),
+    ] = "",
 ) -> None:
-    """Write a server and a client key pair (ZeroMQ certificate files)."""
-    from leukoscope.pipeline.security import generate_keys
+    """Write a server and a client key pair (ZeroMQ certificate files), or one worker's pair."""
+    from leukoscope.pipeline.security import generate_keys, generate_worker_key
 
+    if worker:
+        secret = generate_worker_key(folder, worker, force=force)
+        console.print(
+            f"worker {worker} secret key: {secret} (copy to that worker host only)", soft_wrap=True
+        )
+        console.print(
+            f"on {worker}: pipeline.curve_client_key = this secret key and "
+            "pipeline.curve_server_key = the server public key; the server allows it as "
+            f"{worker!r} (restart serve to pick it up)",
+            soft_wrap=True,
+        )
+        return
     server_secret, client_secret = generate_keys(folder, force=force)
     console.print(f"server secret key: {server_secret} (keep on the central host)")
-    console.print(f"client secret key: {client_secret} (copy to worker hosts)")
+    console.print(f"client secret key: {client_secret} (copy to source hosts)")
     console.print(f"server public key: {server_secret.with_suffix('.key')} (copy to worker hosts)")
     console.print(
         "central host: pipeline.curve_server_key = the server secret key; "
         "worker hosts: pipeline.curve_server_key = the server public key and "
-        "pipeline.curve_client_key = the client secret key",
+        "pipeline.curve_client_key = their own secret key (`keys generate DIR --worker NAME`)",
         soft_wrap=True,
     )
 

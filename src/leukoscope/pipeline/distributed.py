@@ -16,15 +16,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import zmq
-import zmq.auth.thread
 
 from leukoscope.config import PipelineConfig, Settings
 from leukoscope.errors import SecurityError
 from leukoscope.pipeline.aggregator import Aggregator, SummaryCallback
 from leukoscope.pipeline.endpoints import Endpoints
 from leukoscope.pipeline.reach import wait_for_server
-from leukoscope.pipeline.security import CurveKeys, check_bind
-from leukoscope.pipeline.sources import SampleJob
+from leukoscope.pipeline.security import CurveKeys, NamedAuthenticator, check_bind
+from leukoscope.pipeline.sources import SampleJob, SavedFields
 from leukoscope.pipeline.stages import ClassifyWorker, SegmentWorker, Source
 from leukoscope.pipeline.store import ResultStore
 from leukoscope.types import SampleSummary
@@ -77,14 +76,14 @@ def stop_on_signals() -> Iterator[threading.Event]:
 @contextmanager
 def _authenticated_context(keys: CurveKeys | None, key_file: Path | None) -> Iterator[Any]:
     """A context whose CURVE servers accept only the clients whose public keys sit in the folder
-    of the server's key file (`leukoscope keys generate` puts them there)."""
+    of the server's key file (`leukoscope keys generate` puts them there), each known by the name
+    of its key file."""
     context: zmq.Context[Any] = zmq.Context()
     auth = None
     try:
         if keys is not None and key_file is not None:
-            auth = zmq.auth.thread.ThreadAuthenticator(context)
+            auth = NamedAuthenticator(context, key_file.parent)
             auth.start()
-            auth.configure_curve(domain="*", location=str(key_file.parent))
         yield context
     finally:
         if auth is not None:
@@ -113,7 +112,7 @@ def serve(
         run_id = store.start_run(run_id)
         aggregator = Aggregator.from_config(
             context, bind, store, config, run_id=run_id, keys=keys, on_summary=on_summary,
-            acquisition_root=settings.rig.acquisition.data_dir,
+            acquisition_root=settings.rig.acquisition.data_dir, replay=SavedFields(),
         )  # fmt: skip
         try:
             resumed = aggregator.resume()

@@ -21,7 +21,7 @@ from leukoscope.pipeline.endpoints import Endpoints
 from leukoscope.pipeline.field_quality import checked
 from leukoscope.pipeline.security import check_bind
 from leukoscope.pipeline.segmentation import SegmentationParams, segment
-from leukoscope.pipeline.sources import SampleJob
+from leukoscope.pipeline.sources import SampleJob, SavedFields
 from leukoscope.pipeline.stages import (
     ClassifyWorker,
     HeadClassifier,
@@ -101,7 +101,7 @@ def run_embedded(
     stop = threading.Event()
     aggregator = Aggregator.from_config(
         context, endpoints, store, config, run_id=run_id, on_summary=on_summary,
-        live_also=config.live_endpoint,
+        live_also=config.live_endpoint, replay=SavedFields(),
     )  # fmt: skip
     params = SegmentationParams.from_config(config.segmentation)
     segmenter = segmenter or checked(functools.partial(segment, out_px=input_size, params=params))

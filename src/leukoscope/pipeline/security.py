@@ -1,19 +1,25 @@
 """Endpoint security: loopback by default, CurveZMQ keys required for any other bind address.
 
 Keys are ZeroMQ certificate files (`zmq.auth.create_certificates`: text, no pickle). The central
-process holds the server secret key; every worker and subscriber holds a client secret key and the
-server's public key. With keys, a peer without them can neither push work nor read results.
+process holds the server secret key; every worker host holds its own key pair (`keys generate
+--worker NAME`) and the server's public key, and sources and subscribers the shared client pair.
+The public keys in the server key's folder are the allow-list: a peer whose key is not there can
+neither push work nor read results, and each allowed key is known by its file's name (`NAME.key`):
+that name is the peer's ZAP User-Id, the identity the aggregator checks answers against.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import zmq
 import zmq.auth
+import zmq.auth.thread
+from zmq.utils import z85
 
 from leukoscope.errors import SecurityError
 
@@ -70,6 +76,68 @@ def generate_keys(folder: Path, *, force: bool = False) -> tuple[Path, Path]:
     except OSError as exc:
         raise SecurityError(f"cannot write keys to {folder}: {exc.strerror or exc}") from None
     return Path(server_secret), Path(client_secret)
+
+
+WORKER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+RESERVED_NAMES = frozenset({"server", "client"})
+
+
+def generate_worker_key(folder: Path, name: str, *, force: bool = False) -> Path:
+    """Create worker host `name`'s own key pair in the server's key folder (which allows it); the
+    secret-key path, to copy to that host only. Never replaces a key without `force`."""
+    if not WORKER_NAME.match(name) or name.lower() in RESERVED_NAMES:
+        raise SecurityError(
+            f"worker key name {name!r}: use 1-64 letters, digits, '.', '_' or '-' (not "
+            f"{' or '.join(sorted(RESERVED_NAMES))})"
+        )
+    existing = [folder / f"{name}{ext}" for ext in (".key", ".key_secret")]
+    if any(p.exists() for p in existing) and not force:
+        raise SecurityError(
+            f"{folder} already holds a key for {name}; a new one locks that worker out: pass "
+            "--force to replace it"
+        )
+    if not (folder / "server.key").is_file():
+        raise SecurityError(f"{folder} holds no server key: run `leukoscope keys generate` first")
+    try:
+        _, secret = zmq.auth.create_certificates(str(folder), name)
+        Path(secret).chmod(0o600)
+    except OSError as exc:
+        raise SecurityError(f"cannot write keys to {folder}: {exc.strerror or exc}") from None
+    return Path(secret)
+
+
+def allow_list(folder: Path) -> dict[bytes, str]:
+    """Each allowed public key (z85) in `folder` (every `NAME.key` but the server's) -> NAME."""
+    allowed = {}
+    for path in sorted(folder.glob("*.key")):
+        if path.stem == "server":
+            continue
+        try:
+            public, _ = zmq.auth.load_certificate(str(path))
+        except (OSError, ValueError):
+            continue
+        allowed[public] = path.stem
+    return allowed
+
+
+class NamedAuthenticator(zmq.auth.thread.ThreadAuthenticator):
+    """ZAP for the central process: allows the keys of `allow_list(folder)` and gives each peer
+    the name of its key file as User-Id (the frames' metadata carry it to the aggregator)."""
+
+    def __init__(self, context: zmq.Context[Any], folder: Path) -> None:
+        super().__init__(context)
+        self.names = allow_list(folder)
+        self.folder = folder
+
+    def start(self) -> None:
+        """Start answering ZAP requests: only the allow-listed keys get in."""
+        super().start()
+        self.configure_curve(domain="*", location=str(self.folder))
+
+    def curve_user_id(self, client_public_key: bytes) -> str:
+        """The allowed key's name (the z85 key itself for a key added after the start)."""
+        z85_key = z85.encode(client_public_key)
+        return self.names.get(z85_key) or z85_key.decode("ascii")
 
 
 def is_loopback(host: str) -> bool:

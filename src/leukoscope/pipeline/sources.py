@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from leukoscope.errors import StorageError
 from leukoscope.instrument import storage
 from leukoscope.pipeline.stages import FieldOutcome
+from leukoscope.types import FrameSet
 
 if TYPE_CHECKING:
     from leukoscope.instrument.rig import Rig
@@ -74,3 +75,20 @@ def _closing(owner: Iterator[object], items: Iterator[FieldOutcome]) -> Iterator
         close = getattr(owner, "close", None)
         if close is not None:
             close()
+
+
+class SavedFields:
+    """Reads the fields of saved acquisitions again: what the aggregator is handed to replay a
+    field that was lost on the way (a restarted aggregator, a dropped message)."""
+
+    def saved(self, folder: Path) -> int:
+        """Fields saved in `folder` plus those its `failed_fields.json` records."""
+        return len(storage.list_fields(folder)) + storage.failed_field_count(folder)
+
+    def fovs(self, folder: Path) -> list[int]:
+        """Indices of the fields saved in `folder`."""
+        return storage.list_fields(folder)
+
+    def read(self, folder: Path, fov: int) -> FrameSet:
+        """One saved field, validated against its acquisition.json."""
+        return storage.read_field(folder, fov)

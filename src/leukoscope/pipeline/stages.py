@@ -28,6 +28,7 @@ from leukoscope.pipeline.counts import result_from_heads
 from leukoscope.pipeline.endpoints import Endpoints
 from leukoscope.pipeline.field_quality import failure_reason
 from leukoscope.pipeline.security import CurveKeys, secure_client
+from leukoscope.pipeline.thumbnails import thumbnail
 from leukoscope.types import CellCrop, FrameSet, Modality, SampleStatus, SampleSummary
 
 log = logging.getLogger(__name__)
@@ -202,6 +203,7 @@ class SegmentWorker(_Worker):
                 worker=self.name,
                 t_available_s=message.t_available_s,
                 ticket=message.ticket,
+                thumbnails=tuple(thumbnail(c.crops) for c in cells),
             )
             wire.send_message(out, batch)
         self.processed += 1

@@ -15,6 +15,7 @@ from leukoscope.imaging import to_unit_float
 from leukoscope.pipeline import wire
 from leukoscope.types import CellCrop, CellKey
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_THUMBNAIL_BYTES = 65_536  # larger pictures are left out (the gallery shows none for the cell)
 
 
@@ -29,5 +30,9 @@ def thumbnail(crops: np.ndarray) -> bytes:
 
 
 def thumbnails_of(batch: wire.CellBatch, cells: Iterable[CellCrop]) -> dict[CellKey, bytes]:
-    """The pictures of `cells` of a segmented field, by cell key (cells without one left out)."""
-    return {c.key: png for c in cells if (png := thumbnail(c.crops))}
+    """The pictures the segment worker sent with `cells` of its batch, by cell key (cells without
+    one, or with bytes that are not a PNG, are left out: the gallery shows none for them)."""
+    if len(batch.thumbnails) != len(batch.cells):
+        return {}
+    sent = {c.key: png for c, png in zip(batch.cells, batch.thumbnails, strict=True)}
+    return {c.key: png for c in cells if (png := sent.get(c.key, b"")).startswith(PNG_SIGNATURE)}
