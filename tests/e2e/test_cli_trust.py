@@ -170,7 +170,8 @@ def test_send_and_worker_without_a_server_say_so_and_give_up(tmp_path: Path, com
     assert len(errors) == 1 and "no leukoscope serve answered" in errors[0], result.stderr
 
 
-def test_sigterm_during_run_stores_terminated_and_says_how_to_resume(tmp_path: Path) -> None:
+@pytest.mark.timeout(300)
+def test_sigterm_during_run_stores_terminated_and_the_run_resumes(tmp_path: Path) -> None:
     import signal
     import time
 
@@ -182,7 +183,7 @@ def test_sigterm_during_run_stores_terminated_and_says_how_to_resume(tmp_path: P
         LEUKOSCOPE__RIG__CAMERA__HEIGHT="256",
         LEUKOSCOPE__CLASSIFIER__THREADS="1",
     )
-    args = ["run", "--simulate", "--sample", "T-1", "--cells", "0", "--max-fields", "500"]
+    args = ["run", "--simulate", "--sample", "T-1", "--cells", "0", "--max-fields", "12"]
     proc = subprocess.Popen(
         [sys.executable, "-m", "leukoscope", *args],
         cwd=tmp_path,
@@ -193,19 +194,46 @@ def test_sigterm_during_run_stores_terminated_and_says_how_to_resume(tmp_path: P
     )
     folder = tmp_path / "acquisitions" / "T-1"
     deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and not (
-        folder.is_dir() and len(storage.list_fields(folder)) >= 1
-    ):
-        time.sleep(0.2)
+    while time.monotonic() < deadline and proc.poll() is None:
+        if folder.is_dir() and len(storage.list_fields(folder)) >= 2:
+            break
+        time.sleep(0.1)
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode != 0 and "Traceback" not in stderr, stderr
-    assert "terminated: " in stderr and "leukoscope batch acquisitions/T-1" in stderr, stderr
+    assert proc.returncode == 143 and "Traceback" not in stderr, stderr
+    resume = "leukoscope run --sample T-1 --resume --simulate --cells 0 --max-fields 12"
+    assert "terminated: " in stderr and f"resume with: {resume}" in stderr, stderr
+    assert "leukoscope batch acquisitions/T-1" in stderr, stderr
     with ResultStore(tmp_path / "leukoscope.sqlite", read_only=True) as store:
         (row,) = store.samples()
     assert (row["status"], row["reason"]) == ("incomplete", "terminated")
-    saved = storage.read_acquisition_meta(folder).fields
-    assert saved == len(storage.list_fields(folder)) >= 1
+    saved = storage.list_fields(folder)
+    assert storage.read_acquisition_meta(folder).fields == len(saved) >= 2
+    assert len(saved) < 12, "the run ended before SIGTERM reached it"
+    kept = {f: storage.field_path(folder, f).read_bytes() for f in saved}
+
+    done = subprocess.run(
+        [sys.executable, "-m", "leukoscope", *resume.split()[1:]],
+        cwd=tmp_path, env=environ, capture_output=True, text=True, timeout=200, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert "sample T-1 — complete" in done.stdout, done.stdout
+    assert storage.list_fields(folder) == list(range(12))
+    assert storage.read_acquisition_meta(folder).fields == 12
+    assert {f: storage.field_path(folder, f).read_bytes() for f in saved} == kept
+    with ResultStore(tmp_path / "leukoscope.sqlite", read_only=True) as store:
+        first, second = store.runs()
+        rows = {r["run_id"]: r for r in store.samples()}
+        summary = store.summary(second["run_id"], "T-1")
+    assert rows[first["run_id"]]["reason"] == "terminated"
+    assert (summary.status.value, summary.fields_total, summary.fields_done) == ("complete", 12, 12)
+
+
+def test_resume_with_nothing_to_resume_is_one_line(tmp_path: Path) -> None:
+    result = leukoscope(tmp_path, "run", "--simulate", "--sample", "N-1", "--resume")
+    assert "nothing to resume" in one_error_line(result)
+    result = leukoscope(tmp_path, "run", "--simulate", "--sample", "N-1", "--resume", "--replace")
+    assert "--replace deletes them" in one_error_line(result)
 
 
 @pytest.fixture

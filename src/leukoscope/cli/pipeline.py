@@ -67,19 +67,26 @@ def run_command(
     db: Annotated[Path | None, typer.Option(help="Results database (SQLite).")] = None,
     seed: Annotated[int, typer.Option(help="Simulated sample seed.")] = 0,
     replace: REPLACE = False,
+    resume: Annotated[
+        bool, typer.Option(help="Continue an interrupted run of the sample.")
+    ] = False,
 ) -> None:
-    """Acquire a sample and show its live 5-part differential."""
+    """Acquire a sample and show its live 5-part differential (--resume: keep the fields an
+    interrupted run saved, acquire the rest)."""
     from rich.live import Live
 
     from leukoscope.ids import check_sample_id
     from leukoscope.instrument.rig import SimulationOptions, open_rig
+    from leukoscope.pipeline.resume import resume_args, resume_point, resumed_acquisition
     from leukoscope.pipeline.service import analyse, load_predictor
     from leukoscope.pipeline.sources import rig_acquisition
 
     check_sample_id(sample)
     current = pipeline_settings(cells, db)
     out_dir = (out or current.rig.acquisition.data_dir) / sample
-    new_sample_folder(sample, out_dir, replace)
+    point = resume_point(out_dir, sample, replace) if resume else None
+    if point is None:
+        new_sample_folder(sample, out_dir, replace)
     target = current.pipeline.target_cells
     try:
         with open_rig(current.rig, simulate=simulate, options=SimulationOptions(seed=seed)) as rig:
@@ -91,18 +98,26 @@ def run_command(
                     view = live_view(summary, workers, target, out_dir)
                     live.update(view, refresh=True)
 
-                job = rig_acquisition(rig, sample, max_fields, out_dir)
+                job = (
+                    rig_acquisition(rig, sample, max_fields, out_dir)
+                    if point is None
+                    else resumed_acquisition(rig, point, max_fields)
+                )
                 outcome = analyse(
                     current, [job], predictor=predictor, model_path=model_path, on_summary=show
                 )
     except (KeyboardInterrupt, SystemExit) as exc:
-        _where_the_run_stands(sample, out_dir, exc)
+        how = Invocation(state.config_path, db)
+        args = resume_args(
+            sample, simulate=simulate, seed=seed, out=out, cells=cells, max_fields=max_fields
+        )
+        _where_the_run_stands(sample, out_dir, exc, f"{how.prefix()} {args}{how.db_option()}")
         raise
     _show_outcome(outcome, target, {sample: out_dir}, Invocation(state.config_path, db))
 
 
-def _where_the_run_stands(sample: str, out_dir: Path, exc: BaseException) -> None:
-    """After Ctrl-C or SIGTERM: what was saved, and how to analyse it."""
+def _where_the_run_stands(sample: str, out_dir: Path, exc: BaseException, again: str) -> None:
+    """After Ctrl-C or SIGTERM: what was saved, how to resume the run or analyse it as it is."""
     from leukoscope.errors import StorageError
     from leukoscope.instrument.storage import list_fields
     from leukoscope.pipeline.runner import stop_reason
@@ -111,7 +126,8 @@ def _where_the_run_stands(sample: str, out_dir: Path, exc: BaseException) -> Non
         saved = len(list_fields(out_dir))
     except StorageError:
         saved = 0
-    how = f"; analyse them with: leukoscope batch {out_dir}" if saved else ""
+    how = f"; resume with: {again} (or analyse them as they are: leukoscope batch {out_dir})"
+    how = how if saved else ""
     notice(f"{stop_reason(exc)}: {saved} field(s) of sample {sample} saved in {out_dir}{how}")
 
 
