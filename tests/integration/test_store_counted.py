@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import csv
 import sqlite3
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from leukoscope.pipeline.counts import summarize
 from leukoscope.pipeline.store import SCHEMA_VERSION, ResultStore
 from leukoscope.pipeline.store_tables import cell_rows, sample_rows
 from leukoscope.types import CELL_CLASSES, CellClass, CellKey, CellResult
+from tests.cli_helpers import run_cli
 
 from .test_simulated_marking import SCHEMA_1
 
@@ -131,3 +133,26 @@ def test_a_corrupt_sample_stays_undecided_and_the_others_migrate(tmp_path: Path)
     with ResultStore(path) as store:
         rows = store.query("SELECT sample_id, counted FROM cells ORDER BY sample_id, fov")
     assert [tuple(r) for r in rows] == [("OLD-1", None), ("TWO-1", 1), ("TWO-1", 1), ("TWO-1", 0)]
+
+
+def test_the_read_commands_open_an_old_file_read_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = old_file(tmp_path / "two.sqlite")
+    before = path.read_bytes()
+    monkeypatch.chdir(tmp_path)
+    assert run_cli(monkeypatch, "runs", "--db", path, "--format", "csv") == 0
+    assert run_cli(monkeypatch, "samples", "--db", path, "--format", "csv") == 0
+    listed = capsys.readouterr().out
+    assert "1970-01-01T00:00:01+00:00" in listed and "TWO-1" in listed
+    assert run_cli(monkeypatch, "cells", "TWO-1", "--db", path, "-o", "two.csv") == 0
+    rows = list(csv.DictReader((tmp_path / "two.csv").read_text(encoding="utf-8").splitlines()))
+    assert [(r["cell_class"], r["counted"]) for r in rows] == [
+        ("NEU", "true"),
+        ("LYM", "true"),
+        ("MO", "false"),
+    ]
+    assert run_cli(monkeypatch, "cells", "OLD-1", "--db", path, "-o", "one.csv") == 0
+    one = (tmp_path / "one.csv").read_text(encoding="utf-8").splitlines()
+    assert one[1].endswith(",unknown")  # simulated not recorded: never passes for a patient's
+    assert path.read_bytes() == before and schema_of(path)[0] == "2"
