@@ -7,6 +7,7 @@ import torch
 
 from leukoscope.classifier.complexity import (
     PAPER_FIGURES,
+    TABLE_ROWS,
     ComplexityRow,
     complexity_table,
     count_params,
@@ -31,7 +32,18 @@ ARCH_CASES = [
 @pytest.fixture(scope="module")
 def paper_table() -> dict[str, ComplexityRow]:
     """Params and fvcore MACs at the paper's setting, computed once (about 2 s)."""
-    return {row.name: row for row in complexity_table()}
+    PROGRESS.clear()
+    return {row.name: row for row in complexity_table(progress=PROGRESS.append)}
+
+
+PROGRESS: list[str] = []
+"""The row names `complexity_table` announced while `paper_table` was measured."""
+
+
+def test_each_row_is_announced_before_it_is_measured(
+    paper_table: dict[str, ComplexityRow],
+) -> None:
+    assert PROGRESS == list(paper_table) == [name for name, _, _ in TABLE_ROWS]
 
 
 def test_registry_holds_the_four_networks() -> None:
@@ -151,7 +163,7 @@ def test_cli_models_table(
     from leukoscope.classifier import complexity
     from leukoscope.cli import app
 
-    monkeypatch.setattr(complexity, "complexity_table", lambda *_: list(paper_table.values()))
+    monkeypatch.setattr(complexity, "complexity_table", lambda *_, **__: list(paper_table.values()))
     result = CliRunner().invoke(app, ["models"], terminal_width=200)
     assert result.exit_code == 0, result.output
     for text in ("hs_mm_mimo (literal)", "1,281,016", "187.60M", "1.281M / 187.6M", "+1.81%"):

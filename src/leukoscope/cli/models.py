@@ -2,12 +2,43 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from leukoscope.cli.core import app, console
+from leukoscope.cli.core import app, console, err_console
+
+
+@contextmanager
+def counting_progress() -> Iterator[Callable[[str, int | None], None]]:
+    """A transient bar on stderr: 'loading PyTorch', then 'counting MACs: NAME' per model."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn())
+    with Progress(
+        *columns, MofNCompleteColumn(), TimeElapsedColumn(), console=err_console, transient=True
+    ) as bar:
+        task = bar.add_task("loading PyTorch", total=None)
+        seen: list[str] = []
+
+        def step(name: str, total: int | None) -> None:
+            if total is not None:
+                bar.update(task, total=total)
+            if name:
+                bar.update(task, description=f"counting MACs: {name}", completed=len(seen))
+                seen.append(name)
+
+        yield step
 
 
 @app.command("models")
@@ -20,8 +51,11 @@ def models_table(
     from rich import box
     from rich.table import Table
 
-    from leukoscope.classifier.complexity import MAC_COUNTER, complexity_table
+    with counting_progress() as step:  # loading torch and tracing five networks take a while
+        from leukoscope.classifier.complexity import MAC_COUNTER, TABLE_ROWS, complexity_table
 
+        step("", len(TABLE_ROWS))
+        rows = complexity_table(in_chans, size, width, progress=lambda name: step(name, None))
     table = Table(
         title=f"{in_chans} channel(s) x 4 modalities, {size}x{size}, width {width}",
         box=box.SIMPLE,
@@ -30,7 +64,7 @@ def models_table(
     )
     for column in ("model", "params", "MACs", "paper", "difference"):
         table.add_column(column, justify="left" if column == "model" else "right", no_wrap=True)
-    for row in complexity_table(in_chans, size, width):
+    for row in rows:
         paper = row.paper
         diffs = [f"{d:+.2%}" if d is not None else "-" for d in (row.params_diff, row.macs_diff)]
         table.add_row(
