@@ -28,8 +28,8 @@ from leukoscope.config import Settings
 from leukoscope.errors import LeukoscopeError, ParameterError, StorageError
 from leukoscope.ids import check_sample_id
 from leukoscope.pipeline.store import ResultStore, SampleRecord
-from leukoscope.review.images import VIEWS, cell_view, display_colours, split_tiles
-from leukoscope.review.native import NativeCrops
+from leukoscope.review.images import VIEWS, cell_view, display_colours
+from leukoscope.review.native import NativeCrops, cell_tiles
 from leukoscope.review.page import index_html, review_html
 from leukoscope.review.state import SampleFacts, page_state, sample_facts
 from leukoscope.review.store import ReviewConflict, ReviewStore
@@ -273,11 +273,10 @@ def create_app(
                 raise LookupError(f"cell {fov}/{cell_index} is not counted in {sample_id!r}")
             png = service.results.thumbnail(run_id, CellKey(sample_id, fov, cell_index))
             modalities = service.modalities(run_id)
-        tiles, crop = service.native.tiles(row["source"], fov, result.bbox), "native"
-        if tiles is None:
-            if png is None:
-                raise LookupError(f"no picture of cell {fov}/{cell_index} of {sample_id!r}")
-            tiles, crop = split_tiles(png, modalities), "stored"
+        found = cell_tiles(service.native, row["source"], fov, result.bbox, png, modalities)
+        if found is None:
+            raise LookupError(f"no picture of cell {fov}/{cell_index} of {sample_id!r}")
+        tiles, crop = found
         data = cell_view(tiles, service.colours, view)
         headers = {"Cache-Control": "max-age=3600", "X-Leukoscope-Crop": crop}
         return Response(data, media_type="image/png", headers=headers)

@@ -13,6 +13,7 @@ import numpy as np
 from leukoscope.errors import StorageError
 from leukoscope.imaging import crop_centered, crop_side_px
 from leukoscope.instrument.storage import read_field
+from leukoscope.review.images import split_tiles
 from leukoscope.types import FrameSet, Modality
 
 FIELDS_CACHED = 4
@@ -61,3 +62,22 @@ class NativeCrops:
             crop = crop_centered(frame, centre, side).astype(np.float32)
             tiles[modality] = crop.mean(axis=-1) if crop.ndim == 3 else crop
         return tiles
+
+
+def cell_tiles(
+    native: NativeCrops,
+    source: str,
+    fov: int,
+    bbox: tuple[int, int, int, int],
+    thumbnail: bytes | None,
+    modalities: tuple[Modality, ...],
+) -> tuple[dict[Modality, np.ndarray], str] | None:
+    """A cell's modalities, what the review page and the report gallery draw: the native crop
+    when its saved acquisition is there ("native"), else the stored thumbnail's tiles ("stored");
+    None when there is neither."""
+    tiles = native.tiles(source, fov, bbox)
+    if tiles is not None:
+        return tiles, "native"
+    if thumbnail is None:
+        return None
+    return split_tiles(thumbnail, modalities), "stored"
