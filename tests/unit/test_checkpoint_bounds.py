@@ -87,3 +87,21 @@ def test_a_corrupted_weight_byte_is_caught_by_the_content_digest(
     torch.save(payload, path)
     with pytest.raises(CheckpointError, match="content digest"):
         read_checkpoint(path)
+
+
+def test_the_shipped_model_carries_its_digest_and_4_kb_of_garbage_is_refused(
+    tmp_path: Path,
+) -> None:
+    import random
+
+    from leukoscope.classifier.shipped import resolve_model_path
+
+    shipped = resolve_model_path(None)
+    assert len(torch.load(shipped, map_location="cpu", weights_only=True)["digest"]) == 64
+    data = bytearray(shipped.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 4096] = random.Random(15).randbytes(4096)
+    damaged = tmp_path / "damaged.pt"
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError):
+        read_checkpoint(damaged)
