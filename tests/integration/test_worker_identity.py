@@ -3,6 +3,7 @@ from the key its unit was dispatched to, whatever name or ticket the sender puts
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -13,9 +14,11 @@ import numpy as np
 import pytest
 import zmq
 
+from leukoscope.config import Settings
 from leukoscope.errors import SecurityError
 from leukoscope.pipeline import wire
 from leukoscope.pipeline.aggregator import Aggregator
+from leukoscope.pipeline.distributed import run_worker, send, serve
 from leukoscope.pipeline.endpoints import Endpoints
 from leukoscope.pipeline.security import (
     CurveKeys,
@@ -25,10 +28,14 @@ from leukoscope.pipeline.security import (
     generate_worker_key,
     secure_client,
 )
+from leukoscope.pipeline.sources import saved_acquisition
 from leukoscope.pipeline.store import ResultStore
-from leukoscope.types import MODALITIES, FrameSet
+from leukoscope.types import MODALITIES, ClassCount, FrameSet, SampleStatus
 
 from .pipeline_helpers import free_base_port
+from .test_pipeline_tcp import acquisition, model, reference, settings_for, stored_summary
+
+__all__ = ["acquisition", "model", "reference"]  # module fixtures shared with the tcp tests
 
 
 @dataclass
@@ -171,3 +178,50 @@ def test_worker_keys_are_named_allowed_and_never_replaced_silently(tmp_path: Pat
     for bad in ("server", "../x", "", "a b", "x" * 65):
         with pytest.raises(SecurityError, match="worker key name"):
             generate_worker_key(folder, bad)
+
+
+@pytest.mark.timeout(300)
+def test_workers_with_their_own_keys_analyse_a_sample_as_the_embedded_run_does(
+    tmp_path: Path, model: Path, acquisition: Path, reference: list[ClassCount]
+) -> None:
+    """serve (NamedAuthenticator) + a segment worker on key scope-1 and a classify worker on key
+    scope-2 + a source on the shared client key, all over tcp with CurveZMQ."""
+    folder = tmp_path / "keys"
+    server_secret, client_secret = generate_keys(folder)
+    worker_keys = {
+        role: generate_worker_key(folder, f"scope-{i}")
+        for i, role in ((1, "segment"), (2, "classify"))
+    }
+    server = settings_for(model, tmp_path, curve_server_key=server_secret)
+    public = server_secret.with_suffix(".key")
+
+    def client(secret: Path) -> Settings:
+        return settings_for(model, tmp_path, curve_server_key=public, curve_client_key=secret)
+
+    endpoints = Endpoints.tcp("127.0.0.1", free_base_port())
+    stop = threading.Event()
+    threads = [
+        threading.Thread(
+            target=serve, args=(server, endpoints, "127.0.0.1"),
+            kwargs={"database": server.pipeline.results_db, "stop": stop},
+        )
+    ]  # fmt: skip
+    threads += [
+        threading.Thread(
+            target=run_worker, args=(role, client(secret), endpoints), kwargs={"stop": stop}
+        )
+        for role, secret in worker_keys.items()
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        finals = send(
+            client(client_secret), [saved_acquisition(acquisition)], endpoints,
+            stop=threading.Event(),
+        )  # fmt: skip
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=20)
+    assert finals["t1"].status == SampleStatus.COMPLETE
+    assert stored_summary(server, "t1").classes == reference
