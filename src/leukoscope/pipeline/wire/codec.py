@@ -28,6 +28,7 @@ from leukoscope.pipeline.wire.bounds import (
     Strict,
     WireLimits,
 )
+from leukoscope.pipeline.wire.fields import json_default
 from leukoscope.pipeline.wire.kinds import KIND_OF_CLASS, KINDS
 from leukoscope.pipeline.wire.messages import Message
 
@@ -73,7 +74,9 @@ def _frames(header: dict[str, Any], arrays: Sequence[tuple[str, np.ndarray]]) ->
     wired = [_wire_array(array, name) for name, array in arrays]
     body = {"v": PROTOCOL_VERSION, **header, "arrays": [spec for spec, _ in wired]}
     try:
-        text = json.dumps(body, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+        text = json.dumps(
+            body, separators=(",", ":"), allow_nan=False, ensure_ascii=False, default=json_default
+        )
     except (ValueError, TypeError) as exc:
         raise WireError(f"{header.get('kind')}: header cannot be encoded: {exc}") from None
     # the decoder's own check: whatever is sent is accepted by the receiver

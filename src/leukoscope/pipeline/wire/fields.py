@@ -18,22 +18,14 @@ from leukoscope.errors import WireError
 T = TypeVar("T")
 
 
-_PLAIN = frozenset({str, int, float, bool, type(None)})
-
-
-def jsonable(value: Any) -> Any:
-    """`value` as plain JSON data: enums by value, tuples as lists, numpy scalars as Python."""
-    if type(value) in _PLAIN:
-        return value
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, (tuple, list)):
-        return [jsonable(item) for item in value]
-    if isinstance(value, dict):
-        return {key: jsonable(item) for key, item in value.items()}
+def json_default(value: Any) -> Any:
+    """For `json.dumps(default=...)`: what JSON cannot hold as it is (numpy scalars, enums that are
+    not str or int) as plain data. Tuples, str and int enums and float subclasses it encodes itself."""
     if isinstance(value, np.generic):
         return value.item()
-    return value
+    if isinstance(value, Enum):
+        return value.value
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 _HEADER_FIELDS: dict[type[BaseModel], tuple[tuple[str, Any], ...]] = {}
@@ -75,44 +67,43 @@ def _fill_plan(
 
 
 def fill(model: type[BaseModel], *sources: object, **given: Any) -> dict[str, Any]:
-    """The header `model` as JSON data: each field from `given`, else from the first source with an
+    """The header `model` as data for `json.dumps(default=json_default)`: each field from `given`, else from the first source with an
     attribute of that name, else the model's default for `kind`. A field with no value is an error
     (a header field was added without the attribute it comes from)."""
     out: dict[str, Any] = {}
     for name, index, default in _fill_plan(model, sources, tuple(given)):
         if index >= 0:
-            out[name] = jsonable(getattr(sources[index], name))
+            out[name] = getattr(sources[index], name)
         else:
             out[name] = given[name] if index == -1 else default
     return out
 
 
 _Plan = tuple[tuple[str, int], ...]
-_PLANS: dict[tuple[type, tuple[type, ...], tuple[str, ...]], _Plan] = {}
+_PlanKey = tuple[type, tuple[type, ...], tuple[str, ...]]
+_PLANS: dict[_PlanKey, _Plan] = {}
 
 
-def _plan(cls: type, headers: tuple[type[BaseModel], ...], given: tuple[str, ...]) -> _Plan:
-    """Which header (by position) each field of `cls` not in `given` is read from (cached)."""
-    key = (cls, headers, given)
-    plan = _PLANS.get(key)
-    if plan is None:
-        if dataclasses.is_dataclass(cls):
-            names = [f.name for f in dataclasses.fields(cls)]
-        else:
-            names = list(getattr(cls, "_fields", ()))  # a NamedTuple
-        found = (
-            (name, next((i for i, h in enumerate(headers) if name in dict(_header_fields(h))), -1))
-            for name in names
-            if name not in given
-        )
-        plan = _PLANS[key] = tuple((name, i) for name, i in found if i >= 0)
+def _plan(key: _PlanKey) -> _Plan:
+    """Which header (by position) each field of the class not given is read from (cached)."""
+    cls, headers, given = key
+    if dataclasses.is_dataclass(cls):
+        names = [f.name for f in dataclasses.fields(cls)]
+    else:
+        names = list(getattr(cls, "_fields", ()))  # a NamedTuple
+    found = (
+        (name, next((i for i, h in enumerate(headers) if name in dict(_header_fields(h))), -1))
+        for name in names
+        if name not in given
+    )
+    plan = _PLANS[key] = tuple((name, i) for name, i in found if i >= 0)
     return plan
 
 
 def take(cls: type[T], *headers: BaseModel, **given: Any) -> T:
     """A `cls` (dataclass or NamedTuple) built from `given` and the same-named fields of `headers`
     (the first that has each); fields found nowhere keep the class's default."""
-    plan = _plan(cls, tuple(type(h) for h in headers), tuple(given))
-    for name, i in plan:
+    key = (cls, tuple(map(type, headers)), tuple(given))
+    for name, i in _PLANS.get(key) or _plan(key):
         given[name] = getattr(headers[i], name)
     return cls(**given)
