@@ -149,10 +149,68 @@ def test_report_opens_in_chromium_without_console_errors(
     assert result.returncode == 0, result.stderr[-2000:]
     lines = console_lines(result.stderr)
     assert len(lines) == 1 and PROBE in lines[0], lines
-    assert f"images={summary.cells_counted} broken=0" in lines[0]
+    assert f"images={2 * summary.cells_counted} broken=0" in lines[0]  # composite + fluorescence
     png = shot.read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 20_000
     assert int.from_bytes(png[16:20], "big") == 1280
+
+
+def test_gallery_jump_links_native_crops_and_flagged_first_in_chromium(
+    simulated: SimulatedRun, tmp_path: Path
+) -> None:
+    """Driven by Playwright on the system Chromium: each jump link brings its class into view;
+    in every class the flagged cells come first; every picture is the native crop, unscaled."""
+    try:
+        from playwright import sync_api as playwright
+    except ImportError:  # installed with the dev extras (scripts/install.sh); CI must have it
+        if os.environ.get("CI", "").lower() == "true":
+            raise
+        pytest.skip("playwright not installed: run scripts/install.sh")
+    with ResultStore(simulated.database) as store:
+        data = gather_report(store, SAMPLE)
+    page_file = tmp_path / "report.html"
+    page_file.write_text(render_html(data), encoding="utf-8")
+    shown = [line for line in data.lines if line.count.count]
+    assert sum(data.flagged_by_class.values()) > 0  # an untrained model: some cells flagged
+    errors: list[str] = []
+    with playwright.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 700})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(page_file.as_uri())
+        links = page.locator("#gallery-jump a")
+        assert links.count() == len(shown)
+        for i, line in enumerate(shown):
+            name = line.count.cell_class.value
+            link = links.nth(i)
+            assert link.inner_text().startswith(f"{name} {line.count.count}")
+            page.evaluate("window.scrollTo(0, 0)")
+            link.click()
+            page.wait_for_function("(h) => location.hash === h", arg=f"#gallery-{name}")
+            top = page.evaluate(
+                "(id) => document.getElementById(id).getBoundingClientRect().top", f"gallery-{name}"
+            )
+            assert 0 <= top < 700, (name, top)  # the class's heading is on screen
+            flags = page.eval_on_selector_all(
+                f'.gallery[data-class="{name}"] figure.cell',
+                "els => els.map(e => e.dataset.flagged)",
+            )
+            assert len(flags) == line.count.count
+            assert flags == sorted(flags, reverse=True), (name, flags)  # flagged ("1") first
+            assert flags.count("1") == data.flagged_by_class[line.count.cell_class]
+        sizes = page.eval_on_selector_all(
+            "figure.cell img",
+            "els => els.map(e => [e.className, e.naturalWidth, e.naturalHeight,"
+            " Math.round(e.getBoundingClientRect().width)])",
+        )
+        browser.close()
+    assert errors == []
+    assert len(sizes) == 2 * data.summary.cells_counted
+    assert {kind for kind, *_ in sizes} == {"composite", "fluorescence"}
+    # 24 um at 0.25 um/px, re-cut from the saved fields: 96 px, drawn at 96 CSS px (not scaled)
+    assert {tuple(size) for _, *size in sizes} == {(96, 96, 96)}
+    assert page_file.read_text("utf-8").count('class="crop-note"') == 0
 
 
 def test_console_errors_are_detected(tmp_path: Path) -> None:

@@ -108,7 +108,8 @@ def test_numbers_equal_the_stores_summary(store: ResultStore) -> None:
     assert {r["quality_flags"] for r in rows} == {"many_flagged"}
     page = render_html(data)
     assert 'id="review">check flags</div>' in page  # a warning only: 2 of 16 cells flagged
-    assert page.count('<figure class="cell') == 16 and page.count("data:image/png") == 16
+    assert page.count('<figure class="cell') == 16
+    assert page.count("data:image/png") == 32  # per cell: bright-field composite, fluorescence
 
 
 def test_gallery_holds_only_counted_cells_flagged_first_then_by_confidence(
@@ -122,7 +123,12 @@ def test_gallery_holds_only_counted_cells_flagged_first_then_by_confidence(
     assert neu[0].flagged and not any(r.flagged for r in neu[1:])
     confidences = [max(r.probabilities) for r in neu[1:]]
     assert confidences == sorted(confidences, reverse=True)
-    assert all(c.thumbnail and c.thumbnail.startswith(b"\x89PNG") for c in data.gallery[NEU])
+    for shown in data.gallery[NEU]:  # no saved acquisition here: the stored 8 px tiles, said so
+        pictures = shown.pictures
+        assert pictures is not None and pictures.crop == "stored" and pictures.side_px == 8
+        assert pictures.composite is not None and pictures.composite.startswith(b"\x89PNG")
+        assert pictures.fluorescence is not None and pictures.fluorescence.startswith(b"\x89PNG")
+    assert gather_report(store, "s1", with_thumbnails=False).gallery[NEU][0].pictures is None
     limited = gather_report(store, "s1", gallery_limit=2)
     assert len(limited.gallery[NEU]) == 2 and limited.lines == data.lines
 
@@ -161,7 +167,8 @@ def test_html_is_self_contained_and_escapes_the_sample_id(store: ResultStore) ->
     assert not re.search(r"(src|href)\s*=\s*[\"'](?!data:|#)", page)  # nothing to fetch
     assert not re.search(r"url\((?!#)", page) and "@import" not in page
     assert "Content-Security-Policy" in page
-    assert page.count("data:image/png;base64,") == 1
+    assert page.count("data:image/png;base64,") == 2
+    assert "stored 8 px crop: the saved acquisition was not found" in page
 
 
 def test_latest_run_holding_the_sample_is_the_default(store: ResultStore) -> None:

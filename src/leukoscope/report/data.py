@@ -24,6 +24,7 @@ from leukoscope.report.flags import (
     range_flag,
 )
 from leukoscope.report.model_info import ModelInfo, read_model_info
+from leukoscope.report.pictures import CellPictures, gallery_pictures, model_modalities
 from leukoscope.report.review import ReviewInfo, read_review, reviewed_view
 from leukoscope.types import CellClass, CellResult, ClassCount, SampleSummary
 
@@ -44,10 +45,10 @@ class ClassLine:
 
 @dataclass(frozen=True)
 class GalleryCell:
-    """A counted cell with its stored thumbnail (modalities side by side, PNG)."""
+    """A counted cell with its pictures (report/pictures.py; None when not drawn or none)."""
 
     result: CellResult
-    thumbnail: bytes | None
+    pictures: CellPictures | None = None
 
     @property
     def confidence(self) -> float:
@@ -77,6 +78,7 @@ class ReportData:
     gallery_limit: int | None
     generated_s: float
     review: ReviewInfo | None = None  # None: not read; its `original` is the classifier's summary
+    crop_um: float = 24.0  # side of a gallery picture in the sample plane
 
     @property
     def flagged_percent(self) -> float:
@@ -177,13 +179,25 @@ def gather_report(
     )
     gallery: dict[CellClass, tuple[GalleryCell, ...]] = {}
     flagged_by_class: dict[CellClass, int] = {}
+    shown: dict[CellClass, list[CellResult]] = {}
     for line in lines:
         of_class = [r for r in results if r.cell_class == line.count.cell_class]
         flagged_by_class[line.count.cell_class] = sum(r.flagged for r in of_class)
-        gallery[line.count.cell_class] = tuple(
-            GalleryCell(r, store.thumbnail(run_id, r.key) if with_thumbnails else None)
-            for r in gallery_order(of_class)[:gallery_limit]
+        shown[line.count.cell_class] = gallery_order(of_class)[:gallery_limit]
+    model = read_model_info(run["model_path"], run["model_version"])
+    pictures = (
+        gallery_pictures(
+            [r for cells in shown.values() for r in cells],
+            row.source,
+            lambda key: store.thumbnail(run_id, key),
+            model_modalities(model.modalities),
+            settings,
         )
+        if with_thumbnails
+        else {}
+    )
+    for cell_class, cells in shown.items():
+        gallery[cell_class] = tuple(GalleryCell(r, pictures.get(r.key)) for r in cells)
     return ReportData(
         database=str(Path(store.path)),
         run_id=run_id,
@@ -195,12 +209,13 @@ def gather_report(
         lines=lines,
         quality=tuple(quality_flags(summary, ranges, mean_disagreement, thresholds)),
         mean_disagreement=mean_disagreement,
-        model=read_model_info(run["model_path"], run["model_version"]),
+        model=model,
         gallery=gallery,
         flagged_by_class=flagged_by_class,
         gallery_limit=gallery_limit,
         generated_s=time.time(),
         review=review,
+        crop_um=settings.pipeline.segmentation.crop_um,
     )
 
 

@@ -194,34 +194,78 @@ def review_section(data: ReportData) -> str:
     return f'<section id="review-section"><h2>Review</h2>{head}<p>{esc(changed)}</p></section>'
 
 
+def _png(data: bytes, alt: str, side: int, kind: str) -> str:
+    encoded = base64.b64encode(data).decode("ascii")
+    return (
+        f'<img class="{kind}" alt="{esc(alt)}" width="{side}" height="{side}" '
+        f'src="data:image/png;base64,{encoded}">'
+    )
+
+
 def _cell_card(cell: GalleryCell) -> str:
+    """One cell: its composite and fluorescence at their own size (no scaling), its caption."""
     r = cell.result
     key = f"field {r.key.fov}, cell {r.key.cell_index}"
-    if cell.thumbnail:
-        data = base64.b64encode(cell.thumbnail).decode("ascii")
-        image = f'<img alt="{esc(key)}" src="data:image/png;base64,{data}">'
+    pictures = cell.pictures
+    if pictures is None:
+        images = '<div class="noimage">no image stored</div>'
+        note = ""
     else:
-        image = '<div class="noimage">no image stored</div>'
+        side = pictures.side_px
+        images = "".join(
+            _png(data, f"{key}: {what}", side, kind)
+            for data, what, kind in (
+                (pictures.composite, "bright-field composite", "composite"),
+                (pictures.fluorescence, "fluorescence", "fluorescence"),
+            )
+            if data is not None
+        )
+        note = (
+            f'<div class="crop-note">stored {side} px crop: the saved acquisition was not '
+            "found</div>"
+            if pictures.crop != "native"
+            else ""
+        )
     badge = '<span class="badge">REVIEW</span>' if r.flagged else ""
     reason = f'<div class="reason">{esc(r.flag_reason)}</div>' if r.flagged else ""
     caption = f"{esc(key)} · p {cell.confidence:.2f} · Δ {r.disagreement:.2f}"
     classes = "cell flagged" if r.flagged else "cell"
     return (
-        f'<figure class="{classes}" data-class="{esc(r.cell_class.value)}">{image}'
+        f'<figure class="{classes}" id="cell-{r.key.fov}-{r.key.cell_index}" '
+        f'data-class="{esc(r.cell_class.value)}" data-flagged="{int(r.flagged)}">'
+        f'<div class="pics">{images}</div>{note}'
         f"<figcaption>{badge}{caption}</figcaption>{reason}</figure>"
     )
 
 
+def jump_links(data: ReportData) -> str:
+    """A link to each class's gallery, with its count and how many of its cells are flagged."""
+    links = []
+    for line in data.lines:
+        c = line.count.cell_class
+        if not line.count.count:
+            continue
+        flagged = data.flagged_by_class.get(c, 0)
+        extra = f' <span class="flagged-count">{flagged} flagged</span>' if flagged else ""
+        links.append(
+            f'<a href="#gallery-{esc(c.value)}" data-class="{esc(c.value)}">'
+            f"{esc(c.value)} {line.count.count}{extra}</a>"
+        )
+    if not links:
+        return ""
+    return f'<nav class="jump" id="gallery-jump" aria-label="cell classes">{"".join(links)}</nav>'
+
+
 def gallery_section(data: ReportData) -> str:
-    """A gallery per class: each cell's modalities side by side, flagged first, then confidence."""
-    modalities = data.model.modalities
-    legend = "".join(f"<span>{esc(m)}</span>" for m in modalities)
-    legend_html = f'<div class="legend-modalities" style="--n:{len(modalities)}">{legend}</div>'
+    """A gallery per class, reached by jump links: flagged cells first, then by confidence."""
     parts = [
         '<section id="gallery-section"><h2>Cell gallery</h2>'
-        '<p class="muted">Every counted cell, per class: flagged cells (orange, REVIEW) first, '
+        f'<p class="muted">Every counted cell, per class: flagged cells (orange, REVIEW) first, '
         "then by the classifier's probability, highest first. p = probability of the class, "
-        "Δ = head disagreement.</p>"
+        f"Δ = head disagreement. Each cell at the native {data.crop_um:g} µm crop, unscaled: the "
+        "bright-field lights as one colour composite, and the fluorescence auto-contrasted "
+        "(as on the review page).</p>",
+        jump_links(data),
     ]
     if data.summary.cells_counted == 0:
         parts.append('<p class="empty" id="no-cells-gallery">No cells to show.</p>')
@@ -236,7 +280,8 @@ def gallery_section(data: ReportData) -> str:
         parts.append(
             f'<h3 id="gallery-{esc(c.value)}">{esc(c.value)} · {esc(CLASS_NAMES[c])} '
             f'<span class="muted">{line.count.count} cells, {data.flagged_by_class.get(c, 0)} '
-            f"flagged{shown}</span></h3>{legend_html}"
+            f"flagged{shown}</span></h3>"
+            '<div class="legend-pictures">bright-field composite · fluorescence</div>'
             f'<div class="gallery" data-class="{esc(c.value)}">'
             f"{''.join(_cell_card(cell) for cell in cells)}</div>"
         )

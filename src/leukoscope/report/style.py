@@ -52,17 +52,21 @@ td.flag-within { color:var(--ok); }
 .chart svg { width:100%; height:auto; }
 p.empty { background:var(--bg); border:1px dashed var(--line); padding:18px; text-align:center;
   color:var(--muted); margin:0; font-size:15px; }
-.legend-modalities { display:grid; grid-template-columns:repeat(var(--n), 1fr); width:256px;
-  font-size:10px; color:var(--muted); text-align:center; margin-bottom:4px; }
-.gallery { display:grid; grid-template-columns:repeat(auto-fill, minmax(268px, 1fr)); gap:10px; }
+.legend-pictures { font-size:11px; color:var(--muted); margin:2px 0 6px; }
+nav.jump { display:flex; flex-wrap:wrap; gap:6px; margin:8px 0 4px; font-size:13px; }
+nav.jump a { border:1px solid var(--line); border-radius:3px; padding:3px 8px;
+  text-decoration:none; color:inherit; background:#fff; }
+nav.jump a .flagged-count { color:#8a4b08; }
+.gallery { display:flex; flex-wrap:wrap; gap:8px; }
 figure.cell { margin:0; border:1px solid var(--line); border-radius:3px; padding:5px;
   background:#fff; }
 figure.cell.flagged { border:2px solid var(--flag); padding:4px; }
-figure.cell img, figure.cell .noimage { display:block; width:256px; max-width:100%; height:auto;
-  background:#000; }
-figure.cell .noimage { height:64px; color:#fff; font-size:11px; text-align:center;
-  line-height:64px; }
-figure.cell figcaption { font-size:11.5px; margin-top:4px; color:var(--muted); }
+figure.cell .pics { display:flex; gap:3px; }
+figure.cell img { display:block; background:#000; image-rendering:auto; }
+figure.cell .noimage { width:96px; height:64px; background:#000; color:#fff; font-size:11px;
+  text-align:center; line-height:64px; }
+figure.cell .crop-note { font-size:10.5px; color:var(--muted); }
+figure.cell figcaption { font-size:11.5px; margin-top:4px; color:var(--muted); max-width:196px; }
 figure.cell .badge { background:var(--flag); color:#fff; font-weight:700; font-size:10px;
   padding:1px 5px; border-radius:2px; margin-right:4px; }
 figure.cell .reason { font-size:11px; color:#8a4b08; }
