@@ -150,7 +150,7 @@ class Hub:
                 frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return None
-            sender = user_id(frames[-1])
+            sender = user_id(frames[-1]) if self.keys is not None else ""
             if self.keys is not None and not sender:
                 self.reject(f"dropped a message on the {name} socket: no authenticated key")
                 continue
