@@ -195,3 +195,15 @@ def test_broken_dataset_gives_a_clear_error(
     assert run_cli(monkeypatch, "train", data, *TRAIN, "--out", tmp_path / "run") == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and expected in err
+
+
+def test_without_input_size_train_keeps_the_crops_own_side(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from leukoscope.classifier.checkpoint import load_checkpoint
+
+    data = write_dataset(tmp_path / "data", size=40)
+    out = tmp_path / "run"
+    native = ("--folds", "2", "--epochs", "1", "--batch-size", "8", "--threads", "1")
+    assert run_cli(monkeypatch, "train", data, *native, "--fold-limit", "1", "--out", out) == 0
+    assert load_checkpoint(out / "model.pt")[1].input_size == 40

@@ -14,6 +14,7 @@ from leukoscope.classifier.data import (
     BatchPreparer,
     geometric_augment,
     load_dataset,
+    native_input_size,
     norm_stats,
     photometric_augment,
     read_image,
@@ -57,6 +58,13 @@ def test_loads_every_cell_in_memory_at_the_input_size(tmp_path: Path) -> None:
     assert sorted(set(dataset.labels.tolist())) == [0, 1, 2, 3, 4]
     # Brightness follows the class, as written.
     assert dataset.images[dataset.labels == 4].mean() > dataset.images[dataset.labels == 0].mean()
+
+
+@pytest.mark.parametrize(("side", "expected"), [(96, 96), (128, 128), (20, 32), (300, 224)])
+def test_the_default_input_size_is_the_crops_own_side_within_bounds(
+    tmp_path: Path, side: int, expected: int
+) -> None:
+    assert native_input_size(write_cells(tmp_path, size=side)) == expected
 
 
 def test_a_subset_of_modalities_and_16_bit_rgb(tmp_path: Path) -> None:

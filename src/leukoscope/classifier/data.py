@@ -200,6 +200,28 @@ def read_image(path: Path) -> np.ndarray:
     raise DatasetError(f"{path}: unsupported image shape {image.shape}")
 
 
+NATIVE_SIZE_RANGE = (32, 224)
+"""Bounds of the default input size: the crops' own side, but never below 32 px (the network
+downsamples 32x) nor above 224 px (the paper's input)."""
+
+
+def native_input_size(
+    root: Path, modalities: Sequence[Modality] | None = None, *, sample: int = 256
+) -> int:
+    """The crops' own side (median of up to `sample` images, read from their headers), bounded by
+    NATIVE_SIZE_RANGE: the default input size, so a cell is not resampled (docs/results.md, "Input
+    size": resampling loses the texture that tells the classes apart)."""
+    chosen, relative, _ = scan_dataset(Path(root), modalities)
+    step = max(1, len(relative) // sample)
+    sides = []
+    for rel in relative[::step][:sample]:
+        path = Path(root) / chosen[0].value / rel
+        size = _png_size(np.fromfile(path, dtype=np.uint8, count=24))
+        sides.append(max(size) if size is not None else max(read_image(path).shape[1:]))
+    low, high = NATIVE_SIZE_RANGE
+    return int(min(high, max(low, int(np.median(sides)))))
+
+
 def _load_resized(path: Path, size: int) -> np.ndarray:
     chw = read_image(path)
     return np.stack([resize_square(channel, size) for channel in chw])

@@ -15,7 +15,13 @@ app.add_typer(experiment_app, name="experiment")
 _DATA = Annotated[Path, typer.Argument(help="Dataset root: <modality>/<CLASS>/<cell_id>.png.")]
 _FOLDS = Annotated[int, typer.Option(help="Stratified cross-validation folds.")]
 _EPOCHS = Annotated[int, typer.Option(help="Training epochs per model.")]
-_SIZE = Annotated[int, typer.Option(help="Square input size the crops are resized to, px.")]
+_SIZE = Annotated[
+    int | None,
+    typer.Option(
+        help="Square input size the crops are resized to, px; default: the crops' own side "
+        "(no resampling), within 32-224."
+    ),
+]
 _SEED = Annotated[int, typer.Option(help="Seed for folds, initialisation and sampling.")]
 _RHO = Annotated[
     float, typer.Option(help="MIMO input repetition: share of a batch whose heads see one cell.")
@@ -50,7 +56,7 @@ def train_command(
     ),
     folds: _FOLDS = 5,
     epochs: _EPOCHS = 20,
-    input_size: _SIZE = 64,
+    input_size: _SIZE = None,
     seed: _SEED = 0,
     out: Annotated[Path, typer.Option(help="Run folder (resumable).")] = Path("runs/train"),
     modalities: _MODALITIES = None,
@@ -85,16 +91,20 @@ def train_command(
     threads: _THREADS = 0,
 ) -> None:
     """Cross-validate a network on a dataset, then fit the model to ship (OUT/model.pt)."""
+    from leukoscope.classifier.data import native_input_size
     from leukoscope.classifier.evaluate import percent
     from leukoscope.classifier.recipe import jitter_options, make_config
     from leukoscope.classifier.train import run_training
+    from leukoscope.types import parse_modalities
 
     config = make_config(
         model,
         modalities,
         folds=folds,
         epochs=epochs,
-        input_size=input_size,
+        input_size=input_size
+        if input_size is not None
+        else native_input_size(data, parse_modalities(modalities) if modalities else None),
         seed=seed,
         batch_size=batch_size,
         lr=lr,
@@ -182,7 +192,7 @@ def experiment_paper(
     out: Annotated[Path, typer.Option(help="Experiment folder (resumable).")] = Path("runs/paper"),
     folds: _FOLDS = 5,
     epochs: _EPOCHS = 20,
-    input_size: _SIZE = 64,
+    input_size: _SIZE = None,
     seed: _SEED = 0,
     rho: _RHO = 0.5,
     batch_repetition: _REPEAT = 1,
@@ -196,6 +206,7 @@ def experiment_paper(
     threads: _THREADS = 0,
 ) -> None:
     """Table 1 (single per modality) and Table 2 (ensemble, mm_mimo, hs_mm_mimo) of the paper."""
+    from leukoscope.classifier.data import native_input_size
     from leukoscope.classifier.experiment import run_paper
     from leukoscope.classifier.recipe import jitter_options, make_config
 
@@ -204,7 +215,7 @@ def experiment_paper(
         None,
         folds=folds,
         epochs=epochs,
-        input_size=input_size,
+        input_size=input_size if input_size is not None else native_input_size(data),
         seed=seed,
         rho=rho,
         batch_repetition=batch_repetition,

@@ -48,7 +48,8 @@ class _Thread(threading.Thread):
             self._work()
         except BaseException as exc:
             self.error = exc
-            log.exception("%s stopped with an error", self.name)
+            # said once, as the run's one error line (`done` re-raises it); the trace only with -vv
+            log.debug("%s stopped with an error", self.name, exc_info=True)
 
 
 def _stream(source: Source, jobs: Sequence[SampleJob]) -> None:
