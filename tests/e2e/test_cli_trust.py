@@ -254,19 +254,33 @@ def small_fs(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
-def test_disk_full_during_acquire_is_one_line(small_fs: Path, tmp_path: Path) -> None:
-    out = small_fs / "S-1"
-    args = ["acquire", "--simulate", "--sample", "S-1", "--fields", "5", "--out", str(out)]
-    env = {"LEUKOSCOPE__RIG__CAMERA__WIDTH": "512", "LEUKOSCOPE__RIG__CAMERA__HEIGHT": "512"}
+@pytest.mark.parametrize("command", ["acquire", "run"])
+def test_disk_full_during_acquire_or_run_is_one_line(
+    small_fs: Path, tmp_path: Path, command: str
+) -> None:
+    out = ["--out", str(small_fs / "S-1")] if command == "acquire" else ["--out", str(small_fs)]
+    fields = ["--fields", "5"] if command == "acquire" else ["--cells", "0", "--max-fields", "5"]
+    args = [command, "--simulate", "--sample", "S-1", *fields, *out]
+    env = {
+        "LEUKOSCOPE__RIG__CAMERA__WIDTH": "512",
+        "LEUKOSCOPE__RIG__CAMERA__HEIGHT": "512",
+        "LEUKOSCOPE__CLASSIFIER__THREADS": "1",
+    }
     result = leukoscope(tmp_path, *args, env=env)  # stderr also holds the progress bar
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and "no space left on the device" in errors[0].lower(), errors
 
 
+@pytest.mark.timeout(300)
 def test_read_only_folders_are_one_line(small_fs: Path, tmp_path: Path) -> None:
     db = tmp_path / "r.sqlite"
     stored_sample(db)
+    dataset = tmp_path / "cells"
+    composition = "NEU=20,LYM=20,MO=20,EOS=20,BAS=20"
+    made = leukoscope(tmp_path, "simulate", "dataset", str(dataset), "--cells", "20", "--out-px",
+                      "32", "--composition", composition)  # fmt: skip
+    assert made.returncode == 0, made.stderr
     subprocess.run(["mount", "-o", "remount,ro", str(small_fs)], check=True)
     commands = [
         ["config", "init", str(small_fs / "leukoscope.toml")],
@@ -278,6 +292,16 @@ def test_read_only_folders_are_one_line(small_fs: Path, tmp_path: Path) -> None:
     for args in commands:
         line = one_error_line(leukoscope(tmp_path, *args))
         assert "Read-only file system" in line, (args, line)
+    size = {"LEUKOSCOPE__RIG__CAMERA__WIDTH": "512", "LEUKOSCOPE__RIG__CAMERA__HEIGHT": "512"}
+    calibrate = ["calibrate", "--simulate", "--fields", "2", "--write", str(small_fs / "l.toml")]
+    line = one_error_line(leukoscope(tmp_path, *calibrate, env=size))
+    assert "Read-only file system" in line, line
+    train = ["train", str(dataset), "--out", str(small_fs / "run"), "--epochs", "1", "--folds",
+             "2", "--width", "0.5", "--input-size", "32"]  # fmt: skip
+    trained = leukoscope(tmp_path, *train)  # stderr also says what it trains
+    errors = [line for line in trained.stderr.splitlines() if line.startswith("error: ")]
+    assert trained.returncode == 2 and "Traceback" not in trained.stderr, trained.stderr
+    assert len(errors) == 1 and "Read-only file system" in errors[0], trained.stderr
 
 
 def test_report_reads_a_results_database_on_read_only_media(small_fs: Path, tmp_path: Path) -> None:
