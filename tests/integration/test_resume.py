@@ -96,6 +96,12 @@ def test_resume_refuses_what_would_mix_fields(rigs: list[Rig], tmp_path: Path) -
     bigger.camera.width, bigger.camera.height = 256, 256
     with pytest.raises(StorageError, match="camera is set to 256x256 px, its fields are 128x96"):
         resumed_acquisition(simulated(rigs, bigger), point, 6)
+    zarr = rig_config()
+    zarr.acquisition.format = "ome-zarr"
+    with pytest.raises(
+        StorageError, match=r"saved as ome-tiff and rig\.acquisition\.format is ome-zarr"
+    ):
+        resumed_acquisition(simulated(rigs, zarr), point, 6)
     real = point.meta.model_copy(update={"simulated": False})
     with pytest.raises(StorageError, match="its fields are real and this rig is simulated"):
         resumed_acquisition(simulated(rigs), replace(point, meta=real), 6)

@@ -105,6 +105,12 @@ def check_same_rig(point: ResumePoint, rig: Rig) -> None:
             f"fields were taken (digest {meta.settings_digest}, now {digest}); analyse the saved "
             f"fields with leukoscope batch {point.folder}, or start a new sample"
         )
+    saving = rig.config.acquisition.format
+    if saving != meta.field_format:
+        raise StorageError(
+            f"cannot resume {meta.sample_id}: its fields are saved as {meta.field_format} and "
+            f"rig.acquisition.format is {saving}; set it to {meta.field_format} to resume"
+        )
     shape = (camera.height, camera.width)
     if camera.height and camera.width and shape != tuple(meta.frame_shape):
         raise StorageError(
