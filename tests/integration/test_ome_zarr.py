@@ -18,9 +18,11 @@ from ome_types import from_xml
 from ome_zarr.io import parse_url
 from ome_zarr.reader import Multiscales, Reader
 
-from leukoscope.config import LightsConfig
+from leukoscope.config import LightsConfig, RigConfig
 from leukoscope.errors import StorageError
 from leukoscope.instrument import storage
+from leukoscope.instrument.acquisition import Acquisition
+from leukoscope.instrument.rig import SimulationOptions, open_rig
 from leukoscope.instrument.simulator.acquisition import generate_acquisition
 from leukoscope.types import MODALITIES, Modality
 
@@ -228,3 +230,25 @@ def test_any_damage_to_a_zarr_field_is_read_or_refused_with_storage_error(
         assert str(exc)
     else:  # a harmless change (a JSON space, a chunk that still inflates to its size)
         assert again.frames[0].shape == SHAPE
+
+
+def test_an_acquisition_with_rig_acquisition_format_ome_zarr_saves_zarr_fields(
+    tmp_path: Path,
+) -> None:
+    config = RigConfig()
+    config.lights.settle_ms = 0.0
+    config.camera.pixel_format = "Mono12"
+    config.acquisition.format = "ome-zarr"
+    options = SimulationOptions(seed=2, frame_shape=SHAPE)
+    with open_rig(config, simulate=True, options=options) as rig:
+        results = list(Acquisition(rig).run("R-1", 2, tmp_path / "R-1"))
+    assert all(r.ok for r in results)
+    assert [r.path.name for r in results if r.path] == ["fov_0000.ome.zarr", "fov_0001.ome.zarr"]
+    meta = storage.read_acquisition_meta(tmp_path / "R-1")
+    assert (meta.field_format, meta.fields, meta.bit_depth) == ("ome-zarr", 2, 12)
+    for result in results:
+        assert result.frameset is not None
+        again = storage.read_field(tmp_path / "R-1", result.fov)
+        assert all(
+            np.array_equal(a, b) for a, b in zip(result.frameset.frames, again.frames, strict=True)
+        )
