@@ -63,6 +63,7 @@ def compute_metrics(labels: np.ndarray, head_probs: np.ndarray) -> dict[str, Any
         "balanced_accuracy": float(recall[present].mean()) if present.any() else 0.0,
         "precision": dict(zip(CLASS_NAMES, precision.tolist(), strict=True)),
         "recall": dict(zip(CLASS_NAMES, recall.tolist(), strict=True)),
+        "f1": dict(zip(CLASS_NAMES, f1.tolist(), strict=True)),
         "support": dict(zip(CLASS_NAMES, support.tolist(), strict=True)),
         "confusion": matrix.tolist(),
     }
@@ -113,11 +114,13 @@ def metrics_markdown(metrics: dict[str, Any], head_names: list[str] | None = Non
 
     lines = ["| metric | % |", "| --- | --- |"]
     lines += [f"| {key} | {show(metrics[key])} |" for key in SCALARS]
-    lines += ["", "| class | precision % | recall % |", "| --- | --- | --- |"]
-    lines += [
-        f"| {c} | {show(metrics['precision'][c])} | {show(metrics['recall'][c])} |"
-        for c in CLASS_NAMES
-    ]
+    extra = [key for key in ("f1", "support") if key in metrics]  # one model's figures
+    head = "".join(" F1 % |" if key == "f1" else " support |" for key in extra)
+    lines += ["", f"| class | precision % | recall % |{head}", "| --- " * (3 + len(extra)) + "|"]
+    for c in CLASS_NAMES:
+        cells = [show(metrics["precision"][c]), show(metrics["recall"][c])]
+        cells += [show(metrics[k][c]) if k == "f1" else str(metrics[k][c]) for k in extra]
+        lines.append(f"| {c} | " + " | ".join(cells) + " |")
     if "head_accuracy" in metrics:
         names = head_names or [str(h) for h in range(len(metrics["head_accuracy"]))]
         lines += ["", "| head | accuracy % |", "| --- | --- |"]
@@ -220,6 +223,10 @@ class Evaluation:
     raw: dict[str, Any]
     corrected: dict[str, Any] | None
     modalities: list[str]
+    cell_ids: tuple[str, ...] = ()  # per cell, in dataset order
+    labels: np.ndarray | None = None  # (N,) true class index
+    raw_probs: np.ndarray | None = None  # (N, heads, classes) softmax
+    pipeline_probs: np.ndarray | None = None  # (N, heads, classes) as the pipeline reads them
 
     @property
     def pipeline(self) -> dict[str, Any]:
@@ -251,6 +258,8 @@ def evaluate_checkpoint(
     probs = predict(model.to(device), dataset.images, preparer, batch_size)
     raw = compute_metrics(dataset.labels, probs)
     corrected = None
+    read = probs
     if meta.class_weights is not None:
-        corrected = compute_metrics(dataset.labels, apply_class_weights(probs, meta.class_weights))
-    return Evaluation(raw, corrected, modalities)
+        read = apply_class_weights(probs, meta.class_weights)
+        corrected = compute_metrics(dataset.labels, read)
+    return Evaluation(raw, corrected, modalities, dataset.cell_ids, dataset.labels, probs, read)

@@ -158,32 +158,37 @@ def evaluate_command(
     model: Annotated[Path, typer.Argument(help="Checkpoint (.pt).")],
     data: _DATA,
     out: Annotated[
-        Path | None, typer.Option(help="Write metrics JSON/Markdown and the confusion PNG here.")
+        Path | None,
+        typer.Option(
+            help="Write metrics JSON/Markdown, the confusion PNG and per-cell predictions.csv here."
+        ),
     ] = None,
     device: _DEVICE = "auto",
 ) -> None:
-    """Evaluate a saved model on a labelled dataset."""
-    from leukoscope.classifier.evaluate import evaluate_checkpoint, metrics_markdown, write_report
+    """Evaluate a saved model on a labelled dataset: per-class precision, recall, F1, support."""
+    from leukoscope.classifier.evaluate import evaluate_checkpoint, write_report
+    from leukoscope.classifier.predictions import write_predictions
     from leukoscope.classifier.train import select_device
+    from leukoscope.cli.evaluation_view import print_readings
 
     result = evaluate_checkpoint(model, data, select_device(device))
     names = result.modalities if len(result.modalities) > 1 else None
     readings = [("raw", "raw argmax", result.raw)]
     if result.corrected is not None:
         readings.append(("prior_corrected", "prior-corrected", result.corrected))
-    for key, title, metrics in readings:
-        typer.echo(f"## {title}\n\n{metrics_markdown(metrics, names)}", nl=False)
-        if out is not None:
-            write_report(
-                out, f"evaluation_{key}", metrics, f"{model.name} on {data}, {title}", names
-            )
+    print_readings(console, [(title, metrics) for _, title, metrics in readings], names)
     s = result.pipeline
     console.print(
         f"the pipeline uses the {result.pipeline_reading} reading: accuracy "
         f"{100 * s['accuracy']:.2f} %, macro-F1 {100 * s['macro_f1']:.2f} %"
     )
     if out is not None:
-        console.print(f"wrote {out / 'evaluation_raw.md'}")
+        for key, title, metrics in readings:
+            write_report(
+                out, f"evaluation_{key}", metrics, f"{model.name} on {data}, {title}", names
+            )
+        predictions = write_predictions(out / "predictions.csv", result)
+        console.print(f"wrote {out / 'evaluation_raw.md'} and per-cell {predictions}", markup=False)
 
 
 @experiment_app.command("paper")

@@ -1,0 +1,71 @@
+"""Per-cell predictions of an evaluation as CSV: what `leukoscope evaluate --out` writes beside its
+report, one row per cell, so a user can find the cells the model gets wrong.
+
+Columns: cell_id, true_class, predicted_class (the reading the pipeline uses), correct (0/1),
+p_NEU..p_BAS (that reading's probabilities, mean over the heads), raw_predicted_class (raw argmax),
+heads_agree (0/1: every head called the same class).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+
+from leukoscope.classifier.evaluate import CLASS_NAMES, Evaluation, predicted_classes
+from leukoscope.errors import StorageError
+
+COLUMNS = (
+    "cell_id",
+    "true_class",
+    "predicted_class",
+    "correct",
+    *(f"p_{name}" for name in CLASS_NAMES),
+    "raw_predicted_class",
+    "heads_agree",
+)
+
+
+def predictions_csv(evaluation: Evaluation) -> str:
+    """The CSV text (header + one row per cell, dataset order)."""
+    if evaluation.labels is None or evaluation.pipeline_probs is None:
+        raise StorageError("this evaluation kept no per-cell predictions")
+    read = evaluation.pipeline_probs
+    raw = evaluation.raw_probs if evaluation.raw_probs is not None else read
+    mean = read.mean(axis=1)
+    called = predicted_classes(read)
+    raw_called = predicted_classes(raw)
+    per_head = read.argmax(axis=2)
+    agree = (per_head == per_head[:, :1]).all(axis=1)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for i, cell_id in enumerate(evaluation.cell_ids):
+        truth, guess = int(evaluation.labels[i]), int(called[i])
+        writer.writerow(
+            [
+                cell_id,
+                CLASS_NAMES[truth],
+                CLASS_NAMES[guess],
+                int(truth == guess),
+                *(f"{p:.6f}" for p in np.asarray(mean[i], dtype=np.float64)),
+                CLASS_NAMES[int(raw_called[i])],
+                int(agree[i]),
+            ]
+        )
+    return out.getvalue()
+
+
+def write_predictions(path: Path, evaluation: Evaluation) -> Path:
+    """Write the CSV atomically (temp file, then rename); StorageError when it cannot be."""
+    text = predictions_csv(evaluation)
+    temp = path.with_suffix(path.suffix + ".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp.write_text(text, encoding="utf-8")
+        temp.replace(path)
+    except OSError as exc:
+        raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return path
