@@ -149,6 +149,8 @@ def test_killed_workers_do_not_change_counts(
     status, classes = final_counts(procs)
     assert status == SampleStatus.COMPLETE
     assert classes == reference
+    for name in ("segment1", "classify1"):  # every worker says when it reached serve
+        assert "connected to tcp://127.0.0.1" in (procs.tmp / f"{name}.log").read_text()
 
 
 @pytest.mark.slow
