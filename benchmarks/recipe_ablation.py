@@ -1,6 +1,6 @@
 """Training-recipe ablation: the same folds, one recipe factor changed at a time, per data source.
 
-Every variant is a `leukoscope train` cross-validation (train.cross_validate and the prior
+Every variant is a `leukoscope train` cross-validation (train.TrainingRun.cross_validate and the prior
 correction train fits, nothing re-implemented) with the defaults of `TrainConfig` changed by the
 variant's overrides. Rows: the defaults (balance 0.5), the plain recipe (the same with balance 1),
 the previous defaults ("old"), each factor of the old recipe added to the plain recipe, and
@@ -34,12 +34,7 @@ import numpy as np
 from leukoscope.classifier.data import CellDataset, load_dataset
 from leukoscope.classifier.progress import TrainProgress
 from leukoscope.classifier.recipe import TrainConfig
-from leukoscope.classifier.train import (
-    configure_torch,
-    correct_priors,
-    cross_validate,
-    select_device,
-)
+from leukoscope.classifier.train import TrainingRun, configure_torch, select_device
 from leukoscope.types import CELL_CLASSES, CellClass
 
 PLAIN: dict[str, Any] = {"balance": 1.0}
@@ -126,12 +121,12 @@ def run_variant(job: tuple[str, str, Path, int, int, list[str], Path, str, int, 
         dataset = drop_classes(dataset, dropped)
     config = TrainConfig(arch=arch, input_size=size, epochs=epochs, **overrides)
     progress = TrainProgress(None, quiet=True)
-    run_dir = out / _slug(variant)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    chosen = select_device(device)
-    folds, summary = cross_validate(dataset, config, run_dir, chosen, progress, label=variant)
+    run = TrainingRun(
+        dataset, config, out / _slug(variant), select_device(device), progress, variant
+    )
+    folds, summary = run.cross_validate()
     rows = [_rows(source, variant, overrides, "raw", summary)]
-    correction = correct_priors(dataset, config, folds, run_dir, progress)
+    correction = run.correct_priors(folds)
     if correction is not None:
         rows.append(_rows(source, variant, overrides, "prior-corrected", correction.summary))
     print(f"{source} / {variant}: raw {rows[0]['accuracy']} %, macro-F1 {rows[0]['macro_f1']} %")

@@ -31,8 +31,8 @@ from leukoscope.classifier.progress import TrainProgress
 from leukoscope.classifier.recipe import TrainConfig, recipe_summary
 from leukoscope.classifier.train import (
     FoldResult,
+    TrainingRun,
     configure_torch,
-    cross_validate,
     select_device,
 )
 from leukoscope.errors import ParameterError
@@ -98,17 +98,15 @@ def run_paper(
             one = dataset.select_modalities([modality])
             single = config.model_copy(update={"arch": "single", "modalities": (modality,)})
             name = f"single_{modality.value}"
-            folds, summary = cross_validate(
-                one, single, out_dir / name, chosen, progress, fold_limit, name
-            )
+            run = TrainingRun(one, single, out_dir / name, chosen, progress, name)
+            folds, summary = run.cross_validate(fold_limit)
             singles.append(folds)
             table1.append(_row(modality.value, "single", one, single, summary))
         table2 = [_ensemble_row(dataset, config, singles, out_dir)]
         for arch in ("mm_mimo", "hs_mm_mimo"):
             mimo = config.model_copy(update={"arch": arch})
-            _, summary = cross_validate(
-                dataset, mimo, out_dir / arch, chosen, progress, fold_limit, arch
-            )
+            run = TrainingRun(dataset, mimo, out_dir / arch, chosen, progress, arch)
+            _, summary = run.cross_validate(fold_limit)
             table2.append(_row(arch, arch, dataset, mimo, summary))
     wall = time.perf_counter() - began
     write_tables(out_dir, table1, table2, config, dataset, fold_limit, wall)
