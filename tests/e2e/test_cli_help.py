@@ -61,6 +61,9 @@ def test_help_shows_the_configured_defaults(
     assert result.exit_code == 0, result.output
     assert "137, config pipeline.target_cells" in result.output
     assert "lab.sqlite, config pipeline.results_db" in result.output
+    for command in ("report", "review", "runs", "samples", "cells"):
+        shown = runner.invoke(app, ["-c", str(config), command, "--help"], terminal_width=200)
+        assert "lab.sqlite, config pipeline.results_db" in shown.output, command
     monkeypatch.setenv("LEUKOSCOPE__PIPELINE__TARGET_CELLS", "41")
     result = runner.invoke(app, ["batch", "--help"], terminal_width=200)
     assert "41, config pipeline.target_cells" in result.output

@@ -38,6 +38,9 @@ CONFIG_DEFAULTS: dict[tuple[str, str], ConfigDefault] = {
     ("serve", "db"): _DB,
     ("report", "db"): _DB,
     ("review", "db"): _DB,
+    ("runs", "db"): _DB,
+    ("samples", "db"): _DB,
+    ("cells", "db"): _DB,
     ("run", "out"): _DATA_DIR,
     ("acquire", "out"): (
         "rig.acquisition.data_dir + /SAMPLE",
