@@ -162,7 +162,7 @@ def batch_command(
         try:
             job = saved_acquisition(path)
         except StorageError as exc:
-            err_console.print(f"skipped {path}: {exc}", markup=False, highlight=False)
+            notice(f"skipped {path}: {exc}")  # one line, however long
             continue
         jobs.append(job)
         folders[job.sample_id] = path
