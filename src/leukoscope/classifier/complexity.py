@@ -4,7 +4,8 @@ MACs are counted by fvcore's `FlopCountAnalysis` (one multiply-accumulate = one 
 eval mode, which counts convolutions, linear layers and BatchNorm (one per element). The paper's
 "FLOPs" are exactly this count. `torch.utils.flop_counter` leaves BatchNorm out and reads about 2.6%
 lower (143.9M instead of 147.8M for `single`). ReLU, max-pooling and the global mean are not counted.
-fvcore traces the model symbolically through TorchScript: counting at 224x224 takes well under a second.
+fvcore traces the model through TorchScript: 4-6 s per network at 224x224 on the busy 2-core
+development CPU (the ensemble, four networks: 18 s), so `leukoscope models` shows a progress bar.
 """
 
 from __future__ import annotations
