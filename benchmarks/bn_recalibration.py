@@ -20,16 +20,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from leukoscope.classifier.checkpoint import load_checkpoint
-from leukoscope.classifier.data import (
+from leukoscope.classifier.batches import (
     AugmentConfig,
     BatchPreparer,
-    CellDataset,
     balanced_batches,
     gather_mimo_batch,
-    load_dataset,
     mimo_indices,
 )
+from leukoscope.classifier.checkpoint import load_checkpoint
+from leukoscope.classifier.data import CellDataset, load_dataset
 from leukoscope.classifier.evaluate import compute_metrics, predict
 from leukoscope.classifier.train import fold_splits
 

@@ -9,14 +9,16 @@ import numpy as np
 import pytest
 import torch
 
-from leukoscope.classifier.data import (
+from leukoscope.classifier.batches import (
     AugmentConfig,
     BatchPreparer,
     geometric_augment,
+    photometric_augment,
+)
+from leukoscope.classifier.data import (
     load_dataset,
     native_input_size,
     norm_stats,
-    photometric_augment,
     read_image,
     scan_dataset,
 )

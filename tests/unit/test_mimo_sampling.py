@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from leukoscope.classifier.data import (
-    CellDataset,
+from leukoscope.classifier.batches import (
     balanced_batches,
     class_weights,
     gather_mimo_batch,
     mimo_indices,
 )
+from leukoscope.classifier.data import CellDataset
 from leukoscope.types import MODALITIES
 
 

@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from leukoscope.classifier.data import BatchPreparer, load_dataset
+from leukoscope.classifier.batches import BatchPreparer
+from leukoscope.classifier.data import load_dataset
 from leukoscope.errors import DatasetError
 from leukoscope.types import CELL_CLASSES
 

@@ -15,15 +15,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from leukoscope.classifier.data import (
-    MIMO_ARCHS,
+from leukoscope.classifier.batches import (
     BatchPreparer,
-    CellDataset,
     balanced_batches,
     gather_mimo_batch,
     mimo_indices,
-    norm_stats,
 )
+from leukoscope.classifier.data import MIMO_ARCHS, CellDataset, norm_stats
 from leukoscope.classifier.evaluate import compute_metrics, predict
 from leukoscope.classifier.history import (
     HISTORY_CSV,

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from leukoscope.classifier.data import AugmentConfig
+from leukoscope.classifier.batches import AugmentConfig
 from leukoscope.config import format_validation_error
 from leukoscope.errors import ConfigError
 from leukoscope.types import Modality, parse_modalities

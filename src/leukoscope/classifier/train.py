@@ -30,7 +30,8 @@ import numpy as np
 import torch
 from rich.console import Console
 
-from leukoscope.classifier.data import BatchPreparer, CellDataset, load_dataset
+from leukoscope.classifier.batches import BatchPreparer
+from leukoscope.classifier.data import CellDataset, load_dataset
 from leukoscope.classifier.evaluate import (
     compute_metrics,
     predict,
