@@ -99,4 +99,4 @@ def test_blank_saturated_and_empty_samples_are_flagged_never_complete(
     assert {"no_cells", "saturated_fields"} <= set(codes(glare_report))
     assert {"blank_fields", "incomplete"} <= set(codes(json.loads(report("mixed"))))
     assert codes(json.loads(report("empty")))["no_cells"] == "alert"
-    assert "2 failed (2 blank)" in report("black", "html")
+    assert "2 failed: 2 blank" in report("black", "html")

@@ -200,7 +200,7 @@ def test_summary_counts_blank_and_saturated_fields_and_is_never_complete() -> No
     assert (summary.fields_failed, summary.fields_blank, summary.fields_saturated) == (2, 1, 1)
     assert summary.status.value == "incomplete" and summary.cells_counted == 1
     assert summary.status_reason.startswith("2 field(s) failed (field 0: blank field: the fluo")
-    assert image_note(summary) == " (1 blank, 1 saturated)"
+    assert image_note(summary) == ": 1 blank, 1 saturated"
     ranges = Settings().report.reference_ranges
     codes = [f.code for f in quality_flags(summary, ranges, 0.0, Thresholds())]
     assert "blank_fields" in codes and "saturated_fields" in codes
@@ -229,3 +229,14 @@ def test_a_summary_claiming_more_blank_fields_than_failed_is_refused() -> None:
             sample_id="s", classes=[], cells_counted=0, cells_flagged=0, fields_done=0,
             fields_failed=1, fields_blank=1, fields_saturated=1,
         )  # fmt: skip
+
+
+def test_the_live_line_says_how_many_failed_fields_were_blank() -> None:
+    from leukoscope.cli.live import below_target, progress_text
+
+    summary = SampleSummary(
+        sample_id="s", classes=[], cells_counted=0, cells_flagged=0, fields_done=1,
+        fields_failed=2, fields_blank=2, status="incomplete", status_reason="no white cells",
+    )  # fmt: skip
+    assert "fields 3 (2 failed: 2 blank)" in progress_text(summary, 200)
+    assert "1 field(s) analysed, 2 failed: 2 blank" in str(below_target(summary, 200))

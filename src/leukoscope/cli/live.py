@@ -14,6 +14,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from leukoscope.report.flags import image_note
 from leukoscope.types import SampleStatus, SampleSummary
 
 
@@ -53,7 +54,7 @@ def progress_text(summary: SampleSummary, target: int) -> str:
     done = summary.fields_done + summary.fields_failed
     fields = f"fields {done}" + (f"/{summary.fields_total}" if summary.fields_total else "")
     if summary.fields_failed:
-        fields += f" ({summary.fields_failed} failed)"
+        fields += f" ({summary.fields_failed} failed{image_note(summary)})"
     when = (
         f"ETA {duration(eta_s(summary, target))}"
         if summary.status == SampleStatus.RUNNING
@@ -113,7 +114,9 @@ def waiting(sample_id: str, fields_total: int | None) -> SampleSummary:
 
 def below_target(summary: SampleSummary, target: int) -> str | None:
     """Why a finished sample is short of a full differential, or None when it is not."""
-    failed = f", {summary.fields_failed} failed" if summary.fields_failed else ""
+    failed = (
+        f", {summary.fields_failed} failed{image_note(summary)}" if summary.fields_failed else ""
+    )
     fields = f"{summary.fields_done} field(s) analysed{failed}"
     if target and summary.cells_counted < target:
         return (

@@ -116,10 +116,10 @@ def _far_outside(
 
 
 def image_note(summary: SampleSummary) -> str:
-    """How many failed fields were blank or saturated, e.g. `` (2 blank, 1 saturated)``."""
+    """How many failed fields were blank or saturated, e.g. ``: 2 blank, 1 saturated`` ("" if none)."""
     parts = [f"{summary.fields_blank} blank"] if summary.fields_blank else []
     parts += [f"{summary.fields_saturated} saturated"] if summary.fields_saturated else []
-    return f" ({', '.join(parts)})" if parts else ""
+    return f": {', '.join(parts)}" if parts else ""
 
 
 def _image_flags(summary: SampleSummary) -> list[QualityFlag]:
