@@ -10,13 +10,19 @@ import os
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
-from leukoscope import limits
+from leukoscope.config.base import Section, merge_over
+from leukoscope.config.rig import AcquisitionConfig as AcquisitionConfig
+from leukoscope.config.rig import CameraConfig as CameraConfig
+from leukoscope.config.rig import LightChannel as LightChannel
+from leukoscope.config.rig import LightsConfig as LightsConfig
+from leukoscope.config.rig import RegistrationConfig as RegistrationConfig
+from leukoscope.config.rig import RigConfig as RigConfig
 from leukoscope.errors import ConfigError
-from leukoscope.types import MODALITIES, CellClass, Modality
+from leukoscope.types import CellClass
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -27,193 +33,7 @@ ENV_PREFIX = "LEUKOSCOPE__"
 CONFIG_ENV = "LEUKOSCOPE_CONFIG"
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
-
-
-def _merge_over(defaults: dict[Any, Any], given: Any) -> Any:
-    """A partial per-modality/per-class table from a file, filled in from the defaults."""
-    if not isinstance(given, dict):
-        return given
-    merged: dict[Any, Any] = {getattr(k, "value", k): v for k, v in defaults.items()}
-    for key, value in given.items():
-        base = merged.get(key)
-        if isinstance(base, BaseModel) and isinstance(value, dict):
-            merged[key] = {**base.model_dump(), **value}
-        else:
-            merged[key] = value
-    return merged
-
-
-class LightChannel(_Section):
-    """One light source on the controller."""
-
-    channel: int = Field(ge=1, le=4, description="controller output channel, 1-4")
-    intensity_percent: float = Field(
-        default=50.0, ge=0.0, le=100.0, description="LED drive, percent"
-    )
-    display_name: str = Field(default="", description="name shown to users")
-    wavelength_nm: float = Field(default=0.0, ge=0.0, le=2000.0, description="peak wavelength, nm")
-    display_color: str = Field(
-        default="#ffffff",
-        pattern=r"^#[0-9a-fA-F]{6}$",
-        description="colour the review page draws this light in, #rrggbb",
-    )
-    emission_nm: float = Field(
-        default=0.0,
-        ge=0.0,
-        le=2000.0,
-        description="emission peak of the stain this light excites, nm (fluorescence; 0 = none)",
-    )
-
-
-def _default_lights() -> dict[Modality, LightChannel]:
-    names = {
-        Modality.COLOR1: ("blue", 450.0, "#0000ff"),
-        Modality.COLOR2: ("green", 530.0, "#00ff00"),
-        Modality.COLOR3: ("red", 630.0, "#ff0000"),
-        Modality.FLUORESCENCE: ("fluorescence excitation", 470.0, "#40ff60"),
-    }
-    return {
-        m: LightChannel(
-            channel=i + 1,
-            display_name=names[m][0],
-            wavelength_nm=names[m][1],
-            display_color=names[m][2],
-            # acridine orange bound to DNA emits at about 525 nm
-            emission_nm=525.0 if m is Modality.FLUORESCENCE else 0.0,
-        )
-        for i, m in enumerate(MODALITIES)
-    }
-
-
-class LightsConfig(_Section):
-    """The serial LED controller."""
-
-    port: str = Field(
-        default="",
-        description=(
-            "serial device (/dev/ttyUSB0) or pyserial URL; sim:// = built-in emulator; "
-            "empty = no rig configured"
-        ),
-    )
-    baud: int = Field(default=115200, gt=0, le=4_000_000, description="baud rate, bit/s")
-    timeout_s: float = Field(default=0.5, gt=0.0, le=60.0, description="reply timeout, seconds")
-    retries: int = Field(default=2, ge=0, le=10, description="retries after a timeout")
-    settle_ms: float = Field(
-        default=2.0, ge=0.0, le=10_000.0, description="wait after light on, ms"
-    )
-    channels: dict[Modality, LightChannel] = Field(default_factory=_default_lights)
-
-    @field_validator("channels", mode="before")
-    @classmethod
-    def _fill_channels(cls, value: Any) -> Any:
-        return _merge_over(_default_lights(), value)
-
-    @model_validator(mode="after")
-    def _distinct_channels(self) -> LightsConfig:
-        used = [c.channel for c in self.channels.values()]
-        if len(set(used)) != len(used):
-            raise ValueError(f"each modality needs its own controller channel, got {used}")
-        return self
-
-
-Exposure = Annotated[float, Field(gt=0.0, le=limits.MAX_EXPOSURE_US)]
-"""An exposure time in microseconds."""
-
-
-def _default_exposures() -> dict[Modality, float]:
-    return {
-        Modality.COLOR1: 2000.0,
-        Modality.COLOR2: 2000.0,
-        Modality.COLOR3: 2000.0,
-        Modality.FLUORESCENCE: 20000.0,
-    }
-
-
-class CameraConfig(_Section):
-    """The GenICam camera (or its simulated twin)."""
-
-    backend: Literal["harvesters", "simulated"] = Field(
-        default="harvesters", description="harvesters (any GenTL producer) or simulated"
-    )
-    producer_path: str = Field(default="", description="GenTL producer .cti file")
-    device_id: str = Field(default="", description="device serial number or id; empty = first")
-    pixel_format: str = Field(default="Mono8", description="GenICam PixelFormat")
-    exposure_us: dict[Modality, Exposure] = Field(
-        default_factory=_default_exposures, description="exposure per modality, microseconds"
-    )
-
-    @field_validator("exposure_us", mode="before")
-    @classmethod
-    def _fill_exposures(cls, value: Any) -> Any:
-        return _merge_over(_default_exposures(), value)
-
-    gain_db: float = Field(default=0.0, ge=0.0, le=48.0, description="analog gain, dB")
-    pixel_size_um: float = Field(
-        default=0.25,
-        ge=limits.MIN_PIXEL_SIZE_UM,
-        le=limits.MAX_PIXEL_SIZE_UM,
-        description="pixel size in the sample plane, micrometres",
-    )
-    fetch_timeout_s: float = Field(default=2.0, gt=0.0, le=60.0, description="frame timeout, s")
-    retries: int = Field(default=1, ge=0, le=10, description="re-triggers after a missed frame")
-    width: int = Field(
-        default=0, ge=0, le=limits.MAX_FRAME_SIDE, description="frame width, px; 0 = device default"
-    )
-    height: int = Field(
-        default=0,
-        ge=0,
-        le=limits.MAX_FRAME_SIDE,
-        description="frame height, px; 0 = device default",
-    )
-    strict_nodes: bool = Field(
-        default=True, description="fail if the device lacks ExposureTime/Gain/TriggerSoftware"
-    )
-
-
-class RegistrationConfig(_Section):
-    """Calibrated offsets between modalities, refined per field."""
-
-    offsets_px: dict[Modality, tuple[float, float]] = Field(
-        default_factory=dict, description="(dy, dx) per modality, from `leukoscope calibrate`"
-    )
-    reference: Modality = Field(
-        default=Modality.COLOR1, description="modality the others are registered to"
-    )
-    refine: bool = Field(default=True, description="refine the offset per field of view")
-    max_shift_px: float = Field(default=8.0, ge=0.0, le=200.0, description="refinement bound, px")
-
-
-class AcquisitionConfig(_Section):
-    """How a run acquires fields of view."""
-
-    data_dir: Path = Field(default=Path("acquisitions"), description="where samples are saved")
-    on_failed_field: Literal["continue", "stop"] = Field(
-        default="continue", description="what a run does after a field fails"
-    )
-    compression: Literal["none", "zlib"] = Field(
-        default="none",
-        description="lossless compression of saved fields (zlib: smaller, slower; "
-        "docs/performance.md)",
-    )
-    format: Literal["ome-tiff", "ome-zarr"] = Field(
-        default="ome-tiff",
-        description="how fields are saved: one OME-TIFF file each, or one OME-Zarr (NGFF 0.4) "
-        "folder each (napari; chunked for remote storage); batch reads both",
-    )
-
-
-class RigConfig(_Section):
-    """Hardware: lights, camera, registration, acquisition."""
-
-    lights: LightsConfig = Field(default_factory=LightsConfig)
-    camera: CameraConfig = Field(default_factory=CameraConfig)
-    registration: RegistrationConfig = Field(default_factory=RegistrationConfig)
-    acquisition: AcquisitionConfig = Field(default_factory=AcquisitionConfig)
-
-
-class SegmentationConfig(_Section):
+class SegmentationConfig(Section):
     """White-cell detection in the fluorescence frame; every size in micrometres."""
 
     working_px_um: float = Field(
@@ -277,7 +97,7 @@ class SegmentationConfig(_Section):
         return self
 
 
-class PipelineConfig(_Section):
+class PipelineConfig(Section):
     """Stages, sockets, queues and the counting rules."""
 
     bind_host: str = Field(default="127.0.0.1", description="address tcp endpoints bind to")
@@ -323,7 +143,7 @@ class PipelineConfig(_Section):
     segmentation: SegmentationConfig = Field(default_factory=SegmentationConfig)
 
 
-class ClassifierConfig(_Section):
+class ClassifierConfig(Section):
     """Which model runs, and how."""
 
     model_path: Path | None = Field(default=None, description="checkpoint; empty = shipped default")
@@ -332,7 +152,7 @@ class ClassifierConfig(_Section):
     threads: int = Field(default=0, ge=0, le=256, description="CPU threads; 0 = all cores")
 
 
-class ReferenceRange(_Section):
+class ReferenceRange(Section):
     """Normal range of one class, percent of white cells."""
 
     low_percent: float = Field(ge=0.0, le=100.0)
@@ -357,7 +177,7 @@ def _default_ranges() -> dict[CellClass, ReferenceRange]:
     return {c: ReferenceRange(low_percent=lo, high_percent=hi) for c, (lo, hi) in bounds.items()}
 
 
-class ReportConfig(_Section):
+class ReportConfig(Section):
     """Per-lab reference ranges and review thresholds."""
 
     reference_ranges: dict[CellClass, ReferenceRange] = Field(default_factory=_default_ranges)
@@ -365,12 +185,12 @@ class ReportConfig(_Section):
     @field_validator("reference_ranges", mode="before")
     @classmethod
     def _fill_ranges(cls, value: Any) -> Any:
-        return _merge_over(_default_ranges(), value)
+        return merge_over(_default_ranges(), value)
 
     max_flagged_percent: float = Field(default=10.0, ge=0.0, le=100.0)
 
 
-class Settings(_Section):
+class Settings(Section):
     """The whole configuration file."""
 
     rig: RigConfig = Field(default_factory=RigConfig)
