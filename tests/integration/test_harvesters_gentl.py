@@ -20,7 +20,8 @@ import pytest
 
 from leukoscope.errors import CameraError, CameraTimeout
 from leukoscope.instrument.camera import Camera
-from leukoscope.instrument.harvesters_camera import HarvestersCamera, list_devices
+from leukoscope.instrument.gentl_devices import list_devices
+from leukoscope.instrument.harvesters_camera import HarvestersCamera
 
 VIKY = Path(genicam.__file__).with_name("viky.cti")
 TLSIMU_SERIAL = "SN_InterfaceA_0"

@@ -21,7 +21,7 @@ def devices_command(
     from rich.table import Table
     from serial.tools import list_ports
 
-    from leukoscope.instrument.harvesters_camera import default_producers, list_devices
+    from leukoscope.instrument.gentl_devices import default_producers, list_devices
 
     ports = Table("serial port", "description", "hardware id", title="Serial ports")
     for port in sorted(list_ports.comports(), key=lambda p: p.device):

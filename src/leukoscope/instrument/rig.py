@@ -136,7 +136,8 @@ def _simulated_camera(config: RigConfig, state: Any, options: SimulationOptions)
 
 
 def _harvesters_camera(config: RigConfig) -> Any:
-    from leukoscope.instrument.harvesters_camera import HarvestersCamera, default_producers
+    from leukoscope.instrument.gentl_devices import default_producers
+    from leukoscope.instrument.harvesters_camera import HarvestersCamera
 
     cam = config.camera
     producers = [cam.producer_path] if cam.producer_path else default_producers()
