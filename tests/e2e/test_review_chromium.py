@@ -25,7 +25,8 @@ from leukoscope.pipeline.sources import saved_acquisition
 from leukoscope.pipeline.store import ResultStore
 from leukoscope.report.data import gather_report
 from leukoscope.report.export import report_document
-from leukoscope.review.store import ReviewConflict, ReviewStore
+from leukoscope.review.records import ReviewConflict
+from leukoscope.review.store import ReviewStore
 
 from ..integration.pipeline_helpers import small_acquisition, untrained_checkpoint
 from ..integration.review_helpers import LiveApp

@@ -10,7 +10,8 @@ import pytest
 from leukoscope.errors import ParameterError, StorageError
 from leukoscope.pipeline.counts import clopper_pearson
 from leukoscope.pipeline.store import ResultStore
-from leukoscope.review.store import ReviewConflict, ReviewStore, reviewed_summary
+from leukoscope.review.records import ReviewConflict, reviewed_summary
+from leukoscope.review.store import ReviewStore
 
 from .review_helpers import finished_sample
 

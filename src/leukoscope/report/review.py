@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from leukoscope.review.store import ReviewCell, ReviewStore, reviewed_summary
+from leukoscope.review.records import ReviewCell, reviewed_summary
+from leukoscope.review.store import ReviewStore
 from leukoscope.types import CellClass, CellResult, SampleSummary
 
 NOT_REVIEWED, IN_REVIEW, RELEASED = "not reviewed", "in review", "released"

@@ -31,8 +31,9 @@ from leukoscope.pipeline.store import ResultStore, SampleRecord
 from leukoscope.review.images import VIEWS, cell_view, display_colours
 from leukoscope.review.native import NativeCrops, cell_tiles
 from leukoscope.review.page import index_html, review_html
+from leukoscope.review.records import ReviewConflict
 from leukoscope.review.state import SampleFacts, page_state, sample_facts
-from leukoscope.review.store import ReviewConflict, ReviewStore
+from leukoscope.review.store import ReviewStore
 from leukoscope.types import MODALITIES, CellKey, Modality, SampleStatus, parse_modalities
 
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")

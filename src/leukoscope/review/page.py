@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import quote
 
 from leukoscope.pipeline.store import SampleRecord
-from leukoscope.review.store import ReviewState
+from leukoscope.review.records import ReviewState
 
 KEYS = (
     ("n", "NEU"), ("l", "LYM"), ("m", "MO"), ("e", "EOS"), ("b", "BAS"),

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from leukoscope.pipeline.store import ResultStore
-from leukoscope.review.store import ReviewCell, ReviewState, ReviewStore, reviewed_summary
+from leukoscope.review.records import ReviewCell, ReviewState, reviewed_summary
+from leukoscope.review.store import ReviewStore
 from leukoscope.types import CellResult, SampleSummary
 
 

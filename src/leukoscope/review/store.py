@@ -18,183 +18,28 @@ and a release or reopening the sample version; a stale one raises `ReviewConflic
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from urllib.parse import quote
 
-from leukoscope.errors import LeukoscopeError, ParameterError, StorageError
+from leukoscope.errors import ParameterError, StorageError
 from leukoscope.ids import check_sample_id
-from leukoscope.pipeline.counts import class_counts
 from leukoscope.pipeline.store import ResultStore
-from leukoscope.types import CELL_CLASSES, CellClass, CellResult, SampleStatus, SampleSummary
-
-ARTEFACT = "ARTEFACT"
-"""Not a white cell (debris, platelet clump, stain): leaves the count."""
-SMUDGE = "SMUDGE"
-"""A white cell that cannot be classified (smudge, damaged): leaves the 5-part differential."""
-LABELS: tuple[str, ...] = (*(c.value for c in CELL_CLASSES), ARTEFACT, SMUDGE)
-REVIEWER_MAX = 64
-REASON_MAX = 500
-_REVIEWER_RE = re.compile(r"^[^\W\d_][\w .,'-]{0,63}$")
-
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS review_samples (
-    run_id TEXT NOT NULL,
-    sample_id TEXT NOT NULL,
-    state TEXT NOT NULL CHECK (state IN ('open', 'released')),
-    version INTEGER NOT NULL DEFAULT 0,
-    opened_s REAL NOT NULL,
-    reviewer TEXT NOT NULL DEFAULT '',
-    released_s REAL,
-    PRIMARY KEY (run_id, sample_id)
-);
-CREATE TABLE IF NOT EXISTS review_cells (
-    run_id TEXT NOT NULL,
-    sample_id TEXT NOT NULL,
-    fov INTEGER NOT NULL,
-    cell_index INTEGER NOT NULL,
-    original TEXT NOT NULL,
-    label TEXT NOT NULL CHECK (label IN ({", ".join(repr(x) for x in LABELS)})),
-    flagged INTEGER NOT NULL,
-    version INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (run_id, sample_id, fov, cell_index)
-);
-CREATE TABLE IF NOT EXISTS review_audit (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    run_id TEXT NOT NULL,
-    sample_id TEXT NOT NULL,
-    fov INTEGER,
-    cell_index INTEGER,
-    action TEXT NOT NULL CHECK (action IN ('reclassify', 'release', 'reopen')),
-    from_label TEXT NOT NULL,
-    to_label TEXT NOT NULL,
-    reviewer TEXT NOT NULL,
-    time_s REAL NOT NULL,
-    reason TEXT NOT NULL DEFAULT ''
-);
-CREATE TRIGGER IF NOT EXISTS review_audit_no_update BEFORE UPDATE ON review_audit
-BEGIN SELECT RAISE(ABORT, 'review_audit is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS review_audit_no_delete BEFORE DELETE ON review_audit
-BEGIN SELECT RAISE(ABORT, 'review_audit is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS review_cells_locked BEFORE UPDATE ON review_cells
-WHEN (SELECT state FROM review_samples s WHERE s.run_id = OLD.run_id
-      AND s.sample_id = OLD.sample_id) = 'released'
-BEGIN SELECT RAISE(ABORT, 'sample is released'); END;
-CREATE VIEW IF NOT EXISTS review_counted_cells AS
-    SELECT run_id, sample_id, fov, cell_index, label AS cell_class, original AS original_class
-    FROM review_cells WHERE label IN ({", ".join(repr(c.value) for c in CELL_CLASSES)});
-"""
-
-
-class ReviewConflict(LeukoscopeError, RuntimeError):
-    """A review change refused: stale (someone else changed it first) or the sample is locked."""
-
-
-def check_label(value: str) -> str:
-    """`value` upper-cased if it is a class, ARTEFACT or SMUDGE; else ParameterError."""
-    label = value.strip().upper() if isinstance(value, str) else ""
-    if label not in LABELS:
-        raise ParameterError(f"label {value!r} is not allowed: use one of {', '.join(LABELS)}")
-    return label
-
-
-def check_reviewer(value: str) -> str:
-    """The reviewer's name, trimmed: 1-64 letters, digits, spaces and . , ' - starting with a
-    letter; else ParameterError."""
-    name = value.strip() if isinstance(value, str) else ""
-    if not _REVIEWER_RE.fullmatch(name):
-        raise ParameterError(
-            f"reviewer name {value!r} is not allowed: use 1-{REVIEWER_MAX} letters, digits, "
-            "spaces and . , ' - starting with a letter"
-        )
-    return name
-
-
-def check_reason(value: str) -> str:
-    """A reason, trimmed: 3-500 printable characters (no control characters)."""
-    reason = value.strip() if isinstance(value, str) else ""
-    if not 3 <= len(reason) <= REASON_MAX or not reason.isprintable():
-        raise ParameterError(
-            f"a reason of 3-{REASON_MAX} printable characters on one line is required"
-        )
-    return reason
-
-
-@dataclass(frozen=True)
-class ReviewCell:
-    """One originally counted cell under review."""
-
-    fov: int
-    cell_index: int
-    original: str
-    label: str
-    flagged: bool
-    version: int
-
-    @property
-    def counted(self) -> bool:
-        """The reviewed differential counts it (a class, not ARTEFACT or SMUDGE)."""
-        return self.label not in (ARTEFACT, SMUDGE)
-
-
-@dataclass(frozen=True)
-class ReviewState:
-    """A sample's review: open or released, its version, who released it and when."""
-
-    run_id: str
-    sample_id: str
-    state: str
-    version: int
-    opened_s: float
-    reviewer: str
-    released_s: float | None
-    edits: int  # audit rows (reclassifications, releases, reopenings)
-
-    @property
-    def released(self) -> bool:
-        """Signed off and locked."""
-        return self.state == "released"
-
-
-@dataclass(frozen=True)
-class AuditRow:
-    """One append-only audit entry (fov and cell_index are None for release and reopen)."""
-
-    id: int
-    run_id: str
-    sample_id: str
-    fov: int | None
-    cell_index: int | None
-    action: str
-    from_label: str
-    to_label: str
-    reviewer: str
-    time_s: float
-    reason: str
-
-
-def reviewed_summary(original: SampleSummary, cells: list[ReviewCell]) -> SampleSummary:
-    """The differential over the reviewed labels (ARTEFACT and SMUDGE leave it); the rest of
-    the summary (fields, status, timings) is the original's."""
-    counts = dict.fromkeys(CELL_CLASSES, 0)
-    flagged = 0
-    for cell in cells:
-        if cell.counted:
-            counts[CellClass(cell.label)] += 1
-            flagged += int(cell.flagged)
-    return original.model_copy(
-        update={
-            "classes": class_counts(counts),
-            "cells_counted": sum(counts.values()),
-            "cells_flagged": flagged,
-        }
-    )
+from leukoscope.review.records import (
+    AuditRow,
+    ReviewCell,
+    ReviewConflict,
+    ReviewState,
+    check_label,
+    check_reason,
+    check_reviewer,
+)
+from leukoscope.review.schema import SCHEMA
+from leukoscope.types import CellResult, SampleStatus, SampleSummary
 
 
 class ReviewStore:
@@ -214,7 +59,7 @@ class ReviewStore:
                     self.path, timeout=30.0, check_same_thread=False, isolation_level=None
                 )
                 self._db.row_factory = sqlite3.Row
-                self._db.executescript(_SCHEMA)
+                self._db.executescript(SCHEMA)
         except sqlite3.Error as exc:
             raise StorageError(f"{self.path}: cannot open for review: {exc}") from None
 

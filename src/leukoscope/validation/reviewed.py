@@ -13,7 +13,8 @@ from pathlib import Path
 
 from leukoscope.errors import LabelError
 from leukoscope.pipeline.store import ResultStore
-from leukoscope.review.store import ARTEFACT, SMUDGE, ReviewState, ReviewStore
+from leukoscope.review.records import ARTEFACT, SMUDGE, ReviewState
+from leukoscope.review.store import ReviewStore
 from leukoscope.validation.labels import OTHER, Acquisition, Label
 
 

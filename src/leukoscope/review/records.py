@@ -1,0 +1,126 @@
+"""What a review is made of, without the database: the labels a reviewer may give (five classes,
+ARTEFACT, SMUDGE), the checks on reviewer names and reasons, the rows (cells, sample state, audit)
+and the reviewed differential they make."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from leukoscope.errors import LeukoscopeError, ParameterError
+from leukoscope.pipeline.counts import class_counts
+from leukoscope.types import CELL_CLASSES, CellClass, SampleSummary
+
+ARTEFACT = "ARTEFACT"
+"""Not a white cell (debris, platelet clump, stain): leaves the count."""
+SMUDGE = "SMUDGE"
+"""A white cell that cannot be classified (smudge, damaged): leaves the 5-part differential."""
+LABELS: tuple[str, ...] = (*(c.value for c in CELL_CLASSES), ARTEFACT, SMUDGE)
+REVIEWER_MAX = 64
+REASON_MAX = 500
+_REVIEWER_RE = re.compile(r"^[^\W\d_][\w .,'-]{0,63}$")
+
+
+class ReviewConflict(LeukoscopeError, RuntimeError):
+    """A review change refused: stale (someone else changed it first) or the sample is locked."""
+
+
+def check_label(value: str) -> str:
+    """`value` upper-cased if it is a class, ARTEFACT or SMUDGE; else ParameterError."""
+    label = value.strip().upper() if isinstance(value, str) else ""
+    if label not in LABELS:
+        raise ParameterError(f"label {value!r} is not allowed: use one of {', '.join(LABELS)}")
+    return label
+
+
+def check_reviewer(value: str) -> str:
+    """The reviewer's name, trimmed: 1-64 letters, digits, spaces and . , ' - starting with a
+    letter; else ParameterError."""
+    name = value.strip() if isinstance(value, str) else ""
+    if not _REVIEWER_RE.fullmatch(name):
+        raise ParameterError(
+            f"reviewer name {value!r} is not allowed: use 1-{REVIEWER_MAX} letters, digits, "
+            "spaces and . , ' - starting with a letter"
+        )
+    return name
+
+
+def check_reason(value: str) -> str:
+    """A reason, trimmed: 3-500 printable characters (no control characters)."""
+    reason = value.strip() if isinstance(value, str) else ""
+    if not 3 <= len(reason) <= REASON_MAX or not reason.isprintable():
+        raise ParameterError(
+            f"a reason of 3-{REASON_MAX} printable characters on one line is required"
+        )
+    return reason
+
+
+@dataclass(frozen=True)
+class ReviewCell:
+    """One originally counted cell under review."""
+
+    fov: int
+    cell_index: int
+    original: str
+    label: str
+    flagged: bool
+    version: int
+
+    @property
+    def counted(self) -> bool:
+        """The reviewed differential counts it (a class, not ARTEFACT or SMUDGE)."""
+        return self.label not in (ARTEFACT, SMUDGE)
+
+
+@dataclass(frozen=True)
+class ReviewState:
+    """A sample's review: open or released, its version, who released it and when."""
+
+    run_id: str
+    sample_id: str
+    state: str
+    version: int
+    opened_s: float
+    reviewer: str
+    released_s: float | None
+    edits: int  # audit rows (reclassifications, releases, reopenings)
+
+    @property
+    def released(self) -> bool:
+        """Signed off and locked."""
+        return self.state == "released"
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    """One append-only audit entry (fov and cell_index are None for release and reopen)."""
+
+    id: int
+    run_id: str
+    sample_id: str
+    fov: int | None
+    cell_index: int | None
+    action: str
+    from_label: str
+    to_label: str
+    reviewer: str
+    time_s: float
+    reason: str
+
+
+def reviewed_summary(original: SampleSummary, cells: list[ReviewCell]) -> SampleSummary:
+    """The differential over the reviewed labels (ARTEFACT and SMUDGE leave it); the rest of
+    the summary (fields, status, timings) is the original's."""
+    counts = dict.fromkeys(CELL_CLASSES, 0)
+    flagged = 0
+    for cell in cells:
+        if cell.counted:
+            counts[CellClass(cell.label)] += 1
+            flagged += int(cell.flagged)
+    return original.model_copy(
+        update={
+            "classes": class_counts(counts),
+            "cells_counted": sum(counts.values()),
+            "cells_flagged": flagged,
+        }
+    )

@@ -1,0 +1,54 @@
+"""The review tables (see store.py's docstring): created on open, additive to the results store."""
+
+from __future__ import annotations
+
+from leukoscope.review.records import LABELS
+from leukoscope.types import CELL_CLASSES
+
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS review_samples (
+    run_id TEXT NOT NULL,
+    sample_id TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('open', 'released')),
+    version INTEGER NOT NULL DEFAULT 0,
+    opened_s REAL NOT NULL,
+    reviewer TEXT NOT NULL DEFAULT '',
+    released_s REAL,
+    PRIMARY KEY (run_id, sample_id)
+);
+CREATE TABLE IF NOT EXISTS review_cells (
+    run_id TEXT NOT NULL,
+    sample_id TEXT NOT NULL,
+    fov INTEGER NOT NULL,
+    cell_index INTEGER NOT NULL,
+    original TEXT NOT NULL,
+    label TEXT NOT NULL CHECK (label IN ({", ".join(repr(x) for x in LABELS)})),
+    flagged INTEGER NOT NULL,
+    version INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (run_id, sample_id, fov, cell_index)
+);
+CREATE TABLE IF NOT EXISTS review_audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL,
+    sample_id TEXT NOT NULL,
+    fov INTEGER,
+    cell_index INTEGER,
+    action TEXT NOT NULL CHECK (action IN ('reclassify', 'release', 'reopen')),
+    from_label TEXT NOT NULL,
+    to_label TEXT NOT NULL,
+    reviewer TEXT NOT NULL,
+    time_s REAL NOT NULL,
+    reason TEXT NOT NULL DEFAULT ''
+);
+CREATE TRIGGER IF NOT EXISTS review_audit_no_update BEFORE UPDATE ON review_audit
+BEGIN SELECT RAISE(ABORT, 'review_audit is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS review_audit_no_delete BEFORE DELETE ON review_audit
+BEGIN SELECT RAISE(ABORT, 'review_audit is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS review_cells_locked BEFORE UPDATE ON review_cells
+WHEN (SELECT state FROM review_samples s WHERE s.run_id = OLD.run_id
+      AND s.sample_id = OLD.sample_id) = 'released'
+BEGIN SELECT RAISE(ABORT, 'sample is released'); END;
+CREATE VIEW IF NOT EXISTS review_counted_cells AS
+    SELECT run_id, sample_id, fov, cell_index, label AS cell_class, original AS original_class
+    FROM review_cells WHERE label IN ({", ".join(repr(c.value) for c in CELL_CLASSES)});
+"""
