@@ -19,13 +19,13 @@ from dataclasses import replace
 
 import numpy as np
 
-from leukoscope.errors import PipelineError
+from leukoscope.errors import FieldQualityError, PipelineError
 from leukoscope.instrument.simulator.frames import capture_frameset
 from leukoscope.instrument.simulator.params import SampleParams
 from leukoscope.instrument.simulator.render import FieldRenderer
 from leukoscope.instrument.simulator.sample import SimulatedSample
 from leukoscope.instrument.simulator.sensor import Sensor
-from leukoscope.pipeline.field_quality import FieldQualityError, check_field
+from leukoscope.pipeline.field_quality import check_field
 from leukoscope.pipeline.segmentation import segment
 from leukoscope.types import FrameSet
 

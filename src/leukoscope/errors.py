@@ -77,3 +77,7 @@ class PipelineError(LeukoscopeError, RuntimeError):
 
 class SecurityError(LeukoscopeError, PermissionError):
     """A configuration would expose endpoints without authentication."""
+
+
+class FieldQualityError(PipelineError):
+    """A field's frames are blank or over-exposed (pipeline/field_quality.py): that field fails."""

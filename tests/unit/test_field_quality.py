@@ -9,10 +9,9 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from leukoscope.config import Settings
-from leukoscope.errors import PipelineError
+from leukoscope.errors import FieldQualityError, PipelineError
 from leukoscope.pipeline import counts, field_quality
 from leukoscope.pipeline.field_quality import (
-    FieldQualityError,
     FrameStats,
     check_field,
     checked,

@@ -11,9 +11,11 @@ type's maximum):
 - blank: the spread between the 0.1st and 99.9th percentile is at most `BLANK_SPREAD` of `full`
   (no structure at all), or, for a bright-field frame, the 99.9th percentile is at most
   `DARK_BRIGHT_FIELD` of `full` (transmitted light is never that dark).
-- saturated: more than `MAX_SATURATED` of the frame's pixels are at `full` or above.
+- saturated: more than `MAX_SATURATED` of the frame's pixels are at `full` or above (checked first:
+  an all-white frame is saturated, not blank).
 
-Statistics are measured on an even grid of at most `GRID_PIXELS` pixels (about 2 ms for four 2048 x 2048 frames).
+Statistics are measured on an even grid of at most `GRID_PIXELS` pixels per frame (about 3 ms for
+four 2048 x 2048 frames; benchmarks/field_quality.py).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from leukoscope.errors import PipelineError
+from leukoscope.errors import FieldQualityError, PipelineError
 from leukoscope.types import CellCrop, FrameSet, Modality
 
 BLANK_SPREAD = 0.002
@@ -40,10 +42,6 @@ BLANK = "blank field"
 """How a blank field's failure reason begins (the store, counts and report recognise it)."""
 SATURATED = "saturated field"
 """How a saturated field's failure reason begins."""
-
-
-class FieldQualityError(PipelineError):
-    """A field's frames are blank or saturated: the field fails with this reason."""
 
 
 @dataclass(frozen=True)
