@@ -68,7 +68,10 @@ def run_command(
     seed: Annotated[int, typer.Option(help="Simulated sample seed.")] = 0,
     replace: REPLACE = False,
     resume: Annotated[
-        bool, typer.Option(help="Continue an interrupted run of the sample.")
+        bool,
+        typer.Option(
+            "--resume", help="Continue an interrupted run: keep its saved fields, acquire the rest."
+        ),
     ] = False,
 ) -> None:
     """Acquire a sample and show its live 5-part differential (--resume: keep the fields an
