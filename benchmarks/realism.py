@@ -5,7 +5,7 @@ Both sources are measured at the rig's 0.25 um/px with the same code:
 - white-cell diameter per class (BCCD: the WBC box side at benchmarks/bccd_acquisitions.py's
   0.072 um/px; simulator: twice the true cell radius);
 - red-cell diameter (BCCD: RBC boxes wholly inside the frame; simulator: its parameter, it keeps no
-  red-cell ground truth) and platelet density (BCCD boxes per 1000 um^2; the simulator draws none);
+  red-cell ground truth) and platelet density (BCCD boxes per 1000 um^2; simulator: its ground truth);
 - red-cell coverage: share of the field darker than Otsu's threshold in color2 (green light,
   absorbed by haemoglobin), white cells included (they are a few percent of a field);
 - intensity per light: 5th / 50th / 95th percentile of each field, as a share of full scale;
@@ -140,7 +140,11 @@ def simulator_statistics(fields: int, seed: int) -> dict[str, list[float]]:
                 for name, value in zip(("p5", "p50", "p95"), values, strict=True):
                     stats.setdefault(f"{modality.value}_{name}", []).append(value)
     stats["rbc"] = [params.rbc_diameter_um]
-    stats["platelets_per_1000um2"] = [0.0] * fields
+    field_um2 = params.frame_shape[0] * params.frame_shape[1] * params.pixel_size_um**2
+    per_field = [0] * fields
+    for platelet in truth.get("platelets", []):
+        per_field[platelet["field"]] += 1
+    stats["platelets_per_1000um2"] = [1000.0 * n / field_um2 for n in per_field]
     return stats
 
 

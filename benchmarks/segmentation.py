@@ -105,12 +105,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fields", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--density", type=float, default=None, help="white cells per field")
+    parser.add_argument(
+        "--platelets", type=float, default=None, help="platelets per 1000 um^2 (default 0.6)"
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
     args = parser.parse_args(argv)
     # [pipeline.segmentation] of $LEUKOSCOPE_CONFIG and LEUKOSCOPE__PIPELINE__SEGMENTATION__* overrides
     seg_params = SegmentationParams.from_config(load_settings().pipeline.segmentation)
 
-    params = SampleParams() if args.density is None else SampleParams(wbc_per_field=args.density)
+    chosen: dict[str, float] = {}
+    if args.density is not None:
+        chosen["wbc_per_field"] = args.density
+    if args.platelets is not None:
+        chosen["platelets_per_1000um2"] = args.platelets
+    params = SampleParams(**chosen)  # type: ignore[arg-type]
     sample = SimulatedSample(seed=args.seed, params=params)
     renderer, sensor = FieldRenderer(sample), Sensor()
     score = Score()

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from leukoscope.instrument.simulator.frames import capture_frameset
 from leukoscope.instrument.simulator.params import SampleParams
 from leukoscope.instrument.simulator.render import FieldRenderer
 from leukoscope.instrument.simulator.sample import SimulatedSample
 from leukoscope.instrument.simulator.sensor import Sensor
 from leukoscope.pipeline.segmentation import segment
-from leukoscope.types import MODALITIES
+from leukoscope.types import MODALITIES, Modality
 
 
 def test_every_whole_cell_is_found_once() -> None:
@@ -42,3 +44,30 @@ def test_every_whole_cell_is_found_once() -> None:
             assert len(hits) == 1, f"field {fov}: cell {true_cell.index} found {len(hits)} times"
             found_total += 1
     assert whole_total >= 20 and found_total == whole_total
+
+
+def test_platelets_are_drawn_and_never_taken_for_white_cells() -> None:
+    # Ten times the real density, no white cells: nothing may be detected.
+    params = SampleParams(frame_shape=(768, 768), wbc_per_field=0, platelets_per_1000um2=6.0)
+    sample = SimulatedSample(seed=5, params=params)
+    renderer, sensor = FieldRenderer(sample), Sensor()
+    drawn = 0
+    for fov in range(2):
+        platelets = sample.field(fov).platelets
+        drawn += len(platelets)
+        frameset = capture_frameset(renderer, sensor, "sim", fov)
+        assert segment(frameset, out_px=32) == []
+        # They are in the picture: dimmer than a nucleus, brighter than the plasma around them.
+        fluorescence = frameset.frames[frameset.modalities.index(Modality.FLUORESCENCE)]
+        inside = [p for p in platelets if min(p.centre_yx) > 3 and max(p.centre_yx) < 764]
+        brightness = [
+            fluorescence[
+                round(p.centre_yx[0]) - 1 : round(p.centre_yx[0]) + 2,
+                round(p.centre_yx[1]) - 1 : round(p.centre_yx[1]) + 2,
+            ].mean()
+            for p in inside
+        ]
+        assert np.median(brightness) > 1.5 * np.median(fluorescence)
+    area_um2 = 2 * 768 * 768 * params.pixel_size_um**2
+    expected = params.platelets_per_1000um2 * area_um2 / 1000
+    assert 0.8 * expected < drawn < 1.1 * expected  # a few fall on nothing to avoid here

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -113,3 +115,27 @@ def test_bad_parameters_raise_parameter_error() -> None:
         OpticsParams(vignetting=1.5)
     with pytest.raises(ParameterError, match="bleach_dose"):
         SensorParams(bleach_dose=0)
+
+
+def test_platelets_come_from_their_own_stream_and_avoid_white_cells() -> None:
+    with_platelets = SimulatedSample(3, SampleParams(frame_shape=(512, 512), wbc_per_field=6))
+    without = SimulatedSample(
+        3, SampleParams(frame_shape=(512, 512), wbc_per_field=6, platelets_per_1000um2=0.0)
+    )
+    for fov in range(4):
+        field, bare = with_platelets.field(fov), without.field(fov)
+        assert bare.platelets == ()
+        assert [c.centre_yx for c in field.cells] == [c.centre_yx for c in bare.cells]
+        assert (field.canvas, field.canvas_roll) == (bare.canvas, bare.canvas_roll)
+        for platelet in field.platelets:
+            for cell in field.cells:
+                gap = math.dist(platelet.centre_yx, cell.centre_yx)
+                assert gap >= cell.shape.extent_px + platelet.radius_px
+    counts = [len(with_platelets.field(fov).platelets) for fov in range(4)]
+    assert all(c > 0 for c in counts)
+
+
+@pytest.mark.parametrize("bad", [{"platelets_per_1000um2": -1.0}, {"platelet_diameter_um": 9.0}])
+def test_platelet_settings_are_bounded(bad: dict[str, float]) -> None:
+    with pytest.raises(ParameterError, match=next(iter(bad))):
+        SampleParams(**bad)  # type: ignore[arg-type]

@@ -45,6 +45,8 @@ def ground_truth(
         "registered": registered,
         "offsets_px": {m.value: list(renderer.offsets_px[m]) for m in MODALITIES},
         "cells": cells,
+        "platelets_per_1000um2": sample.params.platelets_per_1000um2,
+        "platelets": [p.to_json(fov) for fov in range(fields) for p in sample.field(fov).platelets],
     }
 
 

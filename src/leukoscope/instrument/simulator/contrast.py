@@ -59,3 +59,20 @@ def cell_signal(components: CellComponents, modality: Modality) -> np.ndarray:
     density = a_nuc * c.nucleus + a_pink * pink + a_rna * rna + a_vac * c.vacuoles + a_rim * c.rim
     density += np.float32(granule * c.shape.stain) * c.granules
     return np.exp(-np.clip(density, 0.0, None)).astype(np.float32)
+
+
+PLATELET_ABSORBANCE: dict[Modality, float] = {
+    Modality.COLOR1: 0.12,
+    Modality.COLOR2: 0.30,
+    Modality.COLOR3: 0.18,
+}
+"""Absorbance of a platelet's stained granulomere per light (azurophilic purple: green most)."""
+PLATELET_EMISSION = 0.10
+"""Fluorescence of a platelet's RNA relative to a typical nucleus (1): visible, far below a cell."""
+
+
+def platelet_signal(density: np.ndarray, modality: Modality) -> np.ndarray:
+    """A platelet's transmission (bright-field) or emission (fluorescence) from its stain density."""
+    if modality is Modality.FLUORESCENCE:
+        return (PLATELET_EMISSION * density).astype(np.float32)
+    return np.exp(-PLATELET_ABSORBANCE[modality] * density).astype(np.float32)

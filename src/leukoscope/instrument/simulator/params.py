@@ -57,6 +57,8 @@ class SampleParams:
     composition: Composition = field(default_factory=lambda: dict(DEFAULT_COMPOSITION))
     rbc_coverage: float = 0.72  # fraction of the lattice sites holding a red cell
     rbc_diameter_um: float = 7.6
+    platelets_per_1000um2: float = 0.6  # BCCD smears' median (docs/simulator.md)
+    platelet_diameter_um: float = 2.5
     background_canvases: int = 2  # pre-rendered red-cell layers the fields are cut from
     canvas_side: int = 0  # side of those layers, px; 0 = the frame's larger side (at least 256)
 
@@ -70,6 +72,14 @@ class SampleParams:
             raise ParameterError(f"wbc_per_field must be in [0, 1000], got {self.wbc_per_field}")
         if not 0.0 <= self.rbc_coverage <= 1.0:
             raise ParameterError(f"rbc_coverage must be in [0, 1], got {self.rbc_coverage}")
+        if not 0.0 <= self.platelets_per_1000um2 <= 20.0:
+            raise ParameterError(
+                f"platelets_per_1000um2 must be in [0, 20], got {self.platelets_per_1000um2}"
+            )
+        if not 1.0 <= self.platelet_diameter_um <= 5.0:
+            raise ParameterError(
+                f"platelet_diameter_um must be in [1, 5], got {self.platelet_diameter_um}"
+            )
         if not 1 <= self.background_canvases <= 16:
             raise ParameterError(
                 f"background_canvases must be in [1, 16], got {self.background_canvases}"

@@ -27,6 +27,11 @@ from leukoscope.instrument.simulator.optics import (
     vignette,
 )
 from leukoscope.instrument.simulator.params import OpticsParams, SensorParams
+from leukoscope.instrument.simulator.platelets import (
+    PLATELET_TEXTURE_STREAM,
+    PlateletPatch,
+    rasterise_platelet,
+)
 from leukoscope.instrument.simulator.sample import SimulatedSample
 from leukoscope.instrument.simulator.truth import WhiteCellShape
 from leukoscope.types import MODALITIES, Modality
@@ -113,8 +118,10 @@ class FieldRenderer:
         truth = self.sample.field(fov)
         rng = np.random.default_rng([self.sample.seed, _TEXTURE_STREAM, fov])
         cells = [(c.shape, c.centre_yx) for c in truth.cells]
+        grains = np.random.default_rng([self.sample.seed, PLATELET_TEXTURE_STREAM, fov])
+        platelets = [rasterise_platelet(p, grains) for p in truth.platelets]
         return self.compose(
-            truth.shape, (0, 0), truth.canvas, truth.canvas_roll, cells, rng, modalities
+            truth.shape, (0, 0), truth.canvas, truth.canvas_roll, cells, rng, modalities, platelets
         )
 
     def compose(
@@ -126,16 +133,18 @@ class FieldRenderer:
         cells: Sequence[tuple[WhiteCellShape, tuple[float, float]]],
         rng: np.random.Generator,
         modalities: Sequence[Modality] = MODALITIES,
+        platelets: Sequence[PlateletPatch] = (),
     ) -> Radiance:
         """Render a `shape` window whose top-left sits at `origin_yx` of the sensor frame.
 
         `cells` are white-cell shapes with centres in window coordinates; `canvas`/`roll` pick the
-        red-cell background. The origin only matters for vignetting.
+        red-cell background; `platelets` lie on it, under the white cells. The origin only matters
+        for vignetting.
         """
         components = [rasterise(s, c, rng, self._margin) for s, c in cells]
 
         def one(modality: Modality) -> np.ndarray:
-            return self._modality(modality, shape, origin_yx, canvas, roll, components)
+            return self._modality(modality, shape, origin_yx, canvas, roll, components, platelets)
 
         if shape[0] * shape[1] >= _THREADED_PIXELS:
             with ThreadPoolExecutor(2) as workers:  # cv2 and numpy release the GIL
@@ -152,6 +161,7 @@ class FieldRenderer:
         canvas: int,
         roll: tuple[int, int],
         components: Sequence[CellComponents],
+        platelets: Sequence[PlateletPatch] = (),
     ) -> np.ndarray:
         oy, ox = origin_yx
         vig = vignette(self.sample.frame_shape, self.optics.vignetting, modality)
@@ -159,6 +169,11 @@ class FieldRenderer:
         image = wrap_window(self._layer(canvas, modality), roll[0], roll[1], shape, vig)
         whole, frac = split_offset(self.optics.offsets_px[modality])
         sigma = self.optics.sigma(modality)
+        for plate in platelets:
+            alpha = blur_shift_patch(plate.alpha, sigma, frac)
+            premult = blur_shift_patch(plate.signal(modality) * plate.alpha, sigma, frac)
+            top, left = plate.origin_yx[0] + whole[0], plate.origin_yx[1] + whole[1]
+            _composite(image, alpha, premult, top, left, vig)
         for comp in components:
             signal = cell_signal(comp, modality)
             blur = math.hypot(sigma, comp.shape.defocus_px)

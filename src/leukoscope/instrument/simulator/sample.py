@@ -17,12 +17,13 @@ from leukoscope.errors import ParameterError
 from leukoscope.instrument.simulator.composition import probabilities
 from leukoscope.instrument.simulator.morphology import sample_shape
 from leukoscope.instrument.simulator.params import SampleParams
+from leukoscope.instrument.simulator.platelets import PLATELET_STREAM, draw_platelets
 from leukoscope.instrument.simulator.rbc import rbc_layer
-from leukoscope.instrument.simulator.truth import FieldTruth, WhiteCell, WhiteCellShape
+from leukoscope.instrument.simulator.truth import FieldTruth, Platelet, WhiteCell, WhiteCellShape
 from leukoscope.types import CELL_CLASSES
 
 _FIELD_STREAM = 1
-_CANVAS_STREAM = 2
+_CANVAS_STREAM = 2  # platelets: streams 4 and 5 (platelets.py)
 _MIN_CANVAS = 256
 
 
@@ -96,7 +97,19 @@ class SimulatedSample:
             cells.append(WhiteCell(len(cells), cell_class, centre, shape, bbox, cut))
         canvas = int(rng.integers(0, p.background_canvases))
         roll = (int(rng.integers(0, self.canvas_side)), int(rng.integers(0, self.canvas_side)))
-        return FieldTruth(fov, p.frame_shape, tuple(cells), canvas, roll)
+        return FieldTruth(
+            fov, p.frame_shape, tuple(cells), canvas, roll, self._platelets(fov, placed)
+        )
+
+    def _platelets(
+        self, fov: int, white_cells: list[tuple[float, float, float]]
+    ) -> tuple[Platelet, ...]:
+        """The field's platelets, from their own stream (the rest of the field is unchanged)."""
+        p = self.params
+        rng = np.random.default_rng([self.seed, PLATELET_STREAM, fov])
+        per_px2 = p.platelets_per_1000um2 / 1000.0 * p.pixel_size_um**2
+        radius = p.um_to_px(p.platelet_diameter_um) / 2
+        return draw_platelets(rng, p.frame_shape, per_px2, radius, white_cells)
 
     def _place(
         self,

@@ -99,6 +99,24 @@ class WhiteCell:
 
 
 @dataclass(frozen=True)
+class Platelet:
+    """One platelet in a field of view, frame coordinates of the reference modality, px."""
+
+    index: int
+    centre_yx: tuple[float, float]
+    radius_px: float
+
+    def to_json(self, fov: int) -> dict[str, object]:
+        """The ground-truth record written to ground_truth.json."""
+        return {
+            "field": fov,
+            "index": self.index,
+            "centre_yx": [round(self.centre_yx[0], 2), round(self.centre_yx[1], 2)],
+            "radius_px": round(self.radius_px, 2),
+        }
+
+
+@dataclass(frozen=True)
 class FieldTruth:
     """What one field of view holds: its white cells and which red-cell background it is cut from."""
 
@@ -107,3 +125,4 @@ class FieldTruth:
     cells: tuple[WhiteCell, ...]
     canvas: int  # index of the pre-rendered red-cell layer
     canvas_roll: tuple[int, int]  # (dy, dx) wrap-around offset into that layer
+    platelets: tuple[Platelet, ...] = ()  # not white cells: never counted
