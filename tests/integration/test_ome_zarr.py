@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import zlib
 from datetime import datetime, timezone
 from pathlib import Path
@@ -252,3 +253,15 @@ def test_an_acquisition_with_rig_acquisition_format_ome_zarr_saves_zarr_fields(
         assert all(
             np.array_equal(a, b) for a, b in zip(result.frameset.frames, again.frames, strict=True)
         )
+
+
+def test_without_zarr_an_ome_zarr_acquisition_is_refused_before_any_capture(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "zarr", None)  # as on Python 3.10: `import zarr` fails
+    config = RigConfig()
+    config.acquisition.format = "ome-zarr"
+    options = SimulationOptions(seed=2, frame_shape=SHAPE)
+    refused = pytest.raises(StorageError, match="the ome-zarr format needs the zarr package")
+    with open_rig(config, simulate=True, options=options) as rig, refused:
+        Acquisition(rig)  # refused when the run is set up: no field is captured, none lost

@@ -31,6 +31,7 @@ from leukoscope.errors import AcquisitionError, CameraTimeout, ParameterError
 from leukoscope.ids import check_sample_id
 from leukoscope.instrument.acquisition_meta import FieldFormat
 from leukoscope.instrument.channels import ChannelOptics, channel_optics
+from leukoscope.instrument.ome_zarr import zarr_module
 from leukoscope.instrument.registration import Registrar
 from leukoscope.instrument.rig import Rig
 from leukoscope.types import MODALITIES, Frame, FrameSet, Modality
@@ -71,6 +72,8 @@ class AcquisitionSettings:
         chosen = tuple(m for m in MODALITIES if m in set(modalities))
         if not chosen:
             raise ParameterError("at least one modality is required")
+        if config.acquisition.format == "ome-zarr":
+            zarr_module()  # refused before any field is captured, not when the first one is saved
         lights, camera = config.lights, config.camera
         missing = [
             m.value for m in chosen if m not in lights.channels or m not in camera.exposure_us

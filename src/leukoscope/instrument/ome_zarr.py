@@ -36,7 +36,8 @@ MAX_CHUNKS = 4096  # per field: tiny chunks would make reading a field a long wa
 _CODECS = ("none", "zlib")
 
 
-def _zarr() -> Any:
+def zarr_module() -> Any:
+    """The zarr package; StorageError (one line) where it cannot be imported."""
     try:
         import zarr
     except ImportError:  # Python 3.10 has no zarr 3
@@ -94,7 +95,7 @@ def write_zarr(
     compression: str,
 ) -> None:
     """Write `data` (C x Y x X) as the OME-Zarr image `path`, atomically (a folder renamed)."""
-    zarr = _zarr()
+    zarr = zarr_module()
     import numcodecs
 
     omero, ours = _channels(modalities, optics, (1 << significant_bits) - 1)
@@ -247,7 +248,7 @@ def read_zarr(
         raise StorageError(f"{path}: malformed field metadata (not a JSON object)")
     chunks, zlib_packed = _check_array(path, _json(path / ARRAY / ".zarray"), shape, dtype)
     _check_chunks(path / ARRAY, shape, chunks, dtype.itemsize, zlib_packed)
-    zarr = _zarr()
+    zarr = zarr_module()
     try:
         data = np.asarray(zarr.open_array(str(path / ARRAY), mode="r", zarr_format=2)[...])
     except Exception as exc:  # untrusted files: zarr and numcodecs raise many types
