@@ -8,6 +8,8 @@ Both sources are measured at the rig's 0.25 um/px with the same code:
   red-cell ground truth) and platelet density (BCCD boxes per 1000 um^2; simulator: its ground truth);
 - red-cell coverage: share of the field darker than Otsu's threshold in color2 (green light,
   absorbed by haemoglobin), white cells included (they are a few percent of a field);
+- nucleus area (um^2) and lobe count per class, the same rule on both cell sets' nuclear channel
+  (simulator: fluorescence; BCCD: haematoxylin density): Otsu's threshold per 24 um crop;
 - intensity per light: 5th / 50th / 95th percentile of each field, as a share of full scale;
 - separability per single light: 5-fold stratified cross-validated balanced accuracy of one small
   fixed classifier (standardised 16 x 16 pixels of the 24 um crop, logistic regression, C = 0.1),
@@ -37,7 +39,7 @@ from bccd_acquisitions import (
     read_classes,
     read_source,
 )
-from leukoscope.classifier.data import load_dataset
+from leukoscope.classifier.data import load_dataset, native_input_size
 from leukoscope.instrument.simulator.acquisition import (
     GROUND_TRUTH_FILE,
     generate_acquisition,
@@ -148,6 +150,37 @@ def simulator_statistics(fields: int, seed: int) -> dict[str, list[float]]:
     return stats
 
 
+CROP_UM = 24.0
+"""Side of a cell crop (the pipeline's cut), um: both cell sets are cut this way."""
+
+
+def nucleus_statistics(cells: Path) -> dict[str, list[float]]:
+    """Nucleus area (um^2) and lobe count per class, from each crop's nuclear channel (fluorescence;
+    BCCD: haematoxylin density): Otsu's threshold on the crop, the pieces of at least 1 um^2 whose
+    centre lies within 7 um of the crop's centre; lobes = those pieces (lobes joined by a visible
+    strand count as one, on both sources)."""
+    from skimage.filters import threshold_otsu
+
+    dataset = load_dataset(cells, native_input_size(cells))
+    side = dataset.images.shape[-1]
+    um_per_px = CROP_UM / side
+    nuclear = dataset.modalities.index(Modality.FLUORESCENCE)
+    stats: dict[str, list[float]] = {}
+    for image, label in zip(dataset.images[:, nuclear, 0], dataset.labels, strict=True):
+        name = CELL_CLASSES[int(label)].value
+        if name not in CLASSES:
+            continue
+        crop = image.astype(np.float32)
+        mask = (crop > threshold_otsu(crop)).astype(np.uint8)
+        _, _, boxes, centres = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        areas = boxes[1:, cv2.CC_STAT_AREA] * um_per_px**2
+        near = np.hypot(*(centres[1:] - side / 2).T) * um_per_px <= 7.0
+        kept = (areas >= 1.0) & near
+        stats.setdefault(f"nucleus_um2_{name}", []).append(float(areas[kept].sum()))
+        stats.setdefault(f"lobes_{name}", []).append(float(kept.sum()))
+    return stats
+
+
 def separability(data: Path, per_class: dict[str, int] | None, seed: int) -> dict[str, float]:
     """Balanced accuracy per single light of the fixed classifier (5-fold stratified CV)."""
     from sklearn.linear_model import LogisticRegression
@@ -190,13 +223,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    real = bccd_statistics(args.bccd, args.fields)
-    sim = simulator_statistics(args.fields, args.seed)
+    real = bccd_statistics(args.bccd, args.fields) | nucleus_statistics(args.bccd_cells)
+    sim = simulator_statistics(args.fields, args.seed) | nucleus_statistics(args.sim_cells)
     print(
         "| statistic | BCCD (real) median [IQR] (n) | simulator median [IQR] (n) | simulator median inside real IQR |"
     )
     print("| --- | --- | --- | --- |")
-    rows = [f"wbc_{c}" for c in CLASSES] + ["rbc", "platelets_per_1000um2", "coverage"]
+    rows = [f"wbc_{c}" for c in CLASSES]
+    rows += [f"{kind}_{c}" for kind in ("nucleus_um2", "lobes") for c in CLASSES]
+    rows += ["rbc", "platelets_per_1000um2", "coverage"]
     rows += [f"{m.value}_{p}" for m in MODALITIES for p in ("p5", "p50", "p95")]
     for key in rows:
         scale = 100.0 if key == "coverage" or key.endswith(("_p5", "_p50", "_p95")) else 1.0
