@@ -258,3 +258,8 @@ def test_report_cli_json_equals_the_store_and_unknown_sample_is_one_line(
     assert missing.stderr.strip().splitlines() == [
         f"error: no sample 'nobody' in {db} (samples: {SAMPLE})"
     ]
+    unknown = cli(SAMPLE, "--db", db, "--run", "zz", cwd=tmp_path)  # run ids are hex: no match
+    assert unknown.returncode == 2
+    lines = unknown.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: no run 'zz' in {db}; runs with sample")
+    assert simulated.run_id in lines[0]  # the candidate to copy
