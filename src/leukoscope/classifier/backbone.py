@@ -14,6 +14,8 @@ Two generalisations, both off by default, serve the multimodal models:
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import Tensor, nn
 
@@ -134,11 +136,11 @@ class ShuffleNetV2(nn.Module):
         """Feature map before global pooling: (B, num_features, H/32, W/32)."""
         x = self.maxpool(self.conv1(x))
         x = self.stage4(self.stage3(self.stage2(x)))
-        return self.conv5(x)
+        return cast(torch.Tensor, self.conv5(x))
 
     def forward_head(self, features: Tensor) -> Tensor:
         """Global average pooling and the linear classifier."""
-        return self.fc(features.mean((2, 3)))
+        return cast(torch.Tensor, self.fc(features.mean((2, 3))))
 
     def forward(self, x: Tensor) -> Tensor:
         """Logits (B, num_classes)."""

@@ -138,7 +138,7 @@ def class_weights(labels: np.ndarray, power: float = 1.0) -> np.ndarray:
     counts = np.bincount(labels, minlength=len(CELL_CLASSES)).astype(np.float64)
     per_class = np.where(counts > 0, np.maximum(counts, 1.0) ** -power, 0.0)
     weights = per_class[labels]
-    return weights / weights.sum()
+    return np.asarray(weights / weights.sum())
 
 
 def balanced_batches(

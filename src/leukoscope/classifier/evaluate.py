@@ -31,14 +31,13 @@ def confusion(labels: np.ndarray, predicted: np.ndarray) -> np.ndarray:
 
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
-    return np.divide(
-        numerator, denominator, out=np.zeros(len(numerator)), where=denominator > 0
-    ).astype(np.float64)
+    ratio = np.divide(numerator, denominator, out=np.zeros(len(numerator)), where=denominator > 0)
+    return np.asarray(ratio, dtype=np.float64)
 
 
 def predicted_classes(head_probs: np.ndarray) -> np.ndarray:
     """The class called for each cell: argmax of the mean of the heads' softmax (N, heads, classes)."""
-    return head_probs.mean(axis=1).argmax(axis=1)
+    return np.asarray(head_probs.mean(axis=1).argmax(axis=1))
 
 
 def compute_metrics(labels: np.ndarray, head_probs: np.ndarray) -> dict[str, Any]:
@@ -213,7 +212,7 @@ def apply_class_weights(head_probs: np.ndarray, weights: list[float] | None) -> 
     if weights is None:
         return head_probs
     weighted = head_probs * np.asarray(weights, dtype=head_probs.dtype)
-    return weighted / weighted.sum(axis=-1, keepdims=True)
+    return np.asarray(weighted / weighted.sum(axis=-1, keepdims=True))
 
 
 @dataclass(frozen=True)

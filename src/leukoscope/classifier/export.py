@@ -78,7 +78,7 @@ class SplitStem(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Same as maxpool(relu(bn(grouped_conv(x))))."""
-        return self.forward_parts(list(x.split(self.in_per_stem, dim=1)))
+        return self.forward_parts(list(x.split(self.in_per_stem, dim=1)))  # type: ignore[no-untyped-call]
 
     def forward_parts(self, parts: list[Tensor]) -> Tensor:
         """The same from one (B, C, H, W) tensor per modality (no copy to split the input)."""

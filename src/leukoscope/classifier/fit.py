@@ -155,7 +155,7 @@ def train_model(
                 label_smoothing=config.label_smoothing,
             ) / len(y)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             optimizer.step()
             running += float(loss.detach())
             progress.advance(task, f"loss {running / (step + 1):.3f}")

@@ -74,7 +74,7 @@ def _torch_runner(model: object, threads: int) -> Runner:
         # than eager and, unlike torch.compile, starts in about a second. Deprecated but working.
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
-            module = torch.jit.freeze(torch.jit.trace(eager, example_inputs(eager, 64)))
+            module = torch.jit.freeze(torch.jit.trace(eager, example_inputs(eager, 64)))  # type: ignore[no-untyped-call]
     except Exception as exc:  # pragma: no cover - TorchScript removed or unsupported here
         log.info("TorchScript unavailable (%s); running eagerly", exc)
 
@@ -115,7 +115,7 @@ def onnx_runner(graph: bytes | Path, threads: int = 0) -> Runner:
 
     def run_one(session: object, arrays: list[np.ndarray]) -> list[np.ndarray]:
         feeds = dict(zip(names, arrays, strict=True))
-        return session.run(outputs, feeds)  # type: ignore[attr-defined]
+        return list(session.run(outputs, feeds))  # type: ignore[attr-defined]
 
     def run(arrays: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         batch = arrays[0].shape[0]

@@ -8,7 +8,7 @@ the per-head softmax, never the softmax of averaged logits.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 from torch import Tensor, nn
@@ -63,7 +63,7 @@ class _FusedInput(MultimodalModel):
         """Per-head logits (B, M, classes)."""
         self._check(x)
         logits = self.net(x.flatten(1, 2))
-        return logits.view(x.shape[0], self.num_heads, self.num_classes)
+        return cast(torch.Tensor, logits.view(x.shape[0], self.num_heads, self.num_classes))
 
 
 class SingleModel(_FusedInput):

@@ -77,7 +77,7 @@ def count_ratios(labels: np.ndarray, head_probs: np.ndarray) -> np.ndarray:
     classes = len(CELL_CLASSES)
     true = np.bincount(labels, minlength=classes).astype(np.float64)
     predicted = np.bincount(predicted_classes(head_probs), minlength=classes)
-    return np.divide(predicted, true, out=np.full(classes, np.nan), where=true > 0)
+    return np.asarray(np.divide(predicted, true, out=np.full(classes, np.nan), where=true > 0))
 
 
 def count_bias(labels: np.ndarray, head_probs: np.ndarray) -> float:

@@ -338,7 +338,7 @@ class Lc4Controller(LightController):
             raise _Garbled(repr(raw[:40]))
         if fields[0] == "OK" and len(fields) < 2:
             raise _Garbled(repr(raw[:40]))
-        return text
+        return str(text)
 
     def _read_until(self, timeout_s: float) -> bytes:
         self._serial.timeout = timeout_s

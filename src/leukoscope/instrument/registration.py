@@ -83,7 +83,7 @@ def feature_image(image: np.ndarray, cross_modal: bool) -> np.ndarray:
 
 def _spectrum(feature: np.ndarray) -> np.ndarray:
     window = cv2.createHanningWindow((feature.shape[1], feature.shape[0]), cv2.CV_32F)
-    return fft.fft2(feature * window, workers=-1).astype(np.complex64)
+    return np.asarray(fft.fft2(feature * window, workers=-1).astype(np.complex64))
 
 
 def _dft_around(spectrum: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
@@ -140,7 +140,7 @@ def apply_shift(image: np.ndarray, shift: Shift) -> np.ndarray:
     """`image` moved by (dy, dx) with bilinear interpolation; edges repeat; same dtype."""
     dy, dx = shift
     if dy == 0 and dx == 0:
-        return image.copy()
+        return np.asarray(image.copy())
     matrix = np.array([[1.0, 0.0, dx], [0.0, 1.0, dy]], dtype=np.float32)
     height, width = image.shape[:2]
     return cv2.warpAffine(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import zmq
 
@@ -106,7 +106,7 @@ class Hub:
             sock.bind(address)
         except zmq.ZMQError as exc:
             raise PipelineError(f"cannot listen on {address}: {_why(exc)}") from None
-        return sock
+        return cast("zmq.Socket[Any]", sock)
 
     def close(self) -> None:
         """Close every socket."""

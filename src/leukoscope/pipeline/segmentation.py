@@ -110,7 +110,7 @@ def _downsample(image: np.ndarray, factor: int) -> np.ndarray:
             interpolation=cv2.INTER_AREA,
         )
     if image.ndim == 3:
-        return image.mean(axis=2, dtype=np.float32)
+        return np.asarray(image.mean(axis=2, dtype=np.float32))
     return image.astype(np.float32)
 
 

@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import zmq
@@ -92,7 +92,7 @@ class _Worker:
         sock.setsockopt(zmq.SNDTIMEO, SEND_TIMEOUT_MS)  # never block forever on a gone aggregator
         secure_client(sock, self.keys)
         sock.connect(address)
-        return sock
+        return cast("zmq.Socket[Any]", sock)
 
     def _beat(self, out: zmq.Socket[Any], force: bool = False) -> None:
         now = time.time()
@@ -383,7 +383,7 @@ class Source:
         if kind == zmq.SUB:
             sock.setsockopt(zmq.SUBSCRIBE, b"")
         sock.connect(address)
-        return sock
+        return cast("zmq.Socket[Any]", sock)
 
     def _finished(self, live: zmq.Socket[Any], sample_id: str) -> bool:
         while True:

@@ -13,6 +13,7 @@ import logging
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 from leukoscope.errors import StorageError
 from leukoscope.pipeline.counts import differential_cells, stop_decision
@@ -51,7 +52,7 @@ def sample_row(db: sqlite3.Connection, path: Path, run_id: str, sample_id: str) 
     ).fetchone()
     if row is None:
         raise StorageError(f"{path}: no sample {sample_id!r} in run {run_id!r}")
-    return row
+    return cast(sqlite3.Row, row)
 
 
 def aborted(row: sqlite3.Row) -> str:

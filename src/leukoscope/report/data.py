@@ -98,11 +98,11 @@ def resolve_run(store: ResultStore, sample_id: str, run_id: str | None = None) -
             raise ParameterError(_no_such_run(store, sample_id, run_id, matches, rows))
         if not any(s["sample_id"] == sample_id for s in store.samples(matches[0])):
             raise ParameterError(f"sample {sample_id!r} is not in run {matches[0]} ({store.path})")
-        return matches[0]
+        return str(matches[0])
     holding = [s["run_id"] for s in store.samples() if s["sample_id"] == sample_id]
     for candidate in reversed(runs):  # runs are oldest first
         if candidate in holding:
-            return candidate
+            return str(candidate)
     known = sorted({s["sample_id"] for s in store.samples()})
     shown = ", ".join(known[:10]) + (" ..." if len(known) > 10 else "")
     raise ParameterError(

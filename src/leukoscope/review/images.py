@@ -49,7 +49,7 @@ def auto_contrast(tile: np.ndarray) -> np.ndarray:
     low, high = np.percentile(tile, [LOW_PERCENTILE, HIGH_PERCENTILE])
     if high - low < 1e-6:
         return np.zeros_like(tile)
-    return np.clip((tile - low) / (high - low), 0.0, 1.0)
+    return np.asarray(np.clip((tile - low) / (high - low), 0.0, 1.0))
 
 
 def _rgb_png(rgb: np.ndarray) -> bytes:

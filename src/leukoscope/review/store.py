@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
+from typing import cast
 from urllib.parse import quote
 
 from leukoscope.errors import ParameterError, StorageError
@@ -219,7 +220,7 @@ class ReviewStore:
         ).fetchone()
         if row is None:
             raise ParameterError(f"sample {sample_id!r} of run {run_id} is not open for review")
-        return row
+        return cast(sqlite3.Row, row)
 
     def reclassify(
         self,

@@ -70,7 +70,7 @@ def _splat(
     weight = (points[:, 2] / max(float(points[:, 2].mean()), 1e-6)) ** 2
     np.add.at(out, (ys[keep], xs[keep]), weight[keep].astype(np.float32))
     blurred = np.asarray(cv2.GaussianBlur(out, (0, 0), sigma), dtype=np.float32)
-    return blurred * np.float32(2.0 * math.pi * sigma * sigma)
+    return np.asarray(blurred * np.float32(2.0 * math.pi * sigma * sigma))
 
 
 def rasterise(

@@ -54,11 +54,11 @@ def cell_signal(components: CellComponents, modality: Modality) -> np.ndarray:
         e_nuc, e_pink, e_rna, e_vac = _EMISSION
         emission = e_nuc * c.nucleus + e_pink * pink + e_rna * rna + e_vac * c.vacuoles
         emission += np.float32(granule * c.shape.stain) * c.granules
-        return np.clip(emission, 0.0, None).astype(np.float32)
+        return np.asarray(np.clip(emission, 0.0, None).astype(np.float32))
     _, a_nuc, a_pink, a_rna, a_vac, a_rim = _BRIGHT[modality]
     density = a_nuc * c.nucleus + a_pink * pink + a_rna * rna + a_vac * c.vacuoles + a_rim * c.rim
     density += np.float32(granule * c.shape.stain) * c.granules
-    return np.exp(-np.clip(density, 0.0, None)).astype(np.float32)
+    return np.asarray(np.exp(-np.clip(density, 0.0, None)).astype(np.float32))
 
 
 PLATELET_ABSORBANCE: dict[Modality, float] = {

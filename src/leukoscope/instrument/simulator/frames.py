@@ -58,7 +58,7 @@ def _plain(value: object) -> object:
 def shift_image(image: np.ndarray, shift_yx: tuple[float, float]) -> np.ndarray:
     """Move image content by `shift_yx` px (bilinear, border reflected), keeping dtype and shape."""
     if not shift_yx[0] and not shift_yx[1]:
-        return image.copy()
+        return np.asarray(image.copy())
     return translate(image, shift_yx, cv2.BORDER_REFLECT_101)
 
 

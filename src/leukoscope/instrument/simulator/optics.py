@@ -22,7 +22,7 @@ def blur_shift_periodic(
     gain = np.exp(-2.0 * (math.pi * sigma) ** 2 * (fy * fy + fx * fx))
     phase = np.exp(-2j * math.pi * (fy * shift_yx[0] + fx * shift_yx[1]))
     spectrum = fft.rfft2(image, workers=2) * (gain * phase).astype(np.complex64)
-    return fft.irfft2(spectrum, s=(height, width), workers=2).astype(np.float32)
+    return np.asarray(fft.irfft2(spectrum, s=(height, width), workers=2).astype(np.float32))
 
 
 def translate(image: np.ndarray, shift_yx: tuple[float, float], border: int) -> np.ndarray:

@@ -22,7 +22,7 @@ def _disc_sprite(radius: float) -> np.ndarray:
     r = np.hypot(yy, xx) / np.float32(radius)
     body = 0.55 + 0.45 * np.clip(r, 0.0, 1.0) ** 2
     edge = np.clip((1.0 - r) * radius / 1.2 + 0.5, 0.0, 1.0)
-    return (body * edge).astype(np.float32)
+    return np.asarray((body * edge).astype(np.float32))
 
 
 def rbc_layer(
@@ -63,4 +63,4 @@ def rbc_layer(
     out[:pad, -pad:] += canvas[pad + side :, :pad]
     out[-pad:, :pad] += canvas[:pad, pad + side :]
     out[-pad:, -pad:] += canvas[:pad, :pad]
-    return out
+    return np.asarray(out)

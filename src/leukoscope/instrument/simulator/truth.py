@@ -51,7 +51,7 @@ class WhiteCellShape:
         wobble = np.ones_like(theta)
         for k, (amp, phase) in enumerate(self.harmonics, start=2):
             wobble = wobble + amp * np.cos(k * theta + phase)
-        return self.radius_px * base * wobble
+        return np.asarray(self.radius_px * base * wobble)
 
     def outline(self, points: int = 32) -> np.ndarray:
         """Polygon of the cell outline relative to its centre, (points, 2) as (dy, dx)."""
