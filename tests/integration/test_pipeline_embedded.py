@@ -21,8 +21,8 @@ from leukoscope.pipeline import wire
 from leukoscope.pipeline.endpoints import Endpoints
 from leukoscope.pipeline.runner import run_embedded
 from leukoscope.pipeline.segmentation import segment
+from leukoscope.pipeline.source_stage import FieldOutcome
 from leukoscope.pipeline.sources import SampleJob, saved_acquisition
-from leukoscope.pipeline.stages import FieldOutcome
 from leukoscope.pipeline.store import ResultStore
 from leukoscope.types import CellCrop, FrameSet, SampleStatus, SampleSummary
 

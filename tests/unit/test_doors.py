@@ -16,8 +16,8 @@ from leukoscope.instrument import storage
 from leukoscope.instrument.simulator.acquisition import generate_acquisition
 from leukoscope.pipeline import wire
 from leukoscope.pipeline.endpoints import Endpoints
+from leukoscope.pipeline.source_stage import FieldOutcome, field_message
 from leukoscope.pipeline.sources import saved_acquisition
-from leukoscope.pipeline.stages import FieldOutcome, field_message
 from leukoscope.types import MODALITIES, FrameSet
 
 

@@ -23,8 +23,9 @@ from leukoscope.pipeline.aggregator import Aggregator, SummaryCallback
 from leukoscope.pipeline.endpoints import Endpoints
 from leukoscope.pipeline.reach import wait_for_server
 from leukoscope.pipeline.security import CurveKeys, NamedAuthenticator, check_bind
+from leukoscope.pipeline.source_stage import Source
 from leukoscope.pipeline.sources import SampleJob, SavedFields
-from leukoscope.pipeline.stages import ClassifyWorker, SegmentWorker, Source
+from leukoscope.pipeline.stages import ClassifyWorker, SegmentWorker
 from leukoscope.pipeline.store import ResultStore
 from leukoscope.types import SampleSummary
 

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING
 
 from leukoscope.errors import ParameterError, StorageError
 from leukoscope.instrument import storage
+from leukoscope.pipeline.source_stage import FieldOutcome
 from leukoscope.pipeline.sources import SampleJob
-from leukoscope.pipeline.stages import FieldOutcome
 
 if TYPE_CHECKING:
     from leukoscope.instrument.rig import Rig

@@ -21,14 +21,9 @@ from leukoscope.pipeline.endpoints import Endpoints
 from leukoscope.pipeline.field_quality import checked
 from leukoscope.pipeline.security import check_bind
 from leukoscope.pipeline.segmentation import SegmentationParams, segment
+from leukoscope.pipeline.source_stage import Source
 from leukoscope.pipeline.sources import SampleJob, SavedFields
-from leukoscope.pipeline.stages import (
-    ClassifyWorker,
-    HeadClassifier,
-    Segmenter,
-    SegmentWorker,
-    Source,
-)
+from leukoscope.pipeline.stages import ClassifyWorker, HeadClassifier, Segmenter, SegmentWorker
 from leukoscope.pipeline.store import ResultStore
 from leukoscope.types import Modality, SampleSummary
 

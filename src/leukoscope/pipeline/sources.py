@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from leukoscope.errors import StorageError
 from leukoscope.instrument import storage
-from leukoscope.pipeline.stages import FieldOutcome
+from leukoscope.pipeline.source_stage import FieldOutcome
 from leukoscope.types import FrameSet
 
 if TYPE_CHECKING:
