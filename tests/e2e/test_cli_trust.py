@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -203,12 +204,16 @@ def test_sigterm_during_run_stores_terminated_and_the_run_resumes(tmp_path: Path
     assert proc.returncode == 143 and "Traceback" not in stderr, stderr
     resume = "leukoscope run --sample T-1 --resume --simulate --cells 0 --max-fields 12"
     assert "terminated: " in stderr and f"resume with: {resume}" in stderr, stderr
+    stands = re.search(r"saved in acquisitions/T-1, (\d+) analysed \((\d+) cells\), stored as "
+                       r"incomplete; resume with", stderr)  # fmt: skip
+    assert stands is not None, stderr
     assert "leukoscope batch acquisitions/T-1" in stderr, stderr
     with ResultStore(tmp_path / "leukoscope.sqlite", read_only=True) as store:
         (row,) = store.samples()
     assert (row["status"], row["reason"]) == ("incomplete", "terminated")
     saved = storage.list_fields(folder)
     assert storage.read_acquisition_meta(folder).fields == len(saved) >= 2
+    assert int(stands.group(1)) <= len(saved)  # a field is analysed only once it is saved
     assert len(saved) < 12, "the run ended before SIGTERM reached it"
     kept = {f: storage.field_path(folder, f).read_bytes() for f in saved}
 

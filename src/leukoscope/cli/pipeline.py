@@ -91,6 +91,7 @@ def run_command(
     if point is None:
         new_sample_folder(sample, out_dir, replace)
     target = current.pipeline.target_cells
+    last: dict[str, SampleSummary] = {}  # the latest summary: where the run stands if stopped
     try:
         with open_rig(current.rig, simulate=simulate, options=SimulationOptions(seed=seed)) as rig:
             predictor, model_path = load_predictor(current)  # after the rig: no rig, no wait
@@ -98,6 +99,7 @@ def run_command(
                 live.update(live_view(waiting(sample, None), {}, target, out_dir), refresh=True)
 
                 def show(summary: SampleSummary, workers: Mapping[str, object]) -> None:
+                    last[summary.sample_id] = summary
                     view = live_view(summary, workers, target, out_dir)
                     live.update(view, refresh=True)
 
@@ -114,13 +116,17 @@ def run_command(
         args = resume_args(
             sample, simulate=simulate, seed=seed, out=out, cells=cells, max_fields=max_fields
         )
-        _where_the_run_stands(sample, out_dir, exc, f"{how.prefix()} {args}{how.db_option()}")
+        again = f"{how.prefix()} {args}{how.db_option()}"
+        _where_the_run_stands(sample, out_dir, exc, again, last.get(sample))
         raise
     _show_outcome(outcome, target, {sample: out_dir}, Invocation(state.config_path, db))
 
 
-def _where_the_run_stands(sample: str, out_dir: Path, exc: BaseException, again: str) -> None:
-    """After Ctrl-C or SIGTERM: what was saved, how to resume the run or analyse it as it is."""
+def _where_the_run_stands(
+    sample: str, out_dir: Path, exc: BaseException, again: str, summary: SampleSummary | None
+) -> None:
+    """After Ctrl-C or SIGTERM: what was saved and analysed (the sample's last summary: the
+    aborted one the store holds), how to resume the run or analyse it as it is."""
     from leukoscope.errors import StorageError
     from leukoscope.instrument.storage import list_fields
     from leukoscope.pipeline.runner import stop_reason
@@ -131,7 +137,14 @@ def _where_the_run_stands(sample: str, out_dir: Path, exc: BaseException, again:
         saved = 0
     how = f"; resume with: {again} (or analyse them as they are: leukoscope batch {out_dir})"
     how = how if saved else ""
-    notice(f"{stop_reason(exc)}: {saved} field(s) of sample {sample} saved in {out_dir}{how}")
+    stands = ""
+    if summary is not None:
+        done = summary.fields_done + summary.fields_failed
+        stands = f", {done} analysed ({summary.cells_counted} cells), stored as "
+        stands += summary.status.value
+    notice(
+        f"{stop_reason(exc)}: {saved} field(s) of sample {sample} saved in {out_dir}{stands}{how}"
+    )
 
 
 @app.command("batch")
