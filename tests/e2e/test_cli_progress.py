@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import socket
 import struct
 import subprocess
 import sys
@@ -29,7 +30,11 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _env(model: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEUKOSCOPE")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("LEUKOSCOPE") or k == "LEUKOSCOPE__PIPELINE__LIVE_ENDPOINT"
+    }
     env.pop("COLUMNS", None)
     env.pop("LINES", None)
     env.update(
@@ -73,13 +78,23 @@ def screen_of(data: bytes) -> list[str]:
 
 
 def test_run_shows_progress_then_the_final_table_once_and_what_to_run_next(
-    tmp_path: Path, model: Path
+    tmp_path: Path, model: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    code, data = in_terminal(
-        tmp_path, model, "run", "--simulate", "--sample", "pty", "--cells", "20", "--seed", "5",
-    )  # fmt: skip
+    # The live endpoint's port is taken: the warning it causes mid-display must not leave a frame.
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    monkeypatch.setenv("LEUKOSCOPE__PIPELINE__LIVE_ENDPOINT", f"tcp://127.0.0.1:{port}")
+    try:
+        code, data = in_terminal(
+            tmp_path, model, "run", "--simulate", "--sample", "pty", "--cells", "20", "--seed", "5",
+        )  # fmt: skip
+    finally:
+        taken.close()
     text = data.decode("utf-8", errors="replace")
     assert code == 0, text
+    assert text.count(f"live summaries not published on tcp://127.0.0.1:{port}") == 1, text
     # while it ran: progress toward the target and where the fields are saved
     assert "/20 · fields " in text and "ETA" in text
     assert f"saving fields to {Path('acquisitions') / 'pty'}" in text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -64,7 +65,23 @@ def _root(
     state.config_path = config
     state.verbose = verbose
     level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler(_StderrNow())
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=[handler],
+    )
+
+
+class _StderrNow:
+    """Whatever sys.stderr is when a line is logged: while a live display runs, rich points it at a
+    proxy that prints above the display, so a warning never leaves a stale live frame behind."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
 
 
 def pipeline_settings(cells: int | None, db: Path | None) -> Settings:
