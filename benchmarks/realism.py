@@ -10,6 +10,7 @@ Both sources are measured at the rig's 0.25 um/px with the same code:
   absorbed by haemoglobin), white cells included (they are a few percent of a field);
 - nucleus area (um^2) and lobe count per class, the same rule on both cell sets' nuclear channel
   (simulator: fluorescence; BCCD: haematoxylin density): Otsu's threshold per 24 um crop;
+- texture per light: coefficient of variation of the central 8 um disc of each cell crop;
 - intensity per light: 5th / 50th / 95th percentile of each field, as a share of full scale;
 - separability per single light: 5-fold stratified cross-validated balanced accuracy of one small
   fixed classifier (standardised 16 x 16 pixels of the 24 um crop, logistic regression, C = 0.1),
@@ -181,6 +182,22 @@ def nucleus_statistics(cells: Path) -> dict[str, list[float]]:
     return stats
 
 
+def texture_statistics(cells: Path) -> dict[str, list[float]]:
+    """Texture per light: the coefficient of variation (std / mean) of each crop's central 8 um
+    disc, where the cell is; scale-free, so a JPEG photograph and a raw camera compare."""
+    dataset = load_dataset(cells, native_input_size(cells))
+    side = dataset.images.shape[-1]
+    yy, xx = np.mgrid[:side, :side] - (side - 1) / 2
+    disc = np.hypot(yy, xx) * (CROP_UM / side) <= 4.0
+    stats: dict[str, list[float]] = {}
+    for m, modality in enumerate(dataset.modalities):
+        values = dataset.images[:, m, 0][:, disc].astype(np.float64)
+        mean = values.mean(axis=1)
+        cv = values.std(axis=1) / np.maximum(mean, 1e-9)
+        stats[f"texture_cv_{modality.value}"] = cv[mean > 0].tolist()
+    return stats
+
+
 def separability(data: Path, per_class: dict[str, int] | None, seed: int) -> dict[str, float]:
     """Balanced accuracy per single light of the fixed classifier (5-fold stratified CV)."""
     from sklearn.linear_model import LogisticRegression
@@ -224,7 +241,9 @@ def main() -> None:
     args = parser.parse_args()
 
     real = bccd_statistics(args.bccd, args.fields) | nucleus_statistics(args.bccd_cells)
+    real |= texture_statistics(args.bccd_cells)
     sim = simulator_statistics(args.fields, args.seed) | nucleus_statistics(args.sim_cells)
+    sim |= texture_statistics(args.sim_cells)
     print(
         "| statistic | BCCD (real) median [IQR] (n) | simulator median [IQR] (n) | simulator median inside real IQR |"
     )
@@ -233,6 +252,7 @@ def main() -> None:
     rows += [f"{kind}_{c}" for kind in ("nucleus_um2", "lobes") for c in CLASSES]
     rows += ["rbc", "platelets_per_1000um2", "coverage"]
     rows += [f"{m.value}_{p}" for m in MODALITIES for p in ("p5", "p50", "p95")]
+    rows += [f"texture_cv_{m.value}" for m in MODALITIES]
     for key in rows:
         scale = 100.0 if key == "coverage" or key.endswith(("_p5", "_p50", "_p95")) else 1.0
         r = [v * scale for v in real.get(key, [])]
