@@ -66,9 +66,10 @@ def _run_id(store: Any, run: str) -> str:
     """The run named by `run` (its id or a unique prefix); ParameterError listing candidates."""
     from leukoscope.errors import ParameterError
     from leukoscope.pipeline.store_tables import run_rows
+    from leukoscope.report.data import matching_runs
 
     ids = [r.run_id for r in run_rows(store)]
-    matches = [r for r in ids if r == run] or [r for r in ids if r.startswith(run)]
+    matches = matching_runs(ids, run)
     if len(matches) == 1:
         return matches[0]
     shown = ", ".join((matches or ids)[-10:]) or "none"
@@ -175,7 +176,7 @@ def cells_command(
 
         raise ParameterError("parquet is binary: name a file with --out")
     with open_results(_database(db)) as store:
-        run_id = resolve_run(store, sample, None if run is None else _run_id(store, run))
+        run_id = resolve_run(store, sample, run)
         rows = cell_rows(store, run_id, sample)
     if counted_only:
         rows = [r for r in rows if r.counted]

@@ -87,13 +87,18 @@ class ReportData:
         return 100.0 * self.summary.cells_flagged / n if n else 0.0
 
 
+def matching_runs(runs: list[str], run_id: str) -> list[str]:
+    """The runs `run_id` names: that id, else every run it is a prefix of."""
+    return [r for r in runs if r == run_id] or [r for r in runs if r.startswith(run_id)]
+
+
 def resolve_run(store: ResultStore, sample_id: str, run_id: str | None = None) -> str:
     """The run to report: `run_id` (or a unique prefix of it), else the latest run holding the
     sample; ParameterError with one clear line when there is none."""
     rows = store.runs()
     runs = [r["run_id"] for r in rows]
     if run_id is not None:
-        matches = [r for r in runs if r == run_id] or [r for r in runs if r.startswith(run_id)]
+        matches = matching_runs(runs, run_id)
         if len(matches) != 1:
             raise ParameterError(_no_such_run(store, sample_id, run_id, matches, rows))
         if not any(s["sample_id"] == sample_id for s in store.samples(matches[0])):
