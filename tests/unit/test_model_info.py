@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from leukoscope.classifier.checkpoint import ModelMeta, save_checkpoint
+from leukoscope.classifier.model_info import read_model_info
 from leukoscope.classifier.models import build_model
-from leukoscope.report.model_info import read_model_info
 from leukoscope.types import MODALITIES
 
 

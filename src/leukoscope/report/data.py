@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from leukoscope.classifier.model_info import ModelInfo, read_model_info
 from leukoscope.config import ReferenceRange, Settings
 from leukoscope.errors import ParameterError
 from leukoscope.pipeline.store import ResultStore, RunRecord, SampleRecord
@@ -23,7 +24,6 @@ from leukoscope.report.flags import (
     quality_flags,
     range_flag,
 )
-from leukoscope.report.model_info import ModelInfo, read_model_info
 from leukoscope.report.pictures import CellPictures, gallery_pictures, model_modalities
 from leukoscope.report.review import ReviewInfo, read_review, reviewed_view
 from leukoscope.types import CellClass, CellResult, ClassCount, SampleSummary

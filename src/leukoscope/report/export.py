@@ -12,8 +12,8 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
+from leukoscope.classifier.model_info import CV_METRICS
 from leukoscope.report.data import ReportData
-from leukoscope.report.model_info import CV_METRICS
 from leukoscope.report.review import NOT_REVIEWED
 
 SCHEMA = "leukoscope-report"

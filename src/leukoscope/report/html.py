@@ -12,11 +12,11 @@ import html
 from datetime import datetime, timezone
 
 from leukoscope import __version__
+from leukoscope.classifier.model_info import CV_METRICS, ModelInfo
 from leukoscope.pipeline.counts import CONFIDENCE
 from leukoscope.report.chart import differential_svg
 from leukoscope.report.data import ClassLine, GalleryCell, ReportData
 from leukoscope.report.flags import RangeFlag, Severity, image_note
-from leukoscope.report.model_info import CV_METRICS, ModelInfo
 from leukoscope.report.review import NOT_REVIEWED, RELEASED
 from leukoscope.report.style import CSS
 from leukoscope.types import CellClass
