@@ -40,7 +40,7 @@ from bccd_acquisitions import (
     read_classes,
     read_source,
 )
-from leukoscope.classifier.data import load_dataset, native_input_size
+from leukoscope.classifier.data import CellDataset, load_dataset, native_input_size
 from leukoscope.instrument.simulator.acquisition import (
     GROUND_TRUTH_FILE,
     generate_acquisition,
@@ -155,14 +155,18 @@ CROP_UM = 24.0
 """Side of a cell crop (the pipeline's cut), um: both cell sets are cut this way."""
 
 
-def nucleus_statistics(cells: Path) -> dict[str, list[float]]:
+def load_cells(cells: Path) -> CellDataset:
+    """A cell set at its crops' own side (both per-cell statistics read it)."""
+    return load_dataset(cells, native_input_size(cells))
+
+
+def nucleus_statistics(dataset: CellDataset) -> dict[str, list[float]]:
     """Nucleus area (um^2) and lobe count per class, from each crop's nuclear channel (fluorescence;
     BCCD: haematoxylin density): Otsu's threshold on the crop, the pieces of at least 1 um^2 whose
     centre lies within 7 um of the crop's centre; lobes = those pieces (lobes joined by a visible
     strand count as one, on both sources)."""
     from skimage.filters import threshold_otsu
 
-    dataset = load_dataset(cells, native_input_size(cells))
     side = dataset.images.shape[-1]
     um_per_px = CROP_UM / side
     nuclear = dataset.modalities.index(Modality.FLUORESCENCE)
@@ -182,10 +186,9 @@ def nucleus_statistics(cells: Path) -> dict[str, list[float]]:
     return stats
 
 
-def texture_statistics(cells: Path) -> dict[str, list[float]]:
+def texture_statistics(dataset: CellDataset) -> dict[str, list[float]]:
     """Texture per light: the coefficient of variation (std / mean) of each crop's central 8 um
     disc, where the cell is; scale-free, so a JPEG photograph and a raw camera compare."""
-    dataset = load_dataset(cells, native_input_size(cells))
     side = dataset.images.shape[-1]
     yy, xx = np.mgrid[:side, :side] - (side - 1) / 2
     disc = np.hypot(yy, xx) * (CROP_UM / side) <= 4.0
@@ -240,10 +243,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    real = bccd_statistics(args.bccd, args.fields) | nucleus_statistics(args.bccd_cells)
-    real |= texture_statistics(args.bccd_cells)
-    sim = simulator_statistics(args.fields, args.seed) | nucleus_statistics(args.sim_cells)
-    sim |= texture_statistics(args.sim_cells)
+    real_cells, sim_cells = load_cells(args.bccd_cells), load_cells(args.sim_cells)
+    real = bccd_statistics(args.bccd, args.fields)
+    real |= nucleus_statistics(real_cells) | texture_statistics(real_cells)
+    sim = simulator_statistics(args.fields, args.seed)
+    sim |= nucleus_statistics(sim_cells) | texture_statistics(sim_cells)
     print(
         "| statistic | BCCD (real) median [IQR] (n) | simulator median [IQR] (n) | simulator median inside real IQR |"
     )
