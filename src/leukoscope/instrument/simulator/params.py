@@ -61,6 +61,8 @@ class SampleParams:
     platelet_diameter_um: float = 2.5
     background_canvases: int = 2  # pre-rendered red-cell layers the fields are cut from
     canvas_side: int = 0  # side of those layers, px; 0 = the frame's larger side (at least 256)
+    debris_per_1000um2: float = 0.15  # stain precipitate, red-cell fragments, dust (debris.py)
+    smudge_fraction: float = 0.02  # smudge (basket) cells per white cell (smudge.py)
 
     def __post_init__(self) -> None:
         height, width = self.frame_shape
@@ -86,6 +88,12 @@ class SampleParams:
             )
         if self.canvas_side and self.canvas_side < 128:
             raise ParameterError(f"canvas_side must be 0 or >= 128, got {self.canvas_side}")
+        if not 0.0 <= self.debris_per_1000um2 <= 20.0:
+            raise ParameterError(
+                f"debris_per_1000um2 must be in [0, 20], got {self.debris_per_1000um2}"
+            )
+        if not 0.0 <= self.smudge_fraction <= 0.5:
+            raise ParameterError(f"smudge_fraction must be in [0, 0.5], got {self.smudge_fraction}")
         object.__setattr__(self, "composition", validate_composition(dict(self.composition)))
 
     def um_to_px(self, um: float) -> float:
@@ -101,6 +109,8 @@ class OpticsParams:
     offsets_px: dict[Modality, tuple[float, float]] = field(default_factory=_default_offsets)
     vignetting: float = 0.25  # relative fall-off of illumination at the frame corners
     defocus_scale: float = 1.0  # multiplies every blur sigma (1 = in focus as calibrated)
+    focus_drift: float = 0.15  # per-field defocus: blur x (1 + |N(0, focus_drift)|) (drift.py)
+    illumination_drift: float = 0.03  # per-field, per-light lamp gain sd (relative)
 
     def __post_init__(self) -> None:
         for modality in MODALITIES:
@@ -112,6 +122,12 @@ class OpticsParams:
             raise ParameterError(f"vignetting must be in [0, 1), got {self.vignetting}")
         if not 0.0 <= self.defocus_scale <= 10.0:
             raise ParameterError(f"defocus_scale must be in [0, 10], got {self.defocus_scale}")
+        if not 0.0 <= self.focus_drift <= 1.0:
+            raise ParameterError(f"focus_drift must be in [0, 1], got {self.focus_drift}")
+        if not 0.0 <= self.illumination_drift <= 0.2:
+            raise ParameterError(
+                f"illumination_drift must be in [0, 0.2], got {self.illumination_drift}"
+            )
 
     def sigma(self, modality: Modality) -> float:
         """Effective blur sigma of `modality`, px."""
