@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from leukoscope.instrument.simulator.frames import capture_frameset
-from leukoscope.instrument.simulator.params import SampleParams
+from leukoscope.instrument.simulator.params import OpticsParams, SampleParams
 from leukoscope.instrument.simulator.render import FieldRenderer
 from leukoscope.instrument.simulator.sample import SimulatedSample
 from leukoscope.instrument.simulator.sensor import Sensor
@@ -71,3 +71,36 @@ def test_platelets_are_drawn_and_never_taken_for_white_cells() -> None:
     area_um2 = 2 * 768 * 768 * params.pixel_size_um**2
     expected = params.platelets_per_1000um2 * area_um2 / 1000
     assert 0.8 * expected < drawn < 1.1 * expected  # a few fall on nothing to avoid here
+
+
+def test_debris_are_never_taken_for_white_cells() -> None:
+    # Ten times the default debris density, among white cells, a field out of focus and dimmed:
+    # every whole white cell is still found once, and nothing else is.
+    params = SampleParams(
+        frame_shape=(768, 768), wbc_per_field=8, debris_per_1000um2=1.5, smudge_fraction=0.0
+    )
+    sample = SimulatedSample(seed=21, params=params)
+    optics = OpticsParams(focus_drift=0.3, illumination_drift=0.05)
+    renderer, sensor = FieldRenderer(sample, optics), Sensor()
+    debris = found = whole = 0
+    for fov in range(3):
+        truth = sample.field(fov)
+        debris += len(truth.debris)
+        cells = segment(capture_frameset(renderer, sensor, "sim", fov), out_px=32)
+        for cell in cells:
+            x, y, w, h = cell.bbox
+            centre = (y + h / 2, x + w / 2)
+            owners = [t for t in truth.cells if math.dist(t.centre_yx, centre) <= t.radius_px]
+            assert len(owners) == 1, f"field {fov}: detection at {centre} is not a white cell"
+        for true_cell in truth.cells:
+            if true_cell.cut_by_border:
+                continue
+            whole += 1
+            found += any(
+                math.dist(
+                    true_cell.centre_yx, (c.bbox[1] + c.bbox[3] / 2, c.bbox[0] + c.bbox[2] / 2)
+                )
+                <= true_cell.radius_px
+                for c in cells
+            )
+    assert debris > 60 and whole >= 12 and found == whole

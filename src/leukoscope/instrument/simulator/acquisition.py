@@ -47,6 +47,13 @@ def ground_truth(
         "cells": cells,
         "platelets_per_1000um2": sample.params.platelets_per_1000um2,
         "platelets": [p.to_json(fov) for fov in range(fields) for p in sample.field(fov).platelets],
+        "debris_per_1000um2": sample.params.debris_per_1000um2,
+        "debris": [d.to_json(fov) for fov in range(fields) for d in sample.field(fov).debris],
+        "smudge_fraction": sample.params.smudge_fraction,
+        "smudge": [s.to_json(fov) for fov in range(fields) for s in sample.field(fov).smudge],
+        "focus_drift": renderer.optics.focus_drift,
+        "illumination_drift": renderer.optics.illumination_drift,
+        "drift": [renderer.drift(fov).to_json(fov) for fov in range(fields)],
     }
 
 

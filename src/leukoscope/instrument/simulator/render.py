@@ -20,6 +20,12 @@ import numpy as np
 
 from leukoscope.instrument.simulator.cellpatch import CellComponents, rasterise
 from leukoscope.instrument.simulator.contrast import cell_signal, hemoglobin_absorbance
+from leukoscope.instrument.simulator.debris import (
+    DEBRIS_TEXTURE_STREAM,
+    OverlayPatch,
+    rasterise_debris,
+)
+from leukoscope.instrument.simulator.drift import FieldDrift, field_drift
 from leukoscope.instrument.simulator.optics import (
     blur_shift_patch,
     blur_shift_periodic,
@@ -33,6 +39,7 @@ from leukoscope.instrument.simulator.platelets import (
     rasterise_platelet,
 )
 from leukoscope.instrument.simulator.sample import SimulatedSample
+from leukoscope.instrument.simulator.smudge import SMUDGE_TEXTURE_STREAM, rasterise_smudge
 from leukoscope.instrument.simulator.truth import WhiteCellShape
 from leukoscope.types import MODALITIES, Modality
 
@@ -113,16 +120,28 @@ class FieldRenderer:
             for modality in MODALITIES:
                 self._layer(canvas, modality)
 
+    def drift(self, fov: int) -> FieldDrift:
+        """How field `fov` is out of focus and lit (its own random stream; ground truth)."""
+        o = self.optics
+        return field_drift(self.sample.seed, fov, o.focus_drift, o.illumination_drift)
+
     def field(self, fov: int, modalities: Sequence[Modality] = MODALITIES) -> Radiance:
         """Relative radiance of field `fov` under each of `modalities` (new float32 arrays)."""
         truth = self.sample.field(fov)
-        rng = np.random.default_rng([self.sample.seed, _TEXTURE_STREAM, fov])
+        seed = self.sample.seed
+        rng = np.random.default_rng([seed, _TEXTURE_STREAM, fov])
         cells = [(c.shape, c.centre_yx) for c in truth.cells]
-        grains = np.random.default_rng([self.sample.seed, PLATELET_TEXTURE_STREAM, fov])
+        grains = np.random.default_rng([seed, PLATELET_TEXTURE_STREAM, fov])
         platelets = [rasterise_platelet(p, grains) for p in truth.platelets]
+        grains = np.random.default_rng([seed, DEBRIS_TEXTURE_STREAM, fov])
+        overlays = [rasterise_debris(d, grains) for d in truth.debris]
+        grains = np.random.default_rng([seed, SMUDGE_TEXTURE_STREAM, fov])
+        px_per_um = self.sample.params.um_to_px(1.0)
+        overlays += [rasterise_smudge(s, grains, px_per_um) for s in truth.smudge]
         return self.compose(
-            truth.shape, (0, 0), truth.canvas, truth.canvas_roll, cells, rng, modalities, platelets
-        )
+            truth.shape, (0, 0), truth.canvas, truth.canvas_roll, cells, rng, modalities, platelets,
+            overlays, self.drift(fov),
+        )  # fmt: skip
 
     def compose(
         self,
@@ -134,17 +153,25 @@ class FieldRenderer:
         rng: np.random.Generator,
         modalities: Sequence[Modality] = MODALITIES,
         platelets: Sequence[PlateletPatch] = (),
+        overlays: Sequence[OverlayPatch] = (),
+        drift: FieldDrift | None = None,
     ) -> Radiance:
         """Render a `shape` window whose top-left sits at `origin_yx` of the sensor frame.
 
         `cells` are white-cell shapes with centres in window coordinates; `canvas`/`roll` pick the
-        red-cell background; `platelets` lie on it, under the white cells. The origin only matters
+        red-cell background; `platelets`, then `overlays` (debris, smudge cells) lie on it, under the
+        white cells. `drift` (None: none) blurs and scales the whole window. The origin only matters
         for vignetting.
         """
         components = [rasterise(s, c, rng, self._margin) for s, c in cells]
 
         def one(modality: Modality) -> np.ndarray:
-            return self._modality(modality, shape, origin_yx, canvas, roll, components, platelets)
+            image = self._modality(
+                modality, shape, origin_yx, canvas, roll, components, platelets, overlays
+            )
+            if drift is None:
+                return image
+            return drift.apply(image, modality, self.optics.sigma(modality))
 
         if shape[0] * shape[1] >= _THREADED_PIXELS:
             with ThreadPoolExecutor(2) as workers:  # cv2 and numpy release the GIL
@@ -162,6 +189,7 @@ class FieldRenderer:
         roll: tuple[int, int],
         components: Sequence[CellComponents],
         platelets: Sequence[PlateletPatch] = (),
+        overlays: Sequence[OverlayPatch] = (),
     ) -> np.ndarray:
         oy, ox = origin_yx
         vig = vignette(self.sample.frame_shape, self.optics.vignetting, modality)
@@ -173,6 +201,12 @@ class FieldRenderer:
             alpha = blur_shift_patch(plate.alpha, sigma, frac)
             premult = blur_shift_patch(plate.signal(modality) * plate.alpha, sigma, frac)
             top, left = plate.origin_yx[0] + whole[0], plate.origin_yx[1] + whole[1]
+            _composite(image, alpha, premult, top, left, vig)
+        for overlay in overlays:
+            cover, own = overlay.alpha_premult(modality)
+            alpha = blur_shift_patch(cover, sigma, frac)
+            premult = blur_shift_patch(own, sigma, frac)
+            top, left = overlay.origin_yx[0] + whole[0], overlay.origin_yx[1] + whole[1]
             _composite(image, alpha, premult, top, left, vig)
         for comp in components:
             signal = cell_signal(comp, modality)

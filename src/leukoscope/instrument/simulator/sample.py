@@ -15,15 +15,24 @@ import numpy as np
 
 from leukoscope.errors import ParameterError
 from leukoscope.instrument.simulator.composition import probabilities
+from leukoscope.instrument.simulator.debris import DEBRIS_STREAM, draw_debris
 from leukoscope.instrument.simulator.morphology import sample_shape
 from leukoscope.instrument.simulator.params import SampleParams
 from leukoscope.instrument.simulator.platelets import PLATELET_STREAM, draw_platelets
 from leukoscope.instrument.simulator.rbc import rbc_layer
-from leukoscope.instrument.simulator.truth import FieldTruth, Platelet, WhiteCell, WhiteCellShape
+from leukoscope.instrument.simulator.smudge import SMUDGE_STREAM, draw_smudge
+from leukoscope.instrument.simulator.truth import (
+    Debris,
+    FieldTruth,
+    Platelet,
+    Smudge,
+    WhiteCell,
+    WhiteCellShape,
+)
 from leukoscope.types import CELL_CLASSES
 
 _FIELD_STREAM = 1
-_CANVAS_STREAM = 2  # platelets: streams 4 and 5 (platelets.py)
+_CANVAS_STREAM = 2  # platelets: 4, 5; debris: 6, 10; drift: 8; smudge cells: 12, 13
 _MIN_CANVAS = 256
 
 
@@ -98,7 +107,14 @@ class SimulatedSample:
         canvas = int(rng.integers(0, p.background_canvases))
         roll = (int(rng.integers(0, self.canvas_side)), int(rng.integers(0, self.canvas_side)))
         return FieldTruth(
-            fov, p.frame_shape, tuple(cells), canvas, roll, self._platelets(fov, placed)
+            fov,
+            p.frame_shape,
+            tuple(cells),
+            canvas,
+            roll,
+            self._platelets(fov, placed),
+            self._debris(fov, placed),
+            self._smudge(fov, placed),
         )
 
     def _platelets(
@@ -110,6 +126,24 @@ class SimulatedSample:
         per_px2 = p.platelets_per_1000um2 / 1000.0 * p.pixel_size_um**2
         radius = p.um_to_px(p.platelet_diameter_um) / 2
         return draw_platelets(rng, p.frame_shape, per_px2, radius, white_cells)
+
+    def _debris(
+        self, fov: int, white_cells: list[tuple[float, float, float]]
+    ) -> tuple[Debris, ...]:
+        """The field's debris, from their own stream."""
+        p = self.params
+        rng = np.random.default_rng([self.seed, DEBRIS_STREAM, fov])
+        per_px2 = p.debris_per_1000um2 / 1000.0 * p.pixel_size_um**2
+        return draw_debris(rng, p.frame_shape, per_px2, p.um_to_px(1.0), white_cells)
+
+    def _smudge(
+        self, fov: int, white_cells: list[tuple[float, float, float]]
+    ) -> tuple[Smudge, ...]:
+        """The field's smudge cells, from their own stream."""
+        p = self.params
+        rng = np.random.default_rng([self.seed, SMUDGE_STREAM, fov])
+        mean = p.smudge_fraction * p.wbc_per_field
+        return draw_smudge(rng, p.frame_shape, mean, p.um_to_px(1.0), white_cells)
 
     def _place(
         self,

@@ -117,6 +117,59 @@ class Platelet:
 
 
 @dataclass(frozen=True)
+class Debris:
+    """A fragment that is not a cell (stain precipitate, red-cell fragment, dust); never counted.
+
+    `blobs` are the overlapping ellipses it is drawn from: (dy, dx, ry, rx, angle), px, relative to
+    the centre; `radius_px` bounds them.
+    """
+
+    index: int
+    centre_yx: tuple[float, float]
+    radius_px: float
+    kind: str  # "precipitate", "fragment" or "dust"
+    darkness: float  # stain/material density of the core, relative
+    blobs: tuple[tuple[float, float, float, float, float], ...]
+
+    def to_json(self, fov: int) -> dict[str, object]:
+        """The ground-truth record written to ground_truth.json."""
+        return {
+            "field": fov,
+            "index": self.index,
+            "kind": self.kind,
+            "centre_yx": [round(self.centre_yx[0], 2), round(self.centre_yx[1], 2)],
+            "radius_px": round(self.radius_px, 2),
+            "white_cell": False,
+        }
+
+
+@dataclass(frozen=True)
+class Smudge:
+    """A smudge (basket) cell: the bare chromatin of a ruptured white cell, smeared; never counted.
+
+    `streaks` are elongated Gaussian strands, (dy, dx, sigma_along, sigma_across, angle), px,
+    relative to the centre; `strength` is its peak emission relative to an intact nucleus.
+    """
+
+    index: int
+    centre_yx: tuple[float, float]
+    radius_px: float
+    strength: float
+    streaks: tuple[tuple[float, float, float, float, float], ...]
+
+    def to_json(self, fov: int) -> dict[str, object]:
+        """The ground-truth record written to ground_truth.json."""
+        return {
+            "field": fov,
+            "index": self.index,
+            "centre_yx": [round(self.centre_yx[0], 2), round(self.centre_yx[1], 2)],
+            "radius_px": round(self.radius_px, 2),
+            "strength": round(self.strength, 3),
+            "white_cell": False,
+        }
+
+
+@dataclass(frozen=True)
 class FieldTruth:
     """What one field of view holds: its white cells and which red-cell background it is cut from."""
 
@@ -126,3 +179,5 @@ class FieldTruth:
     canvas: int  # index of the pre-rendered red-cell layer
     canvas_roll: tuple[int, int]  # (dy, dx) wrap-around offset into that layer
     platelets: tuple[Platelet, ...] = ()  # not white cells: never counted
+    debris: tuple[Debris, ...] = ()  # not cells: never counted
+    smudge: tuple[Smudge, ...] = ()  # ruptured white cells: never counted
