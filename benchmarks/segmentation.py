@@ -50,6 +50,9 @@ class Score:
     debris_detected: int = 0
     platelets: int = 0
     platelets_detected: int = 0
+    false_on: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(("smudge", "debris", "platelet", "nothing drawn"), 0)
+    )
     misses: list[str] = field(default_factory=list)
     extras: list[str] = field(default_factory=list)
     detect_ms: list[float] = field(default_factory=list)
@@ -126,6 +129,15 @@ def score_hard_cases(truth: FieldTruth, found: list[Detection], s: Score) -> Non
     s.debris_detected += sum(hit(m.centre_yx, m.radius_px + 4) for m in truth.debris)
     s.platelets += len(truth.platelets)
     s.platelets_detected += sum(hit(m.centre_yx, m.radius_px + 4) for m in truth.platelets)
+    for d in free:  # each false detection once, on what it lies (a smudge cell first)
+        if any(math.dist(m.centre_yx, d.centre_yx) <= m.radius_px for m in truth.smudge):
+            s.false_on["smudge"] += 1
+        elif any(math.dist(m.centre_yx, d.centre_yx) <= m.radius_px + 4 for m in truth.debris):
+            s.false_on["debris"] += 1
+        elif any(math.dist(m.centre_yx, d.centre_yx) <= m.radius_px + 4 for m in truth.platelets):
+            s.false_on["platelet"] += 1
+        else:
+            s.false_on["nothing drawn"] += 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -200,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         "debris_detected": score.debris_detected,
         "smudge": score.smudge,
         "smudge_detected": score.smudge_detected,
+        "false_detections_on": score.false_on,
         "detect_ms_median": statistics.median(score.detect_ms),
         "segment_with_crops_ms_median": statistics.median(score.segment_ms),
         "segment_with_crops_cpu_ms_median": statistics.median(score.segment_cpu_ms),
@@ -215,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  not white cells detected: platelets {score.platelets_detected}/{score.platelets}, "
           f"debris {score.debris_detected}/{score.debris}, "
           f"smudge cells {score.smudge_detected}/{score.smudge}")  # fmt: skip
+    print("  false detections (not on a white cell), on: "
+          + ", ".join(f"{k} {v}" for k, v in score.false_on.items()))  # fmt: skip
     print(f"  detect {figures['detect_ms_median']:.1f} ms/field, "
           f"detect + 4-modality crops {figures['segment_with_crops_ms_median']:.1f} ms/field "
           f"(median wall time; CPU time {figures['segment_with_crops_cpu_ms_median']:.1f} ms)")  # fmt: skip
