@@ -5,8 +5,8 @@ across, with no cytoplasm and no cell outline (Bain, Blood Cells (5th ed.), ch. 
 cells, a few per cent of the white cells of a normal film, many more in chronic lymphocytic
 leukaemia). Drawn as four to eight elongated Gaussian strands roughly along the spreading direction,
 with a lacy chromatin texture; its DNA still takes the nuclear stain, so it fluoresces, at a fraction
-of an intact nucleus (peak `strength` 0.15-0.4) and is faint in bright field (the nucleus' colours,
-thinned out).
+of an intact nucleus (peak `strength` 0.15-0.4) and is faint in bright field (the nucleus' absorbance
+at that fraction: purple, most in green).
 
 Rate: Poisson with mean `SampleParams.smudge_fraction` x white cells per field (default 0.02). From
 their own random streams (12: where and what, 13: texture), so the rest of the field is unchanged;
@@ -28,12 +28,13 @@ from leukoscope.types import Modality
 SMUDGE_STREAM = 12
 SMUDGE_TEXTURE_STREAM = 13
 SMUDGE_ABSORBANCE: dict[Modality, float] = {
-    Modality.COLOR1: 0.10,
-    Modality.COLOR2: 0.22,
-    Modality.COLOR3: 0.16,
+    Modality.COLOR1: 0.15,
+    Modality.COLOR2: 0.62,
+    Modality.COLOR3: 0.38,
     Modality.FLUORESCENCE: 0.0,
 }
-"""Per light, absorbance at density 1 (an intact nucleus' chromatin, spread thin: faint, purple)."""
+"""Per light, absorbance at density 1: the nucleus' (contrast.py, as calibrated in issue 18), since
+it is the same chromatin; spread thin (density 0.15-0.4), it is a faint purple smear."""
 
 
 def draw_smudge(
