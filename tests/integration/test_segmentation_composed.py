@@ -53,6 +53,7 @@ def test_crowded_lobed_simulated_cells_are_each_found_once() -> None:
         frame_shape=(768, 768),
         wbc_per_field=20,
         composition={c: (50.0 if c in (CellClass.NEU, CellClass.EOS) else 0.0) for c in CellClass},
+        smudge_fraction=0.0,  # smudge cells, which may pass as nuclei: test_segmentation_simulator.py
     )
     sample = SimulatedSample(seed=5, params=params)
     renderer, sensor = FieldRenderer(sample), Sensor()
