@@ -1,12 +1,15 @@
 """What each light source shows: absorbance (bright-field) or emission (fluorescence) per constituent.
 
 Bright-field follows Beer-Lambert: transmission = exp(-sum(coefficient x density)). The coefficients
-spread the class-telling features over the modalities on purpose:
+follow the colours of a Romanowsky-stained film (calibrated in issue 18 against the BCCD smears'
+texture per light, docs/simulator.md "Realism against real smears"): every light shows the nucleus,
+as a real film does, with a light-specific strength, and each light adds its own cues:
 
-- color1 (blue): haemoglobin and the coarse orange eosinophil granules absorb most; nucleus faint.
-- color2 (green): nucleus and the pink, finely granular neutrophil cytoplasm; basophil granules.
-- color3 (red): RNA-rich (blue-grey) cytoplasm of lymphocytes and monocytes, dark basophil granules;
-  softest optics, so nuclear lobes blur together.
+- color1 (blue, 450 nm): haemoglobin absorbs most; the orange eosinophil granules; nucleus faint.
+- color2 (green, 530 nm): the purple nucleus absorbs most here (azure B-DNA), as do eosin-stained
+  eosinophil granules and the dark basophil granules; the pink neutrophil cytoplasm.
+- color3 (red, 630 nm): the nucleus and the RNA-rich (blue-grey) cytoplasm of lymphocytes and
+  monocytes, dark basophil granules; red cells pale; the softest optics, so detail washes out.
 - fluorescence: the nucleic-acid stain lights nuclei (shape clearest here), RNA-rich cytoplasm dimly,
   basophil granules (metachromatic) a little; eosinophil granules shade the cytoplasm; red cells dark.
 """
@@ -20,19 +23,19 @@ from leukoscope.types import Modality
 
 # per modality: haemoglobin, nucleus, pink cytoplasm, RNA cytoplasm, vacuole, rim
 _BRIGHT: dict[Modality, tuple[float, float, float, float, float, float]] = {
-    Modality.COLOR1: (1.05, 0.08, 0.05, 0.03, -0.04, 0.10),
-    Modality.COLOR2: (0.70, 0.14, 0.14, 0.05, -0.06, 0.08),
-    Modality.COLOR3: (0.10, 0.10, 0.02, 0.09, -0.05, 0.16),
+    Modality.COLOR1: (1.05, 0.15, 0.05, 0.04, -0.04, 0.10),
+    Modality.COLOR2: (0.70, 0.62, 0.12, 0.08, -0.06, 0.08),
+    Modality.COLOR3: (0.10, 0.38, 0.03, 0.20, -0.05, 0.16),
 }
 # per modality, per granule kind
 _GRANULES: dict[Modality, dict[str, float]] = {
-    Modality.COLOR1: {"neu": 0.04, "eos": 0.80, "bas": 0.30, "azur": 0.15, "none": 0.0},
-    Modality.COLOR2: {"neu": 0.10, "eos": 0.25, "bas": 0.50, "azur": 0.25, "none": 0.0},
-    Modality.COLOR3: {"neu": 0.02, "eos": 0.04, "bas": 0.75, "azur": 0.08, "none": 0.0},
+    Modality.COLOR1: {"neu": 0.04, "eos": 0.70, "bas": 0.45, "azur": 0.15, "none": 0.0},
+    Modality.COLOR2: {"neu": 0.10, "eos": 0.75, "bas": 0.85, "azur": 0.30, "none": 0.0},
+    Modality.COLOR3: {"neu": 0.03, "eos": 0.15, "bas": 0.75, "azur": 0.15, "none": 0.0},
     Modality.FLUORESCENCE: {"neu": 0.0, "eos": -0.25, "bas": 0.4, "azur": 0.15, "none": 0.0},
 }
 # fluorescence emission of nucleus, pink cytoplasm, RNA cytoplasm, vacuole
-_EMISSION = (1.0, 0.03, 0.22, -0.08)
+_EMISSION = (1.0, 0.08, 0.30, -0.08)
 HB_FLUORESCENCE_ABSORBANCE = 1.6
 """Red cells absorb excitation and emission: the plasma background behind them is darkened."""
 

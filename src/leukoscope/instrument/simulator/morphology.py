@@ -1,6 +1,6 @@
 """Class-typical white-cell morphology with natural variation and overlap between classes.
 
-Sizes follow haematology atlases (diameters in a thin film, um): NEU 10-13, LYM 7-10 (large ones
+Sizes follow haematology atlases (diameters in a thin film, um): NEU 12-15, LYM 7-10 (large ones
 10-14), MO 12-20, EOS 12-15, BAS 10-13. Every parameter is drawn from a distribution wide enough that
 neighbouring classes overlap: band neutrophils have one curved lobe (like a folded monocyte nucleus),
 large lymphocytes reach monocyte size, some eosinophils carry few granules and some basophils so few
@@ -58,7 +58,7 @@ def _chain(
 
     `compact` packs the lobes close together (seen end-on, they merge into one lumpy blob)."""
     start = rng.uniform(0, 2 * math.pi)
-    arc_r = radius * (rng.uniform(0.12, 0.25) if compact else rng.uniform(0.35, 0.5))
+    arc_r = radius * (rng.uniform(0.18, 0.3) if compact else rng.uniform(0.35, 0.5))
     if n == 1:  # band: a sausage bent along the arc, drawn as overlapping small ellipses
         span = curve * rng.uniform(2.0, 3.2)
         steps = 7
@@ -80,10 +80,10 @@ def _chain(
 
 
 def _neutrophil(rng: Rng, px: float) -> WhiteCellShape:
-    radius = rng.normal(11.8, 1.1) / 2 * px
+    radius = rng.normal(13.0, 1.2) / 2 * px
     n_lobes = int(rng.choice([1, 2, 3, 4, 5], p=[0.12, 0.25, 0.38, 0.18, 0.07]))
-    compact = n_lobes > 1 and rng.uniform() < 0.35
-    lobes = _chain(rng, n_lobes, radius, 2.05 * px * rng.uniform(0.9, 1.15), 1.9, compact)
+    compact = n_lobes > 1 and rng.uniform() < 0.12
+    lobes = _chain(rng, n_lobes, radius, 2.45 * px * rng.uniform(0.9, 1.15), 1.9, compact)
     aspect, angle, harm = _outline(rng, 0.025)
     return WhiteCellShape(
         cell_class=CellClass.NEU,
@@ -106,7 +106,7 @@ def _neutrophil(rng: Rng, px: float) -> WhiteCellShape:
 
 
 def _lymphocyte(rng: Rng, px: float) -> WhiteCellShape:
-    large = rng.uniform() < 0.25
+    large = rng.uniform() < 0.15
     diameter = rng.normal(11.4, 1.2) if large else rng.normal(8.8, 1.0)
     radius = diameter / 2 * px
     n_c = rng.uniform(0.6, 0.74) if large else rng.uniform(0.7, 0.88)
@@ -114,7 +114,7 @@ def _lymphocyte(rng: Rng, px: float) -> WhiteCellShape:
     offset = _in_disc(rng, 1, radius - nr)[0] * 0.8
     lobe = Lobe(offset[0], offset[1], nr * rng.uniform(0.9, 1.0), nr, rng.uniform(0, math.pi))
     notch: tuple[float, float, float] | None = None
-    if rng.uniform() < 0.15:  # a cleft nucleus, like a small monocyte's
+    if rng.uniform() < 0.10:  # a cleft nucleus, like a small monocyte's
         t = rng.uniform(0, 2 * math.pi)
         notch = (offset[0] + nr * math.sin(t), offset[1] + nr * math.cos(t), nr * 0.35)
     aspect, angle, harm = _outline(rng, 0.02)
@@ -139,8 +139,8 @@ def _lymphocyte(rng: Rng, px: float) -> WhiteCellShape:
 
 
 def _monocyte(rng: Rng, px: float) -> WhiteCellShape:
-    radius = rng.normal(15.0, 1.6) / 2 * px
-    nr = radius * rng.uniform(0.5, 0.66)
+    radius = rng.normal(16.5, 1.8) / 2 * px
+    nr = radius * rng.uniform(0.65, 0.8)
     off = _in_disc(rng, 1, radius * 0.15)[0]
     ang = rng.uniform(0, 2 * math.pi)
     lobes = (Lobe(off[0], off[1], nr * rng.uniform(0.72, 0.92), nr, ang),)
@@ -178,7 +178,7 @@ def _monocyte(rng: Rng, px: float) -> WhiteCellShape:
 def _eosinophil(rng: Rng, px: float) -> WhiteCellShape:
     radius = rng.normal(13.0, 1.0) / 2 * px
     n_lobes = int(rng.choice([2, 3], p=[0.85, 0.15]))
-    lobes = _chain(rng, n_lobes, radius, 1.9 * px * rng.uniform(0.9, 1.15), 2.2)
+    lobes = _chain(rng, n_lobes, radius, 2.7 * px * rng.uniform(0.9, 1.15), 1.5)
     few = rng.uniform() < 0.15
     count = int(rng.integers(90, 200) * (rng.uniform(0.25, 0.5) if few else 1.0))
     aspect, angle, harm = _outline(rng, 0.025)

@@ -55,7 +55,7 @@ class SampleParams:
     pixel_size_um: float = 0.25
     wbc_per_field: float = 10.0
     composition: Composition = field(default_factory=lambda: dict(DEFAULT_COMPOSITION))
-    rbc_coverage: float = 0.72  # fraction of the lattice sites holding a red cell
+    rbc_coverage: float = 0.54  # fraction of the lattice sites holding a red cell
     rbc_diameter_um: float = 7.6
     platelets_per_1000um2: float = 0.6  # BCCD smears' median (docs/simulator.md)
     platelet_diameter_um: float = 2.5
