@@ -83,7 +83,9 @@ def _neutrophil(rng: Rng, px: float) -> WhiteCellShape:
     radius = rng.normal(13.0, 1.2) / 2 * px
     n_lobes = int(rng.choice([1, 2, 3, 4, 5], p=[0.12, 0.25, 0.38, 0.18, 0.07]))
     compact = n_lobes > 1 and rng.uniform() < 0.12
-    lobes = _chain(rng, n_lobes, radius, 2.45 * px * rng.uniform(0.9, 1.15), 1.9, compact)
+    # the chromatin is shared out between the lobes: more lobes, smaller ones (nucleus ~36 um^2)
+    lobe_r = 2.2 * px * math.sqrt(3.0 / max(n_lobes, 2)) * rng.uniform(0.9, 1.15)
+    lobes = _chain(rng, n_lobes, radius, lobe_r, 1.9, compact)
     aspect, angle, harm = _outline(rng, 0.025)
     return WhiteCellShape(
         cell_class=CellClass.NEU,
