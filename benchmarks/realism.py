@@ -187,7 +187,7 @@ def nucleus_statistics(dataset: CellDataset) -> dict[str, list[float]]:
 
 
 def texture_statistics(dataset: CellDataset) -> dict[str, list[float]]:
-    """Texture per light: the coefficient of variation (std / mean) of each crop's central 8 um
+    """Texture per light: the coefficient of variation (std / mean, in %) of each crop's central 8 um
     disc, where the cell is; scale-free, so a JPEG photograph and a raw camera compare."""
     side = dataset.images.shape[-1]
     yy, xx = np.mgrid[:side, :side] - (side - 1) / 2
@@ -197,7 +197,7 @@ def texture_statistics(dataset: CellDataset) -> dict[str, list[float]]:
         values = dataset.images[:, m, 0][:, disc].astype(np.float64)
         mean = values.mean(axis=1)
         cv = values.std(axis=1) / np.maximum(mean, 1e-9)
-        stats[f"texture_cv_{modality.value}"] = cv[mean > 0].tolist()
+        stats[f"texture_cv_{modality.value}"] = (100.0 * cv[mean > 0]).tolist()  # %
     return stats
 
 
