@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The paper's tables and the default model on a 2-core CPU (issue 18): the recipe of issue 14 at
+# 48x48, 8 epochs, 5 folds, each model's folds split over two single-thread processes.
+#
+#   benchmarks/paper_cpu.sh DATA OUT        # DATA from `leukoscope simulate dataset DATA --out-px 48`
+#
+# OUT/ship: hs_mm_mimo cross-validation + final fit (the model to ship: OUT/ship/model.pt);
+# OUT/paper: Table 1 (one single per light), the ensemble, mm_mimo, and hs_mm_mimo (the folds of
+# OUT/ship, reused). About 1.5 h on an otherwise idle 2-core machine.
+set -euo pipefail
+DATA=${1:?dataset folder}; OUT=${2:?output folder}
+LK=${LK:-leukoscope}
+C="--epochs 8 --input-size 48 --threads 1"
+$LK train "$DATA" $C --part 0 --part 1 --part 2 --out "$OUT/ship" &
+$LK train "$DATA" $C --part 3 --part 4 --part final --out "$OUT/ship" &
+wait
+$LK train "$DATA" $C --out "$OUT/ship"
+ALL="--part 0 --part 1 --part 2 --part 3 --part 4"
+( for m in color1 color2; do
+    $LK train "$DATA" --model single --modalities $m $C --no-final $ALL --out "$OUT/paper/single_$m"
+  done ) &
+( for m in color3 fluorescence; do
+    $LK train "$DATA" --model single --modalities $m $C --no-final $ALL --out "$OUT/paper/single_$m"
+  done ) &
+wait
+$LK train "$DATA" --model mm_mimo $C --no-final --part 0 --part 1 --part 2 --out "$OUT/paper/mm_mimo" &
+$LK train "$DATA" --model mm_mimo $C --no-final --part 3 --part 4 --out "$OUT/paper/mm_mimo" &
+wait
+mkdir -p "$OUT/paper/hs_mm_mimo"
+cp -r "$OUT"/ship/fold_* "$OUT/ship/run.json" "$OUT/paper/hs_mm_mimo/"
+$LK experiment paper "$DATA" $C --out "$OUT/paper"
