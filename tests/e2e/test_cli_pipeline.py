@@ -70,9 +70,11 @@ def test_run_simulate_counts_the_target_of_real_cells(tmp_path: Path, model: Pat
     for cell in results:
         x, y, w, h = cell.bbox
         centre = np.array([y + h / 2, x + w / 2])
-        truth = [np.array(c.centre_yx) for c in sample.field(cell.key.fov).cells]
-        distance = min(float(np.linalg.norm(centre - t)) for t in truth)
-        assert distance < 12.0, f"cell {cell.key} is {distance:.1f} px from any white cell"
+        # inside a true white cell's outline (a lobed nucleus can sit well off the cell's centre;
+        # smudge cells, debris and platelets never overlap a white cell)
+        truth = sample.field(cell.key.fov).cells
+        inside = [t for t in truth if np.linalg.norm(centre - np.array(t.centre_yx)) < t.radius_px]
+        assert len(inside) == 1, f"cell {cell.key} at {centre} lies in {len(inside)} white cells"
     assert (tmp_path / "acq" / "e2e" / "acquisition.json").is_file()
 
 
