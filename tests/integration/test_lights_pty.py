@@ -247,6 +247,10 @@ _CHILD = textwrap.dedent(
 )
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize(
     ("signum", "expected_rc"),
     # SIGINT: KeyboardInterrupt unwinds the block, then Python exits by re-raising SIGINT
@@ -261,6 +265,9 @@ def test_signal_turns_lights_off(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
+        # a test run started in the background (`nohup ... &`) ignores SIGINT, and a Python started
+        # with SIGINT ignored never raises KeyboardInterrupt: give the child the default disposition
+        preexec_fn=_default_sigint,
     )
     try:
         assert child.stdout is not None
