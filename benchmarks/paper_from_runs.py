@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from leukoscope.classifier.data import load_dataset, native_input_size
-from leukoscope.classifier.evaluate import compute_metrics, summarize
+from leukoscope.classifier.evaluate import summarize
+from leukoscope.classifier.experiment import ensemble_fold_metrics
 from leukoscope.classifier.train import FoldResult, load_fold
 
 
@@ -33,18 +34,6 @@ def read_folds(run_dir: Path) -> list[FoldResult]:
     if not folds:
         raise SystemExit(f"{run_dir}: no finished fold")
     return folds
-
-
-def ensemble_metrics(labels: np.ndarray, members: list[list[FoldResult]]) -> list[dict[str, Any]]:
-    """Per fold, the metrics of the members' softmax averaged (the same folds for every member)."""
-    metrics = []
-    for per_member in zip(*members, strict=True):
-        index = per_member[0].val_index
-        if any(not np.array_equal(m.val_index, index) for m in per_member):
-            raise SystemExit("the ensemble's members used different folds")
-        probs = np.concatenate([m.val_probs for m in per_member], axis=1)
-        metrics.append(compute_metrics(labels[index], probs))
-    return metrics
 
 
 def row(name: str, fold_metrics: list[dict[str, Any]]) -> str:
@@ -79,7 +68,7 @@ def main() -> None:
         print(row(name, [f.metrics for f in folds]))
         if members and name == members[-1]:
             labels = np.asarray(load_dataset(args.data, native_input_size(args.data)).labels)
-            print(row("ensemble", ensemble_metrics(labels, [runs[m] for m in members])))
+            print(row("ensemble", ensemble_fold_metrics(labels, [runs[m] for m in members])))
 
 
 if __name__ == "__main__":

@@ -113,17 +113,25 @@ def run_paper(
     return table1, table2
 
 
-def _ensemble_row(
-    dataset: CellDataset, config: TrainConfig, singles: list[list[FoldResult]], out_dir: Path
-) -> Row:
+def ensemble_fold_metrics(
+    labels: np.ndarray, members: list[list[FoldResult]]
+) -> list[dict[str, Any]]:
+    """Per fold, the metrics of the members' softmax averaged (the ensemble is not trained);
+    every member must have used the same folds."""
     fold_metrics = []
-    for per_member in zip(*singles, strict=True):
+    for per_member in zip(*members, strict=True):
         index = per_member[0].val_index
         if any(not np.array_equal(m.val_index, index) for m in per_member):
             raise ParameterError("the single-modality runs used different folds; rerun them")
         probs = np.concatenate([m.val_probs for m in per_member], axis=1)
-        fold_metrics.append(compute_metrics(dataset.labels[index], probs))
-    summary = summarize(fold_metrics)
+        fold_metrics.append(compute_metrics(labels[index], probs))
+    return fold_metrics
+
+
+def _ensemble_row(
+    dataset: CellDataset, config: TrainConfig, singles: list[list[FoldResult]], out_dir: Path
+) -> Row:
+    summary = summarize(ensemble_fold_metrics(dataset.labels, singles))
     summary["train_s_total"] = sum(
         f.metrics.get("train_s", 0.0) for member in singles for f in member
     )

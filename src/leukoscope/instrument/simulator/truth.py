@@ -98,6 +98,18 @@ class WhiteCell:
         }
 
 
+def _located(
+    fov: int, index: int, centre_yx: tuple[float, float], radius_px: float
+) -> dict[str, object]:
+    """The part every ground-truth record of a small object shares: where it is and how big."""
+    return {
+        "field": fov,
+        "index": index,
+        "centre_yx": [round(centre_yx[0], 2), round(centre_yx[1], 2)],
+        "radius_px": round(radius_px, 2),
+    }
+
+
 @dataclass(frozen=True)
 class Platelet:
     """One platelet in a field of view, frame coordinates of the reference modality, px."""
@@ -108,12 +120,7 @@ class Platelet:
 
     def to_json(self, fov: int) -> dict[str, object]:
         """The ground-truth record written to ground_truth.json."""
-        return {
-            "field": fov,
-            "index": self.index,
-            "centre_yx": [round(self.centre_yx[0], 2), round(self.centre_yx[1], 2)],
-            "radius_px": round(self.radius_px, 2),
-        }
+        return _located(fov, self.index, self.centre_yx, self.radius_px)
 
 
 @dataclass(frozen=True)
@@ -133,14 +140,8 @@ class Debris:
 
     def to_json(self, fov: int) -> dict[str, object]:
         """The ground-truth record written to ground_truth.json."""
-        return {
-            "field": fov,
-            "index": self.index,
-            "kind": self.kind,
-            "centre_yx": [round(self.centre_yx[0], 2), round(self.centre_yx[1], 2)],
-            "radius_px": round(self.radius_px, 2),
-            "white_cell": False,
-        }
+        record = _located(fov, self.index, self.centre_yx, self.radius_px)
+        return {**record, "kind": self.kind, "white_cell": False}
 
 
 @dataclass(frozen=True)
@@ -159,14 +160,8 @@ class Smudge:
 
     def to_json(self, fov: int) -> dict[str, object]:
         """The ground-truth record written to ground_truth.json."""
-        return {
-            "field": fov,
-            "index": self.index,
-            "centre_yx": [round(self.centre_yx[0], 2), round(self.centre_yx[1], 2)],
-            "radius_px": round(self.radius_px, 2),
-            "strength": round(self.strength, 3),
-            "white_cell": False,
-        }
+        record = _located(fov, self.index, self.centre_yx, self.radius_px)
+        return {**record, "strength": round(self.strength, 3), "white_cell": False}
 
 
 @dataclass(frozen=True)
