@@ -23,9 +23,9 @@ from leukoscope.instrument.simulator.render import FieldRenderer, Radiance
 from leukoscope.instrument.simulator.sample import SimulatedSample
 from leukoscope.instrument.simulator.sensor import Sensor, bit_depth_of
 from leukoscope.instrument.simulator.state import SimulatedRigState
+from leukoscope.instrument.simulator.streams import Stream
 from leukoscope.types import MODALITIES, Frame, Modality
 
-_NOISE_STREAM = 7
 MAX_QUEUED = 16
 """Frames the simulated driver buffers; older ones are dropped when it overflows."""
 
@@ -194,7 +194,7 @@ class SimulatedCamera:
             fluorescence = lit.get(Modality.FLUORESCENCE, 0.0) * self.exposure_us
             self._dose[fov] = prior + fluorescence
         first = next((m for m in MODALITIES if m in lit), MODALITIES[0])
-        rng = np.random.default_rng([self.seed, _NOISE_STREAM, frame_id])
+        rng = np.random.default_rng([self.seed, Stream.CAMERA_NOISE, frame_id])
         image = self.sensor.read_out(
             sources, self.frame_shape, self.bit_depth, self.gain_db, rng, MODALITIES.index(first)
         )

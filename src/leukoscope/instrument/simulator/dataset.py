@@ -25,10 +25,10 @@ from leukoscope.instrument.simulator.params import SampleParams
 from leukoscope.instrument.simulator.render import FieldRenderer
 from leukoscope.instrument.simulator.sample import SimulatedSample
 from leukoscope.instrument.simulator.sensor import Sensor
+from leukoscope.instrument.simulator.streams import Stream
 from leukoscope.types import CELL_CLASSES, MODALITIES, CellClass, Modality
 
 DATASET_FILE = "dataset.json"
-_CELL_STREAM = 21
 
 
 class FieldCells:
@@ -90,7 +90,7 @@ class FieldCells:
             if not wanted:
                 continue
             frameset = capture_frameset(self.renderer, self.sensor, "dataset", fov, self.settings)
-            rng = np.random.default_rng([self.seed, _CELL_STREAM, fov])
+            rng = np.random.default_rng([self.seed, Stream.DATASET_CELLS, fov])
             for cell in wanted:
                 if remaining[cell.cell_class] <= 0:
                     continue

@@ -27,8 +27,6 @@ from leukoscope.instrument.simulator.contrast import hemoglobin_absorbance
 from leukoscope.instrument.simulator.truth import Debris
 from leukoscope.types import Modality
 
-DEBRIS_STREAM = 6
-DEBRIS_TEXTURE_STREAM = 10
 DEBRIS_KINDS = ("precipitate", "fragment", "dust")
 _KIND_SHARE = (0.6, 0.25, 0.15)
 _FRAGMENT_THICKNESS = 0.8  # red-cell fragment: haemoglobin thickness, relative to a red cell

@@ -2,7 +2,7 @@
 
 On a real scan the focus is found again (or not quite) at every field and the lamps wander a little,
 so fields differ in sharpness and brightness while the cells in them do not. Per field, from its own
-random stream (8) indexed by the field: a defocus factor 1 + |N(0, focus_drift)| that multiplies
+random stream (`streams.Stream.DRIFT`) indexed by the field: a defocus factor 1 + |N(0, focus_drift)| that multiplies
 every light's blur (autofocus finds the best plane or misses it; it never focuses sharper than the
 calibrated optics), and a gain 1 + N(0, illumination_drift) per light (clipped to 3 sd), applied to
 the whole rendered field. `OpticsParams.focus_drift` 0.15 and `illumination_drift` 0.03 (+-3 % lamp
@@ -17,9 +17,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from leukoscope.instrument.simulator.streams import Stream
 from leukoscope.types import MODALITIES, Modality
-
-DRIFT_STREAM = 8
 
 
 @dataclass(frozen=True)
@@ -56,7 +55,7 @@ class FieldDrift:
 
 def field_drift(seed: int, fov: int, focus_drift: float, illumination_drift: float) -> FieldDrift:
     """The drift of field `fov` of the sample of `seed` (same answer on every call)."""
-    rng = np.random.default_rng([seed, DRIFT_STREAM, fov])
+    rng = np.random.default_rng([seed, Stream.DRIFT, fov])
     defocus = 1.0 + abs(float(rng.normal(0.0, 1.0))) * focus_drift
     draws = np.clip(rng.normal(0.0, 1.0, len(MODALITIES)), -3.0, 3.0)
     gain = {m: 1.0 + float(d) * illumination_drift for m, d in zip(MODALITIES, draws, strict=True)}

@@ -18,9 +18,9 @@ from leukoscope.config import CameraConfig, LightsConfig
 from leukoscope.instrument.simulator.optics import translate
 from leukoscope.instrument.simulator.render import FieldRenderer, Radiance
 from leukoscope.instrument.simulator.sensor import Sensor
+from leukoscope.instrument.simulator.streams import Stream
 from leukoscope.types import MODALITIES, FrameSet, Modality
 
-_NOISE_STREAM = 11
 FRAME_INTERVAL_S = 0.05
 """Simulated time between the four captures of a field (timestamps are synthetic, hence reproducible)."""
 
@@ -100,7 +100,7 @@ def capture_frameset(
 ) -> FrameSet:
     """The four frames of field `fov` (registered to color1 with the known offsets unless told not)."""
     settings = settings or CaptureSettings()
-    rng = np.random.default_rng([renderer.sample.seed, _NOISE_STREAM, fov])
+    rng = np.random.default_rng([renderer.sample.seed, Stream.CAPTURE_NOISE, fov])
     frames = expose(sensor, renderer.field(fov), settings, rng)
     shifts = {
         m: (registration_shift(renderer.offsets_px[m]) if register else (0.0, 0.0))

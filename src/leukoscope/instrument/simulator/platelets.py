@@ -21,9 +21,6 @@ from leukoscope.instrument.simulator.contrast import platelet_signal
 from leukoscope.instrument.simulator.truth import Platelet
 from leukoscope.types import Modality
 
-PLATELET_STREAM = 4
-PLATELET_TEXTURE_STREAM = 5
-
 
 def draw_platelets(
     rng: np.random.Generator,

@@ -21,7 +21,6 @@ import numpy as np
 from leukoscope.instrument.simulator.cellpatch import CellComponents, rasterise
 from leukoscope.instrument.simulator.contrast import cell_signal, hemoglobin_absorbance
 from leukoscope.instrument.simulator.debris import (
-    DEBRIS_TEXTURE_STREAM,
     OverlayPatch,
     rasterise_debris,
 )
@@ -34,16 +33,15 @@ from leukoscope.instrument.simulator.optics import (
 )
 from leukoscope.instrument.simulator.params import OpticsParams, SensorParams
 from leukoscope.instrument.simulator.platelets import (
-    PLATELET_TEXTURE_STREAM,
     PlateletPatch,
     rasterise_platelet,
 )
 from leukoscope.instrument.simulator.sample import SimulatedSample
-from leukoscope.instrument.simulator.smudge import SMUDGE_TEXTURE_STREAM, rasterise_smudge
+from leukoscope.instrument.simulator.smudge import rasterise_smudge
+from leukoscope.instrument.simulator.streams import Stream
 from leukoscope.instrument.simulator.truth import WhiteCellShape
 from leukoscope.types import MODALITIES, Modality
 
-_TEXTURE_STREAM = 3
 _THREADED_PIXELS = 1 << 20  # fields this large render two modalities at a time
 
 Radiance = dict[Modality, np.ndarray]
@@ -129,13 +127,13 @@ class FieldRenderer:
         """Relative radiance of field `fov` under each of `modalities` (new float32 arrays)."""
         truth = self.sample.field(fov)
         seed = self.sample.seed
-        rng = np.random.default_rng([seed, _TEXTURE_STREAM, fov])
+        rng = np.random.default_rng([seed, Stream.CELL_TEXTURE, fov])
         cells = [(c.shape, c.centre_yx) for c in truth.cells]
-        grains = np.random.default_rng([seed, PLATELET_TEXTURE_STREAM, fov])
+        grains = np.random.default_rng([seed, Stream.PLATELET_TEXTURE, fov])
         platelets = [rasterise_platelet(p, grains) for p in truth.platelets]
-        grains = np.random.default_rng([seed, DEBRIS_TEXTURE_STREAM, fov])
+        grains = np.random.default_rng([seed, Stream.DEBRIS_TEXTURE, fov])
         overlays = [rasterise_debris(d, grains) for d in truth.debris]
-        grains = np.random.default_rng([seed, SMUDGE_TEXTURE_STREAM, fov])
+        grains = np.random.default_rng([seed, Stream.SMUDGE_TEXTURE, fov])
         px_per_um = self.sample.params.um_to_px(1.0)
         overlays += [rasterise_smudge(s, grains, px_per_um) for s in truth.smudge]
         return self.compose(

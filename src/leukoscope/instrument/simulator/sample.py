@@ -15,12 +15,13 @@ import numpy as np
 
 from leukoscope.errors import ParameterError
 from leukoscope.instrument.simulator.composition import probabilities
-from leukoscope.instrument.simulator.debris import DEBRIS_STREAM, draw_debris
+from leukoscope.instrument.simulator.debris import draw_debris
 from leukoscope.instrument.simulator.morphology import sample_shape
 from leukoscope.instrument.simulator.params import SampleParams
-from leukoscope.instrument.simulator.platelets import PLATELET_STREAM, draw_platelets
+from leukoscope.instrument.simulator.platelets import draw_platelets
 from leukoscope.instrument.simulator.rbc import rbc_layer
-from leukoscope.instrument.simulator.smudge import SMUDGE_STREAM, draw_smudge
+from leukoscope.instrument.simulator.smudge import draw_smudge
+from leukoscope.instrument.simulator.streams import Stream
 from leukoscope.instrument.simulator.truth import (
     Debris,
     FieldTruth,
@@ -31,8 +32,6 @@ from leukoscope.instrument.simulator.truth import (
 )
 from leukoscope.types import CELL_CLASSES
 
-_FIELD_STREAM = 1
-_CANVAS_STREAM = 2  # platelets: 4, 5; debris: 6, 10; drift: 8; smudge cells: 12, 13
 _MIN_CANVAS = 256
 
 
@@ -81,14 +80,14 @@ class SimulatedSample:
         return self._canvas(index)
 
     def _make_canvas(self, index: int) -> np.ndarray:
-        rng = np.random.default_rng([self.seed, _CANVAS_STREAM, index])
+        rng = np.random.default_rng([self.seed, Stream.CANVAS, index])
         p = self.params
         layer = rbc_layer(self.canvas_side, p.um_to_px(p.rbc_diameter_um), p.rbc_coverage, rng)
         layer.setflags(write=False)
         return layer
 
     def _make_field(self, fov: int) -> FieldTruth:
-        rng = np.random.default_rng([self.seed, _FIELD_STREAM, fov])
+        rng = np.random.default_rng([self.seed, Stream.FIELD, fov])
         p = self.params
         count = int(rng.poisson(p.wbc_per_field))
         classes = rng.choice(len(CELL_CLASSES), size=count, p=probabilities(p.composition))
@@ -122,7 +121,7 @@ class SimulatedSample:
     ) -> tuple[Platelet, ...]:
         """The field's platelets, from their own stream (the rest of the field is unchanged)."""
         p = self.params
-        rng = np.random.default_rng([self.seed, PLATELET_STREAM, fov])
+        rng = np.random.default_rng([self.seed, Stream.PLATELETS, fov])
         per_px2 = p.platelets_per_1000um2 / 1000.0 * p.pixel_size_um**2
         radius = p.um_to_px(p.platelet_diameter_um) / 2
         return draw_platelets(rng, p.frame_shape, per_px2, radius, white_cells)
@@ -132,7 +131,7 @@ class SimulatedSample:
     ) -> tuple[Debris, ...]:
         """The field's debris, from their own stream."""
         p = self.params
-        rng = np.random.default_rng([self.seed, DEBRIS_STREAM, fov])
+        rng = np.random.default_rng([self.seed, Stream.DEBRIS, fov])
         per_px2 = p.debris_per_1000um2 / 1000.0 * p.pixel_size_um**2
         return draw_debris(rng, p.frame_shape, per_px2, p.um_to_px(1.0), white_cells)
 
@@ -141,7 +140,7 @@ class SimulatedSample:
     ) -> tuple[Smudge, ...]:
         """The field's smudge cells, from their own stream."""
         p = self.params
-        rng = np.random.default_rng([self.seed, SMUDGE_STREAM, fov])
+        rng = np.random.default_rng([self.seed, Stream.SMUDGE, fov])
         mean = p.smudge_fraction * p.wbc_per_field
         return draw_smudge(rng, p.frame_shape, mean, p.um_to_px(1.0), white_cells)
 

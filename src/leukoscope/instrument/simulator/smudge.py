@@ -25,8 +25,6 @@ from leukoscope.instrument.simulator.debris import OverlayPatch, patch_grid
 from leukoscope.instrument.simulator.truth import Smudge
 from leukoscope.types import Modality
 
-SMUDGE_STREAM = 12
-SMUDGE_TEXTURE_STREAM = 13
 SMUDGE_ABSORBANCE: dict[Modality, float] = {
     Modality.COLOR1: 0.15,
     Modality.COLOR2: 0.62,
