@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from leukoscope.instrument.simulator.contrast import hemoglobin_absorbance
+from leukoscope.instrument.simulator.placement import Disc, clear_of
 from leukoscope.instrument.simulator.truth import Debris
 from leukoscope.types import Modality
 
@@ -64,7 +65,7 @@ def draw_debris(
     frame: tuple[int, int],
     per_px2: float,
     px_per_um: float,
-    avoid: list[tuple[float, float, float]],
+    avoid: list[Disc],
 ) -> tuple[Debris, ...]:
     """Poisson many debris over the frame, none on a white cell (`avoid`: y, x, extent)."""
     count = int(rng.poisson(per_px2 * frame[0] * frame[1]))
@@ -83,7 +84,7 @@ def draw_debris(
             blobs.append(
                 (dist * math.sin(angle), dist * math.cos(angle), ry, rx, float(rng.uniform(0, 3.2)))
             )
-        if any(math.hypot(y - cy, x - cx) < extent + radius for cy, cx, extent in avoid):
+        if not clear_of(y, x, radius, avoid):
             continue
         kept.append(Debris(len(kept), (y, x), radius, kind, darkness, tuple(blobs)))
     return tuple(kept)

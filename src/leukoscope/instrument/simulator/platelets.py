@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from leukoscope.instrument.simulator.contrast import platelet_signal
+from leukoscope.instrument.simulator.placement import Disc, clear_of
 from leukoscope.instrument.simulator.truth import Platelet
 from leukoscope.types import Modality
 
@@ -27,7 +28,7 @@ def draw_platelets(
     frame: tuple[int, int],
     per_px2: float,
     radius_px: float,
-    avoid: list[tuple[float, float, float]],
+    avoid: list[Disc],
 ) -> tuple[Platelet, ...]:
     """Poisson many platelets over the frame, none on a white cell (`avoid`: y, x, extent)."""
     count = int(rng.poisson(per_px2 * frame[0] * frame[1]))
@@ -36,7 +37,7 @@ def draw_platelets(
     radii = radius_px * rng.uniform(0.8, 1.25, count)
     kept: list[Platelet] = []
     for y, x, r in zip(ys.tolist(), xs.tolist(), radii.tolist(), strict=True):
-        if any(math.hypot(y - cy, x - cx) < extent + r for cy, cx, extent in avoid):
+        if not clear_of(y, x, r, avoid):
             continue
         kept.append(Platelet(len(kept), (y, x), r))
     return tuple(kept)

@@ -18,6 +18,7 @@ from leukoscope.instrument.simulator.composition import probabilities
 from leukoscope.instrument.simulator.debris import draw_debris
 from leukoscope.instrument.simulator.morphology import sample_shape
 from leukoscope.instrument.simulator.params import SampleParams
+from leukoscope.instrument.simulator.placement import Disc, clear_of
 from leukoscope.instrument.simulator.platelets import draw_platelets
 from leukoscope.instrument.simulator.rbc import rbc_layer
 from leukoscope.instrument.simulator.smudge import draw_smudge
@@ -92,7 +93,7 @@ class SimulatedSample:
         count = int(rng.poisson(p.wbc_per_field))
         classes = rng.choice(len(CELL_CLASSES), size=count, p=probabilities(p.composition))
         cells: list[WhiteCell] = []
-        placed: list[tuple[float, float, float]] = []
+        placed: list[Disc] = []
         gap = p.um_to_px(1.0)
         for cls_index in classes:
             cell_class = CELL_CLASSES[int(cls_index)]
@@ -116,9 +117,7 @@ class SimulatedSample:
             self._smudge(fov, placed),
         )
 
-    def _platelets(
-        self, fov: int, white_cells: list[tuple[float, float, float]]
-    ) -> tuple[Platelet, ...]:
+    def _platelets(self, fov: int, white_cells: list[Disc]) -> tuple[Platelet, ...]:
         """The field's platelets, from their own stream (the rest of the field is unchanged)."""
         p = self.params
         rng = np.random.default_rng([self.seed, Stream.PLATELETS, fov])
@@ -126,18 +125,14 @@ class SimulatedSample:
         radius = p.um_to_px(p.platelet_diameter_um) / 2
         return draw_platelets(rng, p.frame_shape, per_px2, radius, white_cells)
 
-    def _debris(
-        self, fov: int, white_cells: list[tuple[float, float, float]]
-    ) -> tuple[Debris, ...]:
+    def _debris(self, fov: int, white_cells: list[Disc]) -> tuple[Debris, ...]:
         """The field's debris, from their own stream."""
         p = self.params
         rng = np.random.default_rng([self.seed, Stream.DEBRIS, fov])
         per_px2 = p.debris_per_1000um2 / 1000.0 * p.pixel_size_um**2
         return draw_debris(rng, p.frame_shape, per_px2, p.um_to_px(1.0), white_cells)
 
-    def _smudge(
-        self, fov: int, white_cells: list[tuple[float, float, float]]
-    ) -> tuple[Smudge, ...]:
+    def _smudge(self, fov: int, white_cells: list[Disc]) -> tuple[Smudge, ...]:
         """The field's smudge cells, from their own stream."""
         p = self.params
         rng = np.random.default_rng([self.seed, Stream.SMUDGE, fov])
@@ -148,12 +143,12 @@ class SimulatedSample:
         self,
         rng: np.random.Generator,
         extent: float,
-        placed: list[tuple[float, float, float]],
+        placed: list[Disc],
         gap: float,
     ) -> tuple[float, float] | None:
         height, width = self.frame_shape
         for _ in range(60):
             y, x = float(rng.uniform(0, height)), float(rng.uniform(0, width))
-            if all(math.hypot(y - py, x - px) > extent + pe + gap for py, px, pe in placed):
+            if clear_of(y, x, extent, placed, gap):
                 return (y, x)
         return None

@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from leukoscope.instrument.simulator.debris import OverlayPatch, patch_grid
+from leukoscope.instrument.simulator.placement import Disc, clear_of
 from leukoscope.instrument.simulator.truth import Smudge
 from leukoscope.types import Modality
 
@@ -40,7 +41,7 @@ def draw_smudge(
     frame: tuple[int, int],
     mean_count: float,
     px_per_um: float,
-    avoid: list[tuple[float, float, float]],
+    avoid: list[Disc],
 ) -> tuple[Smudge, ...]:
     """Poisson(`mean_count`) smudge cells, clear of white cells (`avoid`: y, x, extent) and each
     other by 1 um; one that finds no room in 60 tries is dropped."""
@@ -63,7 +64,7 @@ def draw_smudge(
         ys = rng.uniform(0, frame[0], 60)
         xs = rng.uniform(0, frame[1], 60)
         for y, x in zip(ys.tolist(), xs.tolist(), strict=True):
-            if all(math.hypot(y - cy, x - cx) > e + radius + gap for cy, cx, e in taken):
+            if clear_of(y, x, radius, taken, gap):
                 taken.append((y, x, radius))
                 kept.append(Smudge(len(kept), (y, x), radius, strength, tuple(streaks)))
                 break
