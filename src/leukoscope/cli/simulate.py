@@ -36,6 +36,13 @@ def simulate_dataset(
     out_px: Annotated[
         int | None, typer.Option(help="Resize crops to this side, px (default: native).")
     ] = None,
+    lookalikes: Annotated[
+        float | None,
+        typer.Option(
+            help="Share of white cells drawn partway toward another class's look (0-0.5); "
+            "default: the simulator's."
+        ),
+    ] = None,
 ) -> None:
     """Write four-modality cell crops in the training layout: OUT/<modality>/<CLASS>/<id>.png."""
     from rich.progress import Progress
@@ -44,6 +51,7 @@ def simulate_dataset(
     from leukoscope.instrument.simulator.dataset import generate_dataset
 
     shares = parse_composition(composition)
+    extra = {} if lookalikes is None else {"lookalike_fraction": lookalikes}
     with Progress(console=err_console, transient=True) as bar:
         task = bar.add_task("rendering cells", total=cells)
         counts = generate_dataset(
@@ -56,6 +64,7 @@ def simulate_dataset(
             out_px=out_px,
             pixel_size_um=settings().rig.camera.pixel_size_um,
             progress=lambda _: bar.advance(task),
+            **extra,
         )
     summary = ", ".join(f"{c.value} {n}" for c, n in counts.items())
     console.print(f"wrote {sum(counts.values())} cells to {out}: {summary}")

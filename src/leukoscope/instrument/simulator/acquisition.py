@@ -50,6 +50,7 @@ def ground_truth(
         "debris_per_1000um2": sample.params.debris_per_1000um2,
         "debris": [d.to_json(fov) for fov in range(fields) for d in sample.field(fov).debris],
         "smudge_fraction": sample.params.smudge_fraction,
+        "lookalike_fraction": sample.params.lookalike_fraction,
         "smudge": [s.to_json(fov) for fov in range(fields) for s in sample.field(fov).smudge],
         "focus_drift": renderer.optics.focus_drift,
         "illumination_drift": renderer.optics.illumination_drift,

@@ -50,6 +50,7 @@ class FieldCells:
         composition: Mapping[CellClass, float] | None = None,
         frame_shape: tuple[int, int] = (2048, 2048),
         wbc_per_field: float = 25.0,
+        lookalike_fraction: float = SampleParams.lookalike_fraction,
     ) -> None:
         if crop_um <= 0:
             raise ParameterError(f"crop size must be > 0 um, got {crop_um}")
@@ -59,6 +60,7 @@ class FieldCells:
             pixel_size_um=pixel_size_um,
             wbc_per_field=wbc_per_field,
             composition=dict(composition or DEFAULT_COMPOSITION),
+            lookalike_fraction=lookalike_fraction,
         )
         self.sample = SimulatedSample(seed, params)
         self.renderer = FieldRenderer(self.sample)
@@ -107,6 +109,7 @@ class FieldCells:
                     "radius_px": round(cell.shape.radius_px, 2),
                     "lobes": cell.shape.lobe_count,
                     "granules": int(cell.shape.granules.shape[0]),
+                    **cell.shape.lookalike_json(),
                 }
                 yield cell.cell_class, {m: crops[i] for i, m in enumerate(MODALITIES)}, truth
         missing = {c.value: n for c, n in remaining.items() if n > 0}
@@ -132,6 +135,7 @@ def generate_dataset(
     progress: Callable[[int], None] | None = None,
     frame_shape: tuple[int, int] = (2048, 2048),
     wbc_per_field: float = 25.0,
+    lookalike_fraction: float = SampleParams.lookalike_fraction,
 ) -> dict[CellClass, int]:
     """Write `cells` crops with the composition's exact (largest-remainder) class counts; return them.
 
@@ -144,7 +148,7 @@ def generate_dataset(
     counts = apportion(cells, composition)
     source = FieldCells(
         seed, pixel_size_um, crop_um, 8 if bit_depth == 8 else 12, out_px, composition,
-        frame_shape, wbc_per_field,
+        frame_shape, wbc_per_field, lookalike_fraction,
     )  # fmt: skip
     out = Path(out)
     for modality in MODALITIES:
@@ -171,6 +175,7 @@ def generate_dataset(
         "crop_px": source.out_px,
         "frame_shape": list(frame_shape),
         "wbc_per_field": wbc_per_field,
+        "lookalike_fraction": lookalike_fraction,
         "png_bit_depth": bit_depth,
         "modalities": [m.value for m in MODALITIES],
         "records": records,

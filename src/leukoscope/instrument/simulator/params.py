@@ -63,6 +63,7 @@ class SampleParams:
     canvas_side: int = 0  # side of those layers, px; 0 = the frame's larger side (at least 256)
     debris_per_1000um2: float = 0.15  # stain precipitate, red-cell fragments, dust (debris.py)
     smudge_fraction: float = 0.02  # smudge (basket) cells per white cell (smudge.py)
+    lookalike_fraction: float = 0.024  # cells drawn partway toward another class (lookalike.py)
 
     def __post_init__(self) -> None:
         height, width = self.frame_shape
@@ -94,6 +95,10 @@ class SampleParams:
             )
         if not 0.0 <= self.smudge_fraction <= 0.5:
             raise ParameterError(f"smudge_fraction must be in [0, 0.5], got {self.smudge_fraction}")
+        if not 0.0 <= self.lookalike_fraction <= 0.5:
+            raise ParameterError(
+                f"lookalike_fraction must be in [0, 0.5], got {self.lookalike_fraction}"
+            )
         object.__setattr__(self, "composition", validate_composition(dict(self.composition)))
 
     def um_to_px(self, um: float) -> float:

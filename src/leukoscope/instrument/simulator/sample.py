@@ -16,6 +16,7 @@ import numpy as np
 from leukoscope.errors import ParameterError
 from leukoscope.instrument.simulator.composition import probabilities
 from leukoscope.instrument.simulator.debris import draw_debris
+from leukoscope.instrument.simulator.lookalike import maybe_lookalike
 from leukoscope.instrument.simulator.morphology import sample_shape
 from leukoscope.instrument.simulator.params import SampleParams
 from leukoscope.instrument.simulator.placement import Disc, clear_of
@@ -95,9 +96,12 @@ class SimulatedSample:
         cells: list[WhiteCell] = []
         placed: list[Disc] = []
         gap = p.um_to_px(1.0)
-        for cls_index in classes:
+        for drawn, cls_index in enumerate(classes):
             cell_class = CELL_CLASSES[int(cls_index)]
             shape = sample_shape(cell_class, rng, p.pixel_size_um)
+            if p.lookalike_fraction > 0:
+                looks = np.random.default_rng([self.seed, Stream.LOOKALIKE, fov, drawn])
+                shape = maybe_lookalike(shape, p.lookalike_fraction, looks, p.pixel_size_um)
             centre = self._place(rng, shape.extent_px, placed, gap)
             if centre is None:
                 continue  # the field is full; a real film would not hold it either

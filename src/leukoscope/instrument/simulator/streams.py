@@ -26,4 +26,5 @@ class Stream(IntEnum):
     CAPTURE_NOISE = 11  # noise of a frame set captured without the camera loop (frames.py)
     SMUDGE = 12  # smudge cells (smudge.py)
     SMUDGE_TEXTURE = 13  # their chromatin lace (render.py)
+    LOOKALIKE = 14  # which white cells look partway like another class, and how (lookalike.py)
     DATASET_CELLS = 21  # which cells of a field a training set takes, and their jitter (dataset.py)

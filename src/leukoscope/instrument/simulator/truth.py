@@ -42,6 +42,14 @@ class WhiteCellShape:
     stain: float = 1.0  # per-cell staining intensity
     lobe_count: int = 1  # nuclear lobes as a haematologist counts them (a band is 1)
     defocus_px: float = 0.0  # extra blur sigma: how far this cell lies from the focal plane
+    lookalike: CellClass | None = None  # the class this cell's look was moved toward (lookalike.py)
+    lookalike_weight: float = 0.0  # how far: 0 its own class's look .. 1 the look-alike's
+
+    def lookalike_json(self) -> dict[str, object]:
+        """The look-alike fields of a ground-truth record; empty for a cell that looks its class."""
+        if self.lookalike is None:
+            return {}
+        return {"resembles": self.lookalike.value, "resemblance": round(self.lookalike_weight, 3)}
 
     def outline_radius(self, theta: np.ndarray) -> np.ndarray:
         """Radius of the cell outline at polar angle `theta` (radians), px."""
@@ -94,6 +102,7 @@ class WhiteCell:
             "cut_by_border": self.cut_by_border,
             "lobes": self.shape.lobe_count,
             "granules": int(self.shape.granules.shape[0]),
+            **self.shape.lookalike_json(),
             "outline_yx": np.round(outline, 1).tolist(),
         }
 
