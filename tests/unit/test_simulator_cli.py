@@ -43,3 +43,11 @@ def test_bad_composition_is_a_clear_error(tmp_path: Path) -> None:
     result = runner.invoke(app, args)
     assert isinstance(result.exception, ParameterError)
     assert "sum to 100" in str(result.exception)
+
+
+def test_lookalike_share_is_bounded(tmp_path: Path) -> None:
+    args = ["simulate", "dataset", str(tmp_path / "ds"), "--cells", "4", "--lookalikes", "0.7"]
+    result = runner.invoke(app, args)
+    assert isinstance(result.exception, ParameterError)
+    assert "lookalike_fraction must be in [0, 0.5], got 0.7" in str(result.exception)
+    assert not (tmp_path / "ds" / "dataset.json").exists()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from leukoscope.errors import ParameterError
+from leukoscope.instrument.simulator.dataset import generate_dataset
 from leukoscope.instrument.simulator.lookalike import LOOKALIKE_OF, blend, maybe_lookalike
 from leukoscope.instrument.simulator.morphology import sample_shape
 from leukoscope.instrument.simulator.params import SampleParams
@@ -83,3 +86,17 @@ def test_fraction_is_bounded() -> None:
         SampleParams(lookalike_fraction=0.6)
     with pytest.raises(ParameterError, match="lookalike_fraction"):
         SampleParams(lookalike_fraction=-0.1)
+
+
+def test_training_set_lists_its_lookalikes(tmp_path: Path) -> None:
+    counts = generate_dataset(
+        tmp_path, 40, seed=2, out_px=32, frame_shape=(512, 512), wbc_per_field=12,
+        lookalike_fraction=0.5,
+    )  # fmt: skip
+    info = json.loads((tmp_path / "dataset.json").read_text("utf-8"))
+    assert info["lookalike_fraction"] == 0.5 and sum(counts.values()) == 40
+    looks = [r for r in info["records"] if "resembles" in r]
+    assert 8 <= len(looks) <= 32
+    for record in looks:  # filed under its own class, never under the class it resembles
+        assert record["resembles"] == LOOKALIKE_OF[CellClass(record["class"])].value
+        assert (tmp_path / "color1" / record["class"] / f"{record['id']}.png").is_file()

@@ -1,14 +1,15 @@
 """Look-alike white cells: a cell of one class drawn partway toward the look of another.
 
-Real films hold cells that a single glance, in any light, cannot place: band and immature neutrophils
-against monocytes, reactive lymphocytes against monocytes, hypogranular eosinophils, degranulated
-basophils, and the storage changes of blood left in EDTA for hours (neutrophil nuclei condensing into
-round pyknotic balls that pass for lymphocytes, lymphocyte nuclei turning lobulated). These are the
-errors every light shares, and what keeps a reference differential's own disagreement at a few per
-cent (Bain, *Blood Cells*, 5th ed., ch. 3; Gulati et al., Arch Pathol Lab Med 2002;126:336-342;
-CLSI H20-A2). The cell keeps its class (the ground truth); its look is mixed with a cell of the
-look-alike class drawn from the same atlas: size and stain blended by a weight in [0, 1], nucleus and
-granules taken whole from one or the other with that weight as the chance of the look-alike's.
+Real films hold cells that no light places at a glance: neutrophils degenerating in stored EDTA blood
+(the nucleus condensed into round pyknotic balls, passing for lymphocytes), lymphocytes with cleaved
+or lobulated nuclei, small monocytes against reactive lymphocytes, hypogranular eosinophils and
+degranulated basophils. They are the errors every light shares (Bain, *Blood Cells*, 5th ed., ch. 3;
+Gulati et al., Arch Pathol Lab Med 2002;126:336-342; Am J Clin Pathol 1999;112:687-695: after a day
+at room temperature degenerating neutrophils are counted as lymphocytes, by hand as by analyser).
+
+The cell keeps its class (the ground truth); its look is mixed with a cell of the look-alike class
+drawn from the same atlas: size and stain blended by a weight in [0, 1], nucleus and granules taken
+whole from one or the other with that weight as the chance of the look-alike's.
 """
 
 from __future__ import annotations
