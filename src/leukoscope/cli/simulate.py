@@ -49,9 +49,11 @@ def simulate_dataset(
 
     from leukoscope.instrument.simulator.composition import parse_composition
     from leukoscope.instrument.simulator.dataset import generate_dataset
+    from leukoscope.instrument.simulator.params import SampleParams
 
     shares = parse_composition(composition)
-    extra = {} if lookalikes is None else {"lookalike_fraction": lookalikes}
+    if lookalikes is None:
+        lookalikes = SampleParams.lookalike_fraction
     with Progress(console=err_console, transient=True) as bar:
         task = bar.add_task("rendering cells", total=cells)
         counts = generate_dataset(
@@ -64,7 +66,7 @@ def simulate_dataset(
             out_px=out_px,
             pixel_size_um=settings().rig.camera.pixel_size_um,
             progress=lambda _: bar.advance(task),
-            **extra,
+            lookalike_fraction=lookalikes,
         )
     summary = ", ".join(f"{c.value} {n}" for c, n in counts.items())
     console.print(f"wrote {sum(counts.values())} cells to {out}: {summary}")
