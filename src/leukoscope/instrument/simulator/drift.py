@@ -4,9 +4,10 @@ On a real scan the focus is found again (or not quite) at every field and the la
 so fields differ in sharpness and brightness while the cells in them do not. Per field, from its own
 random stream (`streams.Stream.DRIFT`) indexed by the field: a defocus factor 1 + |N(0, focus_drift)|
 that multiplies every light's blur (autofocus finds the best plane or misses it; it never focuses
-sharper than the calibrated optics), and a gain 1 + N(0, illumination_drift) per light (clipped to 3 sd), applied to
-the whole rendered field. `OpticsParams.focus_drift` 0.15 and `illumination_drift` 0.03 (+-3 % lamp
-drift) by default; 0 disables either. The values of each field are in ground_truth.json.
+sharper than the calibrated optics), and a gain 1 + N(0, illumination_drift) per light (clipped to
+3 sd), applied to the whole rendered field. `OpticsParams.focus_drift` 0.15 and `illumination_drift`
+0.03 (+-3 % lamp drift) by default; 0 disables either. The values of each field are in
+ground_truth.json.
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ def maybe_lookalike(
     shape: WhiteCellShape, fraction: float, rng: np.random.Generator, pixel_size_um: float
 ) -> WhiteCellShape:
     """`shape` itself, or (with chance `fraction`) that cell moved partway toward its look-alike."""
-    if fraction <= 0.0 or rng.uniform() >= fraction:
+    if rng.uniform() >= fraction:
         return shape
     other = sample_shape(LOOKALIKE_OF[shape.cell_class], rng, pixel_size_um)
     return blend(shape, other, float(rng.uniform(0.0, 1.0)), rng)
@@ -55,6 +55,7 @@ def blend(
     granules = other if rng.uniform() < weight else own
     n = radius / nucleus.radius_px
     g = radius / granules.radius_px
+    v = radius / own.radius_px
     notch = nucleus.notch
     return replace(
         own,
@@ -68,7 +69,7 @@ def blend(
         cytoplasm_rna=mix(own.cytoplasm_rna, other.cytoplasm_rna),
         granules=granules.granules * np.array([g, g, 1.0]),
         granule_kind=granules.granule_kind,
-        vacuoles=own.vacuoles * np.array([radius / own.radius_px] * 2 + [1.0]),
+        vacuoles=own.vacuoles * np.array([v, v, 1.0]),
         lookalike=other.cell_class,
         lookalike_weight=weight,
     )
