@@ -67,7 +67,9 @@ class Intake:
             return
         if isinstance(message, wire.FrameSetMessage):
             available = from_wall_clock(message.t_available_s, self.book.clock)
-            if self.book.add_field(run, fov, available):
+            frameset = message.frameset
+            rig = (frameset.pixel_size_um, frameset.settings_digest)
+            if self.book.add_field(run, fov, available, rig):
                 self.dispatcher.queue(Unit("segment", sample_id, fov, message))
         elif isinstance(message, wire.FieldFailed):
             self.book.fail(run, fov, message.reason)
@@ -133,6 +135,7 @@ class Intake:
                 if total is not None:
                     self.book.fail(run, fov, str(exc))
                 continue
-            self.book.add_field(run, fov, self.book.clock())
+            rig = (frameset.pixel_size_um, frameset.settings_digest)
+            self.book.add_field(run, fov, self.book.clock(), rig)
             message = wire.FrameSetMessage(frameset, t_available_s=time.time())
             self.dispatcher.queue(Unit("segment", sample_id, fov, message))

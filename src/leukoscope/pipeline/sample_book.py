@@ -69,6 +69,7 @@ class SampleRun:
     thumbnails: dict[CellKey, bytes] = field(default_factory=dict)  # until the cell is classified
     last_published_s: float = -math.inf
     dirty: bool = True
+    rig: tuple[float, str] | None = None  # (pixel size, settings digest) of its first field
 
 
 class SampleBook:
@@ -141,11 +142,21 @@ class SampleBook:
             reject(f"ignored {what} for unknown sample {sample_id!r}")
         return run
 
-    def add_field(self, run: SampleRun, fov: int, available_s: float) -> bool:
-        """A field's frames arrived (`available_s` on the clock); False if it was known."""
+    def add_field(
+        self,
+        run: SampleRun,
+        fov: int,
+        available_s: float,
+        rig: tuple[float, str] | None = None,
+    ) -> bool:
+        """A field's frames arrived (`available_s` on the clock), taken with the rig set-up
+        `rig` (pixel size, settings digest); False if it was known."""
         if not run.ledger.add_field(fov):
             return False
         run.available_s[fov] = available_s
+        if rig is not None and rig != run.rig:
+            self.store.note_rig(self.run_id, run.ledger.sample_id, *rig)
+            run.rig = rig if run.rig is None else run.rig
         return True
 
     def end(self, run: SampleRun, claimed: int, seen: int) -> None:

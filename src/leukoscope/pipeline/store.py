@@ -211,6 +211,23 @@ class ResultStore:
             if fields_total is not None:
                 self._set_total(db, run_id, sample_id, fields_total)
 
+    def note_rig(
+        self, run_id: str, sample_id: str, pixel_size_um: float, settings_digest: str
+    ) -> None:
+        """Record the rig set-up a field of the sample was taken with: the first field's is kept;
+        a field from another set-up leaves the sample's digest '' (mixed: bound to no validation)."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE samples SET pixel_size_um=?, settings_digest=? WHERE run_id=?"
+                " AND sample_id=? AND settings_digest IS NULL",
+                (pixel_size_um, settings_digest, run_id, sample_id),
+            )
+            db.execute(
+                "UPDATE samples SET settings_digest='' WHERE run_id=? AND sample_id=?"
+                " AND (settings_digest != ? OR abs(pixel_size_um - ?) > 1e-6)",
+                (run_id, sample_id, settings_digest, pixel_size_um),
+            )
+
     @staticmethod
     def _set_total(db: sqlite3.Connection, run_id: str, sample_id: str, total: int) -> None:
         db.execute(

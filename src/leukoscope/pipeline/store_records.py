@@ -59,11 +59,15 @@ class SampleRecord(_Record):
     timings: dict[str, float]
     source: str
     simulated: bool | None  # None: stored before leukoscope recorded it
+    pixel_size_um: float | None = None  # the rig set-up of its fields; None: not recorded
+    settings_digest: str | None = None  # '' : its fields came from different set-ups
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> SampleRecord:
-        """From a `samples` row (a schema-1 file read as it is has no `simulated`: None)."""
+        """From a `samples` row (a file read as it is may lack the newer columns: None)."""
         values = {k: row[k] for k in row.keys()}  # noqa: SIM118 (Row: keys)
+        values.setdefault("pixel_size_um", None)
+        values.setdefault("settings_digest", None)
         simulated = values.get("simulated")
         values["simulated"] = None if simulated is None else bool(simulated)
         values["timings"] = json.loads(values["timings"])

@@ -1,6 +1,6 @@
 """The results database's schema: tables, the views users query, its version and the migrations.
 
-Opening a file read-write creates the schema or migrates an older one in place (1 -> 2 -> 3);
+Opening a file read-write creates the schema or migrates an older one in place (1 -> 2 -> 3 -> 4);
 opening it read-only checks the version and changes nothing (a file from schema 1 or 2 is read as
 it is: `read_version` says which, and the readers fall back where a column is missing).
 """
@@ -12,12 +12,14 @@ from collections.abc import Callable
 
 from leukoscope.types import CELL_CLASSES
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """2 added `samples.simulated` (1: simulated, 0: acquired; NULL: stored before it was recorded);
 3 added `cells.counted` (1: in the sample's differential, 0: stored but not counted, NULL: not yet
-decided) and the views `run_list`, `sample_list`, `cell_list` and `counted_cells`."""
+decided) and the views `run_list`, `sample_list`, `cell_list` and `counted_cells`; 4 added the rig
+set-up that took a sample's fields (`samples.pixel_size_um`, `samples.settings_digest`: NULL when
+not recorded, '' for a sample whose fields disagree), which a model validation is bound to."""
 
-READABLE_VERSIONS = ("1", "2", str(SCHEMA_VERSION))
+READABLE_VERSIONS = ("1", "2", "3", str(SCHEMA_VERSION))
 """Schema versions a read-only open accepts as they are."""
 
 TABLES = """
@@ -47,6 +49,8 @@ CREATE TABLE IF NOT EXISTS samples (
     timings TEXT NOT NULL DEFAULT '{}',
     source TEXT NOT NULL DEFAULT '',
     simulated INTEGER,
+    pixel_size_um REAL,
+    settings_digest TEXT,
     PRIMARY KEY (run_id, sample_id)
 );
 CREATE TABLE IF NOT EXISTS fields (
@@ -165,7 +169,19 @@ def _migrate_2_to_3(db: sqlite3.Connection) -> None:
         db.execute("ALTER TABLE cells ADD COLUMN counted INTEGER")
 
 
-_MIGRATIONS = {"1": (_migrate_1_to_2, "2"), "2": (_migrate_2_to_3, "3")}
+def _migrate_3_to_4(db: sqlite3.Connection) -> None:
+    """Add the rig set-up columns, NULL (not recorded) for the samples already there."""
+    columns = {r[1] for r in db.execute("PRAGMA table_info(samples)")}
+    for name, kind in (("pixel_size_um", "REAL"), ("settings_digest", "TEXT")):
+        if name not in columns:
+            db.execute(f"ALTER TABLE samples ADD COLUMN {name} {kind}")
+
+
+_MIGRATIONS = {
+    "1": (_migrate_1_to_2, "2"),
+    "2": (_migrate_2_to_3, "3"),
+    "3": (_migrate_3_to_4, "4"),
+}
 
 
 def create_or_migrate(db: sqlite3.Connection, backfill_counted: Backfill) -> str:
@@ -187,7 +203,8 @@ def create_or_migrate(db: sqlite3.Connection, backfill_counted: Backfill) -> str
         if version == str(SCHEMA_VERSION):
             _execute_script(db, VIEWS)
             if found != version:
-                backfill_counted(db)
+                if found in ("1", "2"):
+                    backfill_counted(db)
                 db.execute("UPDATE meta SET value=? WHERE key='schema'", (version,))
     return found
 
