@@ -5,16 +5,21 @@ results database and the labels file; and one clear error, nothing written, for 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
 import shutil
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
 import pytest
 from scipy.stats import binomtest
 
+from leukoscope.classifier.checkpoint import file_digest, read_checkpoint
+from leukoscope.review.validations import record_validation, validation_records
+from leukoscope.rig_identity import rig_digest
 from leukoscope.types import CELL_CLASSES, MODALITIES
 from tests.cli_helpers import run_cli
 
@@ -89,14 +94,36 @@ def test_build_train_validate(
     assert run_cli(monkeypatch, "train", data, *train, "--threads", "1", "--out", run) == 0
     capsys.readouterr()
 
+    # the model records what it was trained on: real acquisitions, this dataset's index files
+    _, meta = read_checkpoint(run / "model.pt")
+    trained = meta.provenance["training_data"]
+    index = hashlib.sha256()
+    for name in ("build.json", "manifest.csv"):
+        index.update(name.encode() + b"\0" + (data / name).read_bytes() + b"\0")
+    assert trained["digest"] == index.hexdigest()
+    assert trained["simulated"] is False and trained["source"] == "dataset build"
+    assert trained["cells"] == 12 and sum(trained["class_counts"].values()) == 12
+
+    lab = tmp_path / "lab.sqlite"
     code = run_cli(
         monkeypatch, "validate", *ACQUISITIONS, "--labels", LABELS, "--model", run / "model.pt",
-        "--out", report,
+        "--out", report, "--db", lab, "--by", "Ann Lee",
     )  # fmt: skip
-    assert code == 0
+    assert code == 3  # a one-epoch model fails the acceptance criteria
     screen = capsys.readouterr().out
     assert len(screen.splitlines()) <= 24  # one screen
     figures = json.loads((report / "validation.json").read_text())
+    record = figures["record"]
+    assert record["verdict"] == "FAIL" and "verdict: FAIL" in screen
+    assert all(f"failed: {reason}" in screen for reason in record["failed"])
+    assert "## Verdict" in (report / "validation.md").read_text()
+    [stored] = validation_records(lab)
+    assert stored.id == record["id"] and stored.verdict == "FAIL" and not stored.passing
+    assert stored.model_sha256 == file_digest(run / "model.pt") == record["model_sha256"]
+    assert stored.rig_digest == rig_digest(0.25, "bccd") and not stored.simulated
+    assert stored.validated_by == "Ann Lee" and stored.samples == 3
+    assert stored.report == str((report / "validation.json").resolve())
+    assert record["labels_sha256"] == file_digest(LABELS)
     for name in ("validation.md", "confusion.png", "agreement.png", "results.sqlite"):
         assert (report / name).stat().st_size > 0
     assert figures["segmentation_settings"]["max_cell_um"] == 9.0
@@ -152,6 +179,8 @@ def test_build_train_validate(
 
     database = report / "results.sqlite"
     run_id = figures["run_id"]
+    # release needs a passing validation of the model on this rig set-up, as a lab would have
+    record_validation(database, replace(stored, id=0, verdict="PASS", failed=()))
     with ResultStore(database) as results, ReviewStore(database) as review:
         for sample in SAMPLES:
             review.open_review(results, run_id, sample)
@@ -209,6 +238,15 @@ def test_refusals_leave_nothing_half_written(
     assert f"{LABELS}:2: sample 'bccd-01' is not among the acquisitions given (bccd-77)" in err
     err = refused("validate", other, "--labels", LABELS, "--out", tmp_path / "v1")
     assert "is not among the acquisitions given" in err
+
+    # acquisitions of two rig set-ups
+    moved = tmp_path / "moved"
+    shutil.copytree(DATA / "bccd-02", moved)
+    meta = json.loads((moved / "acquisition.json").read_text())
+    meta["settings_digest"] = "another-rig"
+    (moved / "acquisition.json").write_text(json.dumps(meta))
+    err = refused("validate", ACQUISITIONS[0], moved, "--labels", LABELS, "--out", tmp_path / "v2")
+    assert "different rig set-ups" in err
 
     # labels from nowhere, or from two places at once
     err = refused("dataset", "build", *ACQUISITIONS, "--out", tmp_path / "d3")

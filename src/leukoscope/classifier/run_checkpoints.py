@@ -16,6 +16,7 @@ from leukoscope import __version__
 from leukoscope.classifier.data import CellDataset
 from leukoscope.classifier.prior import PriorCorrection, prior_correction
 from leukoscope.classifier.recipe import TrainConfig
+from leukoscope.classifier.training_data import training_data
 from leukoscope.types import CELL_CLASSES
 
 
@@ -32,6 +33,9 @@ def provenance_of(
         "dataset_cells": len(dataset.labels),
         "dataset_class_counts": dataset.class_counts(),
         "trained_on_cells": cells,
+        "training_data": training_data(
+            dataset.root, [int(v) for v in dataset.labels], list(dataset.cell_ids)
+        ),
         "train_config": config.model_dump(mode="json"),
         "leukoscope_version": __version__,
         "torch_version": torch.__version__,

@@ -20,6 +20,9 @@ _ACQUISITIONS = Annotated[list[Path], typer.Argument(help="Saved acquisition fol
 _LABELS = Annotated[
     Path, typer.Option("--labels", help="Labels CSV: sample, fov, x_px, y_px, class[, annotator].")
 ]
+VALIDATION_FAILED_EXIT = 3
+"""`validate`: the model failed the acceptance criteria (`[validation]`)."""
+
 _RADIUS = Annotated[
     float, typer.Option("--radius-um", min=0.1, help="Label-to-detection match radius, um.")
 ]
@@ -126,8 +129,16 @@ def validate_command(
         Path, typer.Option("--out", help="Report folder to create (must not exist).")
     ] = Path("validation"),
     radius_um: _RADIUS = 6.0,
+    db: Annotated[
+        Path | None,
+        typer.Option("--db", help="Results database the record goes to; default: the configured."),
+    ] = None,
+    by: Annotated[
+        str | None, typer.Option("--by", help="Who validates; default: the OS login.")
+    ] = None,
 ) -> None:
-    """Compare the pipeline (as `batch` runs it) with labelled acquisitions; report in OUT."""
+    """Compare the pipeline (as `batch` runs it) with labelled acquisitions; report in OUT, verdict
+    recorded in the results database. Exit status 3 when the model FAILs the criteria."""
     from leukoscope.validation.run import validate
 
     current = settings()
@@ -138,6 +149,17 @@ def validate_command(
         def show(summary: SampleSummary, workers: Mapping[str, object]) -> None:
             progress.step(summary.sample_id, summary.fields_done + summary.fields_failed)
 
-        result = validate(current, acquisitions, labels, out, radius_um=radius_um, on_summary=show)
+        result = validate(
+            current,
+            acquisitions,
+            labels,
+            out,
+            radius_um=radius_um,
+            on_summary=show,
+            database=db,
+            validated_by=by,
+        )
     for line in result.summary():
         console.print(line, markup=False, highlight=False, soft_wrap=True)
+    if result.verdict != "PASS":
+        raise typer.Exit(VALIDATION_FAILED_EXIT)

@@ -21,6 +21,7 @@ from leukoscope.config.rig import LightChannel as LightChannel
 from leukoscope.config.rig import LightsConfig as LightsConfig
 from leukoscope.config.rig import RegistrationConfig as RegistrationConfig
 from leukoscope.config.rig import RigConfig as RigConfig
+from leukoscope.config.validation import ValidationConfig as ValidationConfig
 from leukoscope.errors import ConfigError
 from leukoscope.types import CellClass
 
@@ -190,6 +191,14 @@ class ReportConfig(Section):
     max_flagged_percent: float = Field(default=10.0, ge=0.0, le=100.0)
 
 
+class ReviewConfig(Section):
+    """The review web page (`leukoscope review`)."""
+
+    session_minutes: int = Field(
+        default=30, ge=1, le=1440, description="a login ends after this many idle minutes"
+    )
+
+
 class Settings(Section):
     """The whole configuration file."""
 
@@ -197,6 +206,8 @@ class Settings(Section):
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
+    review: ReviewConfig = Field(default_factory=ReviewConfig)
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
 
 
 def _describe(error: Any) -> str:

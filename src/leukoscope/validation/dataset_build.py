@@ -148,6 +148,7 @@ def build_dataset(
             "labels": str(Path(labels_path).resolve()),
             "labels_from": "released reviews" if reviewed else "labels file",
             "acquisitions": {s: str(a.folder.resolve()) for s, a in found.items()},
+            "simulated": any(a.simulated for a in found.values()),
             "radius_um": radius_um,
             "segmentation": vars(params),
             "fields": report.fields,

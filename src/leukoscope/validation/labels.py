@@ -35,6 +35,8 @@ class Acquisition:
     fields: frozenset[int]
     frame_shape: tuple[int, int]  # height, width
     pixel_size_um: float
+    simulated: bool = False  # acquisition.json `simulated`
+    settings_digest: str = ""  # acquisition.json `settings_digest` (the rig set-up, with the pixel)
 
 
 def describe_acquisitions(folders: Sequence[Path]) -> dict[str, Acquisition]:
@@ -53,7 +55,13 @@ def describe_acquisitions(folders: Sequence[Path]) -> dict[str, Acquisition]:
                 f"{folder}: sample {meta.sample_id!r} is also in {found[meta.sample_id].folder}"
             )
         found[meta.sample_id] = Acquisition(
-            Path(folder), meta.sample_id, frozenset(fields), meta.frame_shape, meta.pixel_size_um
+            Path(folder),
+            meta.sample_id,
+            frozenset(fields),
+            meta.frame_shape,
+            meta.pixel_size_um,
+            meta.simulated,
+            meta.settings_digest,
         )
     return found
 

@@ -44,6 +44,47 @@ def summary_lines(data: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _verdict_note(record: dict[str, Any]) -> str:
+    if record["simulated"]:
+        return " on simulated acquisitions: this record can never make the model releasable."
+    if record["releasable"]:
+        return "; the model may be promoted (`leukoscope model promote`) for this rig set-up."
+    return "."
+
+
+def verdict_markdown(record: dict[str, Any]) -> list[str]:
+    """The verdict section: PASS/FAIL, failed criteria, what it is bound to, the criteria."""
+    fig, crit = record["figures"], record["criteria"]
+    bias = "-" if fig["largest_bias_pp"] is None else f"{fig['largest_bias_pp']:.1f} pp"
+    out = [
+        "## Verdict",
+        "",
+        f"**{record['verdict']}**{_verdict_note(record)}",
+        "",
+        *(f"- failed: {reason}" for reason in record["failed"]),
+        "" if record["failed"] else "All acceptance criteria hold.",
+        "",
+        "| figure | value | criterion |",
+        "|---|---|---|",
+        f"| samples | {fig['samples']} | at least {crit['min_samples']} |",
+        f"| segmentation recall{' (whole cells)' if crit['recall_whole_cells_only'] else ''} | "
+        f"{_pct(fig['segmentation_recall'])} | at least {_pct(crit['min_segmentation_recall'])} |",
+        f"| accuracy ({fig['cells']} matched cells) | {_pct(fig['accuracy'])} | at least "
+        f"{_pct(crit['min_accuracy'])} |",
+        f"| largest absolute bias | {bias} ({fig['largest_bias_class'] or '-'}) | per class at "
+        "most " + ", ".join(f"{k} {v:g}" for k, v in crit["max_bias_pp"].items()) + " pp |",
+        f"| reference inside the 95 % interval | {_pct(fig['coverage'])} | at least "
+        f"{_pct(crit['min_coverage'])} |",
+        "",
+        f"Model SHA-256 `{record['model_sha256']}`; rig set-up `{record['rig_digest']}`; labels "
+        f"SHA-256 `{record['labels_sha256']}`; {record['created_utc']} by "
+        f"{record['validated_by']}; record {record.get('id', '-')} of `model_validations` in "
+        f"`{record.get('database', '-')}`.",
+        "",
+    ]
+    return out
+
+
 def markdown(data: dict[str, Any]) -> str:
     """The whole validation as Markdown."""
     seg, cls, agr = data["segmentation"], data["classification"], data["agreement"]
@@ -55,6 +96,7 @@ def markdown(data: dict[str, Any]) -> str:
         "counted (target_cells = 0). Method comparison after CLSI H20-A2: the reference is the "
         "labelled count of the same fields.",
         "",
+        *(verdict_markdown(data["record"]) if "record" in data else []),
         "## Segmentation",
         "",
         f"- recall {_pct(seg['recall'], 2)} ({seg['found']} of {seg['white_cell_labels']} labelled "
