@@ -17,6 +17,7 @@ from leukoscope.report.lis import LOINC, PANEL, loinc_check_digit
 from leukoscope.review.store import ReviewStore
 from tests.cli_helpers import run_cli
 
+from .release_helpers import give_evidence
 from .review_helpers import finished_sample
 
 SAMPLE = "S-1"
@@ -28,6 +29,7 @@ EXPECTED_CODES = {"NEU": "26511-6", "LYM": "26478-8", "MO": "26485-3", "EOS": "2
 def released_sample(database: Path) -> dict[str, int]:
     """A finished sample, one neutrophil reclassified as monocyte, released; the reviewed counts."""
     run, results = finished_sample(database, SAMPLE, cells=20, target=20)
+    give_evidence(database, run, SAMPLE)
     with ResultStore(database) as store, ReviewStore(database) as reviews:
         reviews.open_review(store, run, SAMPLE)
         neu = next(c for c in reviews.cells(run, SAMPLE) if c.original == "NEU")
@@ -73,7 +75,8 @@ def test_hl7_message_of_a_released_sample(tmp_path: Path, monkeypatch: pytest.Mo
         run_cli(monkeypatch, "report", SAMPLE, "--db", database, "--format", "hl7", "-o", out) == 0
     )
     text = out.read_bytes().decode("utf-8")  # segments end with CR, kept as written
-    assert "\n" not in text and text.count("\r") == 1 + 1 + 5 + 5  # MSH, OBR, 5 x (OBX, NTE)
+    # MSH, OBR, 2 NTE (cells and review, evidence), 5 x (OBX, NTE)
+    assert "\n" not in text and text.count("\r") == 1 + 1 + 2 + 5 + 5
     parse_message(text.rstrip("\r"), validation_level=VALIDATION_LEVEL.STRICT, find_groups=True)
     message = hl7.parse(text)  # an independent parser
     assert str(message.segment("MSH")[9]) == "ORU^R01^ORU_R01"
@@ -90,7 +93,8 @@ def test_hl7_message_of_a_released_sample(tmp_path: Path, monkeypatch: pytest.Mo
     by_code = {EXPECTED_CODES[name]: 100.0 * n / total for name, n in counts.items()}
     assert seen == pytest.approx(by_code, abs=0.05)
     notes = [str(n[3]) for n in message.segments("NTE")]
-    assert len(notes) == 5 and f"{counts['MO']} of {total} cells" in notes[2]
+    assert len(notes) == 7 and f"{counts['MO']} of {total} cells" in notes[2 + 2]
+    assert notes[0].startswith(f"{total} white cells counted") and "validated on" in notes[1]
 
 
 def test_fhir_bundle_of_a_released_sample(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

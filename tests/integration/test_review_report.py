@@ -14,6 +14,7 @@ from leukoscope.report.export import render_csv, render_json
 from leukoscope.report.html import render_html
 from leukoscope.review.store import ReviewStore
 
+from .release_helpers import give_evidence
 from .review_helpers import finished_sample
 
 SAMPLE = "S-1"
@@ -44,6 +45,7 @@ def test_unreviewed_sample_says_so(tmp_path: Path) -> None:
 def test_released_review_is_the_reported_differential(tmp_path: Path) -> None:
     database = tmp_path / "results.sqlite"
     run, _ = finished_sample(database, SAMPLE)
+    give_evidence(database, run, SAMPLE)
     with ResultStore(database) as results, ReviewStore(database) as reviews:
         original = results.summary(run, SAMPLE)
         reviews.open_review(results, run, SAMPLE)

@@ -13,6 +13,7 @@ from leukoscope.pipeline.store import ResultStore
 from leukoscope.review.records import ReviewConflict, reviewed_summary
 from leukoscope.review.store import ReviewStore
 
+from .release_helpers import give_evidence
 from .review_helpers import finished_sample
 
 SAMPLE = "S-1"
@@ -22,6 +23,7 @@ SAMPLE = "S-1"
 def sample(tmp_path: Path) -> tuple[Path, str]:
     database = tmp_path / "results.sqlite"
     run_id, _ = finished_sample(database, SAMPLE, cells=12, target=10)
+    give_evidence(database, run_id, SAMPLE)
     return database, run_id
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from leukoscope.review.records import ReviewCell, reviewed_summary
+from leukoscope.review.gates import Evidence
+from leukoscope.review.records import ReleaseRecord, ReviewCell, reviewed_summary
 from leukoscope.review.store import ReviewStore
 from leukoscope.types import CellClass, CellResult, SampleSummary
 
@@ -25,6 +26,16 @@ class ReviewInfo:
     artefacts: int
     smudges: int
     cells: tuple[ReviewCell, ...]
+    release_kind: str = ""  # "final" | "partial" while released
+    release_reason: str = ""  # why a partial release is partial
+    releases: tuple[ReleaseRecord, ...] = ()  # every released version, first first
+    reopen_reasons: tuple[str, ...] = ()  # why it was reopened, oldest first
+    evidence: Evidence | None = None  # the model, rig set-up and validation behind the results
+
+    @property
+    def current_release(self) -> ReleaseRecord | None:
+        """The release in force (None unless released)."""
+        return self.releases[-1] if self.state == RELEASED and self.releases else None
 
     @property
     def reviewed(self) -> bool:
@@ -40,6 +51,8 @@ def read_review(
         state = reviews.state(run_id, sample_id)
         cells = tuple(reviews.cells(run_id, sample_id))
         audit = reviews.audit(run_id, sample_id)
+        releases = tuple(reviews.releases(run_id, sample_id))
+        evidence = reviews.evidence(run_id, sample_id)
     changes = sum(a.action == "reclassify" for a in audit)
     if state is None or (not state.released and not audit):
         status = NOT_REVIEWED
@@ -54,6 +67,11 @@ def read_review(
         artefacts=sum(c.label == "ARTEFACT" for c in cells),
         smudges=sum(c.label == "SMUDGE" for c in cells),
         cells=cells,
+        release_kind=state.release_kind if state and state.released else "",
+        release_reason=state.release_reason if state and state.released else "",
+        releases=releases,
+        reopen_reasons=tuple(a.reason for a in audit if a.action == "reopen"),
+        evidence=evidence,
     )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from leukoscope.errors import LeukoscopeError, ParameterError
 from leukoscope.pipeline.counts import class_counts
@@ -84,11 +85,37 @@ class ReviewState:
     reviewer: str
     released_s: float | None
     edits: int  # audit rows (reclassifications, releases, reopenings)
+    release_kind: str = ""  # "final" or "partial" while released
+    release_reason: str = ""  # why a partial release is partial
+    releases: int = 0  # how many times it was released (2 and more: corrections)
 
     @property
     def released(self) -> bool:
         """Signed off and locked."""
         return self.state == "released"
+
+
+@dataclass(frozen=True)
+class ReleaseRecord:
+    """One released version of a sample, kept for ever (`release_no` 2 and more correct the
+    one before)."""
+
+    run_id: str
+    sample_id: str
+    release_no: int
+    kind: str  # "final" | "partial"
+    reason: str
+    reviewer: str
+    released_s: float
+    model_sha256: str
+    rig_digest: str
+    validation_id: int
+    differential: dict[str, Any]  # counts per class, counted, artefacts, smudges, flagged
+
+    @property
+    def correction(self) -> bool:
+        """This release replaces an earlier one."""
+        return self.release_no > 1
 
 
 @dataclass(frozen=True)

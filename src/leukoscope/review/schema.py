@@ -14,8 +14,29 @@ CREATE TABLE IF NOT EXISTS review_samples (
     opened_s REAL NOT NULL,
     reviewer TEXT NOT NULL DEFAULT '',
     released_s REAL,
+    release_kind TEXT NOT NULL DEFAULT '',
+    release_reason TEXT NOT NULL DEFAULT '',
+    releases INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (run_id, sample_id)
 );
+CREATE TABLE IF NOT EXISTS review_releases (
+    run_id TEXT NOT NULL,
+    sample_id TEXT NOT NULL,
+    release_no INTEGER NOT NULL CHECK (release_no >= 1),
+    kind TEXT NOT NULL CHECK (kind IN ('final', 'partial')),
+    reason TEXT NOT NULL DEFAULT '',
+    reviewer TEXT NOT NULL,
+    released_s REAL NOT NULL,
+    model_sha256 TEXT NOT NULL,
+    rig_digest TEXT NOT NULL,
+    validation_id INTEGER NOT NULL,
+    differential TEXT NOT NULL,
+    PRIMARY KEY (run_id, sample_id, release_no)
+);
+CREATE TRIGGER IF NOT EXISTS review_releases_no_update BEFORE UPDATE ON review_releases
+BEGIN SELECT RAISE(ABORT, 'review_releases keeps every released version'); END;
+CREATE TRIGGER IF NOT EXISTS review_releases_no_delete BEFORE DELETE ON review_releases
+BEGIN SELECT RAISE(ABORT, 'review_releases keeps every released version'); END;
 CREATE TABLE IF NOT EXISTS review_cells (
     run_id TEXT NOT NULL,
     sample_id TEXT NOT NULL,
@@ -52,3 +73,23 @@ CREATE VIEW IF NOT EXISTS review_counted_cells AS
     SELECT run_id, sample_id, fov, cell_index, label AS cell_class, original AS original_class
     FROM review_cells WHERE label IN ({", ".join(repr(c.value) for c in CELL_CLASSES)});
 """
+
+REVIEW_SAMPLE_COLUMNS = {
+    "release_kind": "TEXT NOT NULL DEFAULT ''",
+    "release_reason": "TEXT NOT NULL DEFAULT ''",
+    "releases": "INTEGER NOT NULL DEFAULT 0",
+}
+"""Columns of `review_samples` added since its first version (added in place on open)."""
+
+USERS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS review_users (
+    name TEXT NOT NULL PRIMARY KEY COLLATE NOCASE,
+    password_hash TEXT NOT NULL,
+    active INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1)),
+    created_s REAL NOT NULL,
+    changed_s REAL NOT NULL
+);
+"""
+"""The review page's local accounts (review/accounts.py): names unique regardless of case,
+Argon2id password hashes; `changed_s` moves with every password reset, disabling and enabling."""
+SCHEMA += USERS_SCHEMA

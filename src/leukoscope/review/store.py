@@ -18,6 +18,7 @@ and a release or reopening the sample version; a stale one raises `ReviewConflic
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -30,8 +31,10 @@ from urllib.parse import quote
 from leukoscope.errors import ParameterError, StorageError
 from leukoscope.ids import check_sample_id
 from leukoscope.pipeline.store import ResultStore
+from leukoscope.review.gates import Evidence, release_facts, release_kind, sample_evidence
 from leukoscope.review.records import (
     AuditRow,
+    ReleaseRecord,
     ReviewCell,
     ReviewConflict,
     ReviewState,
@@ -39,7 +42,7 @@ from leukoscope.review.records import (
     check_reason,
     check_reviewer,
 )
-from leukoscope.review.schema import SCHEMA
+from leukoscope.review.schema import REVIEW_SAMPLE_COLUMNS, SCHEMA
 from leukoscope.types import CellResult, SampleStatus, SampleSummary
 
 
@@ -61,8 +64,16 @@ class ReviewStore:
                 )
                 self._db.row_factory = sqlite3.Row
                 self._db.executescript(SCHEMA)
+                self._add_columns()
         except sqlite3.Error as exc:
             raise StorageError(f"{self.path}: cannot open for review: {exc}") from None
+
+    def _add_columns(self) -> None:
+        """Columns of `review_samples` newer than the file: added in place."""
+        have = {r[1] for r in self._db.execute("PRAGMA table_info(review_samples)")}
+        for name, kind in REVIEW_SAMPLE_COLUMNS.items():
+            if name not in have:
+                self._db.execute(f"ALTER TABLE review_samples ADD COLUMN {name} {kind}")
 
     def _open_read_only(self) -> sqlite3.Connection:
         """Read only; on read-only media (no WAL index can be made) as an immutable file."""
@@ -136,9 +147,10 @@ class ReviewStore:
         if not rows:
             return None
         r = rows[0]
+        extra = {k: r[k] for k in REVIEW_SAMPLE_COLUMNS if k in r.keys()}  # noqa: SIM118
         return ReviewState(
             run_id, sample_id, r["state"], r["version"], r["opened_s"], r["reviewer"],
-            r["released_s"], r["edits"],
+            r["released_s"], r["edits"], **extra,
         )  # fmt: skip
 
     def states(self) -> dict[tuple[str, str], ReviewState]:
@@ -168,6 +180,33 @@ class ReviewStore:
                 (run_id, sample_id),
             )
         ]
+
+    def releases(self, run_id: str, sample_id: str) -> list[ReleaseRecord]:
+        """Every released version of the sample, first release first."""
+        if not self._has_tables:
+            return []
+        names = {r[0] for r in self._rows("SELECT name FROM sqlite_master", ())}
+        if "review_releases" not in names:
+            return []
+        return [
+            ReleaseRecord(
+                r["run_id"], r["sample_id"], r["release_no"], r["kind"], r["reason"],
+                r["reviewer"], r["released_s"], r["model_sha256"], r["rig_digest"],
+                r["validation_id"], json.loads(r["differential"]),
+            )
+            for r in self._rows(
+                "SELECT * FROM review_releases WHERE run_id=? AND sample_id=?"
+                " ORDER BY release_no",
+                (run_id, sample_id),
+            )
+        ]  # fmt: skip
+
+    def evidence(self, run_id: str, sample_id: str) -> Evidence:
+        """The model, rig set-up and passing validation the sample's results rest on."""
+        try:
+            return sample_evidence(self._db, run_id, sample_id)
+        except sqlite3.Error as exc:
+            raise StorageError(f"{self.path}: {exc}") from None
 
     # -- writing ---------------------------------------------------------------------------------
 
@@ -287,8 +326,22 @@ class ReviewStore:
         return ReviewCell(fov, cell_index, new["original"], new["label"], bool(new["flagged"]),
                           new["version"])  # fmt: skip
 
-    def release(self, run_id: str, sample_id: str, *, reviewer: str, version: int) -> ReviewState:
-        """Sign the sample off: released and locked. `version` is the sample version seen."""
+    def release(
+        self,
+        run_id: str,
+        sample_id: str,
+        *,
+        reviewer: str,
+        version: int,
+        partial: bool = False,
+        reason: str = "",
+    ) -> ReviewState:
+        """Sign the sample off: released and locked. `version` is the sample version seen.
+
+        The lab's release rules (`gates.py`) are checked in the same transaction; ReleaseRefused
+        names the rule. Each release is kept in `review_releases`; a release after a reopening
+        is a correction of the one before.
+        """
         reviewer = check_reviewer(reviewer)
         with self._write() as db:
             sample = self._open_state(db, run_id, sample_id)
@@ -297,14 +350,28 @@ class ReviewStore:
                     f"sample {sample_id!r} is already released (by {sample['reviewer']})"
                 )
             self._check_version(sample, version)
+            facts, differential = release_facts(db, run_id, sample_id)
+            evidence = sample_evidence(db, run_id, sample_id)
+            kind, why = release_kind(facts, evidence, sample_id, partial=partial, reason=reason)
+            assert evidence.validation is not None  # release_kind refuses without one
             now = time.time()
+            number = int(sample["releases"]) + 1
             db.execute(
                 "UPDATE review_samples SET state='released', version=version+1, reviewer=?,"
-                " released_s=? WHERE run_id=? AND sample_id=?",
-                (reviewer, now, run_id, sample_id),
+                " released_s=?, release_kind=?, release_reason=?, releases=? WHERE run_id=?"
+                " AND sample_id=?",
+                (reviewer, now, kind, why, number, run_id, sample_id),
             )
-            self._log(db, run_id, sample_id, None, None, "release", "open", "released",
-                      reviewer, "")  # fmt: skip
+            db.execute(
+                "INSERT INTO review_releases (run_id, sample_id, release_no, kind, reason,"
+                " reviewer, released_s, model_sha256, rig_digest, validation_id, differential)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (run_id, sample_id, number, kind, why, reviewer, now, evidence.model_sha256,
+                 evidence.rig_digest, evidence.validation.id, json.dumps(differential)),
+            )  # fmt: skip
+            self._log(db, run_id, sample_id, None, None, "release", "open",
+                      "released" if kind == "final" else "released (partial)", reviewer,
+                      why)  # fmt: skip
         return self._state(run_id, sample_id)
 
     def reopen(
@@ -319,7 +386,8 @@ class ReviewStore:
             self._check_version(sample, version)
             db.execute(
                 "UPDATE review_samples SET state='open', version=version+1, reviewer='',"
-                " released_s=NULL WHERE run_id=? AND sample_id=?",
+                " released_s=NULL, release_kind='', release_reason='' WHERE run_id=?"
+                " AND sample_id=?",
                 (run_id, sample_id),
             )
             self._log(db, run_id, sample_id, None, None, "reopen", "released", "open",
