@@ -98,6 +98,8 @@ def test_an_acquired_sample_is_not_marked_simulated(
     shutil.copytree(acquisition, real)
     meta = storage.read_acquisition_meta(real).model_copy(update={"simulated": False})
     storage.write_acquisition_meta(real, meta)
+    for fov in storage.list_fields(real):  # each field carries its own mark, as a rig writes it
+        storage.write_field(real, storage.read_field(real, fov), simulated=False)
     run_id, summaries = analyse(predictor, store, [saved_acquisition(real)])
     assert summaries["s1"].simulated is False
     assert store.summary(run_id, "s1").simulated is False
@@ -295,7 +297,7 @@ def test_a_field_the_wire_refuses_fails_alone_and_the_batch_goes_on(
     meta = storage.read_acquisition_meta(bad).model_copy(update={"sample_id": "s3"})
     storage.write_acquisition_meta(bad, meta)
     field = storage.read_field(bad, 2)
-    storage.write_field(bad, dataclasses.replace(field, **poison))
+    storage.write_field(bad, dataclasses.replace(field, **poison), simulated=True)
     jobs = [saved_acquisition(bad), saved_acquisition(acquisition)]
     _, summaries = analyse(predictor, store, jobs)
     assert summaries["s3"].status == SampleStatus.INCOMPLETE

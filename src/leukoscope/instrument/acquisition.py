@@ -191,7 +191,7 @@ class Acquisition:
                 if result.frameset is not None and out_dir is not None:
                     saved += 1  # acquisition.json's `fields` is always the number saved
                     self._write_meta(out_dir, sample_id, result.frameset, saved)
-                    result = _saved(result, out_dir, settings)
+                    result = _saved(result, out_dir, settings, bool(rig.simulated_camera))
                 if not result.ok:
                     failures[fov] = result.error
                     log.warning("field %d failed: %s", fov, result.error)
@@ -337,7 +337,10 @@ class Acquisition:
         storage.write_acquisition_meta(out_dir, meta)
 
 
-def _saved(result: FieldResult, out_dir: Path, settings: AcquisitionSettings) -> FieldResult:
+def _saved(
+    result: FieldResult, out_dir: Path, settings: AcquisitionSettings, simulated: bool
+) -> FieldResult:
+    """`result` saved under `out_dir`, marked `simulated` as acquisition.json says."""
     from leukoscope.instrument import storage
 
     assert result.frameset is not None
@@ -348,6 +351,7 @@ def _saved(result: FieldResult, out_dir: Path, settings: AcquisitionSettings) ->
         acquired_at=datetime.now(timezone.utc),
         compression=settings.compression,
         field_format=settings.field_format,
+        simulated=simulated,
     )
     return FieldResult(
         result.fov, result.frameset, result.error, path, result.triggers, result.refined

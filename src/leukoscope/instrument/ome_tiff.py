@@ -1,10 +1,12 @@
 """One field of view as an OME-TIFF file: C x Y x X, channel names, colours and wavelengths in the
-OME-XML, the field's JSON extras in the Image Description; the reader checks the header before it
-decodes anything."""
+OME-XML, the field's JSON extras in the Image Description, whether it is simulated in a MapAnnotation
+of the Image (namespace `leukoscope`, key `simulated`); the reader checks the header before it decodes
+anything."""
 
 from __future__ import annotations
 
 import json
+import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,15 @@ from leukoscope.types import Modality
 
 BAD_METADATA = (ValueError, KeyError, TypeError, AttributeError, RecursionError, SyntaxError)
 """What parsing a damaged OME-XML or JSON description raises (xml ParseError is a SyntaxError)."""
+MARK_NAMESPACE = "leukoscope"
+"""Namespace of the Image's MapAnnotation that says whether the field is simulated."""
+MARK_KEY = "simulated"
+_MARK_VALUES = {"true": True, "false": False}
+
+
+def simulated_annotation(simulated: bool) -> dict[str, Any]:
+    """tifffile's OME `MapAnnotation` metadata that marks the Image simulated (or not)."""
+    return {"Namespace": MARK_NAMESPACE, "Value": {MARK_KEY: "true" if simulated else "false"}}
 
 
 def channel_metadata(
@@ -152,3 +163,36 @@ def read_tiff(
         return data, _description(ome)
     except BAD_METADATA as exc:
         raise StorageError(f"{path}: malformed OME metadata ({exc})") from None
+
+
+def _marks(ome_xml: str) -> list[str]:
+    """The values of every `simulated` key in the OME-XML's leukoscope MapAnnotations."""
+    values = []
+    for element in ET.fromstring(ome_xml).iter():
+        tag = element.tag.rpartition("}")[2]
+        if tag == "MapAnnotation" and element.get("Namespace") == MARK_NAMESPACE:
+            values += [
+                (m.text or "").strip()
+                for m in element.iter()
+                if m.tag.rpartition("}")[2] == "M" and m.get("K") == MARK_KEY
+            ]
+    return values
+
+
+def read_tiff_mark(path: Path) -> bool | None:
+    """Whether the OME-TIFF field `path` is marked simulated, read from its OME-XML header alone (no
+    pixel is decoded). None: no mark (written before fields were marked), or a header too damaged to
+    read (reading the field fails it). StorageError: a mark that is neither true nor false."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            ome = tif.ome_metadata
+        values = _marks(ome) if ome else []
+    except Exception:  # untrusted bytes: the field's own read reports what is wrong with them
+        return None
+    if not values:
+        return None
+    if len(set(values)) != 1 or values[0] not in _MARK_VALUES:
+        raise StorageError(f"{path}: malformed simulated mark {values} (expected true or false)")
+    return _MARK_VALUES[values[0]]

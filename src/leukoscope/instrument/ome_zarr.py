@@ -3,8 +3,9 @@ array, written through zarr (format 2, `/`-separated chunk keys, as NGFF 0.4 and
 
 The group's attributes hold the NGFF `multiscales` (axes c, y, x; micrometre scale) and `omero`
 (channel names = modality names, display colours, windows from the bit depth) metadata, and under
-`leukoscope` what OME-Zarr has no place for: each channel's illumination and wavelengths, the
-significant bits, the acquisition date and the field's JSON extras (timestamps, lit lights, shifts).
+`leukoscope` what OME-Zarr has no place for: whether the field is simulated (`simulated`: true or
+false), each channel's illumination and wavelengths, the significant bits, the acquisition date and
+the field's JSON extras (timestamps, lit lights, shifts).
 
 The reader checks every metadata file's size, the array's shape, type, chunking and codecs, and that
 every chunk is present and decompresses to its size, before it lets zarr decode anything: a missing
@@ -93,8 +94,10 @@ def write_zarr(
     acquired: str | None,
     extras: dict[str, Any],
     compression: str,
+    simulated: bool = False,
 ) -> None:
-    """Write `data` (C x Y x X) as the OME-Zarr image `path`, atomically (a folder renamed)."""
+    """Write `data` (C x Y x X) as the OME-Zarr image `path`, atomically (a folder renamed);
+    `simulated` is its mark (`leukoscope.simulated`, written true or false)."""
     zarr = zarr_module()
     import numcodecs
 
@@ -126,6 +129,7 @@ def write_zarr(
             "rdefs": {"model": "color", "defaultZ": 0, "defaultT": 0},
         },
         "leukoscope": {
+            "simulated": simulated,
             "channels": ours,
             "significant_bits": significant_bits,
             "acquisition_date": acquired,
@@ -254,3 +258,19 @@ def read_zarr(
     except Exception as exc:  # untrusted files: zarr and numcodecs raise many types
         raise StorageError(f"{path}: unreadable OME-Zarr ({type(exc).__name__}: {exc})") from None
     return data.astype(dtype, copy=False), extras
+
+
+def read_zarr_mark(path: Path) -> bool | None:
+    """Whether the OME-Zarr field `path` is marked simulated, read from its `.zattrs` alone (no chunk
+    is read). None: no mark (written before fields were marked), or attributes too damaged to read
+    (reading the field fails it). StorageError: a mark that is neither true nor false."""
+    try:
+        ours = _json(path / ".zattrs").get("leukoscope")
+    except StorageError:
+        return None
+    if not isinstance(ours, dict) or "simulated" not in ours:
+        return None
+    mark = ours["simulated"]
+    if not isinstance(mark, bool):
+        raise StorageError(f"{path}: malformed simulated mark {mark!r} (expected true or false)")
+    return mark

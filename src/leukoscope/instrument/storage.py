@@ -13,6 +13,12 @@ Layout::
     <folder>/fov_0000.ome.zarr/   ome-zarr: the same image and metadata as an NGFF 0.4 image
                                   (`ome_zarr.py`)
 
+Every field also says whether it is simulated, in its own metadata (OME-TIFF: a MapAnnotation of the
+Image, namespace `leukoscope`, key `simulated`; OME-Zarr: `leukoscope.simulated` in `.zattrs`), true
+or false. `read_acquisition_meta` compares those marks with `acquisition.json` and refuses the whole
+sample when one disagrees, so removing the key from `acquisition.json` does not make a simulated
+sample a patient's. Fields without a mark (written before fields were marked) follow the json.
+
 Every write is atomic (temporary file or folder in the same folder, fsync, rename): a crash leaves
 either the old state or the new field, never a half-written field under the real name. The readers
 validate everything and raise StorageError naming the file and the problem. The files open in Fiji,
@@ -40,13 +46,19 @@ from leukoscope.instrument.acquisition_meta import (
     AcquisitionMeta,
     ChannelMeta,
     FieldFormat,
-    read_acquisition_meta,
     write_acquisition_meta,
 )
+from leukoscope.instrument.acquisition_meta import read_acquisition_meta as read_meta_file
 from leukoscope.instrument.atomic import atomic_write_bytes, make_folder
 from leukoscope.instrument.channels import ChannelOptics, ome_color
-from leukoscope.instrument.ome_tiff import channel_metadata, read_tiff, write_tiff
-from leukoscope.instrument.ome_zarr import read_zarr, write_zarr
+from leukoscope.instrument.ome_tiff import (
+    channel_metadata,
+    read_tiff,
+    read_tiff_mark,
+    simulated_annotation,
+    write_tiff,
+)
+from leukoscope.instrument.ome_zarr import read_zarr, read_zarr_mark, write_zarr
 from leukoscope.types import FrameSet, Modality
 
 __all__ = [
@@ -60,7 +72,9 @@ __all__ = [
     "ChannelOptics",
     "FieldFormat",
     "atomic_write_bytes",
+    "check_field_marks",
     "failed_field_count",
+    "field_mark",
     "field_path",
     "list_fields",
     "ome_color",
@@ -125,11 +139,13 @@ def write_field(
     acquired_at: datetime | None = None,
     compression: str = "none",
     field_format: str = "ome-tiff",
+    simulated: bool = False,
 ) -> Path:
     """Write one field of view atomically as `fov_NNNN.ome.tif` (or `.ome.zarr`); return its path.
 
     `optics` adds each channel's colour, wavelengths and illumination type to the metadata,
-    `acquired_at` its acquisition date; `compression` is one of COMPRESSIONS (lossless).
+    `acquired_at` its acquisition date; `compression` is one of COMPRESSIONS (lossless);
+    `simulated` is the field's own mark (written either way; it must agree with acquisition.json).
     """
     if compression not in COMPRESSIONS:
         raise StorageError(
@@ -161,10 +177,12 @@ def write_field(
             acquired=acquired,
             extras=extras,
             compression=compression,
+            simulated=simulated,
         )
         return path
     # a UUID derived from the content's identity keeps files reproducible (same input, same bytes)
     identity = json.dumps(extras, sort_keys=True) + str(data.shape) + str(data.dtype)
+    identity += " simulated" if simulated else ""
     channels = len(frameset.modalities)
     metadata: dict[str, Any] = {
         "UUID": str(uuid.uuid5(uuid.NAMESPACE_URL, "leukoscope:" + identity)),
@@ -181,6 +199,7 @@ def write_field(
             "ExposureTime": [float(e) for e in frameset.exposures_us],
             "ExposureTimeUnit": ["µs"] * channels,
         },
+        "MapAnnotation": simulated_annotation(simulated),
     }
     if acquired is not None:
         metadata["AcquisitionDate"] = acquired
@@ -259,10 +278,47 @@ def list_fields(folder: Path) -> list[int]:
     return sorted({int(m.group(1)) for m in found if m})
 
 
+def field_mark(folder: Path, fov: int, field_format: str = "ome-tiff") -> bool | None:
+    """Field `fov`'s own simulated mark, from its header alone (None: unmarked or unreadable)."""
+    path = field_path(Path(folder), fov, field_format)
+    if field_format == "ome-zarr":
+        return read_zarr_mark(path) if path.is_dir() else None
+    return read_tiff_mark(path) if path.is_file() else None
+
+
+def _says(simulated: bool) -> str:
+    return "simulated" if simulated else "real"
+
+
+def check_field_marks(folder: Path, meta: AcquisitionMeta) -> None:
+    """Refuse (StorageError, one line) an acquisition one of whose saved fields is marked otherwise
+    than `acquisition.json` says (a json without the key says real); unmarked fields pass."""
+    folder = Path(folder)
+    for fov in list_fields(folder):
+        mark = field_mark(folder, fov, meta.field_format)
+        if mark is None or mark == meta.simulated:
+            continue
+        json_says = _says(meta.simulated)
+        if "simulated" not in meta.model_fields_set:
+            json_says += " (it has no simulated key)"
+        raise StorageError(
+            f"{folder}: field {fov} is marked {_says(mark)} but {META_FILE} says {json_says}: "
+            "refused (a sample whose files disagree is never analysed)"
+        )
+
+
+def read_acquisition_meta(folder: Path) -> AcquisitionMeta:
+    """`acquisition.json`, validated, once every saved field's own simulated mark agrees with it
+    (`check_field_marks`): the door through which a saved acquisition is opened for analysis."""
+    meta = read_meta_file(folder)
+    check_field_marks(folder, meta)
+    return meta
+
+
 def read_field(folder: Path, fov: int) -> FrameSet:
     """Read and validate field `fov` against `acquisition.json`; StorageError on any mismatch."""
     folder = Path(folder)
-    meta = read_acquisition_meta(folder)
+    meta = read_meta_file(folder)
     path = field_path(folder, fov, meta.field_format)
     zarr = meta.field_format == "ome-zarr"
     if not (path.is_dir() if zarr else path.is_file()):

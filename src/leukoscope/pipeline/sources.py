@@ -42,7 +42,8 @@ def _saved_fields(folder: Path, count: int) -> Iterator[FieldOutcome]:
 def saved_acquisition(folder: Path) -> SampleJob:
     """The fields of a saved acquisition folder; a corrupt field becomes a failed field.
 
-    Raises StorageError when the folder itself is unusable (no or invalid `acquisition.json`).
+    Raises StorageError when the folder itself is unusable (no or invalid `acquisition.json`), or
+    when a field's own simulated mark disagrees with it (the whole sample is refused).
     """
     meta = storage.read_acquisition_meta(folder)
     on_disk = storage.list_fields(folder)

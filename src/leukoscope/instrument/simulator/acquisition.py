@@ -120,7 +120,12 @@ def generate_acquisition(
     for fov in range(fields):
         frameset = capture_frameset(renderer, sensor, sample_id, fov, settings, register=register)
         write_field(
-            out, frameset, optics=optics, acquired_at=acquired_at, field_format=field_format
+            out,
+            frameset,
+            optics=optics,
+            acquired_at=acquired_at,
+            field_format=field_format,
+            simulated=True,
         )
         if progress is not None:
             progress(fov)
