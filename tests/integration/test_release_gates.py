@@ -201,3 +201,36 @@ def test_released_versions_cannot_be_rewritten_and_a_changed_result_is_not_sent(
     db.close()
     with pytest.raises(ParameterError, match="no longer match release 1"):
         render_hl7(_data(database))
+
+
+def test_with_verification_required_a_second_different_person_releases(
+    real: tuple[Path, str],
+) -> None:
+    database, run = real
+    give_evidence(database, run, SAMPLE)
+    with ReviewStore(database) as reviews:
+        state = reviews.release(run, SAMPLE, reviewer="Ann Lee", version=0, verification=True)
+        assert (state.state, state.submitted_by) == ("open", "Ann Lee")  # submitted, not out
+        with pytest.raises(ReleaseRefused, match="a second, different person must verify"):
+            reviews.release(run, SAMPLE, reviewer="ann lee", version=state.version,
+                            verification=True)  # fmt: skip
+        cell = reviews.cells(run, SAMPLE)[0]  # a change after submission drops it
+        reviews.reclassify(run, SAMPLE, cell.fov, cell.cell_index, "MO", reviewer="Ann Lee",
+                           version=cell.version)  # fmt: skip
+        state = reviews.state(run, SAMPLE)  # type: ignore[assignment]
+        assert state is not None and state.submitted_by == ""
+        state = reviews.release(run, SAMPLE, reviewer="Ann Lee", version=state.version,
+                                verification=True)  # fmt: skip
+        state = reviews.release(run, SAMPLE, reviewer="Bo Chen", version=state.version,
+                                verification=True)  # fmt: skip
+        assert (state.state, state.reviewer) == ("released", "Ann Lee")
+        (record,) = reviews.releases(run, SAMPLE)
+        audit = [(a.from_label, a.to_label, a.reviewer) for a in reviews.audit(run, SAMPLE)
+                 if a.action == "release"]  # fmt: skip
+    assert (record.reviewer, record.verified_by) == ("Ann Lee", "Bo Chen")
+    assert audit[-2:] == [
+        ("open", "submitted for verification", "Ann Lee"),
+        ("submitted for verification", "released", "Bo Chen"),
+    ]
+    notes = [str(n[3]) for n in hl7.parse(render_hl7(_data(database))).segments("NTE")]
+    assert "Released by Ann Lee, verified by Bo Chen" in notes

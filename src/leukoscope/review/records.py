@@ -88,6 +88,9 @@ class ReviewState:
     release_kind: str = ""  # "final" or "partial" while released
     release_reason: str = ""  # why a partial release is partial
     releases: int = 0  # how many times it was released (2 and more: corrections)
+    submitted_by: str = ""  # who submitted it for a second person's verification
+    submitted_kind: str = ""
+    submitted_reason: str = ""
 
     @property
     def released(self) -> bool:
@@ -111,6 +114,7 @@ class ReleaseRecord:
     rig_digest: str
     validation_id: int
     differential: dict[str, Any]  # counts per class, counted, artefacts, smudges, flagged
+    verified_by: str = ""  # the second person, where the lab requires one
 
     @property
     def correction(self) -> bool:

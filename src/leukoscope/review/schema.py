@@ -17,6 +17,9 @@ CREATE TABLE IF NOT EXISTS review_samples (
     release_kind TEXT NOT NULL DEFAULT '',
     release_reason TEXT NOT NULL DEFAULT '',
     releases INTEGER NOT NULL DEFAULT 0,
+    submitted_by TEXT NOT NULL DEFAULT '',
+    submitted_kind TEXT NOT NULL DEFAULT '',
+    submitted_reason TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (run_id, sample_id)
 );
 CREATE TABLE IF NOT EXISTS review_releases (
@@ -26,6 +29,7 @@ CREATE TABLE IF NOT EXISTS review_releases (
     kind TEXT NOT NULL CHECK (kind IN ('final', 'partial')),
     reason TEXT NOT NULL DEFAULT '',
     reviewer TEXT NOT NULL,
+    verified_by TEXT NOT NULL DEFAULT '',
     released_s REAL NOT NULL,
     model_sha256 TEXT NOT NULL,
     rig_digest TEXT NOT NULL,
@@ -78,6 +82,9 @@ REVIEW_SAMPLE_COLUMNS = {
     "release_kind": "TEXT NOT NULL DEFAULT ''",
     "release_reason": "TEXT NOT NULL DEFAULT ''",
     "releases": "INTEGER NOT NULL DEFAULT 0",
+    "submitted_by": "TEXT NOT NULL DEFAULT ''",
+    "submitted_kind": "TEXT NOT NULL DEFAULT ''",
+    "submitted_reason": "TEXT NOT NULL DEFAULT ''",
 }
 """Columns of `review_samples` added since its first version (added in place on open)."""
 

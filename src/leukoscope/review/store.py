@@ -18,7 +18,6 @@ and a release or reopening the sample version; a stale one raises `ReviewConflic
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -31,7 +30,7 @@ from urllib.parse import quote
 from leukoscope.errors import ParameterError, StorageError
 from leukoscope.ids import check_sample_id
 from leukoscope.pipeline.store import ResultStore
-from leukoscope.review.gates import Evidence, release_facts, release_kind, sample_evidence
+from leukoscope.review.gates import Evidence, sample_evidence
 from leukoscope.review.records import (
     AuditRow,
     ReleaseRecord,
@@ -42,6 +41,7 @@ from leukoscope.review.records import (
     check_reason,
     check_reviewer,
 )
+from leukoscope.review.release import drop_submission, read_releases, release_in
 from leukoscope.review.schema import REVIEW_SAMPLE_COLUMNS, SCHEMA
 from leukoscope.types import CellResult, SampleStatus, SampleSummary
 
@@ -185,21 +185,10 @@ class ReviewStore:
         """Every released version of the sample, first release first."""
         if not self._has_tables:
             return []
-        names = {r[0] for r in self._rows("SELECT name FROM sqlite_master", ())}
-        if "review_releases" not in names:
-            return []
-        return [
-            ReleaseRecord(
-                r["run_id"], r["sample_id"], r["release_no"], r["kind"], r["reason"],
-                r["reviewer"], r["released_s"], r["model_sha256"], r["rig_digest"],
-                r["validation_id"], json.loads(r["differential"]),
-            )
-            for r in self._rows(
-                "SELECT * FROM review_releases WHERE run_id=? AND sample_id=?"
-                " ORDER BY release_no",
-                (run_id, sample_id),
-            )
-        ]  # fmt: skip
+        try:
+            return read_releases(self._db, run_id, sample_id)
+        except sqlite3.Error as exc:
+            raise StorageError(f"{self.path}: {exc}") from None
 
     def evidence(self, run_id: str, sample_id: str) -> Evidence:
         """The model, rig set-up and passing validation the sample's results rest on."""
@@ -316,6 +305,7 @@ class ReviewStore:
                     "UPDATE review_samples SET version=version+1 WHERE run_id=? AND sample_id=?",
                     (run_id, sample_id),
                 )
+                drop_submission(db, run_id, sample_id)
                 self._log(db, run_id, sample_id, fov, cell_index, "reclassify", row["label"],
                           label, reviewer, reason)  # fmt: skip
             new = db.execute(
@@ -335,12 +325,14 @@ class ReviewStore:
         version: int,
         partial: bool = False,
         reason: str = "",
+        verification: bool = False,
     ) -> ReviewState:
         """Sign the sample off: released and locked. `version` is the sample version seen.
 
         The lab's release rules (`gates.py`) are checked in the same transaction; ReleaseRefused
         names the rule. Each release is kept in `review_releases`; a release after a reopening
-        is a correction of the one before.
+        is a correction of the one before. With `verification`, a second, different person's
+        release is needed (`release.py`).
         """
         reviewer = check_reviewer(reviewer)
         with self._write() as db:
@@ -350,28 +342,14 @@ class ReviewStore:
                     f"sample {sample_id!r} is already released (by {sample['reviewer']})"
                 )
             self._check_version(sample, version)
-            facts, differential = release_facts(db, run_id, sample_id)
-            evidence = sample_evidence(db, run_id, sample_id)
-            kind, why = release_kind(facts, evidence, sample_id, partial=partial, reason=reason)
-            assert evidence.validation is not None  # release_kind refuses without one
-            now = time.time()
-            number = int(sample["releases"]) + 1
-            db.execute(
-                "UPDATE review_samples SET state='released', version=version+1, reviewer=?,"
-                " released_s=?, release_kind=?, release_reason=?, releases=? WHERE run_id=?"
-                " AND sample_id=?",
-                (reviewer, now, kind, why, number, run_id, sample_id),
-            )
-            db.execute(
-                "INSERT INTO review_releases (run_id, sample_id, release_no, kind, reason,"
-                " reviewer, released_s, model_sha256, rig_digest, validation_id, differential)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (run_id, sample_id, number, kind, why, reviewer, now, evidence.model_sha256,
-                 evidence.rig_digest, evidence.validation.id, json.dumps(differential)),
+
+            def log(before: str, after: str, who: str, why: str) -> None:
+                self._log(db, run_id, sample_id, None, None, "release", before, after, who, why)
+
+            release_in(
+                db, sample, reviewer=reviewer, partial=partial, reason=reason,
+                verification=verification, log=log,
             )  # fmt: skip
-            self._log(db, run_id, sample_id, None, None, "release", "open",
-                      "released" if kind == "final" else "released (partial)", reviewer,
-                      why)  # fmt: skip
         return self._state(run_id, sample_id)
 
     def reopen(
@@ -390,6 +368,7 @@ class ReviewStore:
                 " AND sample_id=?",
                 (run_id, sample_id),
             )
+            drop_submission(db, run_id, sample_id)
             self._log(db, run_id, sample_id, None, None, "reopen", "released", "open",
                       reviewer, reason)  # fmt: skip
         return self._state(run_id, sample_id)
