@@ -1,5 +1,6 @@
 """Change one setting in a user's config file and keep everything else as written (comments,
-order, formatting): `calibrate --write` edits only `rig.registration.offsets_px`."""
+order, formatting): `calibrate --write` edits only `rig.registration.offsets_px`, `model promote`
+only `classifier.model_path`."""
 
 from __future__ import annotations
 
@@ -35,17 +36,39 @@ def _table(parent: tomlkit.TOMLDocument | Table, key: str) -> Table:
     return node
 
 
-def write_offsets(path: Path, offsets: Mapping[Modality, tuple[float, float]]) -> Settings:
-    """Set `rig.registration.offsets_px` in `path` (created if missing), nothing else; the
-    settings the file now gives. ConfigError if the file is not valid TOML or the result is not
-    a valid configuration (the file is then left as it was)."""
+def _read(path: Path) -> tomlkit.TOMLDocument:
     try:
         text = path.read_text(encoding="utf-8") if path.exists() else ""
-        document = tomlkit.parse(text)
+        return tomlkit.parse(text)
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read the config file: {exc}") from None
     except tomlkit.exceptions.ParseError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+def _write(path: Path, document: tomlkit.TOMLDocument) -> Settings:
+    new_text = tomlkit.dumps(document)
+    try:
+        settings = Settings.model_validate(tomllib.loads(new_text))
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, str(path))) from None
+    atomic_write_bytes(path, new_text.encode("utf-8"))
+    return settings
+
+
+def write_model_path(path: Path, model: Path) -> Settings:
+    """Set `classifier.model_path` in `path` (created if missing), nothing else (`model
+    promote`); the settings the file now gives. ConfigError as `write_offsets`."""
+    document = _read(path)
+    _table(document, "classifier")["model_path"] = str(model)
+    return _write(path, document)
+
+
+def write_offsets(path: Path, offsets: Mapping[Modality, tuple[float, float]]) -> Settings:
+    """Set `rig.registration.offsets_px` in `path` (created if missing), nothing else; the
+    settings the file now gives. ConfigError if the file is not valid TOML or the result is not
+    a valid configuration (the file is then left as it was)."""
+    document = _read(path)
     registration = _table(_table(document, "rig"), "registration")
     values = tomlkit.table()
     for modality, (dy, dx) in offsets.items():
@@ -54,10 +77,4 @@ def write_offsets(path: Path, offsets: Mapping[Modality, tuple[float, float]]) -
             round(dx, OFFSET_DECIMALS) + 0.0,
         ]
     registration["offsets_px"] = values
-    new_text = tomlkit.dumps(document)
-    try:
-        settings = Settings.model_validate(tomllib.loads(new_text))
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, str(path))) from None
-    atomic_write_bytes(path, new_text.encode("utf-8"))
-    return settings
+    return _write(path, document)

@@ -17,12 +17,14 @@ COMMAND_MODULES = (
     "leukoscope.cli.training",
     "leukoscope.cli.instrument",
     "leukoscope.cli.models",
+    "leukoscope.cli.model_commands",
     "leukoscope.cli.simulate",
     "leukoscope.cli.pipeline",
     "leukoscope.cli.distributed",
     "leukoscope.cli.labelled",
     "leukoscope.cli.report",
     "leukoscope.cli.results",
+    "leukoscope.cli.users",
 )
 for _module in COMMAND_MODULES:
     import_module(_module)
