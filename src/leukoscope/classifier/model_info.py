@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from leukoscope.classifier.training_data import TrainedOn, trained_on
 from leukoscope.errors import CheckpointError
 from leukoscope.types import MODALITIES
 
@@ -30,11 +31,18 @@ class ModelInfo:
     cv_folds: int | None = None
     cv: dict[str, tuple[float, float]] = field(default_factory=dict)  # key -> (mean, std), 0..1
     note: str = ""  # why something is missing
+    trained: TrainedOn = field(default_factory=lambda: TrainedOn(None, None))
 
     @property
     def name(self) -> str:
         """The checkpoint's file name (or "unknown")."""
         return Path(self.path).name if self.path else "unknown"
+
+    @property
+    def cv_label(self) -> str:
+        """What the CV figures are: "cross-validation" only for a model recorded as trained on
+        real acquisitions; else "simulator cross-validation" (simulated or unknown data)."""
+        return "cross-validation" if self.trained.real else "simulator cross-validation"
 
 
 def _cv_metrics(metrics: dict[str, Any]) -> tuple[int | None, dict[str, tuple[float, float]]]:
@@ -74,4 +82,5 @@ def read_model_info(model_path: str, model_version: str) -> ModelInfo:
         cv_folds=folds,
         cv=cv,
         note="" if cv else "the checkpoint holds no cross-validation metrics",
+        trained=trained_on(provenance),
     )

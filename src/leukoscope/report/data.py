@@ -16,6 +16,7 @@ from leukoscope.classifier.model_info import ModelInfo, read_model_info
 from leukoscope.config import ReferenceRange, Settings
 from leukoscope.errors import ParameterError
 from leukoscope.pipeline.store import ResultStore, RunRecord, SampleRecord
+from leukoscope.report.evidence import ModelEvidence, read_evidence
 from leukoscope.report.flags import (
     DISAGREEMENT_FACTOR,
     QualityFlag,
@@ -79,6 +80,7 @@ class ReportData:
     generated_s: float
     review: ReviewInfo | None = None  # None: not read; its `original` is the classifier's summary
     crop_um: float = 24.0  # side of a gallery picture in the sample plane
+    evidence: ModelEvidence | None = None  # the model's validation for the sample's rig set-up
 
     @property
     def flagged_percent(self) -> float:
@@ -221,6 +223,7 @@ def gather_report(
         generated_s=time.time(),
         review=review,
         crop_um=settings.pipeline.segmentation.crop_um,
+        evidence=read_evidence(Path(store.path), row, str(run["model_version"])),
     )
 
 

@@ -16,6 +16,7 @@ from leukoscope.classifier.model_info import CV_METRICS, ModelInfo
 from leukoscope.pipeline.counts import CONFIDENCE
 from leukoscope.report.chart import differential_svg
 from leukoscope.report.data import ClassLine, GalleryCell, ReportData
+from leukoscope.report.evidence import NOT_VALIDATED
 from leukoscope.report.flags import RangeFlag, Severity, image_note
 from leukoscope.report.review import NOT_REVIEWED, RELEASED
 from leukoscope.report.style import CSS
@@ -58,8 +59,10 @@ def _item(label: str, value: str, element_id: str = "") -> str:
     return f"<div><dt>{esc(label)}</dt><dd{ident}>{value}</dd></div>"
 
 
-def _model_text(model: ModelInfo) -> tuple[str, str, str]:
-    name = esc(model.arch or model.name)
+def _model_text(model: ModelInfo, sha256: str) -> tuple[str, str, str]:
+    name = esc(model.arch or model.name) + (
+        f' · <span class="mono">sha256 {esc(sha256[:12])}</span>' if sha256 else ""
+    )
     trained = f"trained {model.created}" if model.created else "not recorded"
     version = esc(model.version or trained)
     if model.cv:
@@ -73,12 +76,23 @@ def _model_text(model: ModelInfo) -> tuple[str, str, str]:
     return name, version, f'<span class="muted">{esc(model.note or "not available")}</span>'
 
 
+def _validation_text(data: ReportData) -> str:
+    """The model's passing validation for this rig set-up, or the plain statement of none."""
+    evidence = data.evidence
+    text = esc(evidence.statement() if evidence else NOT_VALIDATED)
+    return text if evidence is not None and evidence.releasable else f"<strong>{text}</strong>"
+
+
 def meta_section(data: ReportData) -> str:
     """Sample, run, times, counts, fields and model."""
     s = data.summary
     target = f" of {data.target_cells} targeted" if data.target_cells else " (all fields)"
     fields = f"{s.fields_done}" + (f" of {s.fields_total}" if s.fields_total is not None else "")
-    model, version, metrics = _model_text(data.model)
+    sha256 = data.evidence.model_sha256 if data.evidence else ""
+    model, version, metrics = _model_text(data.model, sha256)
+    cv_title = (
+        "Cross-validated performance" if data.model.trained.real else "Simulator cross-validation"
+    )
     items = [
         _item("Sample", f'<span class="mono">{esc(data.sample_id)}</span>', "sample-id"),
         _item("Run", f'<span class="mono">{esc(data.run_id)}</span>', "run-id"),
@@ -94,7 +108,9 @@ def meta_section(data: ReportData) -> str:
         _item("Mean head disagreement", esc(f"{data.mean_disagreement:.3f}")),
         _item("Model", model, "model"),
         _item("Model version", version, "model-version"),
-        _item("Cross-validated performance", metrics, "model-metrics"),
+        _item(cv_title, metrics, "model-metrics"),
+        _item("Trained on", esc(data.model.trained.describe()), "model-trained"),
+        _item("Validation", _validation_text(data), "model-validation"),
         _item("Status", esc(s.status_reason or s.status.value)),
     ]
     return f'<section id="summary"><h2>Sample</h2><dl class="meta">{"".join(items)}</dl></section>'

@@ -1,0 +1,75 @@
+"""What a sample's result rests on: the model (by SHA-256) and its passing validation for the rig
+set-up that took the sample's fields, or the plain statement that there is none.
+
+The rig set-up is read from the results store (`samples.pixel_size_um`, `samples.settings_digest`),
+else from the `acquisition.json` of the sample's saved acquisition (`samples.source`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from leukoscope.errors import LeukoscopeError
+from leukoscope.instrument.acquisition_meta import read_acquisition_meta
+from leukoscope.pipeline.store import SampleRecord
+from leukoscope.review.validations import ValidationRecord, model_sha256_of, passing_validation
+from leukoscope.rig_identity import rig_digest
+
+NOT_VALIDATED = (
+    "no passing validation on real acquisitions: this model's results must not be released"
+)
+
+
+@dataclass(frozen=True)
+class ModelEvidence:
+    """The model's SHA-256, the sample's rig digest ("" unknown) and the passing validation."""
+
+    model_sha256: str
+    rig_digest: str
+    validation: ValidationRecord | None
+
+    @property
+    def releasable(self) -> bool:
+        """A passing validation of this model on this rig set-up exists."""
+        return self.validation is not None and self.validation.passing
+
+    def statement(self) -> str:
+        """One line for the report: the validation's date, samples, accuracy and largest bias,
+        or that there is none."""
+        v = self.validation
+        if v is None or not v.passing:
+            return NOT_VALIDATED
+        when = time.strftime("%Y-%m-%d", time.gmtime(v.created_s))
+        return (
+            f"validated on this rig set-up ({v.rig_digest}) {when} by {v.validated_by}: PASS, "
+            f"{v.samples} samples, accuracy {100 * v.accuracy:.1f} %, largest bias "
+            f"{v.largest_bias_class} {v.largest_bias_pp:.1f} pp"
+        )
+
+
+def sample_rig(row: SampleRecord) -> str:
+    """The rig digest of a stored sample ("" when unknown or mixed)."""
+    pixel, settings = row.pixel_size_um, row.settings_digest
+    if settings is None and row.source:  # not recorded in the store: its acquisition.json
+        try:
+            meta = read_acquisition_meta(Path(row.source))
+        except (LeukoscopeError, OSError, ValueError):
+            return ""
+        pixel, settings = meta.pixel_size_um, meta.settings_digest
+    try:
+        return rig_digest(pixel, settings or "")
+    except LeukoscopeError:
+        return ""
+
+
+def read_evidence(database: Path, row: SampleRecord, model_version: str) -> ModelEvidence:
+    """The evidence behind a stored sample of a run whose `model_version` is given."""
+    sha = model_sha256_of(model_version)
+    rig = sample_rig(row)
+    try:
+        found = passing_validation(database, sha, rig) if sha and rig else None
+    except LeukoscopeError:
+        found = None
+    return ModelEvidence(sha, rig, found)
