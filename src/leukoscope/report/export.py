@@ -14,6 +14,7 @@ from typing import Any
 
 from leukoscope.classifier.model_info import CV_METRICS
 from leukoscope.report.data import ReportData
+from leukoscope.report.evidence import NOT_VALIDATED
 from leukoscope.report.review import NOT_REVIEWED
 
 SCHEMA = "leukoscope-report"
@@ -45,6 +46,8 @@ CSV_COLUMNS = (
     "released_utc",
     "original_count",
     "original_percent",
+    "model_sha256",
+    "model_validated",
 )
 
 
@@ -108,7 +111,15 @@ def report_document(data: ReportData) -> dict[str, Any]:
                 if key in m.cv
             },
             "note": m.note,
+            "sha256": data.evidence.model_sha256 if data.evidence else "",
+            "cv_label": m.cv_label,
+            "trained_on": {
+                "simulated": m.trained.simulated,
+                "cells": m.trained.cells,
+                "dataset_digest": m.trained.digest,
+            },
         },
+        "validation": validation_document(data),
         "differential": [
             {
                 "cell_class": line.count.cell_class.value,
@@ -128,6 +139,32 @@ def report_document(data: ReportData) -> dict[str, Any]:
         ],
         "cells": cells,
         "review": review_document(data),
+    }
+
+
+def validation_document(data: ReportData) -> dict[str, Any]:
+    """The model's passing validation for the sample's rig set-up (null when there is none)."""
+    evidence = data.evidence
+    v = evidence.validation if evidence else None
+    return {
+        "rig_digest": evidence.rig_digest if evidence else "",
+        "releasable": bool(evidence and evidence.releasable),
+        "statement": evidence.statement() if evidence else NOT_VALIDATED,
+        "record": None
+        if v is None
+        else {
+            "id": v.id,
+            "verdict": v.verdict,
+            "created_utc": iso(v.created_s),
+            "validated_by": v.validated_by,
+            "samples": v.samples,
+            "cells": v.cells,
+            "accuracy": v.accuracy,
+            "segmentation_recall": v.segmentation_recall,
+            "largest_bias_pp": v.largest_bias_pp,
+            "largest_bias_class": v.largest_bias_class,
+            "report": v.report,
+        },
     }
 
 
@@ -174,6 +211,10 @@ def render_csv(data: ReportData) -> str:
     writer.writerow(CSV_COLUMNS)
     review = review_document(data)
     originals = {d["cell_class"]: d for d in review["original_differential"]}
+    evidence = {
+        "sha256": data.evidence.model_sha256 if data.evidence else "",
+        "releasable": bool(data.evidence and data.evidence.releasable),
+    }
     for line in data.lines:
         c, ref = line.count, line.reference
         writer.writerow(
@@ -183,6 +224,7 @@ def render_csv(data: ReportData) -> str:
              repr(ref.low_percent), repr(ref.high_percent), line.flag.value, codes,
              _simulated_cell(s.simulated), review["state"], review["reviewer"],
              review["released_utc"] or "", originals[c.cell_class.value]["count"],
-             repr(originals[c.cell_class.value]["percent"])]
+             repr(originals[c.cell_class.value]["percent"]), evidence["sha256"],
+             str(evidence["releasable"]).lower()]
         )  # fmt: skip
     return buffer.getvalue()
