@@ -12,7 +12,7 @@ import hl7
 import pytest
 from fhir.resources.R4B.bundle import Bundle
 
-from leukoscope.errors import ParameterError
+from leukoscope.errors import ParameterError, StorageError
 from leukoscope.pipeline.store import ResultStore
 from leukoscope.report.data import gather_report
 from leukoscope.report.lis import render_fhir, render_hl7
@@ -197,9 +197,12 @@ def test_released_versions_cannot_be_rewritten_and_a_changed_result_is_not_sent(
         for sql in ("UPDATE review_releases SET reviewer='Eve'", "DELETE FROM review_releases"):
             with pytest.raises(sqlite3.IntegrityError, match="keeps every released version"):
                 db.execute(sql)
-        db.execute("DELETE FROM review_cells WHERE fov=0 AND cell_index=0")  # a cell removed
+        with pytest.raises(sqlite3.IntegrityError, match="never removed"):
+            db.execute("DELETE FROM review_cells WHERE fov=0 AND cell_index=0")
+        db.execute("DROP TRIGGER review_cells_no_delete")  # someone with the file in hand
+        db.execute("DELETE FROM review_cells WHERE fov=0 AND cell_index=0")
     db.close()
-    with pytest.raises(ParameterError, match="no longer match release 1"):
+    with pytest.raises(StorageError, match="changed outside the review"):
         render_hl7(_data(database))
 
 

@@ -65,8 +65,9 @@ def review_command(
         typer.Option(envvar="LEUKOSCOPE_REVIEW_TOKEN", help="Access token (16+ characters)."),
     ] = None,
 ) -> None:
-    """Serve the review web page: reclassify cells, sign a sample off (docs/review.md)."""
+    """Serve the review web page: log in, reclassify cells, sign a sample off (docs/review.md)."""
     from leukoscope.report.data import open_results
+    from leukoscope.review.accounts import Accounts
     from leukoscope.review.server import check_bind, check_port, serve
 
     check_bind(host, port, token)
@@ -74,5 +75,31 @@ def review_command(
     database = db or current.pipeline.results_db
     open_results(database).close()  # one clear line for a missing or foreign file
     check_port(host, port)
+    with Accounts(database) as accounts:
+        if not any(a.active for a in accounts.list_users()):
+            err_console.print(
+                "no account may log in yet: add one with leukoscope user add NAME", markup=False
+            )
     err_console.print(f"review {database} at http://{host}:{port}/ (Ctrl-C to stop)", markup=False)
     serve(database, current, host=host, port=port, token=token)
+
+
+@app.command("verify")
+def verify_command(
+    db: Annotated[Path | None, typer.Option(help="Results database (SQLite).")] = None,
+) -> None:
+    """Check the review records (audit chain, cells, sample states, releases) for changes made
+    outside the review; exit status 1 and every problem, first bad row first, when any."""
+    from leukoscope.report.data import open_results
+    from leukoscope.review.store import ReviewStore
+
+    database = db or settings().pipeline.results_db
+    open_results(database).close()  # one clear line for a missing or foreign file
+    with ReviewStore(database, read_only=True) as reviews:
+        problems = reviews.verify()
+        head = reviews.head()
+    if problems:
+        for problem in problems:
+            typer.echo(f"broken: {problem}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"review records intact; chain head sha256:{head}", err=True)

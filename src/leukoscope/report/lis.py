@@ -148,6 +148,8 @@ def result_notes(data: ReportData, release: Release) -> list[str]:
             f"accuracy {100 * validation.accuracy:.1f} %, largest bias "
             f"{validation.largest_bias_pp:.1f} pp ({validation.largest_bias_class})"
         )
+    if release.record.chain_head:
+        notes.append(f"Review record chain head: sha256:{release.record.chain_head}")
     if release.record.verified_by:
         notes.append(f"Released by {release.reviewer}, verified by {release.record.verified_by}")
     if release.record.kind == PARTIAL:

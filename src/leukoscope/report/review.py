@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from leukoscope.errors import StorageError
 from leukoscope.review.gates import Evidence
 from leukoscope.review.records import ReleaseRecord, ReviewCell, reviewed_summary
 from leukoscope.review.store import ReviewStore
@@ -51,6 +52,12 @@ def read_review(
         state = reviews.state(run_id, sample_id)
         cells = tuple(reviews.cells(run_id, sample_id))
         audit = reviews.audit(run_id, sample_id)
+        broken = reviews.verify()
+        if broken:
+            raise StorageError(
+                f"{database}: the review records were changed outside the review: {broken[0]} "
+                "(`leukoscope verify` lists every problem)"
+            )
         releases = tuple(reviews.releases(run_id, sample_id))
         evidence = reviews.evidence(run_id, sample_id)
     changes = sum(a.action == "reclassify" for a in audit)

@@ -115,6 +115,7 @@ class ReleaseRecord:
     validation_id: int
     differential: dict[str, Any]  # counts per class, counted, artefacts, smudges, flagged
     verified_by: str = ""  # the second person, where the lab requires one
+    chain_head: str = ""  # the hash of its audit row: the chain it was released on
 
     @property
     def correction(self) -> bool:
@@ -137,6 +138,8 @@ class AuditRow:
     reviewer: str
     time_s: float
     reason: str
+    prev_hash: str = ""  # the row before it in the chain
+    row_hash: str = ""  # SHA-256 over prev_hash and this row (review/chain.py)
 
 
 def reviewed_summary(original: SampleSummary, cells: list[ReviewCell]) -> SampleSummary:

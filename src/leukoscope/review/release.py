@@ -26,8 +26,8 @@ from leukoscope.review.records import ReleaseRecord
 
 SUBMITTED = "submitted for verification"
 
-AuditLog = Callable[[str, str, str, str], None]
-"""(from, to, reviewer, reason) of one sample-level audit row."""
+AuditLog = Callable[[str, str, str, str], str]
+"""(from, to, reviewer, reason) of one sample-level audit row; its chain hash."""
 
 
 def release_in(
@@ -65,8 +65,10 @@ def release_in(
         log("open", SUBMITTED, reviewer, why)
         return
     released_by, verified_by = (submitted_by, reviewer) if verification else (reviewer, "")
-    now = time.time()
     number = int(sample["releases"]) + 1
+    after = "released" if kind == FINAL else "released (partial)"
+    head = log(SUBMITTED if verification else "open", after, reviewer, why)
+    now = time.time()
     db.execute(
         "UPDATE review_samples SET state='released', version=version+1, reviewer=?, released_s=?,"
         " release_kind=?, release_reason=?, releases=?, submitted_by='', submitted_kind='',"
@@ -75,13 +77,11 @@ def release_in(
     )
     db.execute(
         "INSERT INTO review_releases (run_id, sample_id, release_no, kind, reason, reviewer,"
-        " verified_by, released_s, model_sha256, rig_digest, validation_id, differential)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " verified_by, released_s, model_sha256, rig_digest, validation_id, differential,"
+        " chain_head) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (*where, number, kind, why, released_by, verified_by, now, evidence.model_sha256,
-         evidence.rig_digest, evidence.validation.id, json.dumps(differential)),
+         evidence.rig_digest, evidence.validation.id, json.dumps(differential), head),
     )  # fmt: skip
-    after = "released" if kind == FINAL else "released (partial)"
-    log(SUBMITTED if verification else "open", after, reviewer, why)
 
 
 def drop_submission(db: sqlite3.Connection, run_id: str, sample_id: str) -> None:
@@ -108,7 +108,7 @@ def read_releases(db: sqlite3.Connection, run_id: str, sample_id: str) -> list[R
         ReleaseRecord(
             r["run_id"], r["sample_id"], r["release_no"], r["kind"], r["reason"], r["reviewer"],
             r["released_s"], r["model_sha256"], r["rig_digest"], r["validation_id"],
-            json.loads(r["differential"]), r["verified_by"],
+            json.loads(r["differential"]), r["verified_by"], r["chain_head"],
         )
         for r in rows
     ]  # fmt: skip

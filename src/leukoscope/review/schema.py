@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS review_releases (
     rig_digest TEXT NOT NULL,
     validation_id INTEGER NOT NULL,
     differential TEXT NOT NULL,
+    chain_head TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (run_id, sample_id, release_no)
 );
 CREATE TRIGGER IF NOT EXISTS review_releases_no_update BEFORE UPDATE ON review_releases
@@ -63,7 +64,9 @@ CREATE TABLE IF NOT EXISTS review_audit (
     to_label TEXT NOT NULL,
     reviewer TEXT NOT NULL,
     time_s REAL NOT NULL,
-    reason TEXT NOT NULL DEFAULT ''
+    reason TEXT NOT NULL DEFAULT '',
+    prev_hash TEXT NOT NULL DEFAULT '',
+    row_hash TEXT NOT NULL DEFAULT ''
 );
 CREATE TRIGGER IF NOT EXISTS review_audit_no_update BEFORE UPDATE ON review_audit
 BEGIN SELECT RAISE(ABORT, 'review_audit is append-only'); END;
@@ -87,6 +90,47 @@ REVIEW_SAMPLE_COLUMNS = {
     "submitted_reason": "TEXT NOT NULL DEFAULT ''",
 }
 """Columns of `review_samples` added since its first version (added in place on open)."""
+
+ADDED_COLUMNS = {
+    "review_samples": REVIEW_SAMPLE_COLUMNS,
+    "review_audit": {
+        "prev_hash": "TEXT NOT NULL DEFAULT ''",
+        "row_hash": "TEXT NOT NULL DEFAULT ''",
+    },
+}
+"""Columns added to the review tables since their first version, per table."""
+
+GUARDS = """
+CREATE TRIGGER IF NOT EXISTS review_audit_chained BEFORE INSERT ON review_audit
+WHEN length(NEW.row_hash) != 64 OR length(NEW.prev_hash) != 64
+BEGIN SELECT RAISE(ABORT, 'review_audit rows are hash-chained (prev_hash, row_hash)'); END;
+CREATE TRIGGER IF NOT EXISTS review_audit_no_replace BEFORE INSERT ON review_audit
+WHEN EXISTS (SELECT 1 FROM review_audit WHERE id = NEW.id)
+BEGIN SELECT RAISE(ABORT, 'review_audit is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS review_cells_no_delete BEFORE DELETE ON review_cells
+BEGIN SELECT RAISE(ABORT, 'review_cells rows are never removed'); END;
+CREATE TRIGGER IF NOT EXISTS review_cells_no_replace BEFORE INSERT ON review_cells
+WHEN EXISTS (SELECT 1 FROM review_cells c WHERE c.run_id = NEW.run_id
+             AND c.sample_id = NEW.sample_id AND c.fov = NEW.fov
+             AND c.cell_index = NEW.cell_index)
+BEGIN SELECT RAISE(ABORT, 'review_cells rows change only through a reclassification'); END;
+CREATE TRIGGER IF NOT EXISTS review_cells_original_fixed BEFORE UPDATE OF original, flagged
+ON review_cells
+BEGIN SELECT RAISE(ABORT, 'review_cells keeps the classifier''s class and flag'); END;
+CREATE TRIGGER IF NOT EXISTS review_samples_no_delete BEFORE DELETE ON review_samples
+BEGIN SELECT RAISE(ABORT, 'review_samples rows are never removed'); END;
+CREATE TRIGGER IF NOT EXISTS review_samples_no_replace BEFORE INSERT ON review_samples
+WHEN EXISTS (SELECT 1 FROM review_samples s WHERE s.run_id = NEW.run_id
+             AND s.sample_id = NEW.sample_id)
+BEGIN SELECT RAISE(ABORT, 'review_samples rows change only through the review'); END;
+CREATE TRIGGER IF NOT EXISTS review_releases_no_replace BEFORE INSERT ON review_releases
+WHEN EXISTS (SELECT 1 FROM review_releases r WHERE r.run_id = NEW.run_id
+             AND r.sample_id = NEW.sample_id AND r.release_no = NEW.release_no)
+BEGIN SELECT RAISE(ABORT, 'review_releases keeps every released version'); END;
+"""
+"""Every write path of the review tables that is not the review's own: REPLACE (which deletes
+without firing DELETE triggers), DELETE, and unchained audit rows, refused in SQL. The checks
+against the audit replay (chain.py) find the rest."""
 
 USERS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS review_users (

@@ -30,6 +30,7 @@ from urllib.parse import quote
 from leukoscope.errors import ParameterError, StorageError
 from leukoscope.ids import check_sample_id
 from leukoscope.pipeline.store import ResultStore
+from leukoscope.review.chain import GENESIS, append_audit, chain_existing, chain_head, verify
 from leukoscope.review.gates import Evidence, sample_evidence
 from leukoscope.review.records import (
     AuditRow,
@@ -42,8 +43,8 @@ from leukoscope.review.records import (
     check_reviewer,
 )
 from leukoscope.review.release import drop_submission, read_releases, release_in
-from leukoscope.review.schema import REVIEW_SAMPLE_COLUMNS, SCHEMA
-from leukoscope.types import CellResult, SampleStatus, SampleSummary
+from leukoscope.review.schema import ADDED_COLUMNS, GUARDS, REVIEW_SAMPLE_COLUMNS, SCHEMA
+from leukoscope.types import CELL_CLASSES, CellResult, SampleStatus, SampleSummary
 
 
 class ReviewStore:
@@ -69,11 +70,20 @@ class ReviewStore:
             raise StorageError(f"{self.path}: cannot open for review: {exc}") from None
 
     def _add_columns(self) -> None:
-        """Columns of `review_samples` newer than the file: added in place."""
-        have = {r[1] for r in self._db.execute("PRAGMA table_info(review_samples)")}
-        for name, kind in REVIEW_SAMPLE_COLUMNS.items():
-            if name not in have:
-                self._db.execute(f"ALTER TABLE review_samples ADD COLUMN {name} {kind}")
+        """Columns of the review tables newer than the file: added in place; audit rows written
+        before the chain are chained once, in id order; then the SQL guards."""
+        db = self._db
+        unchained = False
+        for table, columns in ADDED_COLUMNS.items():
+            have = {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
+            for name, kind in columns.items():
+                if name not in have:
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+                    unchained |= name == "row_hash"
+        if unchained and db.execute("SELECT 1 FROM review_audit LIMIT 1").fetchone():
+            chain_existing(db)
+            db.executescript(SCHEMA)  # the append-only triggers again
+        db.executescript(GUARDS)
 
     def _open_read_only(self) -> sqlite3.Connection:
         """Read only; on read-only media (no WAL index can be made) as an immutable file."""
@@ -224,13 +234,17 @@ class ReviewStore:
                 f"sample {sample_id!r} is still running: review it once its differential is final"
             )
         with self._write() as db:
+            if db.execute(
+                "SELECT 1 FROM review_samples WHERE run_id=? AND sample_id=?", (run_id, sample_id)
+            ).fetchone():
+                return self._state(run_id, sample_id)  # opened meanwhile by another process
             db.execute(
-                "INSERT OR IGNORE INTO review_samples (run_id, sample_id, state, opened_s)"
+                "INSERT INTO review_samples (run_id, sample_id, state, opened_s)"
                 " VALUES (?, ?, 'open', ?)",
                 (run_id, sample_id, time.time()),
             )
             db.executemany(
-                "INSERT OR IGNORE INTO review_cells (run_id, sample_id, fov, cell_index, original,"
+                "INSERT INTO review_cells (run_id, sample_id, fov, cell_index, original,"
                 " label, flagged) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [
                     (run_id, sample_id, r.key.fov, r.key.cell_index, r.cell_class.value,
@@ -343,8 +357,9 @@ class ReviewStore:
                 )
             self._check_version(sample, version)
 
-            def log(before: str, after: str, who: str, why: str) -> None:
-                self._log(db, run_id, sample_id, None, None, "release", before, after, who, why)
+            def log(before: str, after: str, who: str, why: str) -> str:
+                return self._log(db, run_id, sample_id, None, None, "release", before, after,
+                                 who, why)  # fmt: skip
 
             release_in(
                 db, sample, reviewer=reviewer, partial=partial, reason=reason,
@@ -398,10 +413,31 @@ class ReviewStore:
         after: str,
         reviewer: str,
         reason: str,
-    ) -> None:
-        db.execute(
-            "INSERT INTO review_audit (run_id, sample_id, fov, cell_index, action, from_label,"
-            " to_label, reviewer, time_s, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (run_id, sample_id, fov, cell_index, action, before, after, reviewer, time.time(),
-             reason),
+    ) -> str:
+        """Append one chained audit row; its hash."""
+        return append_audit(
+            db,
+            {
+                "run_id": run_id, "sample_id": sample_id, "fov": fov, "cell_index": cell_index,
+                "action": action, "from_label": before, "to_label": after, "reviewer": reviewer,
+                "time_s": time.time(), "reason": reason,
+            },
         )  # fmt: skip
+
+    def head(self) -> str:
+        """The audit chain's newest hash."""
+        if not self._has_tables:
+            return GENESIS
+        try:
+            return chain_head(self._db)
+        except sqlite3.Error as exc:
+            raise StorageError(f"{self.path}: {exc}") from None
+
+    def verify(self) -> list[str]:
+        """Every problem in the review records, first bad row first ([] when intact)."""
+        if not self._has_tables:
+            return []
+        try:
+            return verify(self._db, tuple(c.value for c in CELL_CLASSES))
+        except sqlite3.Error as exc:
+            raise StorageError(f"{self.path}: {exc}") from None

@@ -1,0 +1,225 @@
+"""The review records as a hash chain, and the check that finds the first place they were changed.
+
+Every `review_audit` row carries `prev_hash` (the row before it, `GENESIS` for the first) and
+`row_hash` = SHA-256 over `prev_hash` and the row's content; a release (`review_releases`) carries
+the hash of its audit row (`chain_head`), and so does every message that leaves for a laboratory
+system. `verify` replays the audit from the classifier's original classes and compares every table
+with it: a changed, removed or inserted audit row breaks the chain; a cell label, sample state or
+released differential changed without its audit row no longer matches the replay.
+
+What it does not do: anyone who can write the file can rebuild a consistent chain from scratch; the
+chain head kept by the laboratory system (and in the reports) is what exposes that.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Mapping
+from typing import Any
+
+GENESIS = "0" * 64
+AUDIT_FIELDS = (
+    "run_id", "sample_id", "fov", "cell_index", "action", "from_label", "to_label", "reviewer",
+    "time_s", "reason",
+)  # fmt: skip
+RELEASED_LABELS = ("released", "released (partial)")
+
+
+def row_hash(prev_hash: str, row: Mapping[str, Any]) -> str:
+    """SHA-256 (hex) of the previous row's hash and this row's content."""
+    content = json.dumps([prev_hash, *(row[k] for k in AUDIT_FIELDS)], separators=(",", ":"))
+    return hashlib.sha256(content.encode("utf-8")).hexdigest()
+
+
+def chain_head(db: sqlite3.Connection) -> str:
+    """The newest audit row's hash (GENESIS for an empty audit)."""
+    row = db.execute("SELECT row_hash FROM review_audit ORDER BY id DESC LIMIT 1").fetchone()
+    return str(row[0]) if row is not None and row[0] else GENESIS
+
+
+def append_audit(db: sqlite3.Connection, values: Mapping[str, Any]) -> str:
+    """Insert one audit row chained to the newest (inside the caller's write transaction); its
+    hash."""
+    prev = chain_head(db)
+    digest = row_hash(prev, values)
+    columns = (*AUDIT_FIELDS, "prev_hash", "row_hash")
+    db.execute(
+        f"INSERT INTO review_audit ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+        (*(values[k] for k in AUDIT_FIELDS), prev, digest),
+    )
+    return digest
+
+
+def chain_existing(db: sqlite3.Connection) -> None:
+    """Chain the audit rows of a file written before the chain (once, when the columns are
+    added): the append-only trigger is lifted for it and restored by the caller."""
+    db.execute("DROP TRIGGER IF EXISTS review_audit_no_update")
+    prev = GENESIS
+    db.row_factory = sqlite3.Row
+    for row in db.execute("SELECT * FROM review_audit ORDER BY id").fetchall():
+        digest = row_hash(prev, row)
+        db.execute(
+            "UPDATE review_audit SET prev_hash=?, row_hash=? WHERE id=?", (prev, digest, row["id"])
+        )
+        prev = digest
+    db.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES ('review_chained_before', "
+        "(SELECT COALESCE(MAX(id), 0) + 1 FROM review_audit))"
+    )
+
+
+def _counts(labels: Mapping[tuple[int, int], str], classes: tuple[str, ...]) -> dict[str, int]:
+    counts = dict.fromkeys(classes, 0)
+    for label in labels.values():
+        if label in counts:
+            counts[label] += 1
+    return counts
+
+
+def _legacy_before(db: sqlite3.Connection) -> int:
+    """Audit ids below this were written before releases were kept (0: none were)."""
+    columns = {r[1] for r in db.execute("PRAGMA table_info(review_audit)")}
+    if "row_hash" not in columns:
+        return 2**62
+    found = db.execute("SELECT value FROM meta WHERE key='review_chained_before'").fetchone()
+    return int(found[0]) if found is not None else 0
+
+
+class _Replay:
+    """The review of every sample as the audit says it went."""
+
+    def __init__(self, db: sqlite3.Connection, classes: tuple[str, ...]) -> None:
+        self.db = db
+        self.classes = classes
+        self.labels: dict[tuple[str, str], dict[tuple[int, int], str]] = {}
+        self.state: dict[tuple[str, str], tuple[str, str]] = {}  # (state, released by)
+        self.legacy_before = _legacy_before(db)
+        originals = db.execute(
+            "SELECT run_id, sample_id, fov, cell_index, original FROM review_cells"
+        ).fetchall()
+        for run_id, sample_id, fov, cell_index, original in originals:
+            self.labels.setdefault((run_id, sample_id), {})[(fov, cell_index)] = original
+
+    def apply(self, row: sqlite3.Row, releases: dict[str, sqlite3.Row]) -> str:
+        """Play one audit row; a problem ("" when none)."""
+        key = (row["run_id"], row["sample_id"])
+        where = f"review_audit row {row['id']} ({row['sample_id']})"
+        labels = self.labels.setdefault(key, {})
+        if row["action"] == "reclassify":
+            cell = (row["fov"], row["cell_index"])
+            if labels.get(cell) != row["from_label"]:
+                return f"{where}: changes cell {cell[0]}/{cell[1]} from {row['from_label']}, but it was {labels.get(cell)}"
+            labels[cell] = row["to_label"]
+        elif row["action"] == "reopen":
+            self.state[key] = ("open", "")
+        elif row["to_label"] in RELEASED_LABELS:
+            release = releases.get(row["row_hash"] if "row_hash" in row.keys() else "")  # noqa: SIM118
+            if release is None and row["id"] < self.legacy_before:
+                self.state[key] = ("released", row["reviewer"])  # released before records
+                return ""
+            if release is None:
+                return f"{where}: a release with no kept release record"
+            differential = json.loads(release["differential"])
+            if differential.get("counts") != _counts(labels, self.classes):
+                return (
+                    f"review_releases {row['sample_id']} release {release['release_no']}: its "
+                    "differential is not the one the audit gives"
+                )
+            self.state[key] = ("released", release["reviewer"])
+        return ""
+
+
+def verify(db: sqlite3.Connection, classes: tuple[str, ...]) -> list[str]:
+    """Every problem found in the review records, the first bad row first ([] when intact)."""
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if "review_audit" not in tables:
+        return []
+    db.row_factory = sqlite3.Row
+    problems: list[str] = []
+    releases = {}
+    if "review_releases" in tables:
+        for release in db.execute("SELECT * FROM review_releases ORDER BY run_id, sample_id"):
+            releases[release["chain_head"]] = release
+    replay = _Replay(db, classes)
+    prev = GENESIS
+    chained = "row_hash" in {r[1] for r in db.execute("PRAGMA table_info(review_audit)")}
+    for row in db.execute("SELECT * FROM review_audit ORDER BY id"):
+        if not chained:  # a file not yet opened by a version with the chain: replay only
+            pass
+        elif row["prev_hash"] != prev or row["row_hash"] != row_hash(prev, row):
+            problems.append(
+                f"review_audit row {row['id']}: does not follow the row before it or its content "
+                "changed after it was written"
+            )
+            break
+        prev = row["row_hash"] if chained else prev
+        found = replay.apply(row, releases)
+        if found:
+            problems.append(found)
+            break
+    problems.extend(_compare_tables(db, replay, set(releases)))
+    return problems
+
+
+def _compare_tables(db: sqlite3.Connection, replay: _Replay, heads: set[str]) -> list[str]:
+    """The cell labels and sample states stored against the replay."""
+    problems: list[str] = []
+    audit_heads = {r[0] for r in db.execute("SELECT row_hash FROM review_audit")}
+    for release in db.execute("SELECT sample_id, release_no, chain_head FROM review_releases"):
+        if release[2] not in audit_heads:
+            problems.append(
+                f"review_releases {release[0]} release {release[1]}: not in the audit chain"
+            )
+    for row in db.execute(
+        "SELECT run_id, sample_id, fov, cell_index, label FROM review_cells"
+        " ORDER BY run_id, sample_id, fov, cell_index"
+    ):
+        expected = replay.labels.get((row[0], row[1]), {}).get((row[2], row[3]))
+        if expected != row[4]:
+            problems.append(
+                f"review_cells {row[1]} {row[2]}/{row[3]}: label {row[4]}, but the audit "
+                f"gives {expected} (changed without an audit row)"
+            )
+    problems.extend(_compare_originals(db))
+    for row in db.execute("SELECT run_id, sample_id, state, reviewer FROM review_samples"):
+        state, by = replay.state.get((row[0], row[1]), ("open", ""))
+        if row[2] != state or (state == "released" and row[3] != by):
+            problems.append(
+                f"review_samples {row[1]}: {row[2]} by {row[3] or 'nobody'}, but the audit "
+                f"gives {state} by {by or 'nobody'}"
+            )
+    return problems
+
+
+def _compare_originals(db: sqlite3.Connection) -> list[str]:
+    """Each reviewed sample's cells against the classifier's counted cells in `cells`."""
+    columns = {r[1] for r in db.execute("PRAGMA table_info(cells)")}
+    if "counted" not in columns:
+        return []
+    problems = []
+    for run_id, sample_id in db.execute("SELECT run_id, sample_id FROM review_samples"):
+        stored = {
+            (r[0], r[1]): r[2]
+            for r in db.execute(
+                "SELECT fov, cell_index, cell_class FROM cells WHERE run_id=? AND sample_id=?"
+                " AND counted=1",
+                (run_id, sample_id),
+            )
+        }
+        reviewed = {
+            (r[0], r[1]): r[2]
+            for r in db.execute(
+                "SELECT fov, cell_index, original FROM review_cells WHERE run_id=? AND sample_id=?",
+                (run_id, sample_id),
+            )
+        }
+        if stored != reviewed:
+            differ = sorted(set(stored.items()) ^ set(reviewed.items()))
+            fov, cell = differ[0][0]
+            problems.append(
+                f"review_cells {sample_id} {fov}/{cell}: not the classifier's counted cell "
+                "(added, removed or its original class changed)"
+            )
+    return problems
