@@ -1,5 +1,5 @@
 """The review page in a real headless Chromium (driven by Playwright, the system's Chromium):
-keyboard reclassification, an artefact, next/previous, the flagged filter, the enlarged view and
+logging in through the login page (a wrong password first), keyboard reclassification, an artefact, next/previous, the flagged filter, the enlarged view and
 sign-off; then the store's audit, the recomputed differential and intervals, the lock and the
 report's reviewed figures are checked. Screenshots go to tmp (or $LEUKOSCOPE_SCREENSHOTS, which is
 how docs/img/review*.png are made).
@@ -29,7 +29,7 @@ from leukoscope.review.records import ReviewConflict
 from leukoscope.review.store import ReviewStore
 
 from ..integration.pipeline_helpers import small_acquisition, untrained_checkpoint
-from ..integration.review_helpers import LiveApp
+from ..integration.review_helpers import PASSWORD, LiveApp, add_user, finished_sample
 
 try:
     from playwright import sync_api as playwright
@@ -88,10 +88,56 @@ def _count(page: Any, cls: str) -> int:
     return int(page.locator(f'#differential tr[data-class="{cls}"] td.count').inner_text())
 
 
+def log_in(page: Any, base: str, path: str) -> None:
+    """Open `path` without a session: the login page; a wrong password is refused, the right
+    one leads back to `path`, logged in as Ann Lee."""
+    page.goto(f"{base}{path}")
+    page.wait_for_url(f"{base}/login?next={path}")
+    page.fill("#login-user", "Ann Lee")
+    page.fill("#login-password", "not the password")
+    page.press("#login-password", "Enter")
+    page.wait_for_function(
+        "() => document.getElementById('message').textContent.includes('wrong name')"
+    )
+    page.fill("#login-password", PASSWORD)
+    page.click("#login-submit")
+    page.wait_for_selector("body[data-ready='1']", timeout=15_000)
+    assert page.url == f"{base}{path}"
+    assert page.locator("#user").inner_text() == "Ann Lee"
+    assert page.locator("#reviewer").count() == 0  # nobody types a name any more
+
+
+def test_login_in_the_browser(tmp_path: Path) -> None:
+    """Log in through the page, reclassify a cell (audited under the account), log out."""
+    database = tmp_path / "results.sqlite"
+    run, _ = finished_sample(database, "S-1")
+    add_user(database, "Ann Lee")
+    errors: list[str] = []
+    with LiveApp(database) as live, playwright.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+        page = browser.new_page()
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        log_in(page, live.base, f"/sample/{run}/S-1")
+        page.keyboard.press("a")
+        page.wait_for_function("() => document.querySelector('figure.cell.removed') !== null")
+        page.click("#logout")
+        page.wait_for_url(f"{live.base}/login")
+        page.goto(f"{live.base}/")  # the session is gone
+        page.wait_for_url(f"{live.base}/login")
+        browser.close()
+    assert errors == []
+    with ReviewStore(database) as reviews:
+        audit = reviews.audit(run, "S-1")
+    assert [(a.action, a.to_label, a.reviewer) for a in audit] == [
+        ("reclassify", "ARTEFACT", "Ann Lee")
+    ]
+
+
 def test_keyboard_review_and_sign_off(analysed: tuple[Path, str], tmp_path: Path) -> None:
     database, run = analysed
     shots = _screens(tmp_path)
-    with LiveApp(database) as live:
+    add_user(database, "Ann Lee")
+    with LiveApp(database, user="Ann Lee") as live:  # the test's own client, logged in
         before = live.get(f"/api/sample/{run}/{SAMPLE}").json()
         first = before["cells"][0]
         picture = live.get(
@@ -110,11 +156,8 @@ def test_keyboard_review_and_sign_off(analysed: tuple[Path, str], tmp_path: Path
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(f"{live.base}/sample/{run}/{SAMPLE}")
-            page.wait_for_selector("body[data-ready='1']", timeout=15_000)
+            log_in(page, live.base, f"/sample/{run}/{SAMPLE}")
             assert page.locator("figure.cell").count() == len(cells)
-            page.fill("#reviewer", "Ann Lee")
-            page.locator("#reviewer").blur()
             for i, target in enumerate(targets):
                 page.keyboard.press(KEY[target])
                 page.wait_for_function(
@@ -154,10 +197,16 @@ def test_keyboard_review_and_sign_off(analysed: tuple[Path, str], tmp_path: Path
             page.wait_for_function(
                 "() => document.getElementById('message').textContent.includes('released by')"
             )
+            page.click("#logout")  # the session ends: back to the login page
+            page.wait_for_url(f"{live.base}/login")
+            page.goto(f"{live.base}/")
+            page.wait_for_url(f"{live.base}/login")
             browser.close()
-        # the only console error is the refused (409) edit of the released sample
+        # the only console errors: the wrong password (401), the refused (409) edit of the
+        # released sample
         assert errors == [
-            "Failed to load resource: the server responded with a status of 409 (Conflict)"
+            "Failed to load resource: the server responded with a status of 401 (Unauthorized)",
+            "Failed to load resource: the server responded with a status of 409 (Conflict)",
         ]
     # the store: audit rows, the recomputed differential and intervals, the lock
     with ResultStore(database, read_only=True) as results, ReviewStore(database) as reviews:

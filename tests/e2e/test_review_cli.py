@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import http.cookiejar
+import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -66,8 +69,35 @@ def test_a_port_in_use_is_one_error_line(tmp_path: Path) -> None:
     ]
 
 
+def _login_and_list(base: str) -> str:
+    """Log in as Ann Lee through the login page's CSRF token and API; the sample list page."""
+    opener = urllib.request.build_opener(
+        urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+    )
+    with opener.open(f"{base}/", timeout=5) as answer:  # redirected to the login page
+        login_page = answer.read().decode()
+    found = re.search(r'data-csrf="([^"]+)"', login_page)
+    assert found is not None and 'id="login"' in login_page
+    login = urllib.request.Request(
+        f"{base}/api/login",
+        data=json.dumps({"user": "Ann Lee", "password": "a long password"}).encode(),
+        headers={"Content-Type": "application/json", "X-CSRF-Token": found.group(1)},
+    )
+    with opener.open(login, timeout=20) as answer:
+        assert json.loads(answer.read()) == {"user": "Ann Lee"}
+    with opener.open(f"{base}/", timeout=5) as answer:
+        return str(answer.read().decode())
+
+
 def test_review_serves_the_sample_list_and_stops_on_interrupt(tmp_path: Path) -> None:
     finished_sample(tmp_path / "r.sqlite", "S-7")
+    added = subprocess.run(
+        [sys.executable, "-m", "leukoscope", "user", "add", "Ann Lee", "--db", "r.sqlite",
+         "--password-stdin"],
+        input="a long password\n", capture_output=True, text=True, timeout=60, env=_env(),
+        cwd=tmp_path, check=False,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -79,11 +109,11 @@ def test_review_serves_the_sample_list_and_stops_on_interrupt(tmp_path: Path) ->
         deadline, page = time.monotonic() + 30, ""
         while time.monotonic() < deadline and not page:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as answer:
-                    page = answer.read().decode()
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=5):
+                    page = _login_and_list(f"http://127.0.0.1:{port}")
             except OSError:
                 time.sleep(0.2)
-        assert '<tr data-sample="S-7">' in page
+        assert '<tr data-sample="S-7">' in page and 'id="user">Ann Lee<' in page
     finally:
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=20)

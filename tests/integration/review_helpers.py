@@ -1,5 +1,5 @@
 """A finished sample written straight into a real results database, and the review app served on
-a loopback port, for the review tests."""
+a loopback port (with an account to log in as), for the review tests."""
 
 from __future__ import annotations
 
@@ -17,10 +17,12 @@ import numpy as np
 import uvicorn
 
 from leukoscope.pipeline.store import ResultStore, png_thumbnail
+from leukoscope.review.accounts import Accounts
 from leukoscope.review.app import create_app
 from leukoscope.types import CELL_CLASSES, CellKey, CellResult
 
 TILE = 24
+PASSWORD = "correct horse battery"
 
 
 def cell_thumbnail(seed: int) -> bytes:
@@ -86,39 +88,38 @@ def _lower(items: Any) -> dict[str, str]:
     return {k.lower(): v for k, v in items}
 
 
-class LiveApp:
-    """The review app served by uvicorn on a free loopback port, in a thread; a urllib client
-    with a cookie jar (so an access-token cookie is kept like a browser keeps it)."""
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Redirects are answers to look at (303 to /login), not to follow."""
 
-    def __init__(self, database: Path, **options: Any) -> None:
-        self.app = create_app(database, **options)
-        self.csrf: str = self.app.state.csrf
-        self._socket = socket.socket()
-        self._socket.bind(("127.0.0.1", 0))
-        self.port = self._socket.getsockname()[1]
-        self.base = f"http://127.0.0.1:{self.port}"
-        self._server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning"))
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
-        )
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def add_user(database: Path, name: str, password: str = PASSWORD) -> None:
+    """A review account in the results database (kept as it is if it exists)."""
+    with Accounts(database) as accounts:
+        if accounts.account(name) is None:
+            accounts.add_user(name, password)
+
+
+class Client:
+    """A urllib client of the app with its own cookie jar (its own session, access-token cookie
+    and all, as a browser keeps them); redirects are not followed."""
+
+    def __init__(self, base: str, csrf: str) -> None:
+        self.base = base
+        self.csrf = csrf
         self._opener = urllib.request.build_opener(
-            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()), _NoRedirect()
         )
 
-    def __enter__(self) -> LiveApp:
-        self._thread.start()
-        deadline = time.monotonic() + 20
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("review app did not start")
-            time.sleep(0.02)
-        return self
+    def login(self, name: str, password: str = PASSWORD) -> Answer:
+        """POST /api/login (the session cookie is kept when it succeeds)."""
+        return self.post("/api/login", {"user": name, "password": password})
 
-    def __exit__(self, *exc: object) -> None:
-        self._server.should_exit = True
-        self._thread.join(10)
-        self._socket.close()
-        self.app.state.service.close()
+    def logout(self) -> Answer:
+        """POST /api/logout."""
+        return self.post("/api/logout", {})
 
     def request(
         self,
@@ -144,3 +145,45 @@ class LiveApp:
         if csrf:
             headers["X-CSRF-Token"] = self.csrf
         return self.request("POST", path, json.dumps(payload).encode(), headers)
+
+
+class LiveApp(Client):
+    """The review app served by uvicorn on a free loopback port, in a thread, and a client of it.
+    With `user`, that account is made (password PASSWORD) and the client logged in as it."""
+
+    def __init__(self, database: Path, *, user: str | None = None, **options: Any) -> None:
+        self.database = database
+        self.user = user
+        self.app = create_app(database, **options)
+        self._socket = socket.socket()
+        self._socket.bind(("127.0.0.1", 0))
+        self.port = self._socket.getsockname()[1]
+        super().__init__(f"http://127.0.0.1:{self.port}", self.app.state.csrf)
+        self._server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning"))
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
+        )
+
+    def __enter__(self) -> LiveApp:
+        self._thread.start()
+        deadline = time.monotonic() + 20
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("review app did not start")
+            time.sleep(0.02)
+        if self.user is not None:
+            add_user(self.database, self.user)
+            answer = self.login(self.user)
+            if answer.status_code != 200:
+                raise RuntimeError(f"login as {self.user!r} failed: {answer.text}")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(10)
+        self._socket.close()
+        self.app.state.service.close()
+
+    def client(self) -> Client:
+        """Another client of the same app (no session yet)."""
+        return Client(self.base, self.csrf)

@@ -1,4 +1,5 @@
-"""The review web app through real HTTP: uvicorn on a loopback port, urllib as the client."""
+"""The review web app through real HTTP: uvicorn on a loopback port, urllib as the client, logged
+in as a real account (the login itself: test_review_login.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ import pytest
 from leukoscope.pipeline.store import ResultStore
 from leukoscope.review.store import ReviewStore
 
-from .review_helpers import TILE, LiveApp, finished_sample
+from .release_helpers import give_evidence
+from .review_helpers import TILE, LiveApp, add_user, finished_sample
 
 SAMPLE = "S-1"
 
@@ -23,7 +25,8 @@ SAMPLE = "S-1"
 def served(tmp_path: Path) -> Iterator[tuple[LiveApp, str, Path]]:
     database = tmp_path / "results.sqlite"
     run_id, _ = finished_sample(database, SAMPLE)
-    with LiveApp(database, allowed_hosts=["127.0.0.1"]) as live:
+    give_evidence(database, run_id, SAMPLE)  # a validated model on this rig: it may be released
+    with LiveApp(database, user="Ann Lee", allowed_hosts=["127.0.0.1"]) as live:
         yield live, run_id, database
 
 
@@ -47,7 +50,7 @@ def test_a_running_sample_cannot_be_reviewed(tmp_path: Path) -> None:
     with ResultStore(database) as store:
         run = store.start_run()
         store.start_sample(run, "S-2")
-    with LiveApp(database) as client:
+    with LiveApp(database, user="Ann Lee") as client:
         page = client.get(f"/sample/{run}/S-2")
         assert page.status_code == 200 and "initial-state" not in page.text
         answer = client.get(f"/api/sample/{run}/S-2")
@@ -63,7 +66,7 @@ def test_reclassify_updates_the_differential(served: tuple[LiveApp, str, Path]) 
     cell = next(c for c in state["cells"] if c["original"] == "NEU")
     answer = client.post(
         f"/api/sample/{run}/{SAMPLE}/cell/{cell['fov']}/{cell['cell_index']}",
-        {"label": "BAS", "version": cell["version"], "reviewer": "Ann Lee"},
+        {"label": "BAS", "version": cell["version"]},
     )
     assert answer.status_code == 200, answer.text
     new = answer.json()
@@ -73,10 +76,13 @@ def test_reclassify_updates_the_differential(served: tuple[LiveApp, str, Path]) 
     assert new["original"] == state["original"] and new["version"] == 1
     with ReviewStore(database, read_only=True) as reviews:
         assert [(a.from_label, a.to_label) for a in reviews.audit(run, SAMPLE)] == [("NEU", "BAS")]
-    # the same edit made on the old version is stale: 409 with one clear line
-    stale = client.post(
+    # the same edit made by another reviewer on the old version is stale: 409, one clear line
+    add_user(database, "Bo")
+    bo = client.client()
+    assert bo.login("Bo").status_code == 200
+    stale = bo.post(
         f"/api/sample/{run}/{SAMPLE}/cell/{cell['fov']}/{cell['cell_index']}",
-        {"label": "MO", "version": cell["version"], "reviewer": "Bo"},
+        {"label": "MO", "version": cell["version"]},
     )
     assert stale.status_code == 409
     assert "changed by Ann Lee to BAS after you loaded it" in stale.json()["error"]
@@ -85,30 +91,30 @@ def test_reclassify_updates_the_differential(served: tuple[LiveApp, str, Path]) 
 def test_release_locks_and_reopen_needs_a_reason(served: tuple[LiveApp, str, Path]) -> None:
     client, run, _ = served
     state = client.get(f"/api/sample/{run}/{SAMPLE}").json()
-    released = client.post(f"/api/sample/{run}/{SAMPLE}/release", {"reviewer": "Ann", "version": 0})
+    released = client.post(f"/api/sample/{run}/{SAMPLE}/release", {"version": 0})
     assert released.status_code == 200 and released.json()["state"] == "released"
     cell = state["cells"][0]
     locked = client.post(
         f"/api/sample/{run}/{SAMPLE}/cell/{cell['fov']}/{cell['cell_index']}",
-        {"label": "MO", "version": 0, "reviewer": "Ann"},
+        {"label": "MO", "version": 0},
     )
-    assert locked.status_code == 409 and "released by Ann" in locked.json()["error"]
+    assert locked.status_code == 409 and "released by Ann Lee" in locked.json()["error"]
     version = released.json()["version"]
-    no_reason = client.post(f"/api/sample/{run}/{SAMPLE}/reopen",
-                      {"reviewer": "Ann", "version": version})  # fmt: skip
+    no_reason = client.post(f"/api/sample/{run}/{SAMPLE}/reopen", {"version": version})
     assert no_reason.status_code == 400 and no_reason.json() == {"error": "reason: Field required"}
-    assert "released by Ann" in client.get("/").text
+    assert "released by Ann Lee" in client.get("/").text
 
 
 @pytest.mark.parametrize(
     ("path", "body", "status", "message"),
     [
-        ("/cell/0/0", {"label": "PLT", "version": 0, "reviewer": "Ann"}, 400, "label 'PLT'"),
-        ("/cell/0/0", {"label": "NEU", "version": 0, "reviewer": "<b>"}, 400, "reviewer name"),
-        ("/cell/0/0", {"label": "NEU", "version": -1, "reviewer": "Ann"}, 400, "version:"),
-        ("/cell/0/0", {"label": "NEU", "version": 0, "reviewer": "A", "x": 1}, 400, "x:"),
-        ("/cell/7/7", {"label": "NEU", "version": 0, "reviewer": "Ann"}, 400, "not one of"),
-        ("/release", {"reviewer": "", "version": 0}, 400, "reviewer name"),
+        ("/cell/0/0", {"label": "PLT", "version": 0}, 400, "label 'PLT'"),
+        ("/cell/0/0", {"label": "NEU", "version": 0, "reviewer": "Bo"}, 400, "reviewer: Extra"),
+        ("/cell/0/0", {"label": "NEU", "version": -1}, 400, "version:"),
+        ("/cell/0/0", {"label": "NEU", "version": 0, "x": 1}, 400, "x:"),
+        ("/cell/7/7", {"label": "NEU", "version": 0}, 400, "not one of"),
+        ("/release", {"reviewer": "Bo", "version": 0}, 400, "reviewer: Extra"),
+        ("/reopen", {"version": 0, "reason": "x"}, 400, "a reason of 3-500"),
     ],
 )
 def test_doors_answer_one_clear_line(
@@ -134,12 +140,12 @@ def test_cross_site_and_foreign_host_requests_are_refused(
 ) -> None:
     client, run, _ = served
     path = f"/api/sample/{run}/{SAMPLE}/release"
-    no_token = client.post(path, {"reviewer": "Ann", "version": 0}, csrf=False)
+    no_token = client.post(path, {"version": 0}, csrf=False)
     assert no_token.status_code == 403 and "cross-site" in no_token.json()["error"]
     form = client.request(
         "POST",
         path,
-        b"reviewer=Ann&version=0",
+        b"version=0",
         {"X-CSRF-Token": client.csrf, "Content-Type": "application/x-www-form-urlencoded"},
     )
     assert form.status_code == 400 and "JSON body" in form.json()["error"]
@@ -150,12 +156,18 @@ def test_cross_site_and_foreign_host_requests_are_refused(
 def test_access_token_guards_every_request(tmp_path: Path) -> None:
     database = tmp_path / "results.sqlite"
     finished_sample(database, SAMPLE)
+    add_user(database, "Ann Lee")
     with LiveApp(database, access_token="t" * 20) as client:
         assert client.get("/").status_code == 403
+        assert client.get("/login").status_code == 403  # the token comes before the login
         assert client.get("/?token=wrong").status_code == 403
         first = client.get("/?token=" + "t" * 20)
-        assert first.status_code == 200 and "leukoscope_review_token" in first.headers["set-cookie"]
-        assert client.get("/").status_code == 200  # the cookie carries it from now on
+        assert first.status_code == 303 and first.headers["location"] == "/login"
+        assert "leukoscope_review_token" in first.headers["set-cookie"]
+        assert client.get("/login").status_code == 200  # the cookie carries it from now on
+        assert client.login("Ann Lee").status_code == 200
+        assert client.get("/").status_code == 200
+        assert client.client().login("Ann Lee").status_code == 403  # a session needs the token
 
 
 def test_cell_pictures_are_colour_composite_and_fluorescence(

@@ -41,6 +41,7 @@ CONFIG_DEFAULTS: dict[tuple[str, str], ConfigDefault] = {
     ("runs", "db"): _DB,
     ("samples", "db"): _DB,
     ("cells", "db"): _DB,
+    **{(command, "db"): _DB for command in ("add", "reset", "disable", "enable", "list")},
     ("run", "out"): _DATA_DIR,
     ("acquire", "out"): (
         "rig.acquisition.data_dir + /SAMPLE",

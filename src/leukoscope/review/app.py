@@ -1,10 +1,12 @@
 """The review web application (FastAPI): sample list, review page, JSON API, cell pictures.
 
-Doors: every path part and body field is validated (run ids, sample ids, labels, reviewer names,
-reasons) and a refusal is one JSON line `{"error": ...}` with 400 (bad input), 404 (unknown), 409
-(stale edit or locked sample) or 403 (access or cross-site). State-changing requests need the
+Doors: every path part and body field is validated (run ids, sample ids, labels, reasons) and a
+refusal is one JSON line `{"error": ...}` with 400 (bad input), 401 (not logged in), 404 (unknown),
+409 (stale edit or locked sample) or 403 (access or cross-site). State-changing requests need the
 page's CSRF token in `X-CSRF-Token` and a JSON body, so another site cannot post on the user's
 behalf; with an access token (required off loopback) every request needs it (cookie or `?token=`).
+Every page and API but the login needs a session (review/auth.py); the reviewer a change is
+recorded under is the session's account, never a name in the body.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ from leukoscope.config import Settings
 from leukoscope.errors import LeukoscopeError, ParameterError, StorageError
 from leukoscope.ids import check_sample_id
 from leukoscope.pipeline.store import ResultStore, SampleRecord
+from leukoscope.review.accounts import Accounts
+from leukoscope.review.auth import Gate, user_of
+from leukoscope.review.gates import ReleaseRefused
 from leukoscope.review.images import VIEWS, cell_view, display_colours
 from leukoscope.review.native import NativeCrops, cell_tiles
 from leukoscope.review.page import index_html, review_html
@@ -36,6 +41,7 @@ from leukoscope.review.state import SampleFacts, page_state, sample_facts
 from leukoscope.review.store import ReviewStore
 from leukoscope.types import MODALITIES, CellKey, Modality, SampleStatus, parse_modalities
 
+ASSETS = ("review.js", "review.css", "account.js")
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 TOKEN_COOKIE = "leukoscope_review_token"
 CSP = (
@@ -45,21 +51,26 @@ CSP = (
 
 
 class CellEdit(BaseModel):
-    """A reclassification: the new label, the cell version it was made on, who made it."""
+    """A reclassification: the new label and the cell version it was made on."""
 
     model_config = ConfigDict(extra="forbid")
     label: str = Field(max_length=16)
     version: int = Field(ge=0)
-    reviewer: str = Field(max_length=200)
     reason: str = Field(default="", max_length=1000)
 
 
 class SignOff(BaseModel):
-    """A release: who signs, and the sample version they saw."""
+    """A release: the sample version the signing user saw."""
 
     model_config = ConfigDict(extra="forbid")
-    reviewer: str = Field(max_length=200)
     version: int = Field(ge=0)
+
+
+class Release(SignOff):
+    """A release: final (the default) or partial, which needs a reason sent with the result."""
+
+    partial: bool = False
+    reason: str = Field(default="", max_length=1000)
 
 
 class Reopen(SignOff):
@@ -81,6 +92,7 @@ class ReviewService:
         self.database = database
         self.results = ResultStore(database)
         self.reviews = ReviewStore(database)
+        self.accounts = Accounts(database)
         self.colours = display_colours(settings)
         self.native = NativeCrops(settings.pipeline.segmentation.crop_um)
         self.lock = threading.Lock()
@@ -88,7 +100,8 @@ class ReviewService:
         self._modalities: dict[str, tuple[Modality, ...]] = {}
 
     def close(self) -> None:
-        """Close both connections."""
+        """Close the connections."""
+        self.accounts.close()
         self.reviews.close()
         self.results.close()
 
@@ -147,12 +160,15 @@ def create_app(
 ) -> FastAPI:
     """The review app over `database`; `access_token` guards every request when given,
     `allowed_hosts` (Host header names) guards against DNS rebinding."""
-    service = ReviewService(Path(database), settings or Settings())
+    settings = settings or Settings()
+    service = ReviewService(Path(database), settings)
+    gate = Gate(service.accounts, settings.review.session_minutes * 60.0)
     csrf = secrets.token_urlsafe(32)
     app = FastAPI(title="leukoscope review", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.service = service
     app.state.csrf = csrf
-    assets = {name: _asset(name) for name in ("review.js", "review.css")}
+    app.state.gate = gate
+    assets = {name: _asset(name) for name in ASSETS}
 
     @app.middleware("http")
     async def guard(
@@ -162,26 +178,49 @@ def create_app(
         if access_token is not None:
             given = request.cookies.get(TOKEN_COOKIE) or request.query_params.get("token") or ""
             if not secrets.compare_digest(given.encode(), access_token.encode()):
-                return _error(403, "access token missing or wrong: open the address with ?token=")
+                return _secured(
+                    _error(403, "access token missing or wrong: open the address with ?token=")
+                )
             set_cookie = TOKEN_COOKIE not in request.cookies
-        if request.method not in ("GET", "HEAD"):
-            header = request.headers.get("x-csrf-token", "")
-            if not secrets.compare_digest(header.encode(), csrf.encode()):
-                return _error(403, "cross-site request refused: reload the review page")
-            if request.headers.get("content-type", "").split(";")[0].strip() != (
-                "application/json"
-            ):
-                return _error(400, "send a JSON body (Content-Type: application/json)")
-        response = await call_next(request)
-        response.headers["Content-Security-Policy"] = CSP
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
+        response = _refusal(request, csrf) or await gate.check(request)
+        if response is None:
+            response = await call_next(request)
+        _secured(response)
         if set_cookie and access_token is not None:
             response.set_cookie(TOKEN_COOKIE, access_token, httponly=True, samesite="strict")
         return response
 
     if allowed_hosts is not None:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)
+    _add_routes(app, service, gate, csrf, assets)
+    return app
+
+
+def _refusal(request: Request, csrf: str) -> Response | None:
+    """A state-changing request without the page's CSRF token or a JSON body is refused."""
+    if request.method in ("GET", "HEAD"):
+        return None
+    header = request.headers.get("x-csrf-token", "")
+    if not secrets.compare_digest(header.encode(), csrf.encode()):
+        return _error(403, "cross-site request refused: reload the review page")
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        return _error(400, "send a JSON body (Content-Type: application/json)")
+    return None
+
+
+def _secured(response: Response) -> Response:
+    """The security headers every answer carries."""
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+def _add_routes(
+    app: FastAPI, service: ReviewService, gate: Gate, csrf: str, assets: dict[str, str]
+) -> None:
+    """The error handlers, the login routes, the pages, the JSON API and the pictures."""
+    gate.add_routes(app, csrf)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -191,6 +230,8 @@ def create_app(
 
     @app.exception_handler(LeukoscopeError)
     async def refused(_: Request, exc: LeukoscopeError) -> JSONResponse:
+        if isinstance(exc, ReleaseRefused):
+            return _error(403, str(exc))
         if isinstance(exc, ReviewConflict):
             return _error(409, str(exc))
         if isinstance(exc, ParameterError):
@@ -204,11 +245,12 @@ def create_app(
         return _error(404, str(exc.args[0]) if exc.args else "not found")
 
     @app.get("/", response_class=HTMLResponse)
-    def index() -> HTMLResponse:
+    def index(request: Request) -> HTMLResponse:
         with service.lock:
             samples = service.results.samples()
             states = service.reviews.states()
-        return HTMLResponse(index_html(samples, states, str(service.database)))
+        page = index_html(samples, states, str(service.database), csrf, user_of(request))
+        return HTMLResponse(page)
 
     @app.get("/favicon.ico")
     def favicon() -> Response:
@@ -222,12 +264,12 @@ def create_app(
         return Response(assets[name], media_type=kind, headers={"Cache-Control": "no-cache"})
 
     @app.get("/sample/{run_id}/{sample_id}", response_class=HTMLResponse)
-    def review_page(run_id: str, sample_id: str) -> HTMLResponse:
+    def review_page(request: Request, run_id: str, sample_id: str) -> HTMLResponse:
         with service.lock:
             row = service.check_sample(run_id, sample_id)
             finished = row["status"] != SampleStatus.RUNNING.value
             state = service.open(run_id, sample_id) if finished else None
-        return HTMLResponse(review_html(run_id, sample_id, csrf, state))
+        return HTMLResponse(review_html(run_id, sample_id, csrf, state, user_of(request)))
 
     @app.get("/api/sample/{run_id}/{sample_id}")
     def sample_state(run_id: str, sample_id: str) -> dict[str, Any]:
@@ -236,29 +278,32 @@ def create_app(
 
     @app.post("/api/sample/{run_id}/{sample_id}/cell/{fov}/{cell_index}")
     def reclassify(
-        run_id: str, sample_id: str, fov: int, cell_index: int, edit: CellEdit
+        request: Request, run_id: str, sample_id: str, fov: int, cell_index: int, edit: CellEdit
     ) -> dict[str, Any]:
         with service.lock:
             service.open(run_id, sample_id)
             service.reviews.reclassify(
                 run_id, sample_id, fov, cell_index, edit.label,
-                reviewer=edit.reviewer, version=edit.version, reason=edit.reason,
+                reviewer=user_of(request), version=edit.version, reason=edit.reason,
             )  # fmt: skip
             return service.open(run_id, sample_id)
 
     @app.post("/api/sample/{run_id}/{sample_id}/release")
-    def release(run_id: str, sample_id: str, body: SignOff) -> dict[str, Any]:
+    def release(request: Request, run_id: str, sample_id: str, body: Release) -> dict[str, Any]:
         with service.lock:
             service.open(run_id, sample_id)
-            service.reviews.release(run_id, sample_id, reviewer=body.reviewer, version=body.version)
+            service.reviews.release(
+                run_id, sample_id, reviewer=user_of(request), version=body.version,
+                partial=body.partial, reason=body.reason,
+            )  # fmt: skip
             return service.open(run_id, sample_id)
 
     @app.post("/api/sample/{run_id}/{sample_id}/reopen")
-    def reopen(run_id: str, sample_id: str, body: Reopen) -> dict[str, Any]:
+    def reopen(request: Request, run_id: str, sample_id: str, body: Reopen) -> dict[str, Any]:
         with service.lock:
             service.open(run_id, sample_id)
             service.reviews.reopen(
-                run_id, sample_id, reviewer=body.reviewer, reason=body.reason,
+                run_id, sample_id, reviewer=user_of(request), reason=body.reason,
                 version=body.version,
             )  # fmt: skip
             return service.open(run_id, sample_id)
@@ -281,5 +326,3 @@ def create_app(
         data = cell_view(tiles, service.colours, view)
         headers = {"Cache-Control": "max-age=3600", "X-Leukoscope-Crop": crop}
         return Response(data, media_type="image/png", headers=headers)
-
-    return app

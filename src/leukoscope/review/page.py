@@ -1,4 +1,5 @@
-"""The review app's two HTML pages: the sample list and the (script-driven) review page shell.
+"""The review app's HTML pages: the login form, the sample list and the (script-driven) review
+page shell.
 
 No inline script or style (the CSP allows only the app's own files); every text is escaped.
 """
@@ -44,6 +45,32 @@ def _head(title: str) -> str:
     )
 
 
+def user_bar(user: str) -> str:
+    """Who is logged in, and the button that logs out (static/account.js)."""
+    return (
+        f'<span id="user-box">Logged in as <b id="user">{esc(user)}</b> '
+        '<button id="logout" type="button">Log out</button></span>'
+    )
+
+
+def login_html(csrf: str, next_page: str = "/") -> str:
+    """The login form; static/account.js posts it to /api/login, then opens `next_page`."""
+    return (
+        f"{_head('Log in: leukoscope review')}"
+        f'<body data-csrf="{esc(csrf)}" data-next="{esc(next_page)}"><header>'
+        "<h1>leukoscope review: log in</h1></header><main>"
+        '<form id="login" class="login">'
+        '<label>Name <input id="login-user" name="user" autocomplete="username" '
+        'maxlength="64" required autofocus></label>'
+        '<label>Password <input id="login-password" name="password" type="password" '
+        'autocomplete="current-password" maxlength="256" required></label>'
+        '<button id="login-submit" type="submit">Log in</button>'
+        '<p id="message" role="alert"></p></form>'
+        "<p>No account? The operator adds one with <code>leukoscope user add NAME</code>.</p>"
+        '</main><script src="/static/account.js"></script></body></html>'
+    )
+
+
 def review_label(state: ReviewState | None) -> str:
     """How the list names a sample's review state."""
     if state is None or (state.state == "open" and state.edits == 0):
@@ -54,7 +81,11 @@ def review_label(state: ReviewState | None) -> str:
 
 
 def index_html(
-    samples: list[SampleRecord], states: dict[tuple[str, str], ReviewState], database: str
+    samples: list[SampleRecord],
+    states: dict[tuple[str, str], ReviewState],
+    database: str,
+    csrf: str,
+    user: str,
 ) -> str:
     """Every sample of the database, newest first, with its status and review state."""
     rows = []
@@ -74,10 +105,12 @@ def index_html(
         "".join(rows) if rows else '<tr><td colspan="6">No samples in this database yet.</td></tr>'
     )
     return (
-        f"{_head('leukoscope review')}<body><header><h1>Samples to review</h1>"
-        f'<p class="mono">{esc(database)}</p></header><main><table id="samples"><thead><tr>'
+        f'{_head("leukoscope review")}<body data-csrf="{esc(csrf)}"><header>'
+        f'<h1>Samples to review</h1><p class="mono">{esc(database)}</p>{user_bar(user)}'
+        '<p id="message" role="alert"></p></header><main><table id="samples"><thead><tr>'
         "<th>sample</th><th>run</th><th>acquired</th><th>status</th><th>cells</th>"
-        f"<th>review</th></tr></thead><tbody>{body}</tbody></table></main></body></html>"
+        f"<th>review</th></tr></thead><tbody>{body}</tbody></table></main>"
+        '<script src="/static/account.js"></script></body></html>'
     )
 
 
@@ -90,16 +123,18 @@ def state_block(state: dict[str, Any] | None) -> str:
     return f'<script type="application/json" id="initial-state">{text}</script>'
 
 
-def review_html(run_id: str, sample_id: str, csrf: str, state: dict[str, Any] | None = None) -> str:
-    """The review page shell; review.js fills it from the embedded state (or, without one, from
-    `/api/sample/<run>/<sample>`)."""
+def review_html(
+    run_id: str, sample_id: str, csrf: str, state: dict[str, Any] | None = None, user: str = ""
+) -> str:
+    """The review page shell for the logged-in `user`; review.js fills it from the embedded state
+    (or, without one, from `/api/sample/<run>/<sample>`)."""
     keys = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in KEYS)
     return (
         f"{_head(f'Review {sample_id}')}"
         f'<body data-run="{esc(run_id)}" data-sample="{esc(sample_id)}" data-csrf="{esc(csrf)}">'
         f'<header><a href="/">← samples</a><h1>Review <span id="sample">{esc(sample_id)}</span>'
         f'</h1><p id="state" role="status">loading…</p>'
-        '<label>Reviewer <input id="reviewer" autocomplete="name" maxlength="64"></label>'
+        f"{user_bar(user)}"
         '<button id="release" type="button">Sign off and release</button>'
         '<span id="reopen-box"><input id="reopen-reason" placeholder="reason to reopen" '
         'maxlength="500"><button id="reopen" type="button">Reopen</button></span>'
@@ -112,5 +147,6 @@ def review_html(run_id: str, sample_id: str, csrf: str, state: dict[str, Any] | 
         f"{keys}</dl></section>"
         '<section id="galleries"></section></main>'
         '<div id="zoom" hidden><div id="zoom-images"></div><p id="zoom-caption"></p></div>'
-        f'{state_block(state)}<script src="/static/review.js"></script></body></html>'
+        f'{state_block(state)}<script src="/static/account.js"></script>'
+        '<script src="/static/review.js"></script></body></html>'
     )

@@ -19,9 +19,7 @@
 
   const id = (c) => `cell-${c.fov}-${c.cell_index}`;
   const say = (text) => { $("message").textContent = text; };
-  const reviewer = $("reviewer");
-  reviewer.value = localStorage.getItem("leukoscope-reviewer") || "";
-  reviewer.addEventListener("change", () => localStorage.setItem("leukoscope-reviewer", reviewer.value.trim()));
+  const toLogin = () => location.assign(`/login?next=${encodeURIComponent(location.pathname)}`);
 
   async function call(path, payload) {
     const response = await fetch(base + path, payload === undefined ? {} : {
@@ -30,6 +28,7 @@
       body: JSON.stringify(payload),
     });
     const data = await response.json();
+    if (response.status === 401) toLogin(); // the session ended: log in again
     if (!response.ok) throw new Error(data.error || `HTTP ${response.status}`);
     return data;
   }
@@ -120,27 +119,22 @@
   async function reclassify(label) {
     const c = cellOf(order[current]);
     if (!c || busy) return;
-    const name = reviewer.value.trim();
-    if (!name) { say("Enter your name as reviewer first."); reviewer.focus(); return; }
     busy = true;
     try {
-      apply(await call(`/cell/${c.fov}/${c.cell_index}`, { label, version: c.version, reviewer: name }));
+      apply(await call(`/cell/${c.fov}/${c.cell_index}`, { label, version: c.version }));
       say(`field ${c.fov} cell ${c.cell_index}: ${label}`);
       if (current < order.length - 1) { current += 1; highlight(); }
     } catch (error) { say(error.message); } finally { busy = false; }
   }
 
   async function signOff() {
-    const name = reviewer.value.trim();
-    if (!name) { say("Enter your name as reviewer to sign off."); reviewer.focus(); return; }
-    try { apply(await call("/release", { reviewer: name, version: state.version })); say("Released."); }
+    try { apply(await call("/release", { version: state.version })); say("Released."); }
     catch (error) { say(error.message); }
   }
 
   async function reopen() {
-    const name = reviewer.value.trim();
     try {
-      apply(await call("/reopen", { reviewer: name, reason: $("reopen-reason").value, version: state.version }));
+      apply(await call("/reopen", { reason: $("reopen-reason").value, version: state.version }));
       say("Reopened.");
     } catch (error) { say(error.message); }
   }
