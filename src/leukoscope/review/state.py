@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from leukoscope.pipeline.store import ResultStore
+from leukoscope.review.gates import Evidence
 from leukoscope.review.records import ReviewCell, ReviewState, reviewed_summary
 from leukoscope.review.store import ReviewStore
 from leukoscope.types import CellResult, SampleSummary
@@ -14,19 +15,54 @@ from leukoscope.types import CellResult, SampleSummary
 
 @dataclass(frozen=True)
 class SampleFacts:
-    """What never changes once a sample is finished: its summary and classifier results."""
+    """What never changes once a sample is finished: its summary, classifier results, failed
+    fields (fov, reason) and target."""
 
     summary: SampleSummary
     results: dict[tuple[int, int], CellResult]
+    failed_fields: tuple[tuple[int, str], ...] = ()
+    target_cells: int = 0
 
 
 def sample_facts(results: ResultStore, run_id: str, sample_id: str) -> SampleFacts:
-    """The finished sample's original summary and its counted cells' results."""
+    """The finished sample's original summary, its counted cells' results and failed fields."""
     counted = results.counted_results(run_id, sample_id)
+    failed = results.query(
+        "SELECT fov, reason FROM fields WHERE run_id=? AND sample_id=? AND status='failed'"
+        " ORDER BY fov",
+        (run_id, sample_id),
+    )
+    target = results.query(
+        "SELECT target_cells FROM samples WHERE run_id=? AND sample_id=?", (run_id, sample_id)
+    )
     return SampleFacts(
         results.summary(run_id, sample_id),
         {(r.key.fov, r.key.cell_index): r for r in counted},
+        tuple((int(r[0]), str(r[1])) for r in failed),
+        int(target[0][0]) if target else 0,
     )
+
+
+def evidence_state(evidence: Evidence) -> dict[str, Any]:
+    """The model and validation behind the sample, as the page shows them."""
+    validation = evidence.validation
+    return {
+        "model_sha256": evidence.model_sha256,
+        "rig_digest": evidence.rig_digest,
+        "releasable": not evidence.why_not,
+        "why_not": evidence.why_not,
+        "validation": None
+        if validation is None
+        else {
+            "id": validation.id,
+            "created_s": validation.created_s,
+            "validated_by": validation.validated_by,
+            "samples": validation.samples,
+            "accuracy": validation.accuracy,
+            "largest_bias_pp": validation.largest_bias_pp,
+            "largest_bias_class": validation.largest_bias_class,
+        },
+    }
 
 
 def differential(summary: SampleSummary) -> list[dict[str, Any]]:
@@ -74,6 +110,8 @@ def page_state(
     state: ReviewState | None = reviews.state(run_id, sample_id)
     cells = reviews.cells(run_id, sample_id)
     reviewed = reviewed_summary(facts.summary, cells)
+    summary = facts.summary
+    flagged_fields = sorted({c.fov for c in cells if c.flagged})
     return {
         "run_id": run_id,
         "sample_id": sample_id,
@@ -84,6 +122,14 @@ def page_state(
         "version": state.version if state else 0,
         "reviewer": state.reviewer if state else "",
         "released_s": state.released_s if state else None,
+        "release_kind": state.release_kind if state else "",
+        "release_reason": state.release_reason if state else "",
+        "releases": state.releases if state else 0,
+        "target_cells": facts.target_cells,
+        "fields_done": summary.fields_done,
+        "fields_failed": [{"fov": fov, "reason": why} for fov, why in facts.failed_fields],
+        "flagged_fields": flagged_fields,
+        "evidence": evidence_state(reviews.evidence(run_id, sample_id)),
         "original": differential(facts.summary),
         "reviewed": differential(reviewed),
         "counted_original": facts.summary.cells_counted,
