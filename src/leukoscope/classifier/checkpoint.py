@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from torch import nn
 
+from leukoscope.atomic import atomic_file
 from leukoscope.classifier.models import MultimodalModel, build_model
 from leukoscope.errors import CheckpointError, ParameterError
 from leukoscope.types import CELL_CLASSES, CellClass, Modality
@@ -102,16 +101,8 @@ def save_checkpoint(path: Path, model: nn.Module, meta: ModelMeta) -> None:
         "digest": content_digest(meta_json, state),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as handle:
+        torch.save(payload, handle)
 
 
 def content_digest(meta_json: str, state: dict[str, torch.Tensor]) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from leukoscope.atomic import atomic_write_figure, atomic_write_text
 from leukoscope.classifier.batches import BatchPreparer
 from leukoscope.classifier.data import load_dataset
 from leukoscope.errors import DatasetError
@@ -166,17 +167,15 @@ def save_confusion_png(matrix: list[list[int]], path: Path, title: str) -> None:
                 ax.text(j, i, str(int(counts[i, j])), ha="center", va="center", color=colour)
         fig.tight_layout()
         path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path)
+        atomic_write_figure(fig, path)
     finally:
         plt.close(fig)
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON atomically (temp file, then rename)."""
+    """Write JSON through the one writer (atomic; a regular file or a new path only)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_suffix(path.suffix + ".tmp")
-    temp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    temp.replace(path)
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
 def write_report(
@@ -189,7 +188,7 @@ def write_report(
     """`<name>.json`, `<name>.md` and `<name>_confusion.png` in `out_dir`."""
     write_json(out_dir / f"{name}.json", metrics)
     text = f"# {title}\n\n{metrics_markdown(metrics, head_names)}"
-    (out_dir / f"{name}.md").write_text(text, "utf-8")
+    atomic_write_text(out_dir / f"{name}.md", text)
     save_confusion_png(metrics["confusion"], out_dir / f"{name}_confusion.png", title)
 
 

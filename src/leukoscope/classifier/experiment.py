@@ -9,7 +9,6 @@ where it stopped and can reuse a `leukoscope train --out <out>/hs_mm_mimo` run w
 
 from __future__ import annotations
 
-import csv
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ import numpy as np
 import torch
 from rich.console import Console
 
+from leukoscope.atomic import atomic_write_text
 from leukoscope.classifier.data import CellDataset, load_dataset
 from leukoscope.classifier.evaluate import (
     compute_metrics,
@@ -36,6 +36,7 @@ from leukoscope.classifier.train import (
     select_device,
 )
 from leukoscope.errors import ParameterError
+from leukoscope.spreadsheet import csv_text
 
 
 @dataclass(frozen=True)
@@ -179,42 +180,18 @@ def markdown_table(first: str, rows: list[Row]) -> str:
 
 def write_csv(path: Path, first: str, rows: list[Row]) -> None:
     """The table as CSV with raw numbers (fractions, counts, seconds)."""
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(
-            [
-                first,
-                "accuracy_mean",
-                "accuracy_std",
-                "macro_f1_mean",
-                "macro_f1_std",
-                "balanced_accuracy_mean",
-                "balanced_accuracy_std",
-                "macs",
-                "macs_224",
-                "params",
-                "train_s",
-                "folds",
-            ]
-        )
-        for row in rows:
-            s = row.summary
-            writer.writerow(
-                [
-                    row.name,
-                    s["accuracy"]["mean"],
-                    s["accuracy"]["std"],
-                    s["macro_f1"]["mean"],
-                    s["macro_f1"]["std"],
-                    s["balanced_accuracy"]["mean"],
-                    s["balanced_accuracy"]["std"],
-                    row.macs,
-                    row.macs_224,
-                    row.params,
-                    round(row.train_s, 1),
-                    s["folds"],
-                ]
-            )
+    header = [first, "accuracy_mean", "accuracy_std", "macro_f1_mean", "macro_f1_std",
+              "balanced_accuracy_mean", "balanced_accuracy_std", "macs", "macs_224", "params",
+              "train_s", "folds"]  # fmt: skip
+    lines = []
+    for row in rows:
+        s = row.summary
+        lines.append(
+            [row.name, s["accuracy"]["mean"], s["accuracy"]["std"], s["macro_f1"]["mean"],
+             s["macro_f1"]["std"], s["balanced_accuracy"]["mean"], s["balanced_accuracy"]["std"],
+             row.macs, row.macs_224, row.params, round(row.train_s, 1), s["folds"]]
+        )  # fmt: skip
+    atomic_write_text(path, csv_text(header, lines))
 
 
 def write_tables(
@@ -239,12 +216,13 @@ def write_tables(
     )
     one = markdown_table("modality (single)", table1)
     two = markdown_table("method", table2)
-    (out_dir / "table1.md").write_text(one, "utf-8")
-    (out_dir / "table2.md").write_text(two, "utf-8")
+    atomic_write_text(out_dir / "table1.md", one)
+    atomic_write_text(out_dir / "table2.md", two)
     write_csv(out_dir / "table1.csv", "modality", table1)
     write_csv(out_dir / "table2.csv", "method", table2)
-    (out_dir / "tables.md").write_text(
-        f"# Paper experiment\n\n{settings}\n\n## Table 1\n\n{one}\n## Table 2\n\n{two}", "utf-8"
+    atomic_write_text(
+        out_dir / "tables.md",
+        f"# Paper experiment\n\n{settings}\n\n## Table 1\n\n{one}\n## Table 2\n\n{two}",
     )
     write_json(
         out_dir / "tables.json",

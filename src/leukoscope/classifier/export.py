@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from leukoscope.atomic import atomic_write_bytes
 from leukoscope.classifier.backbone import InvertedResidual, ShuffleNetV2
 from leukoscope.classifier.checkpoint import ModelMeta, file_digest, load_checkpoint
 from leukoscope.classifier.contract import (
@@ -216,7 +217,4 @@ def export_checkpoint(checkpoint: Path, out: Path | None = None, opset: int = ON
     model, meta = load_checkpoint(checkpoint)
     data = onnx_bytes(model, meta.input_size, meta, file_digest(checkpoint), opset)
     target = Path(out) if out is not None else onnx_path_for(checkpoint)
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(target)
-    return target
+    return atomic_write_bytes(target, data)

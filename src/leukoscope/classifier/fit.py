@@ -15,6 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from leukoscope.atomic import atomic_file
 from leukoscope.classifier.batches import (
     BatchPreparer,
     balanced_batches,
@@ -178,12 +179,15 @@ def train_model(
         )
         append_epoch(state_path.parent / HISTORY_CSV, record)
         state_path.parent.mkdir(parents=True, exist_ok=True)
-        temp = state_path.with_suffix(".tmp")
-        torch.save(
-            {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1},
-            temp,
-        )
-        temp.replace(state_path)
+        with atomic_file(state_path) as handle:
+            torch.save(
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "epoch": epoch + 1,
+                },
+                handle,
+            )
 
 
 Validator = Callable[[torch.nn.Module], tuple[float, float]]

@@ -9,8 +9,11 @@ which has none), seconds (wall time of the epoch).
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+
+from leukoscope.atomic import atomic_write_figure, atomic_write_text
 
 HISTORY_CSV = "history.csv"
 HISTORY_PNG = "history.png"
@@ -54,16 +57,15 @@ def read_history(path: Path) -> list[EpochRecord]:
 
 
 def write_history(path: Path, records: list[EpochRecord]) -> None:
-    """Write the whole history atomically (temp file, then rename)."""
+    """Write the whole history through the one writer (atomic; a regular file or a new path)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_suffix(".csv.tmp")
-    with temp.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
-        writer.writeheader()
-        for record in records:
-            row = asdict(record)
-            writer.writerow({k: "" if v is None else v for k, v in row.items()})
-    temp.replace(path)
+    handle = io.StringIO()
+    writer = csv.DictWriter(handle, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for record in records:
+        row = asdict(record)
+        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    atomic_write_text(path, handle.getvalue())
 
 
 def append_epoch(path: Path, record: EpochRecord) -> None:
@@ -103,6 +105,6 @@ def plot_histories(histories: dict[str, list[EpochRecord]], path: Path, title: s
         fig.suptitle(title, fontsize=9)
         fig.tight_layout()
         path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path)
+        atomic_write_figure(fig, path)
     finally:
         plt.close(fig)

@@ -8,14 +8,15 @@ heads_agree (0/1: every head called the same class).
 
 from __future__ import annotations
 
-import csv
 import io
 from pathlib import Path
 
 import numpy as np
 
+from leukoscope.atomic import atomic_write_text, make_folder
 from leukoscope.classifier.evaluate import CLASS_NAMES, Evaluation, predicted_classes
 from leukoscope.errors import StorageError
+from leukoscope.spreadsheet import SafeWriter
 
 COLUMNS = (
     "cell_id",
@@ -40,7 +41,7 @@ def predictions_csv(evaluation: Evaluation) -> str:
     per_head = read.argmax(axis=2)
     agree = (per_head == per_head[:, :1]).all(axis=1)
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = SafeWriter(out)  # a cell id a spreadsheet would run as a formula is neutralised
     writer.writerow(COLUMNS)
     for i, cell_id in enumerate(evaluation.cell_ids):
         truth, guess = int(evaluation.labels[i]), int(called[i])
@@ -59,13 +60,8 @@ def predictions_csv(evaluation: Evaluation) -> str:
 
 
 def write_predictions(path: Path, evaluation: Evaluation) -> Path:
-    """Write the CSV atomically (temp file, then rename); StorageError when it cannot be."""
+    """Write the CSV through the one writer (atomic; a regular file or a new path only);
+    StorageError when it cannot be."""
     text = predictions_csv(evaluation)
-    temp = path.with_suffix(path.suffix + ".tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temp.write_text(text, encoding="utf-8")
-        temp.replace(path)
-    except OSError as exc:
-        raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from None
-    return path
+    make_folder(path.parent)
+    return atomic_write_text(path, text)

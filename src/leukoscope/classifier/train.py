@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from rich.console import Console
 
+from leukoscope.atomic import atomic_file
 from leukoscope.classifier.batches import BatchPreparer
 from leukoscope.classifier.data import CellDataset, load_dataset
 from leukoscope.classifier.evaluate import (
@@ -200,8 +201,9 @@ class TrainingRun:
         metrics["train_s"] = round(time.perf_counter() - began, 1)
         provenance = provenance_of(config, dataset, len(train_index), fold=k, folds=config.folds)
         save_model(fold_dir / "model.pt", model, config, dataset, mean, std, metrics, provenance)
-        np.save(fold_dir / "val_index.npy", val_index, allow_pickle=False)
-        np.save(fold_dir / "val_probs.npy", probs, allow_pickle=False)
+        for name, array in (("val_index.npy", val_index), ("val_probs.npy", probs)):
+            with atomic_file(fold_dir / name) as handle:
+                np.save(handle, array, allow_pickle=False)
         heads = self._heads(metrics)
         write_report(fold_dir, "metrics", metrics, label, heads)
         state.unlink(missing_ok=True)

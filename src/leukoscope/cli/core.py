@@ -109,17 +109,11 @@ def print_summary(summary: SampleSummary) -> None:
 
 
 def write_text(path: Path, text: str) -> None:
-    """Write a file the user named; one error line (StorageError) when it cannot be written."""
-    from leukoscope.errors import StorageError
+    """Write a file the user named through the one writer (`leukoscope.atomic`: a regular file or
+    a new path, atomically); one error line (StorageError) when it cannot be written."""
+    from leukoscope.atomic import atomic_write_text
 
-    if path.is_dir():
-        raise StorageError(f"{path} is a folder: name a file to write")
-    if not path.parent.is_dir():
-        raise StorageError(f"cannot write {path}: folder {path.parent} does not exist")
-    try:
-        path.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from None
+    atomic_write_text(path, text)
 
 
 def main() -> None:

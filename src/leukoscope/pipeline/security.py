@@ -21,6 +21,7 @@ import zmq.auth
 import zmq.auth.thread
 from zmq.utils import z85
 
+from leukoscope.atomic import check_target
 from leukoscope.errors import SecurityError
 
 KEYGEN_HINT = (
@@ -69,6 +70,8 @@ def generate_keys(folder: Path, *, force: bool = False) -> tuple[Path, Path]:
         )
     try:
         folder.mkdir(parents=True, exist_ok=True)
+        for name in KEY_FILES:  # a link, FIFO or device in the key folder is refused
+            check_target(folder / name)
         _, server_secret = zmq.auth.create_certificates(str(folder), "server")
         _, client_secret = zmq.auth.create_certificates(str(folder), "client")
         for path in folder.glob("*.key_secret"):
@@ -99,6 +102,8 @@ def generate_worker_key(folder: Path, name: str, *, force: bool = False) -> Path
     if not (folder / "server.key").is_file():
         raise SecurityError(f"{folder} holds no server key: run `leukoscope keys generate` first")
     try:
+        for path in existing:
+            check_target(path)
         _, secret = zmq.auth.create_certificates(str(folder), name)
         Path(secret).chmod(0o600)
     except OSError as exc:

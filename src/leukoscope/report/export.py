@@ -6,7 +6,6 @@ versioned: a consumer checks `schema` and `schema_version` (JSON) or the header 
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from datetime import datetime, timezone
@@ -16,6 +15,7 @@ from leukoscope.classifier.model_info import CV_METRICS
 from leukoscope.report.data import ReportData
 from leukoscope.report.evidence import NOT_VALIDATED
 from leukoscope.report.review import NOT_REVIEWED
+from leukoscope.spreadsheet import SafeWriter
 
 SCHEMA = "leukoscope-report"
 SCHEMA_VERSION = 3
@@ -207,7 +207,7 @@ def render_csv(data: ReportData) -> str:
     s = data.summary
     codes = ";".join(dict.fromkeys(f.code for f in data.quality))
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = SafeWriter(buffer)  # formula-like text neutralised
     writer.writerow(CSV_COLUMNS)
     review = review_document(data)
     originals = {d["cell_class"]: d for d in review["original_differential"]}

@@ -9,19 +9,18 @@ Parquet (through pyarrow, `pip install 'leukoscope[parquet]'`) keeps the types, 
 
 from __future__ import annotations
 
-import contextlib
-import csv
 import io
 import json
-import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from leukoscope.errors import ParameterError, StorageError
+from leukoscope.atomic import atomic_write_bytes
+from leukoscope.errors import ParameterError
 from leukoscope.pipeline.store_schema import PROBABILITY_COLUMNS
 from leukoscope.pipeline.store_tables import CELL_COLUMNS, CellRow
+from leukoscope.spreadsheet import csv_text
 
 FORMATS = ("csv", "json", "parquet")
 PARQUET_SCHEMA = "leukoscope-cells/1"
@@ -47,13 +46,8 @@ def _csv_value(column: str, value: Any) -> Any:
 
 
 def render_csv(records: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
-    """A header row of `columns`, then one row per record."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
-    for record in records:
-        writer.writerow([_csv_value(c, record[c]) for c in columns])
-    return buffer.getvalue()
+    """A header row of `columns`, then one row per record (formula-like text neutralised)."""
+    return csv_text(columns, ([_csv_value(c, record[c]) for c in columns] for record in records))
 
 
 def render_json(records: Sequence[dict[str, Any]]) -> str:
@@ -105,17 +99,7 @@ def default_path(sample_id: str, run_id: str, fmt: str) -> Path:
 
 
 def write_file(path: Path, data: bytes) -> None:
-    """Write a file the user named, whole or not at all (temporary file, then rename); one
-    StorageError line when it cannot be written."""
-    if path.is_dir():
-        raise StorageError(f"{path} is a folder: name a file to write")
-    if not path.parent.is_dir():
-        raise StorageError(f"cannot write {path}: folder {path.parent} does not exist")
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        partial.write_bytes(data)
-        os.replace(partial, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            partial.unlink(missing_ok=True)
-        raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from None
+    """Write a file the user named, whole or not at all, through the one writer
+    (`leukoscope.atomic`: a regular file or a new path only); one StorageError line when it cannot
+    be written."""
+    atomic_write_bytes(path, data)

@@ -9,7 +9,7 @@ DATA and renamed at the end, so DATA is whole or absent; an existing DATA is ref
 
 from __future__ import annotations
 
-import csv
+import io
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,7 +18,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from leukoscope.errors import ParameterError, StorageError
+from leukoscope.atomic import atomic_write_bytes, atomic_write_text
+from leukoscope.errors import LabelError, ParameterError, StorageError
 from leukoscope.instrument import storage
 from leukoscope.pipeline.segmentation import (
     SegmentationParams,
@@ -26,6 +27,7 @@ from leukoscope.pipeline.segmentation import (
     detect,
     detection_point,
 )
+from leukoscope.spreadsheet import SafeWriter
 from leukoscope.types import CELL_CLASSES, Modality
 from leukoscope.validation.labels import Label, describe_acquisitions, read_labels
 from leukoscope.validation.matching import DEFAULT_RADIUS_UM, match_points
@@ -57,8 +59,10 @@ class BuildReport:
 
 def _write_png(path: Path, image: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), np.ascontiguousarray(image)):
+    ok, data = cv2.imencode(".png", np.ascontiguousarray(image))
+    if not ok:
         raise StorageError(f"{path}: could not write PNG")
+    atomic_write_bytes(path, data.tobytes(), sync=False)  # the staged folder is renamed whole
 
 
 def _by_field(labels: Sequence[Label]) -> dict[tuple[str, int], list[Label]]:
@@ -94,8 +98,9 @@ def build_dataset(
     else:
         labels = read_labels(labels_path, found)
     report = BuildReport(out)
-    with staged_folder(out) as staging, (staging / "manifest.csv").open("w", newline="") as handle:
-        manifest = csv.writer(handle)
+    with staged_folder(out) as staging:
+        handle = io.StringIO()
+        manifest = SafeWriter(handle)  # formula-like text (an annotator's name) neutralised
         manifest.writerow(MANIFEST_COLUMNS)
         for (sample, fov), field_labels in sorted(_by_field(labels).items()):
             acquisition = found[sample]
@@ -143,7 +148,12 @@ def build_dataset(
             report.fields += 1
             if progress is not None:
                 progress(1)
-        handle.flush()
+        if not sum(report.counts.values()):
+            raise LabelError(
+                f"{labels_path}: no labelled white cell matched a detected cell: the training set "
+                "would be empty"
+            )
+        atomic_write_text(staging / "manifest.csv", handle.getvalue())
         summary = {
             "labels": str(Path(labels_path).resolve()),
             "labels_from": "released reviews" if reviewed else "labels file",
@@ -164,5 +174,5 @@ def build_dataset(
                 for s, f, y, x in report.unmatched_detections
             ],
         }  # fmt: skip
-        (staging / "build.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
+        atomic_write_text(staging / "build.json", json.dumps(summary, indent=1))
     return report

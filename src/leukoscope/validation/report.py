@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from leukoscope.atomic import atomic_write_figure, atomic_write_text
 from leukoscope.validation.agreement import CLASS_NAMES
 
 
@@ -182,7 +183,7 @@ def plots(data: dict[str, Any], folder: Path) -> list[Path]:
     ax.set_title("matched cells")
     fig.tight_layout()
     written.append(folder / "confusion.png")
-    fig.savefig(written[-1], dpi=100)
+    atomic_write_figure(fig, written[-1], dpi=100)
     plt.close(fig)
 
     fig, axes = plt.subplots(2, len(CLASS_NAMES), figsize=(3 * len(CLASS_NAMES), 6))
@@ -215,7 +216,7 @@ def plots(data: dict[str, Any], folder: Path) -> list[Path]:
         bottom.set_ylabel("pipeline - reference, pp")
     fig.tight_layout()
     written.append(folder / "agreement.png")
-    fig.savefig(written[-1], dpi=80)
+    atomic_write_figure(fig, written[-1], dpi=80)
     plt.close(fig)
     return written
 
@@ -223,7 +224,7 @@ def plots(data: dict[str, Any], folder: Path) -> list[Path]:
 def write_report(data: dict[str, Any], folder: Path) -> list[Path]:
     """validation.json, validation.md and the plots in `folder`."""
     json_path = folder / "validation.json"
-    json_path.write_text(json.dumps(data, indent=1), encoding="utf-8")
+    atomic_write_text(json_path, json.dumps(data, indent=1))
     md_path = folder / "validation.md"
-    md_path.write_text(markdown(data), encoding="utf-8")
+    atomic_write_text(md_path, markdown(data))
     return [json_path, md_path, *plots(data, folder)]

@@ -17,6 +17,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from leukoscope.atomic import atomic_write_bytes
 from leukoscope.errors import ParameterError
 from leukoscope.imaging import DEFAULT_CROP_UM, crop_cell, crop_side_px
 from leukoscope.instrument.simulator.composition import DEFAULT_COMPOSITION, PAPER_TOTAL, apportion
@@ -159,8 +160,10 @@ def generate_dataset(
         cell_id = f"sim{seed}_{index:05d}"
         for modality, crop in crops.items():
             path = out / modality.value / cell_class.value / f"{cell_id}.png"
-            if not cv2.imwrite(str(path), _to_png_depth(crop, bit_depth)):
+            ok, data = cv2.imencode(".png", _to_png_depth(crop, bit_depth))
+            if not ok:
                 raise OSError(f"{path}: could not write PNG")
+            atomic_write_bytes(path, data.tobytes(), sync=False)
         records.append({"id": cell_id, **truth})
         if progress is not None:
             progress(index)
@@ -180,5 +183,5 @@ def generate_dataset(
         "modalities": [m.value for m in MODALITIES],
         "records": records,
     }
-    (out / DATASET_FILE).write_text(json.dumps(info, indent=1), encoding="utf-8")
+    atomic_write_bytes(out / DATASET_FILE, json.dumps(info, indent=1).encode("utf-8"))
     return counts

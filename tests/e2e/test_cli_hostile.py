@@ -1,0 +1,41 @@
+"""Hostile inputs at the CLI: output paths that are not regular files, oversized requests, lying
+metadata; each is one `error:` line and exit status 2, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from .test_cli_trust import leukoscope, one_error_line, stored_sample
+
+
+@pytest.mark.parametrize("command", [["runs"], ["samples"], ["cells", "S-9"]])
+def test_out_dev_full_is_refused_as_a_device(tmp_path: Path, command: list[str]) -> None:
+    db = tmp_path / "r.sqlite"
+    stored_sample(db)
+    before = os.lstat("/dev/full")
+    args = [*command, "--db", str(db), "--format", "csv", "--out", "/dev/full"]
+    line = one_error_line(leukoscope(tmp_path, *args))
+    assert "/dev/full: it is a character device" in line
+    after = os.lstat("/dev/full")
+    assert stat.S_ISCHR(after.st_mode) and after.st_ino == before.st_ino
+
+
+def test_out_fifo_and_symlink_are_refused(tmp_path: Path) -> None:
+    db = tmp_path / "r.sqlite"
+    stored_sample(db)
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    line = one_error_line(
+        leukoscope(tmp_path, "samples", "--db", str(db), "--format", "csv", "-o", str(fifo))
+    )
+    assert f"{fifo}: it is a FIFO" in line
+    link = tmp_path / "link.csv"
+    link.symlink_to(tmp_path / "elsewhere.csv")
+    line = one_error_line(
+        leukoscope(tmp_path, "runs", "--db", str(db), "--format", "json", "-o", str(link))
+    )
+    assert f"{link}: it is a symbolic link" in line and not (tmp_path / "elsewhere.csv").exists()
