@@ -39,3 +39,37 @@ def test_out_fifo_and_symlink_are_refused(tmp_path: Path) -> None:
         leukoscope(tmp_path, "runs", "--db", str(db), "--format", "json", "-o", str(link))
     )
     assert f"{link}: it is a symbolic link" in line and not (tmp_path / "elsewhere.csv").exists()
+
+
+BCCD = Path(__file__).resolve().parents[1] / "data" / "bccd"
+
+
+def refused(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: object
+) -> str:
+    """Run in-process; the one `error:` line (exit status 2, nothing else on stderr)."""
+    from tests.cli_helpers import run_cli
+
+    monkeypatch.setenv("LEUKOSCOPE__PIPELINE__LIVE_ENDPOINT", "")
+    monkeypatch.delenv("LEUKOSCOPE_CONFIG", raising=False)
+    capsys.readouterr()
+    code = run_cli(monkeypatch, *args)
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1, (code, err)
+    return err
+
+
+def test_dataset_build_refuses_dev_zero_and_labels_that_are_all_other(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    acquisition = str(BCCD / "bccd-01")
+    out = tmp_path / "d"
+    err = refused(monkeypatch, capsys, "dataset", "build", acquisition, "--labels", "/dev/zero",
+                  "--out", out)  # fmt: skip
+    assert "/dev/zero: not a regular file" in err
+    others = tmp_path / "others.csv"
+    others.write_text("sample,fov,x_px,y_px,class\nbccd-01,0,10,10,OTHER\nbccd-01,0,50,50,other\n")
+    err = refused(monkeypatch, capsys, "dataset", "build", acquisition, "--labels", others,
+                  "--out", out)  # fmt: skip
+    assert "no white-cell labels" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["others.csv"]

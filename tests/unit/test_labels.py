@@ -126,3 +126,25 @@ def test_segmentation_section_is_validated_and_reaches_the_params(tmp_path: Path
     assert "pipeline.segmentation.border_um = -1: Input should be greater than 0" in str(
         caught.value
     )
+
+
+def test_a_labels_file_that_is_not_a_regular_file_is_refused(acquisitions: dict) -> None:
+    with pytest.raises(LabelError, match="/dev/zero: not a regular file"):
+        read_labels(Path("/dev/zero"), acquisitions)
+
+
+def test_a_labels_file_is_bounded_in_bytes_and_rows(
+    tmp_path: Path, acquisitions: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from leukoscope.validation import labels
+
+    body = "".join(f"bccd-01,0,{x},10,NEU,a\n" for x in range(10, 20))
+    path = labels_file(tmp_path, body)
+    monkeypatch.setattr(labels, "MAX_LABEL_ROWS", 9)
+    with pytest.raises(LabelError, match="more than 9 labels"):
+        read_labels(path, acquisitions)
+    monkeypatch.setattr(labels, "MAX_LABEL_ROWS", 10)
+    assert len(read_labels(path, acquisitions)) == 10
+    monkeypatch.setattr(labels, "MAX_LABELS_BYTES", 100)
+    with pytest.raises(LabelError, match="at most 100 bytes"):
+        read_labels(path, acquisitions)

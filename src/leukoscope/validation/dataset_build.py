@@ -97,6 +97,11 @@ def build_dataset(
         labels = reviewed_labels(labels_path, found)
     else:
         labels = read_labels(labels_path, found)
+    if not any(label.is_white_cell for label in labels):
+        raise LabelError(
+            f"{labels_path}: no white-cell labels (every label is OTHER): the training set would be "
+            "empty"
+        )
     report = BuildReport(out)
     with staged_folder(out) as staging:
         handle = io.StringIO()

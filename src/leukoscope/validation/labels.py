@@ -9,8 +9,11 @@ LabelError `FILE:LINE: what is wrong`.
 from __future__ import annotations
 
 import csv
+import itertools
 import math
-from collections.abc import Mapping, Sequence
+import os
+import stat
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +27,10 @@ REQUIRED = ("sample", "fov", "x_px", "y_px", "class")
 OPTIONAL = ("annotator",)
 DUPLICATE_PX = 1.0
 """Two labels of one field closer than this (pixels) are the same cell labelled twice."""
+MAX_LABELS_BYTES = 64 * 1024 * 1024
+"""The largest labels file read (64 MiB, read streaming; docs/security.md)."""
+MAX_LABEL_ROWS = 1_000_000
+"""The most labels one file may hold (docs/security.md)."""
 
 
 @dataclass(frozen=True)
@@ -66,7 +73,7 @@ def describe_acquisitions(folders: Sequence[Path]) -> dict[str, Acquisition]:
     return found
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Label:
     """One labelled object: where it is and what the annotator says it is."""
 
@@ -140,26 +147,61 @@ def _parse_row(
         raise LabelError(
             f"{where}: unknown class {values['class']!r}; expected {', '.join(LABEL_CLASSES)}"
         )
-    return sample, fov, x, y, cell_class
+    return acquisition.sample_id, fov, x, y, LABEL_CLASSES[LABEL_CLASSES.index(cell_class)]
+
+
+def _lines(path: Path) -> Iterator[str]:
+    """The labels file's lines, read streaming: a regular file of at most MAX_LABELS_BYTES."""
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - closed below, a generator
+    except FileNotFoundError:
+        raise LabelError(f"{path}: labels file not found") from None
+    except OSError as exc:
+        raise LabelError(f"{path}: unreadable labels file ({exc.strerror or exc})") from None
+    with handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise LabelError(f"{path}: not a regular file; a labels file is a CSV file")
+        if info.st_size > MAX_LABELS_BYTES:
+            raise LabelError(
+                f"{path}: {info.st_size:,} bytes; a labels file may have at most "
+                f"{MAX_LABELS_BYTES:,} bytes"
+            )
+        total = 0
+        while raw := handle.readline(MAX_LABELS_BYTES + 1 - total):
+            total += len(raw)
+            if total > MAX_LABELS_BYTES:  # the file grew while it was read
+                raise LabelError(f"{path}: more than {MAX_LABELS_BYTES:,} bytes")
+            try:
+                yield raw.decode("utf-8-sig" if total == len(raw) else "utf-8")
+            except UnicodeDecodeError as exc:
+                raise LabelError(f"{path}: unreadable labels file ({exc})") from None
+
+
+def _rows(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """(line, row) of the CSV, at most MAX_LABEL_ROWS rows after the header."""
+    try:
+        for index, row in enumerate(csv.reader(_lines(path))):
+            if index > MAX_LABEL_ROWS:
+                raise LabelError(f"{path}: more than {MAX_LABEL_ROWS:,} labels")
+            yield index + 1, row
+    except csv.Error as exc:
+        raise LabelError(f"{path}: not valid CSV ({exc})") from None
 
 
 def read_labels(path: Path, acquisitions: Mapping[str, Acquisition]) -> list[Label]:
-    """Read and check a labels file against the acquisitions it labels (LabelError on a problem)."""
+    """Read and check a labels file against the acquisitions it labels (LabelError on a problem).
+
+    The file is read streaming and bounded: a regular file of at most MAX_LABELS_BYTES bytes and
+    MAX_LABEL_ROWS rows."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise LabelError(f"{path}: labels file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LabelError(f"{path}: unreadable labels file ({exc})") from None
-    try:
-        rows = list(csv.reader(text.splitlines()))
-    except csv.Error as exc:
-        raise LabelError(f"{path}: not valid CSV ({exc})") from None
-    names = _header(rows[0] if rows else None, path)
+    rows = _rows(path)
+    first = next(rows, None)
+    names = _header(first[1] if first else None, path)
     labels: list[Label] = []
-    seen: dict[tuple[str, int], list[Label]] = {}
-    for line, row in enumerate(rows[1:], start=2):
+    annotators: dict[str, str] = {}  # one string per name, not per row
+    seen: dict[tuple[str, int, int, int], list[Label]] = {}  # 1 px grid cells of each field
+    for line, row in rows:
         if not any(cell.strip() for cell in row):
             continue  # blank line
         where = f"{path}:{line}"
@@ -167,14 +209,17 @@ def read_labels(path: Path, acquisitions: Mapping[str, Acquisition]) -> list[Lab
             raise LabelError(f"{where}: {len(row)} values for {len(names)} columns")
         values = {n: v.strip() for n, v in zip(names, row, strict=True)}
         sample, fov, x, y, cell_class = _parse_row(values, where, acquisitions)
-        label = Label(sample, fov, x, y, cell_class, values.get("annotator", ""), line)
-        for other in seen.get((sample, fov), []):
-            if math.dist((x, y), (other.x_px, other.y_px)) < DUPLICATE_PX:
-                raise LabelError(
-                    f"{where}: duplicate of line {other.line} (same cell of sample {sample!r} "
-                    f"field {fov})"
-                )
-        seen.setdefault((sample, fov), []).append(label)
+        annotator = annotators.setdefault(values.get("annotator", ""), values.get("annotator", ""))
+        label = Label(sample, fov, x, y, cell_class, annotator, line)
+        gx, gy = int(x // DUPLICATE_PX), int(y // DUPLICATE_PX)
+        for dx, dy in itertools.product((-1, 0, 1), repeat=2):
+            for other in seen.get((sample, fov, gx + dx, gy + dy), ()):
+                if math.dist((x, y), (other.x_px, other.y_px)) < DUPLICATE_PX:
+                    raise LabelError(
+                        f"{where}: duplicate of line {other.line} (same cell of sample "
+                        f"{sample!r} field {fov})"
+                    )
+        seen.setdefault((sample, fov, gx, gy), []).append(label)
         labels.append(label)
     if not labels:
         raise LabelError(f"{path}: no labels (only a header)")
