@@ -73,3 +73,28 @@ def test_dataset_build_refuses_dev_zero_and_labels_that_are_all_other(
                   "--out", out)  # fmt: skip
     assert "no white-cell labels" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["others.csv"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["dataset", "OUT", "--out-px", "100000"], "--out-px must be 2-1024 px, got 100000"),
+        (["dataset", "OUT", "--crop-um", "100000"], "the limit is 1024 px"),
+        (["dataset", "OUT", "--cells", "999999", "--out-px", "1024"], "the limit is 32 GiB"),
+        (["acquisition", "OUT", "--sample", "S-1", "--frame-size", "100000"],
+         "--frame-size must be 32-4096 px for the simulator, got 100000"),
+        (["acquisition", "OUT", "--sample", "S-1", "--frame-size", "4096", "--fields", "600"],
+         "the limit is 32 GiB"),
+    ],
+)  # fmt: skip
+def test_simulate_requests_are_bounded_before_rendering(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    message: str,
+) -> None:
+    out = tmp_path / "out"
+    err = refused(monkeypatch, capsys, "simulate", *[str(out) if a == "OUT" else a for a in args])
+    assert message in err
+    assert not any(out.iterdir()) if out.exists() else True

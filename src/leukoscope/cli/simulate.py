@@ -47,10 +47,14 @@ def simulate_dataset(
     """Write four-modality cell crops in the training layout: OUT/<modality>/<CLASS>/<id>.png."""
     from rich.progress import Progress
 
+    from leukoscope.imaging import crop_side_px
     from leukoscope.instrument.simulator.composition import parse_composition
     from leukoscope.instrument.simulator.dataset import generate_dataset
     from leukoscope.instrument.simulator.params import SampleParams
+    from leukoscope.instrument.simulator.request import check_dataset_request
 
+    pixel_size_um = settings().rig.camera.pixel_size_um
+    check_dataset_request(cells, crop_side_px(pixel_size_um, crop_um), out_px, bit_depth)
     shares = parse_composition(composition)
     if lookalikes is None:
         lookalikes = SampleParams.lookalike_fraction
@@ -64,7 +68,7 @@ def simulate_dataset(
             crop_um=crop_um,
             bit_depth=bit_depth,
             out_px=out_px,
-            pixel_size_um=settings().rig.camera.pixel_size_um,
+            pixel_size_um=pixel_size_um,
             progress=lambda _: bar.advance(task),
             lookalike_fraction=lookalikes,
         )
@@ -95,9 +99,11 @@ def simulate_acquisition(
     from leukoscope.instrument.simulator.acquisition import generate_acquisition
     from leukoscope.instrument.simulator.composition import parse_composition
     from leukoscope.instrument.simulator.frames import CaptureSettings
+    from leukoscope.instrument.simulator.request import check_acquisition_request
 
     if bit_depth not in (8, 12):
         raise ParameterError(f"--bit-depth must be 8 or 12, got {bit_depth}")
+    check_acquisition_request(fields, (frame_size, frame_size))
     new_sample_folder(sample, out, replace)
     rig = settings().rig
     capture = CaptureSettings(

@@ -16,6 +16,7 @@ from leukoscope.instrument.simulator.composition import DEFAULT_COMPOSITION
 from leukoscope.instrument.simulator.frames import CaptureSettings, capture_frameset
 from leukoscope.instrument.simulator.params import SampleParams
 from leukoscope.instrument.simulator.render import FieldRenderer
+from leukoscope.instrument.simulator.request import check_acquisition_request
 from leukoscope.instrument.simulator.sample import SimulatedSample
 from leukoscope.instrument.simulator.sensor import Sensor
 from leukoscope.instrument.storage import (
@@ -85,6 +86,7 @@ def generate_acquisition(
         raise ParameterError(f"number of fields must be >= 0, got {fields}")
     if not sample_id.strip():
         raise ParameterError("sample id must not be empty")
+    check_acquisition_request(fields, frame_shape)
     params = SampleParams(
         frame_shape=frame_shape,
         pixel_size_um=pixel_size_um,

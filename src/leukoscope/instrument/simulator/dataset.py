@@ -24,6 +24,7 @@ from leukoscope.instrument.simulator.composition import DEFAULT_COMPOSITION, PAP
 from leukoscope.instrument.simulator.frames import CaptureSettings, capture_frameset
 from leukoscope.instrument.simulator.params import SampleParams
 from leukoscope.instrument.simulator.render import FieldRenderer
+from leukoscope.instrument.simulator.request import check_dataset_request
 from leukoscope.instrument.simulator.sample import SimulatedSample
 from leukoscope.instrument.simulator.sensor import Sensor
 from leukoscope.instrument.simulator.streams import Stream
@@ -145,6 +146,7 @@ def generate_dataset(
     """
     if bit_depth not in (8, 16):
         raise ParameterError(f"PNG bit depth must be 8 or 16, got {bit_depth}")
+    check_dataset_request(cells, crop_side_px(pixel_size_um, crop_um), out_px, bit_depth)
     composition = composition or DEFAULT_COMPOSITION
     counts = apportion(cells, composition)
     source = FieldCells(
