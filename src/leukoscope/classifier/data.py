@@ -239,6 +239,20 @@ def load_dataset(
         raise DatasetError(f"input size {input_size} is too small (8 pixels at least)")
     root = Path(root)
     chosen, relative, labels = scan_dataset(root, modalities)
+    return load_cells(root, input_size, chosen, relative, labels, workers, progress)
+
+
+def load_cells(
+    root: Path,
+    input_size: int,
+    chosen: tuple[Modality, ...],
+    relative: Sequence[str],
+    labels: np.ndarray,
+    workers: int = 4,
+    progress: Callable[[int, int], None] | None = None,
+) -> CellDataset:
+    """Read the cells `relative` (paths under each modality folder, from `scan_dataset`) into
+    memory at `input_size`: all of a dataset, or one part of it at a time (`evaluate`)."""
     paths = [root / m.value / rel for rel in relative for m in chosen]
     images: list[np.ndarray] = []
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:

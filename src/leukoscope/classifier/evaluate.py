@@ -16,7 +16,7 @@ import torch
 
 from leukoscope.atomic import atomic_write_figure, atomic_write_text
 from leukoscope.classifier.batches import BatchPreparer
-from leukoscope.classifier.data import load_dataset
+from leukoscope.classifier.data import load_cells, scan_dataset
 from leukoscope.errors import DatasetError
 from leukoscope.types import CELL_CLASSES
 
@@ -192,6 +192,21 @@ def write_report(
     save_confusion_png(metrics["confusion"], out_dir / f"{name}_confusion.png", title)
 
 
+EVAL_MEMORY_BYTES = 1 << 30
+"""What one evaluation step may hold (1 GiB): its cells' images, their float input and the network's
+activations; the dataset is read and evaluated that many cells at a time."""
+ACTIVATION_BYTES_PER_PX = 160
+"""Bytes one input pixel of one modality costs while the network runs (largest layers, float32)."""
+
+
+def cells_per_step(modalities: int, channels: int, input_size: int, most: int = 256) -> int:
+    """How many cells one evaluation step loads and runs within EVAL_MEMORY_BYTES (1 at least,
+    `most` at most)."""
+    pixels = modalities * input_size * input_size
+    per_cell = pixels * (channels * (2 + 2 + 4) + ACTIVATION_BYTES_PER_PX)  # file, copy, float
+    return max(1, min(most, EVAL_MEMORY_BYTES // per_cell))
+
+
 def predict(
     model: torch.nn.Module, images: np.ndarray, preparer: BatchPreparer, batch_size: int = 256
 ) -> np.ndarray:
@@ -246,19 +261,29 @@ def evaluate_checkpoint(
 
     model, meta = load_checkpoint(Path(model_path), expect_classes=CELL_CLASSES)
     modalities = [m.value for m in meta.modalities]
-    dataset = load_dataset(data_root, meta.input_size, meta.modalities)
-    if dataset.in_chans != meta.in_chans:
-        raise DatasetError(
-            f"{data_root}: images have {dataset.in_chans} channel(s), the model expects {meta.in_chans}"
-        )
+    root = Path(data_root)
+    chosen, relative, labels = scan_dataset(root, meta.modalities)
     mean = np.asarray(meta.norm_mean, dtype=np.float32)
     std = np.asarray(meta.norm_std, dtype=np.float32)
-    preparer = BatchPreparer(mean, std, dataset.max_value, device)
-    probs = predict(model.to(device), dataset.images, preparer, batch_size)
-    raw = compute_metrics(dataset.labels, probs)
+    model = model.to(device)
+    step = cells_per_step(len(chosen), meta.in_chans, meta.input_size, batch_size)
+    parts: list[np.ndarray] = []
+    for start in range(0, len(relative), step):  # never the whole dataset in memory at once
+        part = load_cells(root, meta.input_size, chosen, relative[start : start + step],
+                          labels[start : start + step])  # fmt: skip
+        if part.in_chans != meta.in_chans:
+            raise DatasetError(
+                f"{data_root}: images have {part.in_chans} channel(s), the model expects "
+                f"{meta.in_chans}"
+            )
+        preparer = BatchPreparer(mean, std, part.max_value, device)
+        parts.append(predict(model, part.images, preparer, step))
+    probs = np.concatenate(parts)
+    cell_ids = tuple(Path(rel).stem for rel in relative)
+    raw = compute_metrics(labels, probs)
     corrected = None
     read = probs
     if meta.class_weights is not None:
         read = apply_class_weights(probs, meta.class_weights)
-        corrected = compute_metrics(dataset.labels, read)
-    return Evaluation(raw, corrected, modalities, dataset.cell_ids, dataset.labels, probs, read)
+        corrected = compute_metrics(labels, read)
+    return Evaluation(raw, corrected, modalities, cell_ids, labels, probs, read)

@@ -7,6 +7,7 @@ balance, augmentation, AdamW + cosine), resumable after an interruption, with it
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -37,13 +38,27 @@ from leukoscope.classifier.recipe import TrainConfig, augment_config
 from leukoscope.errors import ParameterError
 from leukoscope.types import CELL_CLASSES
 
+DEVICE_NAMES = "auto, cpu, cuda, cuda:N or mps"
+
 
 def select_device(name: str = "auto") -> torch.device:
-    """CUDA when present (or asked for), CPU otherwise."""
+    """CUDA when present (or asked for), CPU otherwise; `name` checked before any work: auto, cpu,
+    cuda, cuda:N or mps, and only when this machine has it (ParameterError, one line)."""
+    name = name.strip().lower()
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ParameterError("CUDA was asked for but is not available")
+    if not re.fullmatch(r"cpu|cuda(:\d{1,3})?|mps", name):
+        raise ParameterError(f"--device {name!r} is not one of {DEVICE_NAMES}")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ParameterError("CUDA was asked for but is not available")
+        index = int(name.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise ParameterError(
+                f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)"
+            )
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise ParameterError("MPS (Apple GPU) was asked for but is not available")
     return torch.device(name)
 
 

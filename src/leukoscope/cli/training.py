@@ -41,7 +41,7 @@ _JITTER = Annotated[
     ),
 ]
 _SMOOTHING = Annotated[float, typer.Option(help="Label smoothing of the cross-entropy.")]
-_DEVICE = Annotated[str, typer.Option(help="auto, cpu or cuda.")]
+_DEVICE = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")]
 _THREADS = Annotated[int, typer.Option(help="CPU threads; 0 = torch's default.")]
 _MODALITIES = Annotated[
     str | None, typer.Option(help="Comma-separated modalities; default: every folder.")
