@@ -90,6 +90,16 @@ def write_acquisition_meta(folder: Path, meta: AcquisitionMeta) -> Path:
     return atomic_write_bytes(folder / META_FILE, meta.model_dump_json(indent=2).encode("utf-8"))
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are all different (which of two values counts is not defined)."""
+    data: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in data:
+            raise ValueError(f"key {key!r} is given twice")
+        data[key] = value
+    return data
+
+
 def read_acquisition_meta(folder: Path) -> AcquisitionMeta:
     """Read and validate `acquisition.json`; StorageError says what is wrong."""
     path = Path(folder) / META_FILE
@@ -100,11 +110,19 @@ def read_acquisition_meta(folder: Path) -> AcquisitionMeta:
     except (OSError, UnicodeDecodeError) as exc:
         raise StorageError(f"{path}: unreadable: {exc}") from None
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
+        data = json.loads(text, object_pairs_hook=_unique_keys)
+    except ValueError as exc:
+        if not isinstance(exc, json.JSONDecodeError):  # a key given twice
+            raise StorageError(f"{path}: {exc}") from None
         raise StorageError(f"{path}: not valid JSON ({exc})") from None
     except RecursionError:
         raise StorageError(f"{path}: not valid JSON (nested too deeply)") from None
+    version = data.get("format_version", FORMAT_VERSION) if isinstance(data, dict) else None
+    if isinstance(data, dict) and version != FORMAT_VERSION:
+        raise StorageError(
+            f"{path}: format_version {version!r} is not one this version reads ({FORMAT_VERSION}); "
+            "save it again with a matching leukoscope"
+        )
     try:
         return AcquisitionMeta.model_validate(data)
     except ValidationError as exc:

@@ -353,6 +353,11 @@ def _frameset(
         raise StorageError(f"{path}: field metadata lists do not have {n} entries")
     if extras.get("fov", fov) != fov:
         raise StorageError(f"{path}: file says field {extras.get('fov')}, its name says {fov}")
+    if extras.get("sample_id", meta.sample_id) != meta.sample_id:  # a field of another sample
+        raise StorageError(
+            f"{path}: the field says it is of sample {str(extras.get('sample_id'))[:80]!r}, the "
+            f"acquisition is of {meta.sample_id!r}: not analysed as part of it"
+        )
     return FrameSet(
         sample_id=meta.sample_id,
         fov=fov,
