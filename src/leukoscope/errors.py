@@ -81,3 +81,16 @@ class SecurityError(LeukoscopeError, PermissionError):
 
 class FieldQualityError(PipelineError):
     """A field's frames are blank or over-exposed (pipeline/field_quality.py): that field fails."""
+
+
+class TooManyRegions(PipelineError):
+    """A field holds more candidate regions than segmentation takes (noise, a bubble, a smear
+    edge): that field fails (pipeline/segmentation.py)."""
+
+
+class OverBudget(PipelineError, TimeoutError):
+    """A unit of work ran past its time budget (pipeline/budget.py): that unit fails."""
+
+
+class WorkStopped(PipelineError):
+    """A worker was told to stop while it worked on a unit; the unit is left for another."""

@@ -79,6 +79,12 @@ class SegmentationConfig(Section):
     max_extent_um: float = Field(
         default=12.0, gt=0.0, le=100.0, description="largest nucleus radius from its centre, um"
     )
+    max_regions: int = Field(
+        default=2000,
+        ge=1,
+        le=1_000_000,
+        description="a field with more candidate regions fails (noise, a bubble, a smear edge)",
+    )
     border_um: float = Field(
         default=2.5,
         gt=0.0,
@@ -117,6 +123,12 @@ class PipelineConfig(Section):
     )
     worker_timeout_s: float = Field(
         default=10.0, gt=0.0, le=3600.0, description="re-dispatch after, s"
+    )
+    unit_budget_s: float = Field(
+        default=5.0,
+        gt=0.0,
+        le=3600.0,
+        description="a worker gives up a field's segmentation after this long, s",
     )
     connect_timeout_s: float = Field(
         default=300.0,
@@ -196,6 +208,11 @@ class ReviewConfig(Section):
 
     session_minutes: int = Field(
         default=30, ge=1, le=1440, description="a login ends after this many idle minutes"
+    )
+    require_verification: bool = Field(
+        default=False,
+        description="a release needs a second, different person: the first one's release is a "
+        "submission, the second one's releases it",
     )
 
 

@@ -30,11 +30,13 @@ from leukoscope.pipeline.hub import Hub, Received
 from leukoscope.pipeline.intake import Intake
 from leukoscope.pipeline.sample_book import FieldReplay, SampleBook, SampleRun
 from leukoscope.pipeline.security import CurveKeys
-from leukoscope.pipeline.store import ResultStore
+from leukoscope.pipeline.store import Producer, ResultStore
 from leukoscope.types import SampleSummary
 
 log = logging.getLogger(__name__)
 
+NO_ANSWER = "no_answer"
+"""How the failure reason of a field whose workers did not answer in time begins."""
 STEP_S = 0.02  # how long one `step()` waits for a message by default
 IDLE_CHECK_S = 0.25  # how often `run_until` looks at its condition when nothing else is due
 SummaryCallback = Callable[[SampleSummary, Mapping[str, WorkerInfo]], None]
@@ -54,7 +56,7 @@ class Aggregator:
         max_in_flight: int = 8,
         high_water_mark: int = 8,
         worker_timeout_s: float = 10.0,
-        max_attempts: int = 3,
+        max_attempts: int = 2,
         keys: CurveKeys | None = None,
         on_summary: SummaryCallback | None = None,
         live_also: str = "",
@@ -139,8 +141,13 @@ class Aggregator:
             self.dispatcher.retire(unit.sample_id, unit.fov)
             run = self.book.samples.get(unit.sample_id)
             if run is not None:
-                reason = f"no {unit.stage} result after {unit.attempts} attempts"
-                self.book.fail(run, unit.fov, reason)
+                reason = (
+                    f"{NO_ANSWER}: field {unit.fov}: no {unit.stage} result within "
+                    f"{self.dispatcher.worker_timeout_s:g} s, {unit.attempts} attempt(s)"
+                )
+                principal = list(unit.tickets.values())[-1] if unit.tickets else ""
+                worker = Producer.of(self.dispatcher.name_of(unit.holder), principal)
+                self.book.fail(run, unit.fov, reason, worker)
                 self.book.finish_if_done(unit.sample_id)
         self.book.publish()
 

@@ -5,18 +5,27 @@ The sender is a *principal*: the worker's authenticated CurveZMQ key (the ZAP Us
 are configured, otherwise the name it gives (loopback only). A guessed ticket, another worker's
 ticket, or a stale or absent one is forged or misdirected: logged, counted and dropped, so it can
 never change a count. A late duplicate of work already settled is dropped silently.
+
+A failed field is failed at once, with its worker's reason, except a unit its worker gave up past
+its time budget (`over_budget`): that goes to another worker, and fails only when it ran over on
+two (or no other worker is there). Every field and cell stored names the worker that produced it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Callable
 
 from leukoscope.pipeline import wire
+from leukoscope.pipeline.budget import OVER_BUDGET
 from leukoscope.pipeline.dispatcher import STAGES, Dispatcher, Stage, Unit
 from leukoscope.pipeline.sample_book import SampleBook, SampleRun
+from leukoscope.pipeline.store import Producer
 from leukoscope.pipeline.thumbnails import thumbnails_of
 from leukoscope.types import CellKey
+
+log = logging.getLogger(__name__)
 
 Answer = wire.CellBatch | wire.FieldFailed
 
@@ -41,10 +50,26 @@ class Answers:
         elif not self._authentic(message, principal):
             pass  # logged and counted by _authentic
         elif isinstance(message, wire.CellBatch):
-            self._on_cells(run, message)
+            self._on_cells(run, message, Producer.of(message.worker, principal))
         else:
-            self.book.fail(run, fov, message.reason)
+            self._on_failed(run, message, Producer.of(message.worker, principal))
         self.book.finish_if_done(message.sample_id)
+
+    def _on_failed(self, run: SampleRun, message: wire.FieldFailed, worker: Producer) -> None:
+        """Fail the field, unless its worker ran over budget and another worker may try."""
+        unit = self.dispatcher.unit_of(message.sample_id, message.fov, message.ticket)
+        if message.reason.startswith(OVER_BUDGET) and unit is not None:
+            if self.dispatcher.give_up(unit):
+                log.warning(
+                    "%s field %d: %s; sent to another worker", message.sample_id, message.fov,
+                    message.reason,
+                )  # fmt: skip
+                return
+            tried = len(set(unit.tickets.values()))
+            reason = f"{message.reason} ({unit.attempts} attempt(s), {tried} worker(s))"
+            self.book.fail(run, message.fov, reason, worker)
+            return
+        self.book.fail(run, message.fov, message.reason, worker)
 
     def _authentic(self, message: Answer, principal: str) -> bool:
         """True when `message` answers a dispatch of the field's unit to `principal`.
@@ -64,7 +89,7 @@ class Answers:
             )
         return False
 
-    def _on_cells(self, run: SampleRun, batch: wire.CellBatch) -> None:
+    def _on_cells(self, run: SampleRun, batch: wire.CellBatch, worker: Producer) -> None:
         fov = batch.fov
         if len(batch.cells) != batch.cell_count or any(
             c.key != CellKey(batch.sample_id, fov, i) for i, c in enumerate(batch.cells)
@@ -73,7 +98,8 @@ class Answers:
             return
         known = run.ledger.fields[fov].results if fov in run.ledger.fields else {}
         missing = tuple(c for c in batch.cells if c.key.cell_index not in known)
-        if not self.book.segmented(run, fov, batch.cell_count, thumbnails_of(batch, missing)):
+        thumbs = thumbnails_of(batch, missing)
+        if not self.book.segmented(run, fov, batch.cell_count, thumbs, worker):
             self.reject(f"field {fov}: segmented again with a different cell count")
             return
         self.dispatcher.retire(batch.sample_id, fov, "segment")
@@ -107,6 +133,6 @@ class Answers:
                 f" from {principal!r}: they answer no work dispatched to that worker"
             )
         mine = [r for r in batch.results if r.key.sample_id == sample_id and r.key.fov in answered]
-        for fov in self.book.add_results(run, mine):
+        for fov in self.book.add_results(run, mine, Producer.of(batch.worker, principal)):
             self.book.resolved(run, fov)
         self.book.finish_if_done(sample_id)

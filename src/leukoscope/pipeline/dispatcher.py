@@ -4,8 +4,10 @@ Workers ask for work with a credit (`ready`); the dispatcher hands a queued unit
 worker with credit left, preferring workers that did not let this unit time out before. Each
 dispatch gets an unguessable ticket recorded against the *principal* it went to (the worker's
 authenticated CurveZMQ identity, or its name on a loopback setup without keys), so an answer can be
-checked against the exact unit, dispatch and sender. A unit not answered within the worker timeout
-is queued again; after `max_attempts` dispatches it is handed back to the caller to fail its field.
+checked against the exact unit, dispatch and sender. A unit not answered within the worker timeout,
+or given up by its worker past its time budget (`give_up`), is queued again for another worker;
+after `max_attempts` dispatches (two by default: a field that timed out or ran over budget on two
+workers is not sent to a third) it is handed back to the caller to fail its field.
 The aggregator feeds it what arrives and sends what it hands out; the ledger decides what counts.
 """
 
@@ -71,7 +73,7 @@ class Dispatcher:
         clock: Clock,
         *,
         worker_timeout_s: float = 10.0,
-        max_attempts: int = 3,
+        max_attempts: int = 2,
         max_credit: int = MAX_CREDIT,
         worker_gone_s: float = WORKER_GONE_S,
         new_ticket: Callable[[], str] = lambda: secrets.token_hex(16),
@@ -195,6 +197,38 @@ class Dispatcher:
             outbox.popleft()
             sent += 1
         return sent
+
+    def unit_of(self, sample_id: str, fov: int, ticket: str) -> Unit | None:
+        """The pending unit of the field that `ticket` was a dispatch of."""
+        for stage in STAGES:
+            unit = self._pending[stage].get((sample_id, fov))
+            if unit is not None and ticket in unit.tickets:
+                return unit
+        return None
+
+    def name_of(self, identity: bytes | None) -> str:
+        """The name a worker gave, by its work-socket identity ('' when unknown)."""
+        return "" if identity is None else self._name_of.get(identity, "")
+
+    def give_up(self, unit: Unit) -> bool:
+        """Its worker gave `unit` up (over its time budget): queue it again for another worker
+        and True, unless it is out of attempts or no other live worker of its stage asks for
+        work (False: the caller fails the field)."""
+        if unit.attempts >= self.max_attempts:
+            return False
+        live = set(self.live_workers())
+        others = [
+            identity
+            for identity in self._credits[unit.stage]
+            if identity != unit.holder and self.name_of(identity) in live
+        ]
+        if not others:
+            return False
+        if unit.holder is not None:
+            unit.avoid.add(unit.holder)
+        unit.sent_s = None
+        self._outbox[unit.stage].append(unit)
+        return True
 
     def waiting(self, stage: Stage) -> bool:
         """True when units of `stage` wait for a worker's credit."""

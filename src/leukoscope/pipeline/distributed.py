@@ -147,7 +147,10 @@ def run_worker(
             size = _model_input_size(settings)
             params = SegmentationParams.from_config(config.segmentation)
             segmenter = checked(functools.partial(segment, out_px=size, params=params))
-            worker = SegmentWorker(context, connect, stop, keys=keys, segmenter=segmenter)
+            worker = SegmentWorker(
+                context, connect, stop, keys=keys, segmenter=segmenter,
+                unit_budget_s=config.unit_budget_s,
+            )  # fmt: skip
         else:
             from leukoscope.pipeline.service import load_predictor
 

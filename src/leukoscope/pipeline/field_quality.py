@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from leukoscope.errors import FieldQualityError, PipelineError
+from leukoscope.errors import FieldQualityError, OverBudget, PipelineError, TooManyRegions
 from leukoscope.types import CellCrop, FrameSet, Modality
 
 BLANK_SPREAD = 0.002
@@ -161,9 +161,10 @@ def checked(
 
 
 def failure_reason(exc: BaseException) -> str:
-    """A segment worker's reason for a failed field: the check's own words for a blank or
-    saturated field (so it is recognised), the exception's type and message otherwise."""
-    if isinstance(exc, FieldQualityError):
+    """A segment worker's reason for a failed field: the check's own words for a blank,
+    saturated or too busy field or one over its time budget (each begins with its kind, so it is
+    recognised), the exception's type and message otherwise."""
+    if isinstance(exc, (FieldQualityError, TooManyRegions, OverBudget)):
         return str(exc)
     return f"segmentation failed: {type(exc).__name__}: {exc}"
 

@@ -102,7 +102,12 @@ def run_embedded(
     params = SegmentationParams.from_config(config.segmentation)
     segmenter = segmenter or checked(functools.partial(segment, out_px=input_size, params=params))
     threads = [
-        _Thread(f"segment-{i}", SegmentWorker(context, endpoints, stop, segmenter=segmenter).run)
+        _Thread(
+            f"segment-{i}",
+            SegmentWorker(
+                context, endpoints, stop, segmenter=segmenter, unit_budget_s=config.unit_budget_s
+            ).run,
+        )
         for i in range(config.segment_workers)
     ]
     threads += [

@@ -20,7 +20,7 @@ import numpy as np
 
 from leukoscope.pipeline.counts import stop_decision, summarize
 from leukoscope.pipeline.ledger import SampleLedger
-from leukoscope.pipeline.store import ResultStore
+from leukoscope.pipeline.store import Producer, ResultStore
 from leukoscope.types import CellKey, CellResult, FrameSet, SampleStatus, SampleSummary
 
 log = logging.getLogger(__name__)
@@ -177,26 +177,34 @@ class SampleBook:
             run.dirty = True
 
     def segmented(
-        self, run: SampleRun, fov: int, count: int, thumbnails: dict[CellKey, bytes]
+        self,
+        run: SampleRun,
+        fov: int,
+        count: int,
+        thumbnails: dict[CellKey, bytes],
+        worker: Producer | None = None,
     ) -> bool:
-        """A field's cell count (and its cells' thumbnails); False if it contradicts an earlier
-        count of the same field."""
+        """A field's cell count (and its cells' thumbnails) from `worker`; False if it contradicts
+        an earlier count of the same field."""
         state = run.ledger.fields.get(fov)
         if state is not None and state.segmented:
             return state.cell_count == count
         run.ledger.set_cell_count(fov, count)
         run.thumbnails.update(thumbnails)
-        self.store.add_field(self.run_id, run.ledger.sample_id, fov, count)
+        self.store.add_field(self.run_id, run.ledger.sample_id, fov, count, worker=worker)
         run.dirty = True
         return True
 
-    def add_results(self, run: SampleRun, results: list[CellResult]) -> list[int]:
-        """Count and store classified cells (duplicates dropped); the fields they resolved."""
+    def add_results(
+        self, run: SampleRun, results: list[CellResult], worker: Producer | None = None
+    ) -> list[int]:
+        """Count and store cells classified by `worker` (duplicates dropped); the fields they
+        resolved."""
         fresh = run.ledger.add_results(results)
         if not fresh:
             return []
         thumbs = {r.key: run.thumbnails.pop(r.key) for r in fresh if r.key in run.thumbnails}
-        self.store.add_results(self.run_id, fresh, thumbs)
+        self.store.add_results(self.run_id, fresh, thumbs, worker=worker)
         run.dirty = True
         return sorted({r.key.fov for r in fresh if run.ledger.fields[r.key.fov].resolved})
 
@@ -206,13 +214,16 @@ class SampleBook:
         if fov in run.available_s:
             run.latencies_s.append(self.clock() - run.available_s.pop(fov))
 
-    def fail(self, run: SampleRun, fov: int, reason: str) -> None:
-        """A field failed, with the reason (its work is released)."""
+    def fail(self, run: SampleRun, fov: int, reason: str, worker: Producer | None = None) -> None:
+        """A field failed, with the reason and the worker that gave up on it (its work is
+        released)."""
         self.release(run.ledger.sample_id, fov)
         run.ledger.fail_field(fov, reason)
         run.available_s.pop(fov, None)
         sample_id = run.ledger.sample_id
-        self.store.add_field(self.run_id, sample_id, fov, None, failed=True, reason=reason)
+        self.store.add_field(
+            self.run_id, sample_id, fov, None, failed=True, reason=reason, worker=worker
+        )
         run.dirty = True
         log.warning("sample %s field %d failed: %s", sample_id, fov, reason)
 

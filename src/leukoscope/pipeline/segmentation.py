@@ -12,10 +12,14 @@ to about 12 ms on one core. All sizes are micrometres (`SegmentationParams`):
 3. Split touching cells: markers are the points of the corrected image blurred at nucleus scale
    (`marker_sigma_um`) that are the maximum within `marker_radius_um`; where one connected part of
    the mask holds several markers, a marker-controlled watershed (priority flood) over that landscape
-   splits it between them.
+   splits it between them. A field with more than `max_regions` candidate regions (noise, a
+   bubble, a smear edge) fails here with TooManyRegions, before any region is split or merged.
 4. Merge lobes: neighbouring regions are merged while their union still fits in a disc of
    `max_nucleus_um` radius around its centroid (the lobes of a neutrophil or an eosinophil do; two
-   touching nuclei do not).
+   touching nuclei do not). Steps 3-4 are in regions.py, n log n in the number of regions.
+
+Every step looks at the unit's time budget between its pieces (budget.py): a worker gives up a
+field past its budget, or when told to stop.
 5. Filters: nucleus area in [`min_area_um2`, `max_area_um2`], extent radius at most `max_extent_um`.
    Cells cut by the frame border are dropped: those whose nucleus core lies along the border over
    `border_um` or more, or whose centre is closer to it than `border_um` (less than the smallest
@@ -27,18 +31,23 @@ to about 12 ms on one core. All sizes are micrometres (`SegmentationParams`):
 
 from __future__ import annotations
 
-import heapq
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import cv2
 import numpy as np
 from scipy import ndimage
 
 from leukoscope.config import SegmentationConfig
-from leukoscope.errors import ParameterError, PipelineError
+from leukoscope.errors import OverBudget, ParameterError, PipelineError, TooManyRegions
 from leukoscope.imaging import DEFAULT_CROP_UM, crop_cell, crop_side_px
+from leukoscope.pipeline import budget
+from leukoscope.pipeline.regions import MergeStats, Region, flood, merge_lobes, pieces, seed_count
 from leukoscope.types import CellCrop, CellKey, FrameSet, Modality
+
+TOO_MANY_REGIONS = "too_many_regions"
+"""How the failure reason of a field with more candidate regions than `max_regions` begins."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +67,7 @@ class SegmentationParams:
     min_area_um2: float = 6.0
     max_area_um2: float = 250.0
     min_contrast: float = 0.0  # threshold >= this share of the brightest signal (0 = off)
+    max_regions: int = 2000  # a field with more candidate regions fails (TooManyRegions)
     max_extent_um: float = 12.0
     border_um: float = 2.5
     crop_um: float = DEFAULT_CROP_UM
@@ -129,31 +139,6 @@ def _background(image: np.ndarray, window_px: float) -> np.ndarray:
     return background
 
 
-def _flood(height: np.ndarray, seeds: np.ndarray, inside: np.ndarray) -> np.ndarray:
-    """Marker-controlled watershed (Meyer's priority flood) of `inside`, from the brightest ground
-    down: each pixel joins the seed that reaches it over the highest path. Small windows only."""
-    labels = np.where(inside, seeds, 0).astype(np.int32)
-    rows, cols = labels.shape
-    queue: list[tuple[float, int, int, int]] = []
-    order = 0
-    for y, x in zip(*np.nonzero(labels), strict=True):
-        heapq.heappush(queue, (-float(height[y, x]), order, int(y), int(x)))
-        order += 1
-    while queue:
-        _, _, y, x = heapq.heappop(queue)
-        label = labels[y, x]
-        for dy, dx in _NEIGHBOURS:
-            ny, nx = y + dy, x + dx
-            if 0 <= ny < rows and 0 <= nx < cols and inside[ny, nx] and not labels[ny, nx]:
-                labels[ny, nx] = label
-                heapq.heappush(queue, (-float(height[ny, nx]), order, ny, nx))
-                order += 1
-    return labels
-
-
-_NEIGHBOURS = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1))
-
-
 def _threshold(smooth: np.ndarray, floor: float) -> float | None:
     """Otsu's threshold on the log intensity of the pixels above the noise `floor`.
 
@@ -175,74 +160,28 @@ def _threshold(smooth: np.ndarray, floor: float) -> float | None:
     return floor + math.exp(level * top / 255.0) - 1.0
 
 
-@dataclass
-class _Region:
-    ys: np.ndarray
-    xs: np.ndarray
-    weights: np.ndarray
+class Candidates(NamedTuple):
+    """A field's candidate regions, before the lobe merge, on the working image."""
 
-    def merged(self, other: _Region) -> _Region:
-        return _Region(
-            np.concatenate([self.ys, other.ys]),
-            np.concatenate([self.xs, other.xs]),
-            np.concatenate([self.weights, other.weights]),
-        )
-
-    @property
-    def centroid(self) -> tuple[float, float]:
-        w = self.weights
-        total = float(w.sum())
-        if total <= 0:
-            return float(self.ys.mean()), float(self.xs.mean())
-        return float((self.ys * w).sum() / total), float((self.xs * w).sum() / total)
-
-    @property
-    def extent(self) -> float:
-        cy, cx = self.centroid
-        return float(np.sqrt((self.ys - cy) ** 2 + (self.xs - cx) ** 2).max()) + 0.5
+    small: np.ndarray  # the working image (area-averaged fluorescence)
+    factor: int  # full-resolution pixels per working pixel, per side
+    px_um: float  # working pixel size, um
+    regions: list[Region]
 
 
-def _merge_lobes(
-    regions: list[_Region], max_extent: float, cell_extent: float, lobe_px: float
-) -> list[_Region]:
-    """Greedily merge the pair whose union is the most compact, while it fits `max_extent`; up to
-    `cell_extent`, a pair also merges when one of them is smaller than `lobe_px` pixels (a lobe or
-    a fragment of a nucleus, not a whole one)."""
-    regions = list(regions)
-    reach = max(max_extent, cell_extent)
-    while len(regions) > 1:
-        best: tuple[float, int, int] | None = None
-        centres = [r.centroid for r in regions]
-        for i in range(len(regions)):
-            for j in range(i + 1, len(regions)):
-                if math.dist(centres[i], centres[j]) > 2 * reach:
-                    continue  # both centroids must lie within reach of the union's
-                extent = regions[i].merged(regions[j]).extent
-                small = min(regions[i].ys.size, regions[j].ys.size) < lobe_px
-                fits = extent <= max_extent or (small and extent <= cell_extent)
-                if fits and (best is None or extent < best[0]):
-                    best = (extent, i, j)
-        if best is None:
-            break
-        _, i, j = best
-        regions[i] = regions[i].merged(regions[j])
-        del regions[j]
-    return regions
-
-
-def detect(
+def candidate_regions(
     fluorescence: np.ndarray, pixel_size_um: float, params: SegmentationParams | None = None
-) -> list[Detection]:
-    """White-cell nuclei in a fluorescence frame, sorted top-to-bottom, left-to-right."""
+) -> Candidates:
+    """Steps 1-3: the regions of a fluorescence frame before the lobe merge. TooManyRegions when
+    there are more than `params.max_regions` (counted before they are split apart)."""
     params = params or SegmentationParams()
     if not pixel_size_um > 0:
         raise ParameterError(f"pixel_size_um must be > 0, got {pixel_size_um}")
     factor = max(1, min(8, int(round(params.working_px_um / pixel_size_um))))
     px_um = pixel_size_um * factor  # working pixel size
     small = _downsample(fluorescence, factor)
-    height_full, width_full = fluorescence.shape[:2]
     if min(small.shape) < 8:
-        return []
+        return Candidates(small, factor, px_um, [])
 
     corrected = small - _background(small, params.background_um / px_um)
     smooth = cv2.GaussianBlur(corrected, (0, 0), params.smooth_um / px_um)
@@ -253,7 +192,7 @@ def detect(
     noise = max(noise, 1e-3 * span, 1e-12)
     threshold = _threshold(smooth, median + params.threshold_sigmas * noise)
     if threshold is None:
-        return []
+        return Candidates(small, factor, px_um, [])
     # clean backgrounds (no red cells): the noise floor collapses and faint rims would pass Otsu
     threshold = max(threshold, median + params.min_contrast * span)
     mask = (smooth > threshold).astype(np.uint8)
@@ -264,32 +203,58 @@ def detect(
         mask > 0
     )
     weights = np.clip(corrected, 0.0, None)
+    n_parts, parts = cv2.connectedComponents(mask, connectivity=8)
+    count = seed_count(parts, n_parts, peaks)
+    if count > params.max_regions:
+        raise TooManyRegions(
+            f"{count:,} candidate regions, more than {params.max_regions:,}: "
+            "noise, a bubble or a smear edge?"
+        )
+    budget.check("finding regions")
     regions = []
-    _, parts = cv2.connectedComponents(mask, connectivity=8)
     for part, window in enumerate(ndimage.find_objects(parts), start=1):
         if window is None:
             continue
+        if part % 256 == 0:
+            budget.check("splitting regions")
         inside = parts[window] == part
         offset_y, offset_x = window[0].start, window[1].start
         seeds, n_seeds = ndimage.label(peaks[window] & inside, structure=np.ones((3, 3)))
         if n_seeds <= 1:  # one nucleus (or its lobes): the whole part
-            pieces = [inside]
+            ys, xs = np.nonzero(inside)
+            found = [(ys, xs)]
         else:  # touching nuclei: marker-controlled watershed over the blurred intensity
-            flooded = _flood(landscape[window], seeds, inside)
-            pieces = [flooded == k for k in range(1, n_seeds + 1)]
-        for piece in pieces:
-            ys, xs = np.nonzero(piece)
+            found = pieces(flood(landscape[window], seeds, inside), n_seeds)
+        for ys, xs in found:
             if ys.size:
                 ys, xs = ys + offset_y, xs + offset_x
                 regions.append(
-                    _Region(ys.astype(np.float64), xs.astype(np.float64), weights[ys, xs])
+                    Region(ys.astype(np.float64), xs.astype(np.float64), weights[ys, xs])
                 )
-    regions = _merge_lobes(
+    return Candidates(small, factor, px_um, regions)
+
+
+def detect(
+    fluorescence: np.ndarray,
+    pixel_size_um: float,
+    params: SegmentationParams | None = None,
+    stats: MergeStats | None = None,
+) -> list[Detection]:
+    """White-cell nuclei in a fluorescence frame, sorted top-to-bottom, left-to-right.
+
+    TooManyRegions when the frame holds more than `max_regions` candidate regions; `stats` counts
+    the lobe merge's work."""
+    params = params or SegmentationParams()
+    small, factor, px_um, regions = candidate_regions(fluorescence, pixel_size_um, params)
+    height_full, width_full = fluorescence.shape[:2]
+    regions = merge_lobes(
         regions,
         params.max_nucleus_um / px_um,
         params.max_cell_um / px_um,
         params.max_lobe_um2 / (px_um * px_um),
+        stats,
     )
+    budget.check("filtering regions")
 
     detections = []
     pixel_area_um2 = px_um * px_um
@@ -382,7 +347,8 @@ def segment(
     """Cells of a field of view with their four-modality crops (modalities in FrameSet order).
 
     `out_px` is the model's input side (None keeps the native crop side). Raises ParameterError or
-    PipelineError (both LeukoscopeError) for frames it cannot use. Cell indices follow the
+    PipelineError (both LeukoscopeError) for frames it cannot use: TooManyRegions for a field with
+    more than `max_regions` candidate regions, OverBudget past the unit's time budget (budget.py). Cell indices follow the
     detection order (top-to-bottom, left-to-right), so segmenting the same field again gives the same
     keys; that is what makes a re-dispatched field idempotent downstream. Crops of frames with
     fewer significant bits than their type (12-bit samples in uint16) are shifted to full scale, as
@@ -396,5 +362,9 @@ def segment(
     try:
         detections = detect(frameset.frame(Modality.FLUORESCENCE), frameset.pixel_size_um, params)
         return crop_detections(frameset, detections, out_px=out_px, params=params)
+    except TooManyRegions as exc:
+        raise TooManyRegions(f"{TOO_MANY_REGIONS}: field {frameset.fov}: {exc}") from None
+    except OverBudget as exc:
+        raise OverBudget(f"{exc} on field {frameset.fov}") from None
     except cv2.error as exc:  # an image OpenCV cannot process (odd dtype or layout)
         raise PipelineError(f"segmentation of field {frameset.fov} failed: {exc}") from None

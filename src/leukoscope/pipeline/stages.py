@@ -21,8 +21,8 @@ import zmq
 
 from leukoscope import __version__
 from leukoscope.config import PipelineConfig
-from leukoscope.errors import LeukoscopeError, WireError
-from leukoscope.pipeline import wire
+from leukoscope.errors import LeukoscopeError, WireError, WorkStopped
+from leukoscope.pipeline import budget, wire
 from leukoscope.pipeline.counts import result_from_heads
 from leukoscope.pipeline.endpoints import Endpoints
 from leukoscope.pipeline.field_quality import failure_reason
@@ -151,13 +151,21 @@ class _Worker:
 
 
 class SegmentWorker(_Worker):
-    """Framesets in, one CellBatch per field out (with its cell count, zero included)."""
+    """Framesets in, one CellBatch per field out (with its cell count, zero included).
+
+    Each field is segmented within a time budget of `unit_budget_s` (budget.py): past it the field
+    fails as `over_budget`, and a stop (SIGTERM) mid-field ends the work at the next step, leaving
+    the field to be re-dispatched.
+    """
 
     role: wire.Role = "segment"
 
-    def __init__(self, *args: Any, segmenter: Segmenter, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, segmenter: Segmenter, unit_budget_s: float = 5.0, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.segmenter = segmenter
+        self.unit_budget_s = unit_budget_s
 
     def _work_address(self) -> str:
         return self.endpoints.segment
@@ -169,7 +177,12 @@ class SegmentWorker(_Worker):
         frameset = message.frameset
         self._in_flight = ((frameset.sample_id, frameset.fov),)
         try:
-            cells = self.segmenter(frameset)
+            with budget.within(self.unit_budget_s, self.stop):
+                cells = self.segmenter(frameset)
+        except WorkStopped:
+            log.warning("%s: stopped during field %d", self.name, frameset.fov)
+            self._in_flight = ()
+            return 0
         except Exception as exc:  # one bad unit fails its field, never the worker
             if not isinstance(exc, (LeukoscopeError, ValueError)):
                 log.error("%s: segmentation of field %d crashed: %r", self.name, frameset.fov, exc)

@@ -32,7 +32,7 @@ from leukoscope.pipeline import store_read
 from leukoscope.pipeline.counts import differential_cells, summarize
 from leukoscope.pipeline.ledger import SampleLedger
 from leukoscope.pipeline.store_read import SampleProgress
-from leukoscope.pipeline.store_records import RunRecord, SampleRecord
+from leukoscope.pipeline.store_records import Producer, RunRecord, SampleRecord
 from leukoscope.pipeline.store_schema import (
     CELL_INSERT,
     READABLE_VERSIONS,
@@ -44,6 +44,7 @@ from leukoscope.types import CellKey, CellResult, SampleStatus, SampleSummary
 
 __all__ = [
     "SCHEMA_VERSION",
+    "Producer",
     "ResultStore",
     "RunRecord",
     "SampleProgress",
@@ -259,19 +260,25 @@ class ResultStore:
         *,
         failed: bool = False,
         reason: str = "",
+        worker: Producer | None = None,
     ) -> bool:
-        """Record a field as done (with its cell count) or failed; False if already recorded.
+        """Record a field as done (with its cell count) or failed, and the worker that segmented
+        it or gave up on it ('' when none did); False if already recorded.
 
         A failed field later done (a retry that worked) is updated to done.
         """
         status = "failed" if failed else "done"
+        worker = worker or Producer()
         with self._tx() as db:
             cursor = db.execute(
-                "INSERT INTO fields VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, sample_id, fov) DO UPDATE SET"
-                " cell_count=excluded.cell_count, status=excluded.status, reason=excluded.reason"
+                "INSERT INTO fields (run_id, sample_id, fov, cell_count, status, reason, worker,"
+                " worker_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, sample_id, fov)"
+                " DO UPDATE SET cell_count=excluded.cell_count, status=excluded.status,"
+                " reason=excluded.reason, worker=excluded.worker, worker_key=excluded.worker_key"
                 " WHERE fields.status='failed' AND excluded.status='done'",
-                (run_id, sample_id, fov, None if failed else cell_count, status, reason),
-            )
+                (run_id, sample_id, fov, None if failed else cell_count, status, reason,
+                 worker.name, worker.key),
+            )  # fmt: skip
             return cursor.rowcount > 0
 
     def add_results(
@@ -279,14 +286,18 @@ class ResultStore:
         run_id: str,
         results: Iterable[CellResult],
         thumbnails: Mapping[CellKey, bytes] | None = None,
+        worker: Producer | None = None,
     ) -> int:
-        """Store results (and optional PNG thumbnails) in one transaction; how many were new."""
+        """Store results (and optional PNG thumbnails) in one transaction, with the worker that
+        classified them; how many were new."""
         thumbnails = thumbnails or {}
+        worker = worker or Producer()
         rows = [
             (
                 run_id, *r.key, r.cell_class.value, json.dumps(list(r.probabilities)),
                 json.dumps([list(h) for h in r.head_probabilities]), float(r.disagreement),
                 int(r.flagged), r.flag_reason, *(int(v) for v in r.bbox), thumbnails.get(r.key),
+                worker.name, worker.key,
             )
             for r in results
         ]  # fmt: skip

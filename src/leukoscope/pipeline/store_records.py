@@ -1,6 +1,6 @@
 """Typed rows of the results store: a run and a sample as stored (Unix times, raw figures).
 
-`ResultStore.runs()` and `samples()` return these. Key access (`row["status"]`) still works for
+`ResultStore.runs()` and `samples()` return these; `Producer` is who produced a field or a cell. Key access (`row["status"]`) still works for
 callers written against the dict rows of earlier versions; new code uses attributes. What a user
 lists (ISO times) is `store_tables.py`.
 """
@@ -11,6 +11,20 @@ import json
 import sqlite3
 from dataclasses import dataclass, fields
 from typing import Any
+
+
+@dataclass(frozen=True)
+class Producer:
+    """The worker that produced a field or cells: the name it gave, and the name of its CurveZMQ
+    key when keys are configured (the identity the server authenticated; '' without keys)."""
+
+    name: str = ""
+    key: str = ""
+
+    @classmethod
+    def of(cls, name: str, principal: str) -> Producer:
+        """From a worker's name and the dispatcher's principal (`key:<name>` with CurveZMQ)."""
+        return cls(name, principal.removeprefix("key:") if principal.startswith("key:") else "")
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,11 @@ SCHEMA_VERSION = 4
 3 added `cells.counted` (1: in the sample's differential, 0: stored but not counted, NULL: not yet
 decided) and the views `run_list`, `sample_list`, `cell_list` and `counted_cells`; 4 added the rig
 set-up that took a sample's fields (`samples.pixel_size_um`, `samples.settings_digest`: NULL when
-not recorded, '' for a sample whose fields disagree), which a model validation is bound to."""
+not recorded, '' for a sample whose fields disagree), which a model validation is bound to, and
+which worker produced each field and cell (`fields.worker`, `fields.worker_key`: the segment worker;
+`cells.worker`, `cells.worker_key`: the classify worker; its name, and its CurveZMQ key's name when
+keys are configured; NULL when not recorded); `cell_list` shows them (`segment_worker` from the
+cell's field)."""
 
 READABLE_VERSIONS = ("1", "2", "3", str(SCHEMA_VERSION))
 """Schema versions a read-only open accepts as they are."""
@@ -60,6 +64,8 @@ CREATE TABLE IF NOT EXISTS fields (
     cell_count INTEGER,
     status TEXT NOT NULL CHECK (status IN ('done', 'failed')),
     reason TEXT NOT NULL DEFAULT '',
+    worker TEXT,
+    worker_key TEXT,
     PRIMARY KEY (run_id, sample_id, fov)
 );
 CREATE TABLE IF NOT EXISTS cells (
@@ -76,6 +82,8 @@ CREATE TABLE IF NOT EXISTS cells (
     bbox_x INTEGER NOT NULL, bbox_y INTEGER NOT NULL, bbox_w INTEGER NOT NULL, bbox_h INTEGER NOT NULL,
     thumbnail BLOB,
     counted INTEGER,
+    worker TEXT,
+    worker_key TEXT,
     PRIMARY KEY (run_id, sample_id, fov, cell_index)
 );
 """
@@ -83,7 +91,7 @@ CREATE TABLE IF NOT EXISTS cells (
 CELL_INSERT = (
     "INSERT OR IGNORE INTO cells (run_id, sample_id, fov, cell_index, cell_class, probabilities,"
     " head_probabilities, disagreement, flagged, flag_reason, bbox_x, bbox_y, bbox_w, bbox_h,"
-    " thumbnail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " thumbnail, worker, worker_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 """Named columns: a schema-1/2 file migrated in place has `counted` last, a new one too."""
 
@@ -120,21 +128,34 @@ def sample_list_sql(has_simulated: bool = True) -> str:
     )
 
 
-def cell_list_sql(has_counted: bool = True, has_simulated: bool = True) -> str:
-    """SELECT of every stored cell with its sample's `simulated` and one probability column per
-    class (view `cell_list`); a schema-1/2 file reads NULL where a column is missing."""
+def cell_list_sql(
+    has_counted: bool = True, has_simulated: bool = True, has_worker: bool = True
+) -> str:
+    """SELECT of every stored cell with its sample's `simulated`, one probability column per
+    class and the workers that produced it (view `cell_list`); an older file reads NULL where a
+    column is missing."""
     probabilities = ", ".join(
         f"json_extract(c.probabilities, '$[{i}]') AS {name}"
         for i, name in enumerate(PROBABILITY_COLUMNS)
     )
     counted = "c.counted" if has_counted else "NULL AS counted"
     simulated = "s.simulated" if has_simulated else "NULL AS simulated"
+    workers = (
+        "c.worker, c.worker_key, f.worker AS segment_worker"
+        if has_worker
+        else "NULL AS worker, NULL AS worker_key, NULL AS segment_worker"
+    )
+    fields = (
+        " LEFT JOIN fields f ON f.run_id = c.run_id AND f.sample_id = c.sample_id AND f.fov = c.fov"
+        if has_worker
+        else ""
+    )
     return (
         f"SELECT c.run_id, c.sample_id, c.fov, c.cell_index, c.cell_class, {counted},"
         f" c.flagged, c.flag_reason, c.disagreement, {probabilities},"
-        f" c.bbox_x, c.bbox_y, c.bbox_w, c.bbox_h, {simulated}"
+        f" c.bbox_x, c.bbox_y, c.bbox_w, c.bbox_h, {workers}, {simulated}"
         " FROM cells c JOIN samples s ON s.run_id = c.run_id AND s.sample_id = c.sample_id"
-        " ORDER BY c.run_id, c.sample_id, c.fov, c.cell_index"
+        f"{fields} ORDER BY c.run_id, c.sample_id, c.fov, c.cell_index"
     )
 
 
@@ -170,11 +191,20 @@ def _migrate_2_to_3(db: sqlite3.Connection) -> None:
 
 
 def _migrate_3_to_4(db: sqlite3.Connection) -> None:
-    """Add the rig set-up columns, NULL (not recorded) for the samples already there."""
-    columns = {r[1] for r in db.execute("PRAGMA table_info(samples)")}
-    for name, kind in (("pixel_size_um", "REAL"), ("settings_digest", "TEXT")):
-        if name not in columns:
-            db.execute(f"ALTER TABLE samples ADD COLUMN {name} {kind}")
+    """Add the rig set-up and the worker columns, NULL (not recorded) for the rows already there;
+    the cell views are made again with the worker columns."""
+    added = {
+        "samples": (("pixel_size_um", "REAL"), ("settings_digest", "TEXT")),
+        "fields": (("worker", "TEXT"), ("worker_key", "TEXT")),
+        "cells": (("worker", "TEXT"), ("worker_key", "TEXT")),
+    }
+    for table, new in added.items():
+        columns = {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
+        for name, kind in new:
+            if name not in columns:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+    db.execute("DROP VIEW IF EXISTS counted_cells")
+    db.execute("DROP VIEW IF EXISTS cell_list")
 
 
 _MIGRATIONS = {

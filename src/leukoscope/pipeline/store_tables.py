@@ -72,6 +72,9 @@ class CellRow:
     bbox_y: int
     bbox_w: int
     bbox_h: int
+    worker: str | None  # the classify worker's name (None: not recorded)
+    worker_key: str | None  # its CurveZMQ key's name ('' without keys)
+    segment_worker: str | None  # the segment worker that cut the cell from its field
     simulated: bool | None
 
     def record(self) -> dict[str, Any]:
@@ -127,8 +130,11 @@ def sample_rows(store: ResultStore, run_id: str | None = None) -> list[SampleRow
 
 def cell_rows(store: ResultStore, run_id: str, sample_id: str) -> list[CellRow]:
     """Every stored cell of one sample of one run, in (fov, cell_index) order."""
-    has_counted = "counted" in _columns(store, "cells")
-    sql = cell_list_sql(has_counted, "simulated" in _columns(store, "samples"))
+    cell_columns = _columns(store, "cells")
+    has_counted = "counted" in cell_columns
+    sql = cell_list_sql(
+        has_counted, "simulated" in _columns(store, "samples"), "worker" in cell_columns
+    )
     rows = [
         dict(r)
         for r in store.query(
@@ -159,5 +165,8 @@ def _typed_cell(values: dict[str, Any]) -> CellRow:
         bbox_y=int(values["bbox_y"]),
         bbox_w=int(values["bbox_w"]),
         bbox_h=int(values["bbox_h"]),
+        worker=values["worker"],
+        worker_key=values["worker_key"],
+        segment_worker=values["segment_worker"],
         simulated=_flag(values["simulated"]),
     )

@@ -80,6 +80,7 @@ def parquet_bytes(cells: Sequence[CellRow]) -> bytes:
         "bbox_w": pa.int32(),
         "bbox_h": pa.int32(),
         "simulated": pa.bool_(),
+        **dict.fromkeys(("worker", "worker_key", "segment_worker"), pa.string()),
     }
     schema = pa.schema(
         [pa.field(c, types[c]) for c in CELL_COLUMNS],
