@@ -19,8 +19,10 @@ import pytest
 
 from leukoscope.classifier.infer import Predictor
 from leukoscope.config import PipelineConfig
+from leukoscope.instrument import storage
 from leukoscope.pipeline.counts import clopper_pearson
 from leukoscope.pipeline.runner import run_embedded
+from leukoscope.pipeline.service import model_version
 from leukoscope.pipeline.sources import saved_acquisition
 from leukoscope.pipeline.store import ResultStore
 from leukoscope.report.data import gather_report
@@ -29,6 +31,7 @@ from leukoscope.review.records import ReviewConflict
 from leukoscope.review.store import ReviewStore
 
 from ..integration.pipeline_helpers import small_acquisition, untrained_checkpoint
+from ..integration.release_helpers import give_evidence
 from ..integration.review_helpers import PASSWORD, LiveApp, add_user, finished_sample
 
 try:
@@ -44,6 +47,16 @@ NATIVE_PX = 96
 KEY = {"NEU": "n", "LYM": "l", "MO": "m", "EOS": "e", "BAS": "b"}
 
 
+def as_acquired(folder: Path) -> Path:
+    """The simulated fields re-saved as a real rig saves them (marked acquired, in
+    acquisition.json and every field): a sample the lab may release."""
+    meta = storage.read_acquisition_meta(folder).model_copy(update={"simulated": False})
+    storage.write_acquisition_meta(folder, meta)
+    for fov in storage.list_fields(folder):
+        storage.write_field(folder, storage.read_field(folder, fov), simulated=False)
+    return folder
+
+
 def chromium() -> str:
     """The system Chromium; skip without one, except in CI where it must be installed."""
     found = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -57,14 +70,17 @@ def chromium() -> str:
 
 @pytest.fixture(scope="module")
 def analysed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
-    """Simulated fields analysed by the embedded pipeline (untrained model: cells get flagged)."""
+    """Simulated fields saved as a real rig saves them, analysed by the embedded pipeline
+    (untrained model: cells get flagged), the model validated for the rig."""
     root = tmp_path_factory.mktemp("review")
     model = untrained_checkpoint(root / "model.pt")
     predictor = Predictor.load(model, backend="torch", threads=1)
-    folder = small_acquisition(root / "acq", SAMPLE, 4, seed=5)
+    folder = as_acquired(small_acquisition(root / "acq", SAMPLE, 4, seed=5))
     database = root / "results.sqlite"
     with ResultStore(database) as store:
-        run_id = store.start_run(model_path=str(model), model_version="e2e-review")
+        run_id = store.start_run(
+            model_path=str(model), model_version=model_version(predictor, model)
+        )
         run_embedded(
             PipelineConfig(target_cells=0),
             [saved_acquisition(folder)],
@@ -76,6 +92,7 @@ def analysed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, s
             timeout_s=60,
         )
         store.finish_run(run_id)
+    give_evidence(database, run_id, SAMPLE)  # a passing validation of the model on this rig
     yield database, run_id
 
 

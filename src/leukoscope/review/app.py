@@ -93,6 +93,7 @@ class ReviewService:
         self.results = ResultStore(database)
         self.reviews = ReviewStore(database)
         self.accounts = Accounts(database)
+        self.require_verification = settings.review.require_verification
         self.colours = display_colours(settings)
         self.native = NativeCrops(settings.pipeline.segmentation.crop_um)
         self.lock = threading.Lock()
@@ -295,6 +296,7 @@ def _add_routes(
             service.reviews.release(
                 run_id, sample_id, reviewer=user_of(request), version=body.version,
                 partial=body.partial, reason=body.reason,
+                verification=service.require_verification,
             )  # fmt: skip
             return service.open(run_id, sample_id)
 

@@ -136,10 +136,16 @@ def review_html(
         f'</h1><p id="state" role="status">loading…</p>'
         f"{user_bar(user)}"
         '<button id="release" type="button">Sign off and release</button>'
+        '<span id="partial-box"><label><input type="checkbox" id="partial"> partial</label> '
+        '<input id="partial-reason" placeholder="why partial (sent with the result)" '
+        'maxlength="500"></span>'
         '<span id="reopen-box"><input id="reopen-reason" placeholder="reason to reopen" '
         'maxlength="500"><button id="reopen" type="button">Reopen</button></span>'
         '<label><input type="checkbox" id="flagged-only"> flagged only (f)</label>'
         '<p id="message" role="alert"></p></header>'
+        '<div id="simulated-banner" class="banner" hidden>SIMULATED: counts from the simulator, '
+        "not from a patient's blood; never released</div>"
+        '<section id="evidence"><p id="model-evidence"></p><p id="fields-note"></p></section>'
         '<main><section id="differential-box"><h2>Differential</h2>'
         '<table id="differential"><thead><tr><th>class</th><th>reviewed</th><th>%</th>'
         "<th>95% interval</th><th>original</th><th>%</th></tr></thead><tbody></tbody></table>"

@@ -125,6 +125,7 @@ def page_state(
         "release_kind": state.release_kind if state else "",
         "release_reason": state.release_reason if state else "",
         "releases": state.releases if state else 0,
+        "submitted_by": state.submitted_by if state else "",
         "target_cells": facts.target_cells,
         "fields_done": summary.fields_done,
         "fields_failed": [{"fov": fov, "reason": why} for fov, why in facts.failed_fields],

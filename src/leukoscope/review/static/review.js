@@ -50,9 +50,46 @@
     $("state").textContent = released
       ? `Released by ${state.reviewer} at ${new Date(state.released_s * 1000).toISOString()}: locked`
       : `Open for review (status ${state.status}); version ${state.version}`;
+    if (released && state.release_kind === "partial") {
+      $("state").textContent += ` (partial: ${state.release_reason})`;
+    }
+    if (!released && state.submitted_by) {
+      $("state").textContent = `Submitted by ${state.submitted_by} for verification: a second ` +
+        `person releases it; version ${state.version}`;
+    }
+    if (state.releases > 1 || (state.releases === 1 && !released)) {
+      $("state").textContent += `; released ${state.releases} time(s): a new release corrects the last`;
+    }
     body.classList.toggle("released", released);
-    $("release").disabled = released;
+    $("release").disabled = released; // the server decides; its refusal is shown as a message
+    $("partial-box").hidden = released;
     $("reopen-box").hidden = !released;
+    renderEvidence();
+  }
+
+  function renderEvidence() {
+    $("simulated-banner").hidden = !state.simulated;
+    const e = state.evidence;
+    const sha = e.model_sha256 ? e.model_sha256.slice(0, 12) : "unknown";
+    if (e.validation) {
+      const v = e.validation;
+      const when = new Date(v.created_s * 1000).toISOString().slice(0, 10);
+      $("model-evidence").textContent = `Model ${sha}: validated on this rig ${when} by ` +
+        `${v.validated_by} (${v.samples} samples, accuracy ${(100 * v.accuracy).toFixed(1)} %, ` +
+        `largest bias ${v.largest_bias_pp.toFixed(1)} pp ${v.largest_bias_class})`;
+      $("model-evidence").className = "ok";
+    } else {
+      $("model-evidence").textContent = `Model ${sha}: not releasable: ${e.why_not}`;
+      $("model-evidence").className = "warn";
+    }
+    const failed = state.fields_failed.map((f) => `field ${f.fov}: ${f.reason}`);
+    const parts = [`${state.fields_done} field(s) analysed, target ${state.target_cells} cells`];
+    parts.push(failed.length ? `failed: ${failed.join("; ")}` : "no failed field");
+    if (state.flagged_fields.length) {
+      parts.push(`flagged cells in field(s) ${state.flagged_fields.join(", ")}`);
+    }
+    $("fields-note").textContent = parts.join(" · ");
+    $("fields-note").className = failed.length ? "warn" : "";
   }
 
   function buildGalleries() {
@@ -128,8 +165,13 @@
   }
 
   async function signOff() {
-    try { apply(await call("/release", { version: state.version })); say("Released."); }
-    catch (error) { say(error.message); }
+    const partial = $("partial").checked;
+    const payload = { version: state.version, partial, reason: partial ? $("partial-reason").value : "" };
+    try {
+      apply(await call("/release", payload));
+      say(state.state === "released" ? (partial ? "Released as partial." : "Released.")
+        : "Submitted: a second person must verify and release it.");
+    } catch (error) { say(error.message); }
   }
 
   async function reopen() {
