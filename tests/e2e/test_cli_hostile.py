@@ -98,3 +98,17 @@ def test_simulate_requests_are_bounded_before_rendering(
     err = refused(monkeypatch, capsys, "simulate", *[str(out) if a == "OUT" else a for a in args])
     assert message in err
     assert not any(out.iterdir()) if out.exists() else True
+
+
+def test_send_checks_its_paths_before_waiting_for_a_server(tmp_path: Path) -> None:
+    import time
+
+    from ..integration.pipeline_helpers import free_base_port
+
+    began = time.monotonic()
+    connect = f"tcp://127.0.0.1:{free_base_port()}"
+    line = one_error_line(
+        leukoscope(tmp_path, "send", str(tmp_path / "nope"), "--connect", connect)
+    )
+    assert "nothing to send" in line and "nope" in line
+    assert time.monotonic() - began < 20  # no wait for the (absent) server

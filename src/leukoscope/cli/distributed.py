@@ -149,11 +149,16 @@ def send_command(
     from leukoscope.pipeline.sources import SampleJob, saved_acquisition
 
     jobs: list[SampleJob] = []
-    for path in paths:
+    skipped: list[tuple[Path, str]] = []
+    for path in paths:  # every path checked before the server is waited for
         try:
             jobs.append(saved_acquisition(path))
         except StorageError as exc:
-            err_console.print(f"skipped {path}: {exc}", markup=False, highlight=False)
+            skipped.append((path, str(exc)))
+    if not jobs:
+        raise StorageError(f"nothing to send: {'; '.join(reason for _, reason in skipped)}")
+    for path, reason in skipped:
+        err_console.print(f"skipped {path}: {reason}", markup=False, highlight=False)
     with stop_on_signals() as stop:
         finals = send(settings(), jobs, Endpoints.parse(connect), stop=stop, notify=notice)
     for summary in finals.values():
