@@ -15,7 +15,9 @@ from fhir.resources.R4B.bundle import Bundle
 from leukoscope.errors import ParameterError, StorageError
 from leukoscope.pipeline.store import ResultStore
 from leukoscope.report.data import gather_report
+from leukoscope.report.export import report_document
 from leukoscope.report.lis import render_fhir, render_hl7
+from leukoscope.report.render import render_report
 from leukoscope.review.gates import ReleaseRefused
 from leukoscope.review.store import ReviewStore
 
@@ -162,6 +164,10 @@ def test_a_reopened_and_released_again_sample_goes_out_as_a_correction(
     assert [r.release_no for r in releases] == [1, 2]
     assert releases[0].differential != releases[1].differential  # both versions kept
     data = _data(database)
+    release = report_document(data)["review"]["release"]
+    assert (release["kind"], release["release_no"], release["correction"]) == ("final", 2, True)
+    assert release["chain_head"] == releases[1].chain_head and len(release["chain_head"]) == 64
+    assert "(correction 2)" in render_report(data, "html")
     message = hl7.parse(render_hl7(data))
     assert str(message.segment("OBR")[25]) == "C"
     assert [str(obx[11]) for obx in message.segments("OBX")] == ["C"] * 5

@@ -168,6 +168,22 @@ def validation_document(data: ReportData) -> dict[str, Any]:
     }
 
 
+def _release_block(data: ReportData) -> dict[str, Any] | None:
+    """The release in force: kind, why partial, which release (2 and more: corrections), who
+    verified it and the review record chain head it was released on (None unless released)."""
+    record = data.review.current_release if data.review else None
+    if record is None:
+        return None
+    return {
+        "kind": record.kind,
+        "reason": record.reason,
+        "release_no": record.release_no,
+        "correction": record.correction,
+        "verified_by": record.verified_by,
+        "chain_head": record.chain_head,
+    }
+
+
 def review_document(data: ReportData) -> dict[str, Any]:
     """The review block: state, reviewer, release time and the original differential."""
     review = data.review
@@ -179,6 +195,7 @@ def review_document(data: ReportData) -> dict[str, Any]:
         "reclassifications": review.changes if review else 0,
         "artefacts": review.artefacts if review else 0,
         "smudges": review.smudges if review else 0,
+        "release": _release_block(data),
         "original_cells_counted": original.cells_counted,
         "original_differential": [
             {

@@ -197,7 +197,19 @@ def review_section(data: ReportData) -> str:
         f"{review.smudges} smudge(s) left the differential. The counts are the reviewed ones; "
         "the classifier's original counts are in the Original column."
     )
-    if review.state == RELEASED:
+    record = review.current_release
+    if review.state == RELEASED and record is not None:
+        kind = "Released" if record.kind == "final" else "Released as PARTIAL"
+        kind += f" (correction {record.release_no})" if record.correction else ""
+        why = f": {record.reason}" if record.reason else ""
+        verified = f", verified by {record.verified_by}" if record.verified_by else ""
+        head = (
+            f'<p class="status status-complete" id="released">{esc(kind)} by '
+            f"{esc(review.reviewer)}{esc(verified)} on {esc(utc(review.released_s))}"
+            f'{esc(why)}</p><p class="muted mono">review record chain head sha256:'
+            f"{esc(record.chain_head)}</p>"
+        )
+    elif review.state == RELEASED:
         head = (
             f'<p class="status status-complete" id="released">Released by '
             f"{esc(review.reviewer)} on {esc(utc(review.released_s))}</p>"
