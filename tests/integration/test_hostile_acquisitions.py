@@ -42,3 +42,23 @@ def test_duplicate_keys_and_an_unknown_format_version_are_refused(tmp_path: Path
     meta.write_text(json.dumps(data))
     with pytest.raises(StorageError, match="format_version 2 is not one this version reads"):
         storage.read_acquisition_meta(folder)
+
+
+def test_resume_of_a_complete_sample_is_refused(tmp_path: Path) -> None:
+    import sqlite3
+
+    from leukoscope.errors import ParameterError
+    from leukoscope.pipeline.resume import refuse_complete
+    from leukoscope.pipeline.store import ResultStore
+
+    db = tmp_path / "r.sqlite"
+    refuse_complete(db, "S-1")  # no database yet: nothing to refuse
+    with ResultStore(db) as store:
+        run_id = store.start_run()
+        store.start_sample(run_id, "S-1", target_cells=10, fields_total=None)
+    refuse_complete(db, "S-1")  # running, interrupted or incomplete: resumable
+    with sqlite3.connect(db) as raw:
+        raw.execute("UPDATE samples SET status='complete'")
+    with pytest.raises(ParameterError, match=r"'S-1' is complete .* --replace"):
+        refuse_complete(db, "S-1")
+    refuse_complete(db, "S-2")

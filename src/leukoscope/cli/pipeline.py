@@ -80,7 +80,12 @@ def run_command(
 
     from leukoscope.ids import check_sample_id
     from leukoscope.instrument.rig import SimulationOptions, open_rig
-    from leukoscope.pipeline.resume import resume_args, resume_point, resumed_acquisition
+    from leukoscope.pipeline.resume import (
+        refuse_complete,
+        resume_args,
+        resume_point,
+        resumed_acquisition,
+    )
     from leukoscope.pipeline.service import analyse, load_predictor
     from leukoscope.pipeline.sources import rig_acquisition
 
@@ -88,6 +93,8 @@ def run_command(
     current = pipeline_settings(cells, db)
     out_dir = (out or current.rig.acquisition.data_dir) / sample
     point = resume_point(out_dir, sample, replace) if resume else None
+    if point is not None:
+        refuse_complete(current.pipeline.results_db, sample)
     if point is None:
         new_sample_folder(sample, out_dir, replace)
     target = current.pipeline.target_cells

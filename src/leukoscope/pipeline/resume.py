@@ -7,7 +7,8 @@ that folder back: the saved fields are analysed again from disk (segmentation an
 are deterministic, so they count as they did) and acquisition continues at the next field, into the
 same folder, up to `--max-fields` or the target count. The result is a new run of the same sample.
 
-Refused (one StorageError line each), because fields from two set-ups must never be mixed: no
+A sample whose latest run is complete is not resumed (one ParameterError line saying how to start
+it again). Refused (one StorageError line each), because fields from two set-ups must never be mixed: no
 acquisition of that sample in the folder; a rig whose acquisition settings (digest) differ from
 those the fields were taken with; a simulated rig resuming a real sample or the reverse; a camera
 configured for another frame size.
@@ -84,6 +85,26 @@ def resume_point(folder: Path, sample_id: str, replace: bool = False) -> ResumeP
     next_fov = min(last + 1, acquired)
     kept = tuple(f for f in saved if f < next_fov)
     return ResumePoint(folder, meta, kept, failed, next_fov)
+
+
+def refuse_complete(results_db: Path, sample_id: str) -> None:
+    """Refuse (ParameterError) to resume a sample whose latest run in `results_db` is complete:
+    there is nothing left to acquire, and a second complete result would be made."""
+    from leukoscope.pipeline.store import ResultStore
+
+    if not Path(results_db).is_file():
+        return
+    with ResultStore(results_db, read_only=True) as store:
+        rows = store.query(
+            "SELECT run_id, status FROM samples WHERE sample_id=? ORDER BY started_s DESC LIMIT 1",
+            (sample_id,),
+        )
+    if rows and rows[0]["status"] == "complete":
+        raise ParameterError(
+            f"sample {sample_id!r} is complete (run {str(rows[0]['run_id'])[:8]}): nothing to "
+            f"resume; to acquire it again from the start: leukoscope run --sample {sample_id} "
+            "--replace (deletes its saved fields), or use a new sample id"
+        )
 
 
 def check_same_rig(point: ResumePoint, rig: Rig) -> None:
