@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from leukoscope.errors import StorageError
-from leukoscope.pipeline import store_read
+from leukoscope.pipeline import interrupted, store_read
 from leukoscope.pipeline.counts import differential_cells, summarize
 from leukoscope.pipeline.ledger import SampleLedger
 from leukoscope.pipeline.store_read import SampleProgress
@@ -112,6 +112,7 @@ class ResultStore:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             found = create_or_migrate(db, lambda d: store_read.mark_all_counted(d, self.path))
+            interrupted.mark_interrupted(db, found in READABLE_VERSIONS)  # runs killed, not ended
         except sqlite3.Error as exc:
             raise StorageError(f"{self.path}: cannot open results database: {exc}") from None
         if found not in READABLE_VERSIONS:
@@ -166,10 +167,9 @@ class ResultStore:
         run_id = run_id or uuid.uuid4().hex
         with self._tx() as db:
             db.execute(
-                "INSERT OR IGNORE INTO runs (run_id, started_s, model_path, model_version,"
-                " config_digest) VALUES (?, ?, ?, ?, ?)",
+                interrupted.RUN_INSERT,  # a resumed run is this process's now
                 (run_id, time.time() if started_s is None else started_s, model_path,
-                 model_version, config_digest),
+                 model_version, config_digest, *interrupted.this_process()),
             )  # fmt: skip
         return run_id
 

@@ -21,7 +21,8 @@ not recorded, '' for a sample whose fields disagree), which a model validation i
 which worker produced each field and cell (`fields.worker`, `fields.worker_key`: the segment worker;
 `cells.worker`, `cells.worker_key`: the classify worker; its name, and its CurveZMQ key's name when
 keys are configured; NULL when not recorded); `cell_list` shows them (`segment_worker` from the
-cell's field)."""
+cell's field); and the process that recorded each run (`runs.pid`, `runs.host`), so that samples of
+a run killed without finishing are marked interrupted."""
 
 READABLE_VERSIONS = ("1", "2", "3", str(SCHEMA_VERSION))
 """Schema versions a read-only open accepts as they are."""
@@ -34,7 +35,9 @@ CREATE TABLE IF NOT EXISTS runs (
     finished_s REAL,
     model_path TEXT NOT NULL DEFAULT '',
     model_version TEXT NOT NULL DEFAULT '',
-    config_digest TEXT NOT NULL DEFAULT ''
+    config_digest TEXT NOT NULL DEFAULT '',
+    pid INTEGER,
+    host TEXT
 );
 CREATE TABLE IF NOT EXISTS samples (
     run_id TEXT NOT NULL REFERENCES runs(run_id),
@@ -194,6 +197,7 @@ def _migrate_3_to_4(db: sqlite3.Connection) -> None:
     """Add the rig set-up and the worker columns, NULL (not recorded) for the rows already there;
     the cell views are made again with the worker columns."""
     added = {
+        "runs": (("pid", "INTEGER"), ("host", "TEXT")),
         "samples": (("pixel_size_um", "REAL"), ("settings_digest", "TEXT")),
         "fields": (("worker", "TEXT"), ("worker_key", "TEXT")),
         "cells": (("worker", "TEXT"), ("worker_key", "TEXT")),

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from leukoscope.pipeline.interrupted import shown_status
 from leukoscope.pipeline.store import ResultStore
 from leukoscope.pipeline.store_schema import (
     PROBABILITY_COLUMNS,
@@ -118,11 +119,18 @@ def run_rows(store: ResultStore) -> list[RunRow]:
 
 
 def sample_rows(store: ResultStore, run_id: str | None = None) -> list[SampleRow]:
-    """The samples of one run (or all), in start order."""
+    """The samples of one run (or all), in start order (one whose run was killed before it
+    finished: `interrupted`)."""
     sql = sample_list_sql(has_simulated="simulated" in _columns(store, "samples"))
     rows = [dict(r) for r in store.query(sql)]
     return [
-        SampleRow(**{**r, "simulated": _flag(r["simulated"])})
+        SampleRow(
+            **{
+                **r,
+                "simulated": _flag(r["simulated"]),
+                "status": shown_status(r["status"], r["reason"] or ""),
+            }
+        )
         for r in rows
         if run_id is None or r["run_id"] == run_id
     ]
