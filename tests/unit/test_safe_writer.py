@@ -115,3 +115,11 @@ def test_formula_like_cells_are_neutralised(text: str) -> None:
 def test_plain_cells_and_numbers_are_kept() -> None:
     assert safe_cell("NEU") == "NEU" and safe_cell(-3) == -3 and safe_cell(None) is None
     assert csv_text(["n"], [[-1.5]]) == "n\n-1.5\n"
+
+
+def test_every_people_csv_goes_through_the_neutraliser() -> None:
+    from leukoscope.report.tables import render_csv
+
+    text = render_csv([{"sample_id": "S-1", "flag_reason": "=HYPERLINK(\"x\")"}],
+                      ("sample_id", "flag_reason"))  # fmt: skip
+    assert text.splitlines()[1] == 'S-1,"\'=HYPERLINK(""x"")"'
