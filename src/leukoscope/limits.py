@@ -17,3 +17,6 @@ MAX_EXPOSURE_US = 10_000_000.0
 BIT_DEPTHS = (8, 10, 12, 14, 16)
 """Camera bit depths (GenICam Mono8..Mono16)."""
 MAX_BIT_DEPTH = 16
+
+MAX_INDEX = 2**31 - 1
+"""Largest field or cell index anywhere (a sample of 2 billion fields is not a microscope's)."""

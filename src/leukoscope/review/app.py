@@ -17,14 +17,16 @@ import threading
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import FastAPI, Request
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
+from leukoscope import limits
 from leukoscope.classifier.model_info import read_model_info
 from leukoscope.config import Settings
 from leukoscope.errors import LeukoscopeError, ParameterError, StorageError
@@ -32,6 +34,7 @@ from leukoscope.ids import check_sample_id
 from leukoscope.pipeline.store import ResultStore, SampleRecord
 from leukoscope.review.accounts import Accounts
 from leukoscope.review.auth import Gate, user_of
+from leukoscope.review.body_limit import BodyLimit
 from leukoscope.review.gates import ReleaseRefused
 from leukoscope.review.images import VIEWS, cell_view, display_colours
 from leukoscope.review.native import NativeCrops, cell_tiles
@@ -42,6 +45,10 @@ from leukoscope.review.store import ReviewStore
 from leukoscope.types import MODALITIES, CellKey, Modality, SampleStatus, parse_modalities
 
 ASSETS = ("review.js", "review.css", "account.js")
+Index = Annotated[int, PathParam(ge=0, le=limits.MAX_INDEX)]
+"""A field or cell index in a path: bounded before it reaches SQLite (whose integers are 64-bit)."""
+MAX_BODY_BYTES = 64 * 1024
+"""Largest request body: a reclassification, release or login is well under 1 KiB."""
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 TOKEN_COOKIE = "leukoscope_review_token"
 CSP = (
@@ -123,14 +130,23 @@ class ReviewService:
             self._facts[key] = sample_facts(self.results, run_id, sample_id)
         return self._facts[key]
 
-    def open(self, run_id: str, sample_id: str) -> dict[str, Any]:
-        """Open the sample for review (once) and return the page state."""
+    def finished(self, run_id: str, sample_id: str) -> SampleFacts:
+        """The facts of a finished sample; ReviewConflict while it is still running."""
         row = self.check_sample(run_id, sample_id)
         if row["status"] == SampleStatus.RUNNING.value:
             raise ReviewConflict(
                 f"sample {sample_id!r} is still running: review it once its differential is final"
             )
-        facts = self.facts(run_id, sample_id)
+        return self.facts(run_id, sample_id)
+
+    def view(self, run_id: str, sample_id: str) -> dict[str, Any]:
+        """The page state, changing nothing (a sample never opened shows its original cells)."""
+        return page_state(self.reviews, self.finished(run_id, sample_id), run_id, sample_id)
+
+    def open(self, run_id: str, sample_id: str) -> dict[str, Any]:
+        """Open the sample for review (once, before its first change) and return the page
+        state."""
+        facts = self.finished(run_id, sample_id)
         known = (facts.summary, list(facts.results.values()))
         self.reviews.open_review(self.results, run_id, sample_id, known=known)
         return page_state(self.reviews, facts, run_id, sample_id)
@@ -193,6 +209,7 @@ def create_app(
 
     if allowed_hosts is not None:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)
+    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     _add_routes(app, service, gate, csrf, assets)
     return app
 
@@ -269,18 +286,19 @@ def _add_routes(
         with service.lock:
             row = service.check_sample(run_id, sample_id)
             finished = row["status"] != SampleStatus.RUNNING.value
-            state = service.open(run_id, sample_id) if finished else None
+            state = service.view(run_id, sample_id) if finished else None
         return HTMLResponse(review_html(run_id, sample_id, csrf, state, user_of(request)))
 
     @app.get("/api/sample/{run_id}/{sample_id}")
     def sample_state(run_id: str, sample_id: str) -> dict[str, Any]:
         with service.lock:
-            return service.open(run_id, sample_id)
+            return service.view(run_id, sample_id)
 
     @app.post("/api/sample/{run_id}/{sample_id}/cell/{fov}/{cell_index}")
     def reclassify(
-        request: Request, run_id: str, sample_id: str, fov: int, cell_index: int, edit: CellEdit
-    ) -> dict[str, Any]:
+        request: Request, run_id: str, sample_id: str, fov: Index, cell_index: Index,
+        edit: CellEdit,
+    ) -> dict[str, Any]:  # fmt: skip
         with service.lock:
             service.open(run_id, sample_id)
             service.reviews.reclassify(
@@ -311,7 +329,7 @@ def _add_routes(
             return service.open(run_id, sample_id)
 
     @app.get("/img/{run_id}/{sample_id}/{fov}/{cell_index}/{view}.png")
-    def picture(run_id: str, sample_id: str, fov: int, cell_index: int, view: str) -> Response:
+    def picture(run_id: str, sample_id: str, fov: Index, cell_index: Index, view: str) -> Response:
         if view not in VIEWS:
             raise ParameterError(f"view {view!r} is not one of {', '.join(VIEWS)}")
         with service.lock:

@@ -43,6 +43,14 @@ def sample_facts(results: ResultStore, run_id: str, sample_id: str) -> SampleFac
     )
 
 
+def unopened_cells(facts: SampleFacts) -> list[ReviewCell]:
+    """The cells a review would start from: the classifier's counted cells, unchanged."""
+    return [
+        ReviewCell(fov, index, r.cell_class.value, r.cell_class.value, r.flagged, 0)
+        for (fov, index), r in sorted(facts.results.items())
+    ]
+
+
 def evidence_state(evidence: Evidence) -> dict[str, Any]:
     """The model and validation behind the sample, as the page shows them."""
     validation = evidence.validation
@@ -106,9 +114,10 @@ def _cell(cell: ReviewCell, facts: SampleFacts) -> dict[str, Any]:
 def page_state(
     reviews: ReviewStore, facts: SampleFacts, run_id: str, sample_id: str
 ) -> dict[str, Any]:
-    """The review page's data for one sample (opened for review beforehand)."""
+    """The review page's data for one sample; one never opened for review shows the
+    classifier's cells (version 0), as opening it would copy them."""
     state: ReviewState | None = reviews.state(run_id, sample_id)
-    cells = reviews.cells(run_id, sample_id)
+    cells = reviews.cells(run_id, sample_id) if state is not None else unopened_cells(facts)
     reviewed = reviewed_summary(facts.summary, cells)
     summary = facts.summary
     flagged_fields = sorted({c.fov for c in cells if c.flagged})
