@@ -142,7 +142,7 @@ class Aggregator:
             run = self.book.samples.get(unit.sample_id)
             if run is not None:
                 reason = (
-                    f"{NO_ANSWER}: field {unit.fov}: no {unit.stage} result within "
+                    f"{NO_ANSWER}: no {unit.stage} result within "
                     f"{self.dispatcher.worker_timeout_s:g} s, {unit.attempts} attempt(s)"
                 )
                 principal = list(unit.tickets.values())[-1] if unit.tickets else ""

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from leukoscope.errors import OverBudget, WorkStopped
 
 OVER_BUDGET = "over_budget"
-"""How the failure reason of a unit that ran past its budget begins."""
+"""How the failure reason of a unit that ran past its budget begins (`over_budget: ran past its 5 s
+budget (merging lobes)`, written by the worker)."""
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class Budget:
         if self.stop is not None and self.stop.is_set():
             raise WorkStopped(f"stopped during {step}")
         if time.monotonic() > self.deadline:
-            raise OverBudget(f"{OVER_BUDGET}: ran past its {self.seconds:g} s budget ({step})")
+            raise OverBudget(f"ran past its {self.seconds:g} s budget ({step})")
 
 
 _current: ContextVar[Budget | None] = ContextVar("leukoscope_unit_budget", default=None)

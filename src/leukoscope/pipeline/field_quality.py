@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from leukoscope.errors import FieldQualityError, OverBudget, PipelineError, TooManyRegions
+from leukoscope.pipeline.budget import OVER_BUDGET
 from leukoscope.types import CellCrop, FrameSet, Modality
 
 BLANK_SPREAD = 0.002
@@ -162,9 +163,11 @@ def checked(
 
 def failure_reason(exc: BaseException) -> str:
     """A segment worker's reason for a failed field: the check's own words for a blank,
-    saturated or too busy field or one over its time budget (each begins with its kind, so it is
-    recognised), the exception's type and message otherwise."""
-    if isinstance(exc, (FieldQualityError, TooManyRegions, OverBudget)):
+    saturated or too busy field (each begins with its kind, so it is recognised), `over_budget:
+    ...` past its time budget, the exception's type and message otherwise."""
+    if isinstance(exc, OverBudget):
+        return f"{OVER_BUDGET}: {exc}"
+    if isinstance(exc, (FieldQualityError, TooManyRegions)):
         return str(exc)
     return f"segmentation failed: {type(exc).__name__}: {exc}"
 

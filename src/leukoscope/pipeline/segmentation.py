@@ -40,7 +40,7 @@ import numpy as np
 from scipy import ndimage
 
 from leukoscope.config import SegmentationConfig
-from leukoscope.errors import OverBudget, ParameterError, PipelineError, TooManyRegions
+from leukoscope.errors import ParameterError, PipelineError, TooManyRegions
 from leukoscope.imaging import DEFAULT_CROP_UM, crop_cell, crop_side_px
 from leukoscope.pipeline import budget
 from leukoscope.pipeline.regions import MergeStats, Region, flood, merge_lobes, pieces, seed_count
@@ -363,8 +363,6 @@ def segment(
         detections = detect(frameset.frame(Modality.FLUORESCENCE), frameset.pixel_size_um, params)
         return crop_detections(frameset, detections, out_px=out_px, params=params)
     except TooManyRegions as exc:
-        raise TooManyRegions(f"{TOO_MANY_REGIONS}: field {frameset.fov}: {exc}") from None
-    except OverBudget as exc:
-        raise OverBudget(f"{exc} on field {frameset.fov}") from None
+        raise TooManyRegions(f"{TOO_MANY_REGIONS}: {exc}") from None
     except cv2.error as exc:  # an image OpenCV cannot process (odd dtype or layout)
         raise PipelineError(f"segmentation of field {frameset.fov} failed: {exc}") from None
