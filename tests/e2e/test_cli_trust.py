@@ -157,9 +157,13 @@ def test_bind_past_the_last_port_is_one_line(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("command", ["send", "worker"])
 def test_send_and_worker_without_a_server_say_so_and_give_up(tmp_path: Path, command: str) -> None:
+    from leukoscope.instrument.simulator.acquisition import generate_acquisition
+
     address = f"tcp://127.0.0.1:{free_base_port()}"
+    saved = tmp_path / "S-1"  # send checks its paths first: a real one, so it waits for serve
+    generate_acquisition(saved, "S-1", 1, frame_shape=(32, 32), cells_per_field=0.0)
     args = {
-        "send": ["send", str(tmp_path / "nothing"), "--connect", address],
+        "send": ["send", str(saved), "--connect", address],
         "worker": ["worker", "segment", "--connect", address],
     }[command]
     env_timeout = {"LEUKOSCOPE__PIPELINE__CONNECT_TIMEOUT_S": "5"}
