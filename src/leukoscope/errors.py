@@ -80,7 +80,12 @@ class SecurityError(LeukoscopeError, PermissionError):
 
 
 class FieldQualityError(PipelineError):
-    """A field's frames are blank or over-exposed (pipeline/field_quality.py): that field fails."""
+    """A field's cells cannot be analysed (pipeline/field_quality.py): that field fails; `kind`
+    says why (a `field_quality.QualityKind` value)."""
+
+    def __init__(self, message: str, kind: str = "") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 class TooManyRegions(PipelineError):

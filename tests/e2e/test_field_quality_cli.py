@@ -28,7 +28,7 @@ def rewrite(folder: Path, change: object) -> Path:
         frameset = storage.read_field(folder, fov)
         full = 2**frameset.bit_depth - 1
         frames = tuple(change(f, full).astype(f.dtype) for f in frameset.frames)  # type: ignore[operator]
-        storage.write_field(folder, replace(frameset, frames=frames))
+        storage.write_field(folder, replace(frameset, frames=frames), simulated=True)
     return folder
 
 
@@ -39,14 +39,16 @@ def test_blank_saturated_and_empty_samples_are_flagged_never_complete(
     black = rewrite(
         small_acquisition(tmp_path / "black", "black", 2, seed=9), lambda f, _: np.zeros_like(f)
     )
-    glare = rewrite(
-        small_acquisition(tmp_path / "glare", "glare", 2, seed=10),
-        lambda f, full: np.minimum(f.astype(np.int64) * 3, full),  # three times over-exposed
-    )
+    glare = small_acquisition(tmp_path / "glare", "glare", 2, seed=10)
+    for fov in storage.list_fields(glare):  # fluorescence 20 times over-exposed: nuclei clipped
+        frameset = storage.read_field(glare, fov)
+        hot = np.minimum(frameset.frames[3].astype(np.int64) * 20, 4095).astype(np.uint16)
+        frames = (*frameset.frames[:3], hot)
+        storage.write_field(glare, replace(frameset, frames=frames), simulated=True)
     mixed = small_acquisition(tmp_path / "mixed", "mixed", 3, seed=11)
     frameset = storage.read_field(mixed, 1)
     dark = (*frameset.frames[:3], np.zeros_like(frameset.frames[3]))  # the UV light did not fire
-    storage.write_field(mixed, replace(frameset, frames=dark))
+    storage.write_field(mixed, replace(frameset, frames=dark), simulated=True)
     empty = small_acquisition(tmp_path / "empty", "empty", 1, seed=12)
     storage.field_path(empty, 0).unlink()
     meta = storage.read_acquisition_meta(empty)
@@ -60,8 +62,8 @@ def test_blank_saturated_and_empty_samples_are_flagged_never_complete(
     for sample in ("black", "glare", "mixed", "empty"):
         assert f"sample {sample} — incomplete" in result.stdout, result.stdout
     assert "sample good — complete" in result.stdout
-    assert "blank field: the color1 frame holds no image" in result.stdout
-    assert "saturated field: " in result.stdout
+    assert "blank: the color1 frame holds no image" in result.stdout
+    assert "saturated_nuclei: " in result.stdout
 
     with ResultStore(db, read_only=True) as store:
         run_id = store.runs()[-1]["run_id"]
@@ -72,10 +74,10 @@ def test_blank_saturated_and_empty_samples_are_flagged_never_complete(
     assert (glared.fields_failed, glared.fields_saturated, glared.cells_counted) == (2, 2, 0)
     assert (one_dark.fields_failed, one_dark.fields_blank) == (1, 1)
     assert list(stored) == [1] and stored[1].startswith(
-        "blank field: the fluorescence frame holds no image"
+        "blank: the fluorescence frame holds no image"
     )
     assert one_dark.cells_counted > 0  # its other fields still count
-    assert one_dark.status_reason.startswith("1 field(s) failed (field 1: blank field")
+    assert one_dark.status_reason.startswith("1 field(s) failed (field 1: blank:")
     assert (nothing.fields_total, nothing.cells_counted) == (0, 0)
     assert nothing.status_reason == "no fields of view"
 

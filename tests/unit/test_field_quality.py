@@ -1,4 +1,5 @@
-"""Blank and saturated fields: measured once where a field is segmented, failed with their reason."""
+"""Blank, dark and saturated fields: measured once where a field is segmented, failed with their
+kind and reason."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from leukoscope.errors import FieldQualityError, PipelineError
 from leukoscope.pipeline import counts, field_quality
 from leukoscope.pipeline.field_quality import (
     FrameStats,
+    QualityKind,
     check_field,
     checked,
     failure_reason,
@@ -83,45 +85,56 @@ def test_an_all_black_field_is_blank_and_names_every_frame() -> None:
     with pytest.raises(FieldQualityError) as caught:
         check_field(field(black))
     assert str(caught.value) == (
-        "blank field: the color1 frame holds no image (0.1-99.9th percentile 0-0 of 4095); "
-        "also the color2, color3, fluorescence frame(s)"
+        "blank: the color1 frame holds no image (0.1-99.9th percentile 0-0 of 4095)"
     )
-    assert field_quality.problem(frame_stats(black[0], Modality.COLOR1, 12)).endswith(
-        "0.1-99.9th percentile 0-0 of 4095)"
-    )
+    assert caught.value.kind == "blank"
+    found = field_quality.problem(frame_stats(black[0], Modality.COLOR1, 12))
+    assert found is not None and found.kind is QualityKind.BLANK
+    assert found.reason.endswith("0.1-99.9th percentile 0-0 of 4095)")
 
 
 def test_a_dark_bright_field_frame_is_blank_but_a_dark_fluorescence_frame_is_not() -> None:
     frames = normal_frames()
     rng = np.random.default_rng(3)
     frames[1] = rng.normal(60, 8, frames[1].shape).clip(0).astype(np.uint16)  # lamp off: noise
-    with pytest.raises(FieldQualityError, match="blank field: the color2 frame is dark"):
+    with pytest.raises(FieldQualityError, match=r"^dark: the color2 frame is dark"):
         check_field(field(frames))
     frames = normal_frames()
     frames[3] = rng.normal(40, 6, frames[3].shape).clip(0).astype(np.uint16)  # no white cells
     assert len(check_field(field(frames))) == 4
 
 
-def test_a_saturated_frame_fails_above_the_limit_only() -> None:
+def test_a_saturated_fluorescence_frame_fails_above_the_limit_only() -> None:
     frames = normal_frames()
-    frames[0][:2, :] = FULL_12  # 256 of 12,288 pixels: 2.1 %
+    frames[3][:24, :] = FULL_12  # 3072 of 12,288 pixels: 25 %
     with pytest.raises(FieldQualityError) as caught:
         check_field(field(frames))
     assert str(caught.value) == (
-        "saturated field: 2.1% of the color1 pixels at full scale (4095), more than 1%"
+        "saturated_fluorescence: 25.0% of the fluorescence pixels at full scale (4095), "
+        "more than 20%"
     )
     frames = normal_frames()
-    frames[3][:1, :100] = FULL_12  # 100 pixels: 0.8 %, clipped nuclei are allowed
+    frames[3][:19, :] = FULL_12  # 19.8 %: left to the nuclei's own check
     check_field(field(frames))
     white = [np.full((96, 128), FULL_12, np.uint16) for _ in MODALITIES]
-    with pytest.raises(FieldQualityError, match=r"^saturated field: 100\.0% of the color1"):
+    with pytest.raises(
+        FieldQualityError, match=r"^blank: the color1 frame .*; also saturated_fluorescence$"
+    ):
         check_field(field(white))
+
+
+def test_a_bright_field_background_at_full_scale_is_only_a_note() -> None:
+    frames = normal_frames()
+    frames[0][:40, :] = FULL_12  # a third of color1 white
+    stats = check_field(field(frames))
+    quality = field_quality.assess(field(frames), [], stats)
+    assert quality.notes == (QualityKind.SATURATED_BACKGROUND,)
 
 
 def test_values_above_the_declared_bit_depth_count_as_saturated() -> None:
     frames = normal_frames()
-    frames[2][:, :10] = 60000  # 16-bit values in a 12-bit field
-    with pytest.raises(FieldQualityError, match="color3 pixels at full scale"):
+    frames[3][:, :30] = 60000  # 16-bit values in a 12-bit field
+    with pytest.raises(FieldQualityError, match="fluorescence pixels at full scale"):
         check_field(field(frames))
 
 
@@ -139,11 +152,14 @@ def test_checked_segmenter_refuses_before_segmenting_and_the_reason_is_its_own()
         return []
 
     guarded = checked(segmenter)
-    assert guarded(field(normal_frames(), fov=1)) == [] and calls == [1]
+    cells = guarded(field(normal_frames(), fov=1))
+    assert cells == [] and calls == [1]
+    focus, notes = field_quality.field_quality_of(cells)
+    assert focus is not None and focus > 0.3 and notes == ()  # no nuclei: the whole frame, sharp
     with pytest.raises(FieldQualityError) as caught:
         guarded(field([np.zeros((96, 128), np.uint16) for _ in MODALITIES], fov=2))
     assert calls == [1]
-    assert failure_reason(caught.value).startswith("blank field:")
+    assert failure_reason(caught.value).startswith("blank:")
     assert failure_reason(ValueError("bad")) == "segmentation failed: ValueError: bad"
 
 
@@ -169,19 +185,24 @@ def test_any_frame_gives_bounded_numbers_or_a_clear_error(image: np.ndarray, bit
     except PipelineError:
         return
     assert 0 <= stats.low <= stats.high <= 1 and 0 <= stats.saturated <= 1
-    assert isinstance(field_quality.problem(stats), str)
+    found = field_quality.problem(stats)
+    assert found is None or found.reason.startswith(found.kind.value + ": ")
 
 
 def test_only_the_checks_own_reasons_count_as_blank_or_saturated() -> None:
     problems = image_problems(
         {
-            0: "blank field: the color1 frame holds no image (...)",
-            1: "saturated field: 3.0% of the color1 pixels at full scale (4095), more than 1%",
-            2: "segmentation failed: ValueError: blank field: forged",
+            0: "blank: the color1 frame holds no image (...)",
+            1: "saturated_nuclei: 30.0% of the nucleus pixels ...",
+            2: "segmentation failed: ValueError: blank: forged",
             3: "fov_0003.ome.tif: truncated",
+            4: "out_of_focus: focus measure 0.080, below 0.11",
+            5: "dark: the color2 frame is dark",
         }
     )
-    assert list(problems.blank) == [0] and list(problems.saturated) == [1]
+    assert list(problems.blank) == [0, 5] and list(problems.saturated) == [1]
+    assert list(problems.out_of_focus) == [4]
+    assert field_quality.reason_kind("over_budget: ran past") is None
 
 
 def _cell(fov: int) -> CellResult:
@@ -190,15 +211,15 @@ def _cell(fov: int) -> CellResult:
 
 def test_summary_counts_blank_and_saturated_fields_and_is_never_complete() -> None:
     ledger = SampleLedger("s", target_cells=0)
-    ledger.fail_field(0, "blank field: the fluorescence frame holds no image (0-0 of 4095)")
+    ledger.fail_field(0, "blank: the fluorescence frame holds no image (0-0 of 4095)")
     ledger.set_cell_count(1, 1)
     ledger.add_results([_cell(1)])
-    ledger.fail_field(2, "saturated field: 50.0% of the color1 pixels at full scale (4095)")
+    ledger.fail_field(2, "saturated_cells: 50.0% of the nucleus pixels at full scale")
     ledger.end(3)
     summary = counts.summarize(ledger)
     assert (summary.fields_failed, summary.fields_blank, summary.fields_saturated) == (2, 1, 1)
     assert summary.status.value == "incomplete" and summary.cells_counted == 1
-    assert summary.status_reason.startswith("2 field(s) failed (field 0: blank field: the fluo")
+    assert summary.status_reason.startswith("2 field(s) failed (field 0: blank: the fluo")
     assert image_note(summary) == ": 1 blank, 1 saturated"
     ranges = Settings().report.reference_ranges
     codes = [f.code for f in quality_flags(summary, ranges, 0.0, Thresholds())]
@@ -209,12 +230,12 @@ def test_summary_counts_blank_and_saturated_fields_and_is_never_complete() -> No
 def test_all_blank_sample_is_incomplete_with_no_cells_and_says_why() -> None:
     ledger = SampleLedger("s", target_cells=200)
     for fov in range(3):
-        ledger.fail_field(fov, "blank field: the color1 frame holds no image (0-0 of 4095)")
+        ledger.fail_field(fov, "blank: the color1 frame holds no image (0-0 of 4095)")
     ledger.end(3)
     summary = counts.summarize(ledger)
     assert summary.status.value == "incomplete" and summary.cells_counted == 0
     assert summary.status_reason.startswith(
-        "no white cells in 3 field(s); 3 field(s) failed (field 0: blank field:"
+        "no white cells in 3 field(s); 3 field(s) failed (field 0: blank:"
     )
     ranges = Settings().report.reference_ranges
     flags = quality_flags(summary, ranges, 0.0, Thresholds(target_cells=200))

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from leukoscope.config.base import Section, merge_over
+from leukoscope.config.quality import QualityConfig as QualityConfig
 from leukoscope.config.rig import AcquisitionConfig as AcquisitionConfig
 from leukoscope.config.rig import CameraConfig as CameraConfig
 from leukoscope.config.rig import LightChannel as LightChannel
@@ -154,6 +155,7 @@ class PipelineConfig(Section):
     curve_client_key: Path | None = Field(default=None, description="CurveZMQ client secret key")
     results_db: Path = Field(default=Path("leukoscope.sqlite"), description="SQLite results")
     segmentation: SegmentationConfig = Field(default_factory=SegmentationConfig)
+    quality: QualityConfig = Field(default_factory=QualityConfig)
 
 
 class ClassifierConfig(Section):

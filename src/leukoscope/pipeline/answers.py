@@ -99,7 +99,8 @@ class Answers:
         known = run.ledger.fields[fov].results if fov in run.ledger.fields else {}
         missing = tuple(c for c in batch.cells if c.key.cell_index not in known)
         thumbs = thumbnails_of(batch, missing)
-        if not self.book.segmented(run, fov, batch.cell_count, thumbs, worker):
+        quality = (batch.focus, batch.quality_notes)
+        if not self.book.segmented(run, fov, batch.cell_count, thumbs, worker, quality):
             self.reject(f"field {fov}: segmented again with a different cell count")
             return
         self.dispatcher.retire(batch.sample_id, fov, "segment")

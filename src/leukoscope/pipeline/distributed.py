@@ -146,7 +146,9 @@ def run_worker(
 
             size = _model_input_size(settings)
             params = SegmentationParams.from_config(config.segmentation)
-            segmenter = checked(functools.partial(segment, out_px=size, params=params))
+            segmenter = checked(
+                functools.partial(segment, out_px=size, params=params), config.quality
+            )
             worker = SegmentWorker(
                 context, connect, stop, keys=keys, segmenter=segmenter,
                 unit_budget_s=config.unit_budget_s,

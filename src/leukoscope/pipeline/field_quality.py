@@ -1,21 +1,30 @@
-"""Image checks of one field of view, made once where the field is segmented: blank or saturated.
+"""Image checks of one field of view, made once where the field is segmented.
 
-A field whose frames hold no image (the light did not fire, the camera sent a black or constant
-frame) or are over-exposed gives no trustworthy cells: it would silently count zero cells, or cells
-cut from clipped crops. Such a field fails with a reason that says which frame and by how much, so
-the store records it per field, the live summary counts it (`SampleSummary.fields_blank`,
-`fields_saturated`) and the report flags it; the sample is never `complete` with it among its
-counted fields. Rules, on each frame's significant range `full` (``2**bit_depth - 1``, or the integer
-type's maximum):
+A field fails only when its cells cannot be analysed; everything else is at most a note. Every
+limit is a setting of `[pipeline.quality]` (`config.QualityConfig`); shares are of a frame's full
+scale `full` (``2**bit_depth - 1``, or the integer type's maximum) or of its pixels. A failure is a
+`Problem` with a `QualityKind`; its reason, as the store keeps it, is ``<kind>: <detail>``.
 
-- blank: the spread between the 0.1st and 99.9th percentile is at most `BLANK_SPREAD` of `full`
-  (no structure at all), or, for a bright-field frame, the 99.9th percentile is at most
-  `DARK_BRIGHT_FIELD` of `full` (transmitted light is never that dark).
-- saturated: more than `MAX_SATURATED` of the frame's pixels are at `full` or above (checked first:
-  an all-white frame is saturated, not blank).
+Before segmentation, per frame:
 
-Statistics are measured on an even grid of at most `GRID_PIXELS` pixels per frame (about 3 ms for
-four 2048 x 2048 frames; benchmarks/field_quality.py).
+- blank: the 0.1-99.9th percentile spread is at most `blank_spread` (no image at all);
+- dark: a bright-field frame's 99.9th percentile is at most `dark_bright_field`;
+- saturated_fluorescence: more than `max_saturated_fluorescence` of the fluorescence frame at full
+  scale (its dark background is clipped too: nuclei cannot be told from it);
+- saturated_background (note): more than `warn_saturated_background` of a bright-field frame at
+  full scale. A white background at full scale is normal for bright field exposed for the cells
+  (slide scanners export such images), so it never fails a field.
+
+After segmentation, inside the white cells' nucleus boxes:
+
+- saturated_nuclei: more than `max_saturated_nuclei` of their pixels at full scale in the
+  fluorescence frame (the nuclear texture is clipped);
+- saturated_cells: more than `max_white_nuclei` of their pixels at full scale in every bright-field
+  frame at once (white in every colour: the cells have lost their stain);
+- out_of_focus / focus_low (note): the focus measure (`focus.py`) below `focus_fail` / `focus_warn`.
+
+Frame statistics are measured on an even grid of at most `GRID_PIXELS` pixels (about 3 ms for four
+2048 x 2048 frames; benchmarks/field_quality.py).
 """
 
 from __future__ import annotations
@@ -23,26 +32,55 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from enum import Enum
 
 import numpy as np
 
+from leukoscope.config import QualityConfig
 from leukoscope.errors import FieldQualityError, OverBudget, PipelineError, TooManyRegions
 from leukoscope.pipeline.budget import OVER_BUDGET
+from leukoscope.pipeline.focus import focus_measure
 from leukoscope.types import CellCrop, FrameSet, Modality
 
-BLANK_SPREAD = 0.002
-"""Percentile spread (share of full scale) at or under which a frame holds no image."""
-DARK_BRIGHT_FIELD = 0.05
-"""99.9th percentile (share of full scale) at or under which a bright-field frame is dark."""
-MAX_SATURATED = 0.01
-"""Largest share of a frame's pixels that may be at full scale."""
 GRID_PIXELS = 65_536
 """Most pixels a frame's statistics are measured on (an even sub-grid of the frame)."""
 
-BLANK = "blank field"
-"""How a blank field's failure reason begins (the store, counts and report recognise it)."""
-SATURATED = "saturated field"
-"""How a saturated field's failure reason begins."""
+
+class QualityKind(str, Enum):
+    """What is wrong with a field (failures) or worth noting about it (notes)."""
+
+    BLANK = "blank"
+    DARK = "dark"
+    SATURATED_FLUORESCENCE = "saturated_fluorescence"
+    SATURATED_NUCLEI = "saturated_nuclei"
+    SATURATED_CELLS = "saturated_cells"
+    OUT_OF_FOCUS = "out_of_focus"
+    SATURATED_BACKGROUND = "saturated_background"  # note only
+    FOCUS_LOW = "focus_low"  # note only
+
+
+BLANK_KINDS = frozenset({QualityKind.BLANK, QualityKind.DARK})
+SATURATED_KINDS = frozenset(
+    {
+        QualityKind.SATURATED_FLUORESCENCE,
+        QualityKind.SATURATED_NUCLEI,
+        QualityKind.SATURATED_CELLS,
+    }
+)
+NOTE_KINDS = frozenset({QualityKind.SATURATED_BACKGROUND, QualityKind.FOCUS_LOW})
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One failed check: its kind and what was measured, in words."""
+
+    kind: QualityKind
+    detail: str
+
+    @property
+    def reason(self) -> str:
+        """The failure reason as stored: ``<kind>: <detail>``."""
+        return f"{self.kind.value}: {self.detail}"
 
 
 @dataclass(frozen=True)
@@ -62,6 +100,21 @@ class FrameStats:
                 raise PipelineError(f"frame statistic {name} must lie in [0, 1], got {value}")
         if not (math.isfinite(self.full_scale) and self.full_scale > 0):
             raise PipelineError(f"full scale must be a positive number, got {self.full_scale}")
+
+
+@dataclass(frozen=True)
+class FieldQuality:
+    """What the checks measured on a field that passed: frame statistics, focus, notes."""
+
+    stats: tuple[FrameStats, ...]
+    focus: float | None = None
+    notes: tuple[QualityKind, ...] = ()
+
+
+class FieldCells(list[CellCrop]):
+    """A field's cells with the field's quality (what `checked` segmenters return)."""
+
+    quality: FieldQuality | None = None
 
 
 def full_scale(dtype: np.dtype, bit_depth: int) -> float:
@@ -117,54 +170,148 @@ def measure(frameset: FrameSet) -> tuple[FrameStats, ...]:
     )
 
 
-def problem(stats: FrameStats) -> str:
-    """Why a frame cannot be used ("" when it can)."""
+def problem(stats: FrameStats, config: QualityConfig | None = None) -> Problem | None:
+    """Why a frame cannot be used (None when it can)."""
+    c = config or QualityConfig()
     name, full = stats.modality.value, stats.full_scale
-    if stats.saturated > MAX_SATURATED:
-        return (
-            f"{SATURATED}: {100 * stats.saturated:.1f}% of the {name} pixels at full scale "
-            f"({full:.0f}), more than {100 * MAX_SATURATED:g}%"
+    fluorescence = stats.modality is Modality.FLUORESCENCE
+    if fluorescence and stats.saturated > c.max_saturated_fluorescence:
+        return Problem(
+            QualityKind.SATURATED_FLUORESCENCE,
+            f"{100 * stats.saturated:.1f}% of the fluorescence pixels at full scale ({full:.0f}), "
+            f"more than {100 * c.max_saturated_fluorescence:g}%",
         )
-    if stats.high - stats.low <= BLANK_SPREAD:
-        return (
-            f"{BLANK}: the {name} frame holds no image (0.1-99.9th percentile "
-            f"{stats.low * full:.0f}-{stats.high * full:.0f} of {full:.0f})"
+    if stats.high - stats.low <= c.blank_spread:
+        return Problem(
+            QualityKind.BLANK,
+            f"the {name} frame holds no image (0.1-99.9th percentile "
+            f"{stats.low * full:.0f}-{stats.high * full:.0f} of {full:.0f})",
         )
-    if stats.modality is not Modality.FLUORESCENCE and stats.high <= DARK_BRIGHT_FIELD:
-        return (
-            f"{BLANK}: the {name} frame is dark (99.9th percentile {stats.high * full:.0f} of "
-            f"{full:.0f}): its light gave no image"
+    if not fluorescence and stats.high <= c.dark_bright_field:
+        return Problem(
+            QualityKind.DARK,
+            f"the {name} frame is dark (99.9th percentile {stats.high * full:.0f} of "
+            f"{full:.0f}): its light gave no image",
         )
-    return ""
+    return None
 
 
-def check_field(frameset: FrameSet) -> tuple[FrameStats, ...]:
-    """The field's statistics; FieldQualityError with the first blank or saturated frame's
-    reason, naming any others."""
+def _fail(problems: list[Problem]) -> None:
+    """Raise FieldQualityError with the first problem's reason, naming the other kinds."""
+    if problems:
+        others = sorted({p.kind.value for p in problems[1:]} - {problems[0].kind.value})
+        also = f"; also {', '.join(others)}" if others else ""
+        raise FieldQualityError(problems[0].reason + also, kind=problems[0].kind.value)
+
+
+def check_field(frameset: FrameSet, config: QualityConfig | None = None) -> tuple[FrameStats, ...]:
+    """The field's frame statistics; FieldQualityError for a blank, dark or saturated frame."""
     stats = measure(frameset)
-    bad = [(s.modality.value, problem(s)) for s in stats if problem(s)]
-    if bad:
-        others = ", ".join(name for name, _ in bad[1:])
-        raise FieldQualityError(bad[0][1] + (f"; also the {others} frame(s)" if others else ""))
+    _fail([p for p in (problem(s, config) for s in stats) if p is not None])
     return stats
 
 
+def _nucleus_mask(shape: tuple[int, ...], boxes: list[tuple[int, int, int, int]]) -> np.ndarray:
+    mask = np.zeros(shape[:2], dtype=bool)
+    for x, y, w, h in boxes:
+        mask[max(0, y) : y + h, max(0, x) : x + w] = True
+    return mask
+
+
+def nucleus_problems(
+    frameset: FrameSet, boxes: list[tuple[int, int, int, int]], config: QualityConfig | None = None
+) -> list[Problem]:
+    """Saturation inside the nucleus boxes: clipped fluorescence, nuclei white in every colour."""
+    c = config or QualityConfig()
+    if not boxes:
+        return []
+    mask = _nucleus_mask(frameset.frames[0].shape, boxes)
+    pixels = max(1, int(np.count_nonzero(mask)))
+    found: list[Problem] = []
+    white = np.ones(int(np.count_nonzero(mask)), dtype=bool)
+    bright_fields = 0
+    for modality, frame in zip(frameset.modalities, frameset.frames, strict=True):
+        if not np.issubdtype(frame.dtype, np.integer) or frame.ndim != 2:
+            continue
+        full = full_scale(frame.dtype, frameset.bit_depth)
+        clipped = frame[mask] >= full
+        if modality is Modality.FLUORESCENCE:
+            share = float(np.count_nonzero(clipped)) / pixels
+            if share > c.max_saturated_nuclei:
+                found.append(
+                    Problem(
+                        QualityKind.SATURATED_NUCLEI,
+                        f"{100 * share:.1f}% of the nucleus pixels of {len(boxes)} cell(s) at "
+                        f"full scale ({full:.0f}) in the fluorescence frame, more than "
+                        f"{100 * c.max_saturated_nuclei:g}%",
+                    )
+                )
+        else:
+            white &= clipped
+            bright_fields += 1
+    share = float(np.count_nonzero(white)) / pixels if bright_fields else 0.0
+    if share > c.max_white_nuclei:
+        found.append(
+            Problem(
+                QualityKind.SATURATED_CELLS,
+                f"{100 * share:.1f}% of the nucleus pixels of {len(boxes)} cell(s) at full scale "
+                f"in every bright-field frame, more than {100 * c.max_white_nuclei:g}%",
+            )
+        )
+    return found
+
+
+def assess(
+    frameset: FrameSet,
+    boxes: list[tuple[int, int, int, int]],
+    stats: tuple[FrameStats, ...],
+    config: QualityConfig | None = None,
+) -> FieldQuality:
+    """The checks made once the nucleus boxes are known; FieldQualityError when one fails."""
+    c = config or QualityConfig()
+    _fail(nucleus_problems(frameset, boxes, c))
+    focus = None
+    if Modality.FLUORESCENCE in frameset.modalities:
+        focus = focus_measure(frameset.frame(Modality.FLUORESCENCE), frameset.pixel_size_um, boxes)
+    if focus is not None and focus < c.focus_fail:
+        _fail(
+            [
+                Problem(
+                    QualityKind.OUT_OF_FOCUS,
+                    f"focus measure {focus:.3f}, below {c.focus_fail:g} "
+                    f"({f'{len(boxes)} nuclei' if boxes else 'whole frame'} measured)",
+                )
+            ]
+        )
+    notes: list[QualityKind] = []
+    if any(
+        s.modality is not Modality.FLUORESCENCE and s.saturated > c.warn_saturated_background
+        for s in stats
+    ):
+        notes.append(QualityKind.SATURATED_BACKGROUND)
+    if focus is not None and focus < c.focus_warn:
+        notes.append(QualityKind.FOCUS_LOW)
+    return FieldQuality(stats, focus, tuple(notes))
+
+
 def checked(
-    segmenter: Callable[[FrameSet], list[CellCrop]],
+    segmenter: Callable[[FrameSet], list[CellCrop]], config: QualityConfig | None = None
 ) -> Callable[[FrameSet], list[CellCrop]]:
-    """`segmenter` that first refuses a blank or saturated field (FieldQualityError)."""
+    """`segmenter` that refuses a field whose cells cannot be analysed (FieldQualityError) and
+    returns the cells of the others as `FieldCells`, with the field's quality."""
 
     def segment_checked(frameset: FrameSet) -> list[CellCrop]:
-        check_field(frameset)
-        return segmenter(frameset)
+        stats = check_field(frameset, config)
+        cells = FieldCells(segmenter(frameset))
+        cells.quality = assess(frameset, [c.bbox for c in cells], stats, config)
+        return cells
 
     return segment_checked
 
 
 def failure_reason(exc: BaseException) -> str:
-    """A segment worker's reason for a failed field: the check's own words for a blank,
-    saturated or too busy field (each begins with its kind, so it is recognised), `over_budget:
-    ...` past its time budget, the exception's type and message otherwise."""
+    """A segment worker's reason for a failed field: ``<kind>: ...`` for the quality checks, a
+    too busy field or one past its time budget; the exception's type and message otherwise."""
     if isinstance(exc, OverBudget):
         return f"{OVER_BUDGET}: {exc}"
     if isinstance(exc, (FieldQualityError, TooManyRegions)):
@@ -172,21 +319,39 @@ def failure_reason(exc: BaseException) -> str:
     return f"segmentation failed: {type(exc).__name__}: {exc}"
 
 
+def reason_kind(reason: str) -> QualityKind | None:
+    """The quality kind a stored failure reason records (None for other failures)."""
+    head, sep, _ = reason.partition(":")
+    if not sep:
+        return None
+    try:
+        return QualityKind(head)
+    except ValueError:
+        return None
+
+
 @dataclass(frozen=True)
 class ImageProblems:
-    """Which failed fields were blank and which saturated (field -> reason)."""
+    """Failed fields by what their images showed (field -> failure reason)."""
 
     blank: dict[int, str]
     saturated: dict[int, str]
+    out_of_focus: dict[int, str]
 
 
 def image_problems(failures: Mapping[int, str]) -> ImageProblems:
-    """The blank and saturated fields among failed fields (field -> failure reason)."""
-    blank = {f: r for f, r in failures.items() if _kind(r) == BLANK}
-    saturated = {f: r for f, r in failures.items() if _kind(r) == SATURATED}
-    return ImageProblems(blank, saturated)
+    """The blank, saturated and out-of-focus fields among failed fields."""
+    kinds = {f: (reason_kind(r), r) for f, r in failures.items()}
+    return ImageProblems(
+        blank={f: r for f, (k, r) in kinds.items() if k in BLANK_KINDS},
+        saturated={f: r for f, (k, r) in kinds.items() if k in SATURATED_KINDS},
+        out_of_focus={f: r for f, (k, r) in kinds.items() if k is QualityKind.OUT_OF_FOCUS},
+    )
 
 
-def _kind(reason: str) -> str:
-    """BLANK or SATURATED when `reason` is this module's (``blank field: ...``), else ""."""
-    return next((k for k in (BLANK, SATURATED) if reason.startswith(k + ":")), "")
+def field_quality_of(cells: list[CellCrop]) -> tuple[float | None, tuple[str, ...]]:
+    """The focus measure and notes a checked segmenter's cells carry ((None, ()) otherwise)."""
+    quality = getattr(cells, "quality", None)
+    if not isinstance(quality, FieldQuality):
+        return None, ()
+    return quality.focus, tuple(k.value for k in quality.notes)

@@ -100,7 +100,9 @@ def run_embedded(
         live_also=config.live_endpoint, replay=SavedFields(),
     )  # fmt: skip
     params = SegmentationParams.from_config(config.segmentation)
-    segmenter = segmenter or checked(functools.partial(segment, out_px=input_size, params=params))
+    segmenter = segmenter or checked(
+        functools.partial(segment, out_px=input_size, params=params), config.quality
+    )
     threads = [
         _Thread(
             f"segment-{i}",

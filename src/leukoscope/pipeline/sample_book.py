@@ -183,15 +183,18 @@ class SampleBook:
         count: int,
         thumbnails: dict[CellKey, bytes],
         worker: Producer | None = None,
+        quality: tuple[float | None, tuple[str, ...]] = (None, ()),
     ) -> bool:
-        """A field's cell count (and its cells' thumbnails) from `worker`; False if it contradicts
-        an earlier count of the same field."""
+        """A field's cell count (and its cells' thumbnails, its focus measure and quality notes)
+        from `worker`; False if it contradicts an earlier count of the same field."""
         state = run.ledger.fields.get(fov)
         if state is not None and state.segmented:
             return state.cell_count == count
         run.ledger.set_cell_count(fov, count)
         run.thumbnails.update(thumbnails)
-        self.store.add_field(self.run_id, run.ledger.sample_id, fov, count, worker=worker)
+        self.store.add_field(
+            self.run_id, run.ledger.sample_id, fov, count, worker=worker, quality=quality
+        )
         run.dirty = True
         return True
 

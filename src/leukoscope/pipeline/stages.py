@@ -25,7 +25,7 @@ from leukoscope.errors import LeukoscopeError, WireError, WorkStopped
 from leukoscope.pipeline import budget, wire
 from leukoscope.pipeline.counts import result_from_heads
 from leukoscope.pipeline.endpoints import Endpoints
-from leukoscope.pipeline.field_quality import failure_reason
+from leukoscope.pipeline.field_quality import failure_reason, field_quality_of
 from leukoscope.pipeline.security import CurveKeys, secure_client
 from leukoscope.pipeline.thumbnails import thumbnail
 from leukoscope.types import CellCrop, FrameSet, Modality
@@ -196,6 +196,7 @@ class SegmentWorker(_Worker):
             )
             wire.send_message(out, failure)
         else:
+            focus, notes = field_quality_of(cells)
             batch = wire.CellBatch(
                 sample_id=frameset.sample_id,
                 fov=frameset.fov,
@@ -206,6 +207,8 @@ class SegmentWorker(_Worker):
                 t_available_s=message.t_available_s,
                 ticket=message.ticket,
                 thumbnails=tuple(thumbnail(c.crops) for c in cells),
+                focus=focus,
+                quality_notes=notes,
             )
             wire.send_message(out, batch)
         self.processed += 1

@@ -261,9 +261,11 @@ class ResultStore:
         failed: bool = False,
         reason: str = "",
         worker: Producer | None = None,
+        quality: tuple[float | None, tuple[str, ...]] = (None, ()),
     ) -> bool:
-        """Record a field as done (with its cell count) or failed, and the worker that segmented
-        it or gave up on it ('' when none did); False if already recorded.
+        """Record a field as done (with its cell count, focus measure and quality notes) or
+        failed, and the worker that segmented it or gave up on it ('' when none did); False if
+        already recorded.
 
         A failed field later done (a retry that worked) is updated to done.
         """
@@ -272,12 +274,14 @@ class ResultStore:
         with self._tx() as db:
             cursor = db.execute(
                 "INSERT INTO fields (run_id, sample_id, fov, cell_count, status, reason, worker,"
-                " worker_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, sample_id, fov)"
+                " worker_key, focus, quality_notes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (run_id, sample_id, fov)"
                 " DO UPDATE SET cell_count=excluded.cell_count, status=excluded.status,"
-                " reason=excluded.reason, worker=excluded.worker, worker_key=excluded.worker_key"
+                " reason=excluded.reason, worker=excluded.worker, worker_key=excluded.worker_key,"
+                " focus=excluded.focus, quality_notes=excluded.quality_notes"
                 " WHERE fields.status='failed' AND excluded.status='done'",
                 (run_id, sample_id, fov, None if failed else cell_count, status, reason,
-                 worker.name, worker.key),
+                 worker.name, worker.key, quality[0], ",".join(quality[1])),
             )  # fmt: skip
             return cursor.rowcount > 0
 

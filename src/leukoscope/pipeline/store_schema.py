@@ -22,7 +22,9 @@ which worker produced each field and cell (`fields.worker`, `fields.worker_key`:
 `cells.worker`, `cells.worker_key`: the classify worker; its name, and its CurveZMQ key's name when
 keys are configured; NULL when not recorded); `cell_list` shows them (`segment_worker` from the
 cell's field); and the process that recorded each run (`runs.pid`, `runs.host`), so that samples of
-a run killed without finishing are marked interrupted."""
+a run killed without finishing are marked interrupted; and each field's focus measure and quality
+notes (`fields.focus`, NULL when not measured; `fields.quality_notes`, comma-separated
+`field_quality` notes such as `focus_low`)."""
 
 READABLE_VERSIONS = ("1", "2", "3", str(SCHEMA_VERSION))
 """Schema versions a read-only open accepts as they are."""
@@ -69,6 +71,8 @@ CREATE TABLE IF NOT EXISTS fields (
     reason TEXT NOT NULL DEFAULT '',
     worker TEXT,
     worker_key TEXT,
+    focus REAL,
+    quality_notes TEXT,
     PRIMARY KEY (run_id, sample_id, fov)
 );
 CREATE TABLE IF NOT EXISTS cells (
@@ -199,7 +203,12 @@ def _migrate_3_to_4(db: sqlite3.Connection) -> None:
     added = {
         "runs": (("pid", "INTEGER"), ("host", "TEXT")),
         "samples": (("pixel_size_um", "REAL"), ("settings_digest", "TEXT")),
-        "fields": (("worker", "TEXT"), ("worker_key", "TEXT")),
+        "fields": (
+            ("worker", "TEXT"),
+            ("worker_key", "TEXT"),
+            ("focus", "REAL"),
+            ("quality_notes", "TEXT"),
+        ),
         "cells": (("worker", "TEXT"), ("worker_key", "TEXT")),
     }
     for table, new in added.items():

@@ -88,6 +88,10 @@ class CellsHeader(Strict):
     ticket: Ticket = ""
     cells: tuple[CellMeta, ...] = Field(default=(), max_length=MAX_CELLS_PER_FIELD)
     thumbnail_bytes: tuple[ThumbnailBytes, ...] = Field(default=(), max_length=MAX_CELLS_PER_FIELD)
+    focus: Annotated[float, Field(ge=0.0, le=16.0, allow_inf_nan=False)] | None = None
+    quality_notes: tuple[Annotated[str, Field(pattern=r"^[a-z_]{1,32}$")], ...] = Field(
+        default=(), max_length=8
+    )
 
 
 class ResultMeta(Strict):

@@ -151,6 +151,8 @@ class CellBatch:
     t_available_s: float = 0.0
     ticket: str = ""  # the dispatch this batch is (aggregator -> worker) or answers (worker ->)
     thumbnails: tuple[bytes, ...] = ()  # one PNG per cell (segment worker -> aggregator), or none
+    focus: float | None = None  # the field's focus measure (field_quality), None: not measured
+    quality_notes: tuple[str, ...] = ()  # field_quality notes (focus_low, saturated_background)
 
 
 @dataclass(frozen=True)
