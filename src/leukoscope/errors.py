@@ -99,3 +99,8 @@ class OverBudget(PipelineError, TimeoutError):
 
 class WorkStopped(PipelineError):
     """A worker was told to stop while it worked on a unit; the unit is left for another."""
+
+
+class LisError(LeukoscopeError, ValueError):
+    """A laboratory-system message is malformed or refused (an order, an ACK), or cannot be
+    delivered (leukoscope.lis)."""

@@ -12,15 +12,32 @@ from fhir.resources.R4B.bundle import Bundle
 from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.parser import parse_message
 
+from leukoscope.config import Settings
+from leukoscope.errors import LisError
 from leukoscope.pipeline.store import ResultStore
 from leukoscope.report.lis import LOINC, PANEL, loinc_check_digit
 from leukoscope.review.store import ReviewStore
 from tests.cli_helpers import run_cli
 
+from .lis_helpers import order as file_order
 from .release_helpers import give_evidence
 from .review_helpers import finished_sample
 
 SAMPLE = "S-1"
+RANGES = {LOINC[c][0]: (r.low_percent, r.high_percent)
+          for c, r in Settings().report.reference_ranges.items()}  # fmt: skip
+
+
+def order(database: Path, accession: str, patient: str, **fields: str) -> None:
+    """An order filed as the worklist files it; one with a delimiter in the patient id is
+    refused."""
+    if "|" in patient:
+        with pytest.raises(LisError, match="HL7 delimiter"):
+            file_order(database, accession, patient, **fields)
+        return
+    file_order(database, accession, patient, **fields)
+
+
 # The Manual Differential panel's percentage terms, as LOINC publishes them (loinc.org/24318-8).
 EXPECTED_CODES = {"NEU": "26511-6", "LYM": "26478-8", "MO": "26485-3", "EOS": "26450-7",
                   "BAS": "30180-4"}  # fmt: skip
@@ -75,8 +92,8 @@ def test_hl7_message_of_a_released_sample(tmp_path: Path, monkeypatch: pytest.Mo
         run_cli(monkeypatch, "report", SAMPLE, "--db", database, "--format", "hl7", "-o", out) == 0
     )
     text = out.read_bytes().decode("utf-8")  # segments end with CR, kept as written
-    # MSH, OBR, 2 NTE (cells and review, evidence), 5 x (OBX, NTE)
-    assert "\n" not in text and text.count("\r") == 1 + 1 + 2 + 5 + 5
+    # no order: MSH, OBR, 3 NTE (cells and review, evidence, chain head), 5 x (OBX, NTE)
+    assert "\n" not in text and text.count("\r") == 1 + 1 + 3 + 5 + 5
     parse_message(text.rstrip("\r"), validation_level=VALIDATION_LEVEL.STRICT, find_groups=True)
     message = hl7.parse(text)  # an independent parser
     assert str(message.segment("MSH")[9]) == "ORU^R01^ORU_R01"
@@ -90,11 +107,61 @@ def test_hl7_message_of_a_released_sample(tmp_path: Path, monkeypatch: pytest.Mo
         seen[code] = float(str(obx[5]))
         assert str(obx[6]).startswith("%^") and str(obx[11]) == "F"
         assert "Ann Lee" in str(obx[16])
+        low, high = RANGES[code]
+        assert str(obx[7]) == f"{low:.1f}-{high:.1f}" and str(obx[8]) in {"L", "N", "H"}
     by_code = {EXPECTED_CODES[name]: 100.0 * n / total for name, n in counts.items()}
     assert seen == pytest.approx(by_code, abs=0.05)
     notes = [str(n[3]) for n in message.segments("NTE")]
-    assert len(notes) == 7 and f"{counts['MO']} of {total} cells" in notes[2 + 2]
+    assert len(notes) == 8 and f"{counts['MO']} of {total} cells" in notes[3 + 2]
     assert notes[0].startswith(f"{total} white cells counted") and "validated on" in notes[1]
+    names = {str(segment[0]) for segment in message}
+    assert not names & {"PID", "ORC", "SPM"}  # nobody ordered it: no patient, no order
+
+
+def test_with_its_order_the_result_names_patient_order_and_specimen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database = tmp_path / "results.sqlite"
+    released_sample(database)
+    order(database, SAMPLE, patient="MRN|7", family_name="O'Brien & Sons")  # refused: delimiter
+    order(database, SAMPLE, patient="MRN-7", family_name="O'Brien & Sons", given_name="Ann^Marie")
+    hl7_out, fhir_out = tmp_path / "r.hl7", tmp_path / "r.json"
+    for fmt, out in (("hl7", hl7_out), ("fhir", fhir_out)):
+        assert run_cli(monkeypatch, "report", SAMPLE, "--db", database, "--format", fmt,
+                       "-o", out) == 0  # fmt: skip
+    text = hl7_out.read_bytes().decode("utf-8")
+    parse_message(text.rstrip("\r"), validation_level=VALIDATION_LEVEL.STRICT, find_groups=True)
+    message = hl7.parse(text)
+    names = [str(segment[0]) for segment in message]
+    assert names[:4] == ["MSH", "PID", "ORC", "OBR"] and names[-1] == "SPM"
+    pid = message.segment("PID")
+    assert pid.extract_field(1, 3, 1, 1) == "MRN-7"
+    assert pid.extract_field(1, 5, 1, 1) == "O'Brien & Sons"  # escaped out, unescaped in
+    assert pid.extract_field(1, 5, 1, 2) == "Ann^Marie"
+    assert str(message.segment("ORC")[2]) == f"PL-{SAMPLE}"
+    assert (
+        str(message.segment("OBR")[2]) == f"PL-{SAMPLE}"
+        and str(message.segment("OBR")[3]) == SAMPLE
+    )
+    assert message.segment("SPM").extract_field(1, 2, 1, 2) == SAMPLE
+    document = json.loads(fhir_out.read_text(encoding="utf-8"))
+    Bundle.model_validate(document)
+    assert document["type"] == "transaction"
+    by_type: dict[str, list[dict[str, object]]] = {}
+    for entry in document["entry"]:
+        by_type.setdefault(entry["resource"]["resourceType"], []).append(entry)
+        assert entry["request"]["method"] in ("PUT", "POST")
+    patient = by_type["Patient"][0]
+    specimen = by_type["Specimen"][0]
+    assert patient["resource"]["identifier"][0]["value"] == "MRN-7"  # type: ignore[index]
+    report = by_type["DiagnosticReport"][0]["resource"]
+    assert report["subject"]["reference"] == patient["fullUrl"]  # type: ignore[index]
+    assert report["specimen"][0]["reference"] == specimen["fullUrl"]  # type: ignore[index]
+    assert report["effectiveDateTime"] != report["issued"]  # acquired, then released
+    for entry in by_type["Observation"]:
+        observation = entry["resource"]
+        assert observation["referenceRange"][0]["low"]["unit"] == "%"  # type: ignore[index]
+        assert observation["interpretation"][0]["coding"][0]["code"] in {"L", "N", "H"}  # type: ignore[index]
 
 
 def test_fhir_bundle_of_a_released_sample(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "leukoscope.cli.report",
     "leukoscope.cli.results",
     "leukoscope.cli.users",
+    "leukoscope.cli.lis",
 )
 for _module in COMMAND_MODULES:
     import_module(_module)

@@ -44,7 +44,12 @@ def report_command(
     with open_results(db or current.pipeline.results_db) as store:
         limit = GALLERY_LIMIT if html else None
         data = gather_report(store, sample, run, current, gallery_limit=limit, with_thumbnails=html)
-    text = render_report(data, fmt)
+    order = None
+    if fmt.lower() in ("hl7", "fhir"):  # with its order from the worklist, when there is one
+        from leukoscope.lis.orders import order_for
+
+        order = order_for(db or current.pipeline.results_db, data.sample_id)
+    text = render_report(data, fmt, order=order)
     if out is not None and str(out) == "-":
         typer.echo(text, nl=False)
         return

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from leukoscope.config.base import Section, merge_over
+from leukoscope.config.lis import LisConfig as LisConfig
 from leukoscope.config.quality import QualityConfig as QualityConfig
 from leukoscope.config.rig import AcquisitionConfig as AcquisitionConfig
 from leukoscope.config.rig import CameraConfig as CameraConfig
@@ -227,6 +228,7 @@ class Settings(Section):
     report: ReportConfig = Field(default_factory=ReportConfig)
     review: ReviewConfig = Field(default_factory=ReviewConfig)
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
+    lis: LisConfig = Field(default_factory=LisConfig)
 
 
 def _describe(error: Any) -> str:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from leukoscope.errors import ParameterError
 from leukoscope.report.data import ReportData
+
+if TYPE_CHECKING:
+    from leukoscope.report.lis import Order
 
 FORMATS = ("html", "json", "csv", "hl7", "fhir")
 SUFFIXES = {"hl7": "hl7", "fhir": "fhir.json"}
@@ -20,13 +24,14 @@ def check_format(fmt: str) -> str:
     return chosen
 
 
-def render_report(data: ReportData, fmt: str) -> str:
-    """The report as text in `fmt` (html, json, csv; hl7 or fhir for a released sample)."""
+def render_report(data: ReportData, fmt: str, *, order: Order | None = None) -> str:
+    """The report as text in `fmt` (html, json, csv; hl7 or fhir for a released sample, naming
+    the patient and order when the laboratory's `order` is given)."""
     chosen = check_format(fmt)
     if chosen in ("hl7", "fhir"):
         from leukoscope.report.lis import render_fhir, render_hl7
 
-        return render_hl7(data) if chosen == "hl7" else render_fhir(data)
+        return render_hl7(data, order=order) if chosen == "hl7" else render_fhir(data, order=order)
     if chosen == "html":
         from leukoscope.report.html import render_html
 

@@ -1,4 +1,4 @@
-"""A released differential for a laboratory information system: HL7 v2.5.1 ORU^R01 and FHIR R4.
+"""The release a laboratory message carries, its notes and identities (HL7 and FHIR share them).
 
 Only a sample a technologist has released (review/store.py) leaves this way, and never a simulated
 one. The five percentages are reported with the LOINC terms of the Manual Differential panel
@@ -16,9 +16,7 @@ import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
 
-from leukoscope import __version__
 from leukoscope.errors import ParameterError
 from leukoscope.report.data import ReportData
 from leukoscope.report.review import RELEASED
@@ -45,6 +43,41 @@ def loinc_check_digit(number: str) -> str:
     even = digits[1::2][::-1]
     total = sum(int(d) for d in even + str(odd))
     return str((10 - total % 10) % 10)
+
+
+@dataclass(frozen=True)
+class Order:
+    """A laboratory's order for one specimen, from its worklist: the patient and what was asked.
+    Text is kept as received (unescaped); the renderers escape it."""
+
+    accession: str  # the specimen's accession number: the sample id it is analysed under
+    patient_id: str
+    patient_authority: str = ""  # who assigned the patient id (PID-3.4)
+    family_name: str = ""
+    given_name: str = ""
+    birth_date: str = ""  # YYYYMMDD, or ""
+    sex: str = ""  # HL7 table 0001 (F, M, O, U, A, N), or ""
+    placer_order: str = ""  # the LIS's order number (ORC-2 / OBR-2)
+    test_code: str = PANEL[0]
+    test_name: str = PANEL[1]
+    test_system: str = "LN"
+    received_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Parties:
+    """Who sends and who receives a message (MSH-3 to MSH-6)."""
+
+    sending_application: str = "LEUKOSCOPE"
+    sending_facility: str = ""
+    receiving_application: str = ""
+    receiving_facility: str = ""
+
+
+def acquired(data: ReportData) -> datetime:
+    """When the sample was acquired and analysed (its start in its run): the result's effective
+    time."""
+    return datetime.fromtimestamp(data.started_s, timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -164,22 +197,22 @@ def result_notes(data: ReportData, release: Release) -> list[str]:
     return notes
 
 
-def _escape(text: str) -> str:
+def escape(text: str) -> str:
     """HL7 v2 escaping of the delimiters in free text."""
     table = {"\\": "\\E\\", "|": "\\F\\", "^": "\\S\\", "&": "\\T\\", "~": "\\R\\"}
     return "".join(table.get(ch, ch) for ch in text).replace("\r", " ").replace("\n", " ")
 
 
-def _hl7_time(moment: datetime) -> str:
+def hl7_time(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y%m%d%H%M%S+0000")
 
 
-def _rows(data: ReportData) -> dict[CellClass, ClassCount]:
+def rows_by_class(data: ReportData) -> dict[CellClass, ClassCount]:
     """The reported differential by class."""
     return {row.cell_class: row for row in data.summary.classes}
 
 
-def _note(row: ClassCount, cells: int) -> str:
+def count_note(row: ClassCount, cells: int) -> str:
     return (
         f"{row.count} of {cells} cells; binomial 95% CI "
         f"{row.ci_low_percent:.1f}-{row.ci_high_percent:.1f} %"
@@ -197,174 +230,3 @@ def report_uuid(data: ReportData, release: Release) -> uuid.UUID:
     the same DiagnosticReport)."""
     first = datetime.fromtimestamp(release.first.released_s, timezone.utc)
     return uuid.uuid5(uuid.NAMESPACE_URL, f"leukoscope:{message_id(data, first)}")
-
-
-def render_hl7(data: ReportData, now: datetime | None = None) -> str:
-    """The released differential as one HL7 v2.5.1 ORU^R01 message (segments end with CR)."""
-    from hl7apy.consts import VALIDATION_LEVEL
-    from hl7apy.core import Message
-
-    release = releasable(data)
-    reviewer, released, status = release.reviewer, release.released, release.hl7_status
-    now = now or datetime.now(timezone.utc)
-    message = Message("ORU_R01", version="2.5.1", validation_level=VALIDATION_LEVEL.STRICT)
-    message.msh.msh_3 = f"LEUKOSCOPE^{_escape(__version__)}"
-    message.msh.msh_7 = _hl7_time(now)
-    message.msh.msh_9 = "ORU^R01^ORU_R01"
-    message.msh.msh_10 = message_id(data, released)
-    message.msh.msh_11 = "P"
-    message.msh.msh_12 = "2.5.1"
-    order = message.add_group("ORU_R01_PATIENT_RESULT").add_group("ORU_R01_ORDER_OBSERVATION")
-    order.obr.obr_1 = "1"
-    order.obr.obr_3 = _escape(data.sample_id)  # filler order number: the sample id
-    order.obr.obr_4 = f"{PANEL[0]}^{PANEL[1]}^LN"
-    order.obr.obr_7 = _hl7_time(datetime.fromtimestamp(data.started_s, timezone.utc))
-    order.obr.obr_22 = _hl7_time(released)
-    order.obr.obr_25 = status
-    for number, text in enumerate(result_notes(data, release), start=1):
-        note = order.add_segment("NTE")
-        note.nte_1 = str(number)
-        note.nte_3 = _escape(text)
-    rows = _rows(data)
-    for index, (cell_class, (code, name)) in enumerate(LOINC.items(), start=1):
-        row = rows[cell_class]
-        observation = order.add_group("ORU_R01_OBSERVATION")
-        obx = observation.obx
-        obx.obx_1 = str(index)
-        obx.obx_2 = "NM"
-        obx.obx_3 = f"{code}^{name}^LN"
-        obx.obx_5 = f"{row.percent:.1f}"
-        obx.obx_6 = "%^percent^UCUM"
-        obx.obx_11 = status
-        obx.obx_14 = _hl7_time(released)
-        obx.obx_16 = f"^{_escape(reviewer)}"
-        note = observation.add_segment("NTE")
-        note.nte_1 = "1"
-        note.nte_3 = _escape(_note(row, data.summary.cells_counted))
-    if not message.validate():  # pragma: no cover - strict validation raises instead
-        raise ParameterError("the HL7 message does not validate")
-    return str(message.to_er7()) + "\r"
-
-
-def fhir_bundle(data: ReportData, now: datetime | None = None) -> dict[str, Any]:
-    """The released differential as a FHIR R4 collection Bundle: one DiagnosticReport and one
-    Observation per class, validated by fhir.resources before it is returned."""
-    from fhir.resources.R4B.bundle import Bundle
-
-    release = releasable(data)
-    reviewer, released = release.reviewer, release.released
-    now = now or datetime.now(timezone.utc)
-    base = report_uuid(data, release)
-    version = {"versionId": str(release.record.release_no)}
-    identifier = {"system": "urn:leukoscope:sample", "value": data.sample_id}
-    observations = []
-    rows = _rows(data)
-    for cell_class, (code, name) in LOINC.items():
-        row = rows[cell_class]
-        observations.append(
-            {
-                "fullUrl": f"urn:uuid:{uuid.uuid5(base, cell_class.value)}",
-                "resource": {
-                    "resourceType": "Observation",
-                    "id": str(uuid.uuid5(base, cell_class.value)),
-                    "meta": version,
-                    "status": release.fhir_observation_status,
-                    "category": [
-                        {
-                            "coding": [
-                                {
-                                    "system": "http://terminology.hl7.org/CodeSystem/"
-                                    "observation-category",
-                                    "code": "laboratory",
-                                }
-                            ]
-                        }
-                    ],
-                    "code": {"coding": [{"system": LOINC_SYSTEM, "code": code, "display": name}]},
-                    "specimen": {"identifier": identifier},
-                    "effectiveDateTime": released.isoformat(),
-                    "issued": released.isoformat(),
-                    "performer": [{"display": reviewer}],
-                    "valueQuantity": {
-                        "value": round(row.percent, 1),
-                        "unit": "%",
-                        "system": UCUM_SYSTEM,
-                        "code": "%",
-                    },
-                    "note": [{"text": _note(row, data.summary.cells_counted)}],
-                },
-            }
-        )
-    report = {
-        "fullUrl": f"urn:uuid:{base}",
-        "resource": {
-            "resourceType": "DiagnosticReport",
-            "id": str(base),
-            "meta": version,
-            "status": release.fhir_report_status,
-            "identifier": [identifier],
-            "code": {"coding": [{"system": LOINC_SYSTEM, "code": PANEL[0], "display": PANEL[1]}]},
-            "effectiveDateTime": released.isoformat(),
-            "issued": released.isoformat(),
-            "resultsInterpreter": [{"display": reviewer}],
-            "result": [{"reference": o["fullUrl"]} for o in observations],
-            "conclusion": " ".join(
-                [
-                    f"{data.summary.cells_counted} white cells classified by leukoscope "
-                    f"{__version__}, reviewed and released by {reviewer}.",
-                    *(f"{n}." for n in result_notes(data, release)),
-                ]
-            ),
-        },
-    }
-    entries = [report, *observations]
-    if release.replaces is not None:
-        entries.append(_provenance(base, release))
-    bundle = {
-        "resourceType": "Bundle",
-        "type": "collection",
-        "timestamp": now.isoformat(),
-        "entry": entries,
-    }
-    Bundle.model_validate(bundle)  # raises on anything FHIR R4(B) does not allow
-    return bundle
-
-
-def _provenance(base: uuid.UUID, release: Release) -> dict[str, Any]:
-    """A correction's Provenance: this version of the DiagnosticReport revises the one before,
-    by whom and why."""
-    assert release.replaces is not None
-    before = release.replaces.release_no
-    return {
-        "fullUrl": f"urn:uuid:{uuid.uuid5(base, f'provenance-{release.record.release_no}')}",
-        "resource": {
-            "resourceType": "Provenance",
-            "target": [
-                {"reference": f"DiagnosticReport/{base}/_history/{release.record.release_no}"}
-            ],
-            "recorded": release.released.isoformat(),
-            "activity": {
-                "coding": [
-                    {
-                        "system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation",
-                        "code": "UPDATE",
-                    }
-                ]
-            },
-            "reason": [{"text": release.correction_reason or "corrected after review"}],
-            "agent": [{"who": {"display": release.reviewer}}],
-            "entity": [
-                {
-                    "role": "revision",
-                    "what": {"reference": f"DiagnosticReport/{base}/_history/{before}"},
-                }
-            ],
-        },
-    }
-
-
-def render_fhir(data: ReportData, now: datetime | None = None) -> str:
-    """The FHIR Bundle as JSON text."""
-    import json
-
-    return json.dumps(fhir_bundle(data, now), indent=2) + "\n"
