@@ -78,3 +78,14 @@ def write_offsets(path: Path, offsets: Mapping[Modality, tuple[float, float]]) -
         ]
     registration["offsets_px"] = values
     return _write(path, document)
+
+
+def write_exposures(path: Path, exposures: Mapping[Modality, float]) -> Settings:
+    """Set `rig.camera.exposure_us.<modality>` for the given lights in `path` (created if
+    missing), nothing else (`calibrate --exposure`); ConfigError as `write_offsets`."""
+    document = _read(path)
+    camera = _table(_table(document, "rig"), "camera")
+    table = _table(camera, "exposure_us")
+    for modality, exposure in exposures.items():
+        table[modality.value] = round(float(exposure), 1)
+    return _write(path, document)

@@ -16,7 +16,8 @@ from leukoscope.types import Modality
 
 
 @pytest.fixture
-def small_frames(monkeypatch: pytest.MonkeyPatch) -> None:
+def small_frames(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)  # rig.calibration.path is relative: calibration/ lands here
     monkeypatch.setenv("LEUKOSCOPE__RIG__CAMERA__WIDTH", "256")
     monkeypatch.setenv("LEUKOSCOPE__RIG__CAMERA__HEIGHT", "192")
     monkeypatch.delenv("LEUKOSCOPE_CONFIG", raising=False)
@@ -80,3 +81,44 @@ def test_devices_lists_gentl_cameras() -> None:
     assert result.exit_code == 0, result.output
     assert "VikyTL_DEV_red" in result.output
     assert "Serial ports" in result.output
+
+
+def test_calibrate_exposure_dark_flat_then_a_run_uses_them(
+    small_frames: None, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Through the emulated controller on a pty and the simulated camera: the exposure brings
+    the background to its target, dark and flat frames are saved, the next acquisition applies
+    them (acquisition.json says so) and no longer warns."""
+    import json
+
+    import numpy as np
+
+    target = tmp_path / "rig.toml"
+    target.write_text("[rig.lights]\nport = 'sim://'\n[rig.camera]\nbackend = 'simulated'\n")
+    run = CliRunner().invoke
+    before = tmp_path / "before"
+    result = run(app, ["--config", str(target), "acquire", "--sample", "B", "--fields", "1",
+                       "--out", str(before)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "no dark/flat calibration" in caplog.text
+    assert json.loads((before / "acquisition.json").read_text())["correction"] == ""
+    result = run(app, ["--config", str(target), "calibrate", "--fields", "2", "--exposure",
+                       "--dark-frames", "2"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    settings = load_settings(target, environ={})
+    exposures = settings.rig.camera.exposure_us
+    assert exposures[Modality.COLOR1] != 2000.0 and exposures[Modality.FLUORESCENCE] == 20000.0
+    assert (tmp_path / "calibration" / "correction.npz").is_file()
+    caplog.clear()
+    after = tmp_path / "after"
+    result = run(app, ["--config", str(target), "acquire", "--sample", "A", "--fields", "2",
+                       "--out", str(after)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "calibration" not in caplog.text
+    assert json.loads((after / "acquisition.json").read_text())["correction"].startswith(
+        "dark+flat"
+    )
+    frames = storage.read_field(after, 0)
+    full = 2**frames.bit_depth - 1 if frames.bit_depth else 255
+    background = np.percentile(frames.frame(Modality.COLOR1), 95) / full
+    assert abs(background - settings.rig.calibration.target_background) < 0.1

@@ -95,21 +95,57 @@ def calibrate_command(
             help="Config file to write the offsets to; default: --config or leukoscope.toml."
         ),
     ] = None,
+    exposure: Annotated[
+        bool,
+        typer.Option(
+            "--exposure/--no-exposure",
+            help="First set each bright-field light's exposure (rig.calibration.target_background).",
+        ),
+    ] = False,
+    dark_flat: Annotated[
+        bool,
+        typer.Option(
+            "--dark-flat/--no-dark-flat",
+            help="Take dark frames (lights off) and flat fields; saved to rig.calibration.path.",
+        ),
+    ] = True,
+    dark_frames: Annotated[
+        int, typer.Option("--dark-frames", min=1, max=256, help="Dark frames per light.")
+    ] = 8,
 ) -> None:
-    """Measure the offsets between modalities and write them to the configuration."""
+    """Calibrate the rig: exposure, dark and flat frames, and the offsets between modalities."""
     from rich.table import Table
 
-    from leukoscope.config_edit import write_offsets
-    from leukoscope.instrument.calibration import calibrate_rig
+    from leukoscope.config_edit import write_exposures, write_offsets
+    from leukoscope.instrument.calibration import (
+        calibrate_correction,
+        calibrate_exposure,
+        calibrate_rig,
+    )
     from leukoscope.instrument.rig import SimulationOptions, open_rig
 
     current = settings()
-    with open_rig(current.rig, simulate=simulate, options=SimulationOptions(seed=seed)) as rig:
+    target = write or state.config_path or Path("leukoscope.toml")
+    options = SimulationOptions(seed=seed)
+    if exposure:
+        with open_rig(current.rig, simulate=simulate, options=options) as rig:
+            found = calibrate_exposure(rig, current.rig.calibration.target_background)
+        current = write_exposures(target, found)
+        for modality, value in found.items():
+            console.print(f"exposure {modality.value}: {value:g} us")
+        console.print(f"wrote rig.camera.exposure_us to {target}")
+    with open_rig(current.rig, simulate=simulate, options=options) as rig:
+        if dark_flat:
+            correction = calibrate_correction(rig, frames=dark_frames, fields=max(fields, 3))
+            folder = correction.save(current.rig.calibration.path)
+            console.print(
+                f"saved dark and flat frames ({correction.frames} dark frame(s), "
+                f"{correction.fields} field(s)) to {folder}"
+            )
         offsets = calibrate_rig(rig, fields)
     table = Table("modality", "dy (px)", "dx (px)", title="Calibrated shifts")
     for modality, (dy, dx) in offsets.items():
         table.add_row(modality.value, f"{dy:+.2f}", f"{dx:+.2f}")
     console.print(table)
-    target = write or state.config_path or Path("leukoscope.toml")
     write_offsets(target, offsets)  # only the offsets change; the file stays as written
     console.print(f"wrote rig.registration.offsets_px to {target}")

@@ -171,6 +171,25 @@ class AcquisitionConfig(Section):
     )
 
 
+class CalibrationConfig(Section):
+    """Dark-frame and flat-field correction and exposure calibration (`leukoscope calibrate`)."""
+
+    path: Path = Field(
+        default=Path("calibration"),
+        description="folder of the saved dark and flat frames (correction.npz, correction.json)",
+    )
+    apply: bool = Field(default=True, description="correct every frame before registration")
+    max_age_days: float = Field(
+        default=7.0, gt=0.0, le=3650.0, description="older calibrations are warned about, days"
+    )
+    target_background: float = Field(
+        default=0.8,
+        gt=0.0,
+        lt=1.0,
+        description="exposure calibration: bright-field background as a share of full scale",
+    )
+
+
 class RigConfig(Section):
     """Hardware: lights, camera, registration, acquisition."""
 
@@ -178,3 +197,4 @@ class RigConfig(Section):
     camera: CameraConfig = Field(default_factory=CameraConfig)
     registration: RegistrationConfig = Field(default_factory=RegistrationConfig)
     acquisition: AcquisitionConfig = Field(default_factory=AcquisitionConfig)
+    calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)

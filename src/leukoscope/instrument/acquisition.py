@@ -29,8 +29,10 @@ import numpy as np
 from leukoscope.config import RigConfig
 from leukoscope.errors import AcquisitionError, CameraTimeout, ParameterError
 from leukoscope.ids import check_sample_id
+from leukoscope.instrument import flatfield
 from leukoscope.instrument.acquisition_meta import FieldFormat
 from leukoscope.instrument.channels import ChannelOptics, channel_optics
+from leukoscope.instrument.flatfield import RigCorrection
 from leukoscope.instrument.ome_zarr import zarr_module
 from leukoscope.instrument.registration import Registrar
 from leukoscope.instrument.rig import Rig
@@ -142,9 +144,13 @@ class Acquisition:
         rig: Rig,
         settings: AcquisitionSettings | None = None,
         registrar: Registrar | None = None,
+        correction: RigCorrection | bool | None = True,
     ) -> None:
+        """`correction`: True loads the rig's saved dark/flat calibration when configured (and
+        warns once when it is missing or stale), False or None corrects nothing."""
         self.rig = rig
         self.settings = settings or AcquisitionSettings.from_config(rig.config)
+        self.correction = self._correction(correction)
         self.registrar = registrar or Registrar(rig.config.registration)
         if self.registrar.reference not in self.settings.modalities:
             self.registrar = Registrar(
@@ -155,6 +161,18 @@ class Acquisition:
         self._last_frame_id = -1
         self._exposure: float | None = None
         self._triggers = 0
+
+    def _correction(self, given: RigCorrection | bool | None) -> RigCorrection | None:
+        if not isinstance(given, bool):
+            return given
+        calibration = self.rig.config.calibration
+        if not given or not calibration.apply:
+            return None
+        found = flatfield.load(calibration.path)
+        problem = flatfield.staleness(found, self.settings.digest(), calibration.max_age_days)
+        if problem:
+            log.warning("%s", problem)
+        return found
 
     # -- the run ----------------------------------------------------------------------------
 
@@ -226,7 +244,11 @@ class Acquisition:
         if len(shapes) != 1:
             reason = f"frames differ in shape: {sorted(shapes)}"
             return FieldResult(fov, None, reason, triggers=self._triggers - start_triggers)
-        registration = self.registrar.register({m: f.image for m, f in frames.items()})
+        images = {m: f.image for m, f in frames.items()}
+        if self.correction is not None:
+            full = float(2 ** _BIT_DEPTHS.get(self.settings.pixel_format, 16) - 1)
+            images = {m: self.correction.apply(m, image, full) for m, image in images.items()}
+        registration = self.registrar.register(images)
         order = self.settings.modalities
         frameset = FrameSet(
             sample_id=sample_id,
@@ -333,6 +355,7 @@ class Acquisition:
             fields=saved,
             simulated=bool(self.rig.simulated_camera),
             field_format=s.field_format,
+            correction=self.correction.label if self.correction is not None else "",
         )
         storage.write_acquisition_meta(out_dir, meta)
 

@@ -50,6 +50,11 @@ class AcquisitionMeta(BaseModel):
     fields: int = Field(default=0, ge=0, description="fields of view planned or acquired")
     simulated: bool = False
     field_format: FieldFormat = "ome-tiff"
+    correction: str = Field(
+        default="",
+        max_length=200,
+        description="the dark/flat correction applied to the saved frames ('' = none)",
+    )
 
     @field_validator("bit_depth")
     @classmethod
