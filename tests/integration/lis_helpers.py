@@ -90,7 +90,9 @@ def receiver(port: int, log: Path, schedule: list[str]) -> subprocess.Popen[byte
         cwd=ROOT, stdout=subprocess.PIPE,
     )  # fmt: skip
     assert process.stdout is not None
-    assert process.stdout.readline().strip() == b"ready"
+    ready = process.stdout.readline().strip()
+    process.stdout.close()  # it says nothing more
+    assert ready == b"ready"
     return process
 
 
