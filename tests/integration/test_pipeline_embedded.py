@@ -296,8 +296,10 @@ def test_a_field_the_wire_refuses_fails_alone_and_the_batch_goes_on(
     shutil.copytree(acquisition, bad)
     meta = storage.read_acquisition_meta(bad).model_copy(update={"sample_id": "s3"})
     storage.write_acquisition_meta(bad, meta)
-    field = storage.read_field(bad, 2)
-    storage.write_field(bad, dataclasses.replace(field, **poison), simulated=True)
+    for fov in storage.list_fields(acquisition):  # every field is of s3; field 2 poisoned
+        field = dataclasses.replace(storage.read_field(acquisition, fov), sample_id="s3")
+        storage.write_field(bad, dataclasses.replace(field, **(poison if fov == 2 else {})),
+                            simulated=True)  # fmt: skip
     jobs = [saved_acquisition(bad), saved_acquisition(acquisition)]
     _, summaries = analyse(predictor, store, jobs)
     assert summaries["s3"].status == SampleStatus.INCOMPLETE

@@ -70,6 +70,16 @@ def mark_interrupted(db: sqlite3.Connection, readable: bool = True) -> int:
     return marked
 
 
+def take_up(db: sqlite3.Connection, run_id: str) -> None:
+    """A run resumed under its id (`serve --run`, `run --resume`): the samples an earlier open
+    marked interrupted are running again, for this process to finish."""
+    db.execute(
+        "UPDATE samples SET status = 'running', reason = '', finished_s = NULL"
+        " WHERE run_id = ? AND status = 'incomplete' AND reason LIKE ?",
+        (run_id, f"{INTERRUPTED}:%"),
+    )
+
+
 def shown_status(status: str, reason: str) -> str:
     """A sample's status as listed: `interrupted` for one marked so, else as stored."""
     return INTERRUPTED if status == "incomplete" and reason.startswith(INTERRUPTED) else status

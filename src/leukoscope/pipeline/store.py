@@ -24,9 +24,6 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
-import cv2
-import numpy as np
-
 from leukoscope.errors import StorageError
 from leukoscope.pipeline import interrupted, store_read
 from leukoscope.pipeline.counts import differential_cells, summarize
@@ -40,6 +37,7 @@ from leukoscope.pipeline.store_schema import (
     create_or_migrate,
     read_version,
 )
+from leukoscope.pipeline.thumbnails import png_thumbnail
 from leukoscope.types import CellKey, CellResult, SampleStatus, SampleSummary
 
 __all__ = [
@@ -51,14 +49,6 @@ __all__ = [
     "SampleRecord",
     "png_thumbnail",
 ]
-
-
-def png_thumbnail(image: np.ndarray) -> bytes:
-    """PNG bytes of a crop (H x W or H x W x C, uint8 or uint16) for the report gallery."""
-    ok, data = cv2.imencode(".png", np.ascontiguousarray(image))
-    if not ok:
-        raise StorageError(f"cannot encode a {image.shape} {image.dtype} thumbnail as PNG")
-    return bytes(data.tobytes())
 
 
 class ResultStore:
@@ -163,7 +153,8 @@ class ResultStore:
         config_digest: str = "",
         started_s: float | None = None,
     ) -> str:
-        """Record a run (a new id unless given; an existing id is resumed as is); its id."""
+        """Record a run (a new id unless given; an existing id is resumed, its interrupted samples
+        running again); its id."""
         run_id = run_id or uuid.uuid4().hex
         with self._tx() as db:
             db.execute(
@@ -171,6 +162,7 @@ class ResultStore:
                 (run_id, time.time() if started_s is None else started_s, model_path,
                  model_version, config_digest, *interrupted.this_process()),
             )  # fmt: skip
+            interrupted.take_up(db, run_id)
         return run_id
 
     def finish_run(self, run_id: str, finished_s: float | None = None) -> None:
@@ -215,8 +207,8 @@ class ResultStore:
     def note_rig(
         self, run_id: str, sample_id: str, pixel_size_um: float, settings_digest: str
     ) -> None:
-        """Record the rig set-up a field of the sample was taken with: the first field's is kept;
-        a field from another set-up leaves the sample's digest '' (mixed: bound to no validation)."""
+        """The rig set-up of a field of the sample: the first is kept; another one leaves the
+        digest '' (mixed: bound to no validation)."""
         with self._tx() as db:
             db.execute(
                 "UPDATE samples SET pixel_size_um=?, settings_digest=? WHERE run_id=?"
