@@ -75,7 +75,10 @@ def test_a_model_without_a_passing_validation_for_this_rig_is_never_released(
     with pytest.raises(ParameterError, match="not released"):
         render_hl7(_data(database))
     give_evidence(database, run, SAMPLE)
+    assert 'id="review">check flags' in render_report(_data(database), "html")
     _release(database, run)
+    page = render_report(_data(database), "html")  # a person checked the flags: no badge
+    assert 'id="review"' not in page and 'id="released">Released by Ann Lee' in page
     with ReviewStore(database, read_only=True) as reviews:
         (record,) = reviews.releases(run, SAMPLE)
     assert (record.kind, record.release_no, record.reviewer) == ("final", 1, "Ann Lee")

@@ -9,6 +9,7 @@ from leukoscope.report.flags import (
     Severity,
     Thresholds,
     distance_outside,
+    interval_reaches,
     quality_flags,
     range_flag,
 )
@@ -56,42 +57,42 @@ def mo_row(count: int, total: int) -> ClassCount:
     return {r.cell_class: r for r in class_counts({MO: count, NEU: total - count})}[MO]
 
 
-def test_range_flag_needs_the_whole_interval_below_the_range() -> None:
-    # 0 of 15 monocytes: 0 % is below 2-10 %, but the CI 0-21.8 % spans the range
+def test_range_flag_is_on_the_value_with_the_interval_beside_it() -> None:
+    # 0 of 15 monocytes: 0 % is below 2-10 %, though the interval 0-21.8 % spans the range
     assert mo_row(0, 15).percent < RANGES[MO].low_percent
-    assert range_flag(mo_row(0, 15), RANGES[MO], 15) == RangeFlag.WITHIN
-    # 0 of 200: the CI 0-1.83 % ends below 2 %
-    assert mo_row(0, 200).ci_high_percent < RANGES[MO].low_percent
+    assert range_flag(mo_row(0, 15), RANGES[MO], 15) == RangeFlag.BELOW
+    assert interval_reaches(mo_row(0, 15), RANGES[MO])
+    # 1 of 200 (0.5 %): below; its interval 0.01-2.75 % still reaches the range
+    assert range_flag(mo_row(1, 200), RANGES[MO], 200) == RangeFlag.BELOW
+    assert interval_reaches(mo_row(1, 200), RANGES[MO])
+    # 0 of 200: below, and the interval 0-1.83 % ends below 2 % too
     assert range_flag(mo_row(0, 200), RANGES[MO], 200) == RangeFlag.BELOW
-    # 1 of 200 (0.5 %): the point is below, the CI 0.01-2.75 % reaches the range
-    assert range_flag(mo_row(1, 200), RANGES[MO], 200) == RangeFlag.WITHIN
+    assert not interval_reaches(mo_row(0, 200), RANGES[MO])
+    # 25 of 200 (12.5 %) above 2-10 %, its interval 8.3-17.9 % overlapping it
+    assert range_flag(mo_row(25, 200), RANGES[MO], 200) == RangeFlag.ABOVE
+    assert interval_reaches(mo_row(25, 200), RANGES[MO])
+    # MO 15.3 % against 2-10 %: above, whatever its interval does
+    row = ClassCount(cell_class=MO, count=23, percent=15.3, ci_low_percent=9.9,
+                     ci_high_percent=22.1)  # fmt: skip
+    assert range_flag(row, RANGES[MO], 150) == RangeFlag.ABOVE
+    # 10 of 200 (5 %) inside 2-10 %: within
+    assert range_flag(mo_row(10, 200), RANGES[MO], 200) == RangeFlag.WITHIN
+    assert range_flag(mo_row(0, 0), RANGES[MO], 0) == RangeFlag.NONE
 
 
-def test_range_flag_needs_the_whole_interval_above_the_range() -> None:
-    # 25 of 200 (12.5 %): the point is above 10 %, the CI 8.3-17.9 % reaches the range
-    assert mo_row(25, 200).percent > RANGES[MO].high_percent
-    assert range_flag(mo_row(25, 200), RANGES[MO], 200) == RangeFlag.WITHIN
-    # 40 of 200 (20 %): the CI 14.7-26.2 % starts above 10 %
-    assert mo_row(40, 200).ci_low_percent > RANGES[MO].high_percent
-    assert range_flag(mo_row(40, 200), RANGES[MO], 200) == RangeFlag.ABOVE
-    # neutrophils 185 of 200 (92.5 %): the CI lies wholly above 40-75 %
-    neu = {r.cell_class: r for r in class_counts({NEU: 185, LYM: 15})}[NEU]
-    assert range_flag(neu, RANGES[NEU], 200) == RangeFlag.ABOVE
-
-
-def test_range_flag_limits_are_inclusive() -> None:
-    touching = ClassCount(
-        cell_class=MO, count=30, percent=12.0, ci_low_percent=10.0, ci_high_percent=14.0
+def test_range_flag_limits_belong_to_the_range() -> None:
+    at_high = ClassCount(
+        cell_class=MO, count=25, percent=10.0, ci_low_percent=6.6, ci_high_percent=14.4
     )
-    assert range_flag(touching, RANGES[MO], 250) == RangeFlag.WITHIN
-    past = touching.model_copy(update={"ci_low_percent": 10.01})
-    assert range_flag(past, RANGES[MO], 250) == RangeFlag.ABOVE
-    low_touch = touching.model_copy(
-        update={"percent": 1.0, "ci_low_percent": 0.2, "ci_high_percent": 2.0}
+    assert range_flag(at_high, RANGES[MO], 250) == RangeFlag.WITHIN
+    assert range_flag(at_high.model_copy(update={"percent": 10.01}), RANGES[MO], 250) == (
+        RangeFlag.ABOVE
     )
-    assert range_flag(low_touch, RANGES[MO], 250) == RangeFlag.WITHIN
-    below = low_touch.model_copy(update={"ci_high_percent": 1.99})
-    assert range_flag(below, RANGES[MO], 250) == RangeFlag.BELOW
+    at_low = at_high.model_copy(update={"percent": 2.0})
+    assert range_flag(at_low, RANGES[MO], 250) == RangeFlag.WITHIN
+    assert range_flag(at_low.model_copy(update={"percent": 1.99}), RANGES[MO], 250) == (
+        RangeFlag.BELOW
+    )
     # a class at 0 % with a range starting at 0 % is never below it
     zero_bas = {r.cell_class: r for r in class_counts({NEU: 500})}[BAS]
     assert range_flag(zero_bas, RANGES[BAS], 500) == RangeFlag.WITHIN

@@ -73,15 +73,24 @@ class Thresholds:
 
 
 def range_flag(row: ClassCount, reference: ReferenceRange, cells_counted: int) -> RangeFlag:
-    """Below or above the reference range only when the whole 95% CI lies outside it, else
-    within (an interval touching a limit counts as reaching the range); n/a with no cells."""
+    """Below or above when the percentage itself lies outside the reference range (the limits
+    belong to the range), else within; n/a with no cells. Whether the 95% interval still reaches
+    the range is `interval_reaches` (shown beside the flag, never instead of it)."""
     if cells_counted == 0:
         return RangeFlag.NONE
-    if row.ci_high_percent < reference.low_percent:
+    if row.percent < reference.low_percent:
         return RangeFlag.BELOW
-    if row.ci_low_percent > reference.high_percent:
+    if row.percent > reference.high_percent:
         return RangeFlag.ABOVE
     return RangeFlag.WITHIN
+
+
+def interval_reaches(row: ClassCount, reference: ReferenceRange) -> bool:
+    """The class's 95% interval overlaps its reference range (limits included)."""
+    return (
+        row.ci_low_percent <= reference.high_percent
+        and row.ci_high_percent >= reference.low_percent
+    )
 
 
 def distance_outside(row: ClassCount, reference: ReferenceRange) -> float:

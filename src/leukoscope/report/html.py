@@ -17,7 +17,7 @@ from leukoscope.pipeline.counts import CONFIDENCE
 from leukoscope.report.chart import differential_svg
 from leukoscope.report.data import ClassLine, GalleryCell, ReportData
 from leukoscope.report.evidence import NOT_VALIDATED
-from leukoscope.report.flags import RangeFlag, Severity, image_note
+from leukoscope.report.flags import RangeFlag, Severity, image_note, interval_reaches
 from leukoscope.report.review import NOT_REVIEWED, RELEASED
 from leukoscope.report.style import CSS
 from leukoscope.types import CellClass
@@ -141,7 +141,7 @@ def _table_row(line: ClassLine, counted: int, original: int | None = None) -> st
         f'<td class="percent">{f"{c.percent:.1f}" if has else "—"}</td>',
         f'<td class="ci">{ci if has else "—"}</td>',
         f'<td class="range">{ref.low_percent:g} – {ref.high_percent:g}</td>',
-        f'<td class="flag-{line.flag.name.lower()}">{esc(_FLAG_TEXT[line.flag])}</td>',
+        f'<td class="flag-{line.flag.name.lower()}">{esc(_flag_text(line))}</td>',
     ]
     if original is not None:
         cells.append(f'<td class="original">{original}</td>')
@@ -317,6 +317,17 @@ def gallery_section(data: ReportData) -> str:
     return "".join(parts)
 
 
+def _flag_text(line: ClassLine) -> str:
+    """The flag on the value; for a value outside its range, whether its interval still reaches
+    the range (the count cannot tell it apart from the range then)."""
+    text = _FLAG_TEXT[line.flag]
+    if line.flag in (RangeFlag.BELOW, RangeFlag.ABOVE) and interval_reaches(
+        line.count, line.reference
+    ):
+        text += " (95% interval reaches the range)"
+    return text
+
+
 def footer(data: ReportData) -> str:
     """Methods, reference-range source and provenance."""
     level = round(100 * CONFIDENCE)
@@ -324,7 +335,7 @@ def footer(data: ReportData) -> str:
         "<footer><p>Percentages are of the white cells counted; flagged cells count toward the "
         f"class the classifier chose. {level}% confidence intervals are Clopper-Pearson exact "
         f"binomial intervals. Reference ranges: {esc(RANGE_SOURCE)}. Flags compare the percentage "
-        "with the range. Flagged cells and every review flag must be checked by qualified staff "
+        "with the range; a value outside it whose 95% interval still reaches the range says so. Flagged cells and every review flag must be checked by qualified staff "
         f"before the result is released.</p><p>leukoscope {esc(__version__)} · results "
         f'<span class="mono">{esc(data.database)}</span> · model file '
         f'<span class="mono">{esc(data.model.path or "unknown")}</span></p></footer>'
@@ -333,6 +344,8 @@ def footer(data: ReportData) -> str:
 
 def review_badge(data: ReportData) -> str:
     """'Review required' when an alert is raised, 'check flags' for warnings only, else nothing."""
+    if data.review is not None and data.review.state == RELEASED:
+        return ""  # released: a person checked the flags; the review section says by whom
     severities = {f.severity for f in data.quality}
     if Severity.ALERT in severities:
         return '<div class="status status-incomplete" id="review">review required</div>'
