@@ -55,11 +55,14 @@ def test_released_review_is_the_reported_differential(tmp_path: Path) -> None:
         reviews.reclassify(run, SAMPLE, neu.fov, neu.cell_index, "MO", reviewer="Ann", version=0)
         reviews.reclassify(run, SAMPLE, lym.fov, lym.cell_index, "ARTEFACT", reviewer="Ann",
                            version=0)  # fmt: skip
+        mo = next(c for c in cells if c.original == "MO")  # changed, then changed back
+        reviews.reclassify(run, SAMPLE, mo.fov, mo.cell_index, "EOS", reviewer="Ann", version=0)
+        reviews.reclassify(run, SAMPLE, mo.fov, mo.cell_index, "MO", reviewer="Ann", version=1)
     in_review, _, page = _report(database)
     assert in_review["review"]["state"] == "in review"  # type: ignore[index]
     assert 'id="in-review">IN REVIEW' in page
     with ResultStore(database) as results, ReviewStore(database) as reviews:
-        state = reviews.release(run, SAMPLE, reviewer="Ann Lee", version=2)
+        state = reviews.release(run, SAMPLE, reviewer="Ann Lee", version=4)
     document, rows, page = _report(database)
     before = {c.cell_class.value: c.count for c in original.classes}
     expected = {**before, "NEU": before["NEU"] - 1, "MO": before["MO"] + 1,
@@ -69,9 +72,11 @@ def test_released_review_is_the_reported_differential(tmp_path: Path) -> None:
     assert document["sample"]["cells_counted"] == original.cells_counted - 1  # type: ignore[index]
     review = document["review"]
     assert isinstance(review, dict)
+    # net changes per cell: NEU -> MO counts, MO -> EOS -> MO does not, the artefact is its own
     assert (review["state"], review["reviewer"], review["reclassifications"]) == (
-        "released", "Ann Lee", 2
+        "released", "Ann Lee", 1
     )  # fmt: skip
+    assert "1 cell(s) reclassified; 1 artefact(s)" in page
     assert review["released_utc"] is not None and review["artefacts"] == 1
     assert {d["cell_class"]: d["count"] for d in review["original_differential"]} == before
     assert len(document["cells"]) == original.cells_counted - 1  # type: ignore[arg-type]

@@ -193,7 +193,7 @@ def review_section(data: ReportData) -> str:
             "by qualified staff.</p></section>"
         )
     changed = (
-        f"{review.changes} reclassification(s); {review.artefacts} artefact(s) and "
+        f"{review.changes} cell(s) reclassified; {review.artefacts} artefact(s) and "
         f"{review.smudges} smudge(s) left the differential. The counts are the reviewed ones; "
         "the classifier's original counts are in the Original column."
     )

@@ -23,7 +23,7 @@ class ReviewInfo:
     reviewer: str
     released_s: float | None
     original: SampleSummary
-    changes: int  # reclassifications in the audit
+    changes: int  # cells now of another class than the classifier's (net: changed back is none)
     artefacts: int
     smudges: int
     cells: tuple[ReviewCell, ...]
@@ -60,7 +60,7 @@ def read_review(
             )
         releases = tuple(reviews.releases(run_id, sample_id))
         evidence = reviews.evidence(run_id, sample_id)
-    changes = sum(a.action == "reclassify" for a in audit)
+    changes = sum(c.label != c.original and c.counted for c in cells)
     if state is None or (not state.released and not audit):
         status = NOT_REVIEWED
     else:
