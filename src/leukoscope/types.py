@@ -26,16 +26,33 @@ MODALITIES: tuple[Modality, ...] = tuple(Modality)
 
 
 class CellClass(str, Enum):
-    """The 5-part white-cell differential, in canonical order."""
+    """Nucleated cells a model may name: the 5-part differential, then the classes a lab may add."""
 
     NEU = "NEU"
     LYM = "LYM"
     MO = "MO"
     EOS = "EOS"
     BAS = "BAS"
+    IG = "IG"  # immature granulocytes: promyelocytes, myelocytes, metamyelocytes
+    NRBC = "NRBC"  # nucleated red cells (erythroblasts): per 100 white cells, not white cells
+    BLAST = "BLAST"
+    RL = "RL"  # reactive lymphocytes
 
 
-CELL_CLASSES: tuple[CellClass, ...] = tuple(CellClass)
+CELL_CLASSES: tuple[CellClass, ...] = (
+    CellClass.NEU,
+    CellClass.LYM,
+    CellClass.MO,
+    CellClass.EOS,
+    CellClass.BAS,
+)
+"""The 5-part differential, in canonical order (a model trained on the five has these classes)."""
+EXTRA_CLASSES: tuple[CellClass, ...] = (CellClass.IG, CellClass.NRBC, CellClass.BLAST, CellClass.RL)
+"""Classes beyond the five that a lab may label and a model may carry (`ModelMeta.classes`)."""
+NOT_WHITE: frozenset[CellClass] = frozenset({CellClass.NRBC})
+"""Nucleated cells that are not white cells: counted per 100 white cells, outside the differential."""
+UNIDENTIFIED = "unidentified"
+"""Start of the flag reason of a cell the open-set score finds unlike every class of its model."""
 UNSURE = "UNSURE"
 """Label a result may carry when flagged for review; the model's best guess is kept beside it."""
 
@@ -124,7 +141,7 @@ class CellResult:
 
     key: CellKey
     cell_class: CellClass  # best guess, kept even when flagged
-    probabilities: tuple[float, ...]  # one per CellClass, mean of per-head softmax
+    probabilities: tuple[float, ...]  # one per class of the model, mean of heads
     head_probabilities: tuple[tuple[float, ...], ...] = ()  # heads x classes
     disagreement: float = 0.0  # cheap uncertainty from the spread between heads
     flagged: bool = False
@@ -135,6 +152,11 @@ class CellResult:
     def label(self) -> str:
         """`UNSURE` when flagged, otherwise the class name."""
         return UNSURE if self.flagged else self.cell_class.value
+
+    @property
+    def unidentified(self) -> bool:
+        """The open-set score set this cell apart: reviewed, never counted in the differential."""
+        return self.flag_reason.startswith(UNIDENTIFIED)
 
 
 class SampleStatus(str, Enum):

@@ -16,7 +16,7 @@ from leukoscope.instrument.simulator.render import FieldRenderer
 from leukoscope.instrument.simulator.sample import SimulatedSample
 from leukoscope.instrument.simulator.sensor import Sensor
 from leukoscope.pipeline.segmentation import SegmentationParams, detect
-from leukoscope.types import CellClass, Modality
+from leukoscope.types import CELL_CLASSES, CellClass, Modality
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "bccd"
 TILE = 104  # 26 um at 0.25 um/px: the cells' own 24 um surroundings plus a 2 um seam
@@ -52,7 +52,9 @@ def test_crowded_lobed_simulated_cells_are_each_found_once() -> None:
     params = SampleParams(
         frame_shape=(768, 768),
         wbc_per_field=20,
-        composition={c: (50.0 if c in (CellClass.NEU, CellClass.EOS) else 0.0) for c in CellClass},
+        composition={
+            c: (50.0 if c in (CellClass.NEU, CellClass.EOS) else 0.0) for c in CELL_CLASSES
+        },
         smudge_fraction=0.0,  # smudge cells, which may pass as nuclei: test_segmentation_simulator.py
     )
     sample = SimulatedSample(seed=5, params=params)

@@ -12,7 +12,7 @@ from leukoscope.instrument.simulator.morphology import sample_shape
 from leukoscope.instrument.simulator.params import OpticsParams, SampleParams, SensorParams
 from leukoscope.instrument.simulator.sample import SimulatedSample
 from leukoscope.instrument.simulator.truth import WhiteCellShape
-from leukoscope.types import CellClass
+from leukoscope.types import CELL_CLASSES, CellClass
 
 SMALL = SampleParams(frame_shape=(256, 256), wbc_per_field=6.0)
 
@@ -68,7 +68,7 @@ def test_ground_truth_json_record() -> None:
     sample = SimulatedSample(0, SMALL)
     fov = next(f for f in range(20) if sample.field(f).cells)
     record = sample.field(fov).cells[0].to_json(fov)
-    assert record["field"] == fov and record["class"] in {c.value for c in CellClass}
+    assert record["field"] == fov and record["class"] in {c.value for c in CELL_CLASSES}
     assert (
         isinstance(record["bbox_xywh"], list)
         and len(record["bbox_xywh"]) == 4
@@ -82,14 +82,14 @@ def _shapes(cell_class: CellClass, n: int = 150) -> list[WhiteCellShape]:
 
 
 def test_class_morphology_is_class_typical_with_overlap() -> None:
-    radius = {c: np.array([s.radius_px for s in _shapes(c)]) for c in CellClass}
+    radius = {c: np.array([s.radius_px for s in _shapes(c)]) for c in CELL_CLASSES}
     assert radius[CellClass.LYM].mean() < radius[CellClass.NEU].mean() < radius[CellClass.MO].mean()
     # white cells are about 40-80 px across at 0.25 um/px
-    for c in CellClass:
+    for c in CELL_CLASSES:
         assert 28 < 2 * radius[c].mean() < 80
     # real overlap: the largest lymphocytes are bigger than the smallest monocytes
     assert radius[CellClass.LYM].max() > radius[CellClass.MO].min()
-    lobes = {c: [s.lobe_count for s in _shapes(c)] for c in CellClass}
+    lobes = {c: [s.lobe_count for s in _shapes(c)] for c in CELL_CLASSES}
     assert all(n == 1 for n in lobes[CellClass.LYM])
     neu_lobes = [n for n in lobes[CellClass.NEU] if n > 1]
     assert set(neu_lobes) <= {2, 3, 4, 5} and len(set(neu_lobes)) >= 3

@@ -9,6 +9,7 @@ import typer
 
 from leukoscope.cli.core import app, console, err_console, settings
 from leukoscope.cli.options import REPLACE, new_sample_folder
+from leukoscope.types import CellClass
 
 simulate_app = typer.Typer(
     help="Synthetic blood: training sets and saved acquisitions with ground truth.",
@@ -43,6 +44,13 @@ def simulate_dataset(
             "default: the simulator's."
         ),
     ] = None,
+    extra: Annotated[
+        str | None,
+        typer.Option(
+            help="Cells of classes outside the five to add, e.g. IG=300,NRBC=300,BLAST=300,RL=300 "
+            "(a lab's extra labels)."
+        ),
+    ] = None,
 ) -> None:
     """Write four-modality cell crops in the training layout: OUT/<modality>/<CLASS>/<id>.png."""
     from rich.progress import Progress
@@ -56,6 +64,7 @@ def simulate_dataset(
     pixel_size_um = settings().rig.camera.pixel_size_um
     check_dataset_request(cells, crop_side_px(pixel_size_um, crop_um), out_px, bit_depth)
     shares = parse_composition(composition)
+    extras = parse_extra(extra)
     if lookalikes is None:
         lookalikes = SampleParams.lookalike_fraction
     with Progress(console=err_console, transient=True) as bar:
@@ -71,6 +80,7 @@ def simulate_dataset(
             pixel_size_um=pixel_size_um,
             progress=lambda _: bar.advance(task),
             lookalike_fraction=lookalikes,
+            extra=extras,
         )
     summary = ", ".join(f"{c.value} {n}" for c, n in counts.items())
     console.print(f"wrote {sum(counts.values())} cells to {out}: {summary}")
@@ -90,6 +100,13 @@ def simulate_acquisition(
         bool, typer.Option(help="Keep the modalities' raw misregistration (no registration).")
     ] = False,
     replace: REPLACE = False,
+    atypical: Annotated[
+        float,
+        typer.Option(
+            help="Share of white cells drawn outside the five (IG, NRBC, BLAST, RL), 0-1; "
+            "recorded in ground_truth.json."
+        ),
+    ] = 0.0,
 ) -> None:
     """Write a saved acquisition (acquisition.json + fov_NNNN.ome.tif, or .ome.zarr as
     rig.acquisition.format says) and ground_truth.json."""
@@ -127,5 +144,30 @@ def simulate_acquisition(
             register=not raw,
             progress=lambda _: bar.advance(task),
             field_format=rig.acquisition.format,
+            atypical_fraction=atypical,
         )
     console.print(f"wrote {fields} fields of sample {sample} to {out} (+ ground_truth.json)")
+
+
+def parse_extra(text: str | None) -> dict[CellClass, int]:
+    """`IG=300,NRBC=200` -> counts of extra-class cells; one error line for a bad item."""
+    from leukoscope.errors import ParameterError
+    from leukoscope.types import EXTRA_CLASSES
+
+    counts: dict[CellClass, int] = {}
+    allowed = ", ".join(c.value for c in EXTRA_CLASSES)
+    for item in (text or "").split(","):
+        if not item.strip():
+            continue
+        name, _, number = item.partition("=")
+        try:
+            cell_class = CellClass(name.strip().upper())
+            count = int(number)
+        except ValueError:
+            raise ParameterError(f"--extra item {item.strip()!r} is not CLASS=COUNT") from None
+        if cell_class not in EXTRA_CLASSES or count < 0:
+            raise ParameterError(
+                f"--extra: classes are {allowed}, counts >= 0; got {item.strip()!r}"
+            )
+        counts[cell_class] = count
+    return counts

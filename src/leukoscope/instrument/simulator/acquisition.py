@@ -26,7 +26,7 @@ from leukoscope.instrument.storage import (
     write_acquisition_meta,
     write_field,
 )
-from leukoscope.types import MODALITIES, CellClass
+from leukoscope.types import EXTRA_CLASSES, MODALITIES, CellClass
 
 GROUND_TRUTH_FILE = "ground_truth.json"
 
@@ -56,6 +56,18 @@ def ground_truth(
         "focus_drift": renderer.optics.focus_drift,
         "illumination_drift": renderer.optics.illumination_drift,
         "drift": [renderer.drift(fov).to_json(fov) for fov in range(fields)],
+        **atypical_json(sample.params),
+    }
+
+
+def atypical_json(params: SampleParams) -> dict[str, Any]:
+    """The atypical-cell settings of a ground-truth record; empty when none are drawn (as before)."""
+    if params.atypical_fraction <= 0:
+        return {}
+    mix = dict(zip(EXTRA_CLASSES, params.atypical_probabilities(), strict=True))
+    return {
+        "atypical_fraction": params.atypical_fraction,
+        "atypical_mix": {c.value: round(v, 4) for c, v in mix.items()},
     }
 
 
@@ -74,6 +86,7 @@ def generate_acquisition(
     progress: Callable[[int], None] | None = None,
     acquired_at: datetime | None = None,
     field_format: FieldFormat = "ome-tiff",
+    atypical_fraction: float = 0.0,
 ) -> AcquisitionMeta:
     """Write `fields` fields of a simulated sample to `out` (saved-acquisition format) + ground truth.
 
@@ -81,6 +94,7 @@ def generate_acquisition(
     would, shifts recorded per frame); without it they keep the raw misregistration (shifts 0).
     `acquired_at` is the OME AcquisitionDate of every field (None: none, and the same seed gives
     byte-identical files). `field_format` is how the fields are saved (ome-tiff or ome-zarr).
+    `atypical_fraction` of the white cells are drawn outside the five (IG, NRBC, BLAST, RL).
     """
     if fields < 0:
         raise ParameterError(f"number of fields must be >= 0, got {fields}")
@@ -92,6 +106,7 @@ def generate_acquisition(
         pixel_size_um=pixel_size_um,
         wbc_per_field=cells_per_field,
         composition=dict(composition if composition is not None else DEFAULT_COMPOSITION),
+        atypical_fraction=atypical_fraction,
     )
     sample = SimulatedSample(seed, params)
     renderer = FieldRenderer(sample)

@@ -111,6 +111,10 @@ def rasterise(
     coarse = _window(_texture_bank(3.0), grid, rng)
     chromatin = 1.0 + shape.chromatin_contrast * (0.45 * fine + 0.25 * coarse)
     nucleus = mask * np.clip(chromatin, 0.1, None) * np.float32(shape.nucleus_density * shape.stain)
+    if shape.nucleoli.shape[0]:  # nucleoli: pale round holes in the chromatin
+        size = float(shape.nucleoli[:, 2].mean())
+        holes = _splat(shape.nucleoli, (side, side), (cy, cx), max(0.8, 0.8 * size))
+        nucleus = nucleus * np.clip(1.0 - 0.7 * holes, 0.2, 1.0)
     cytoplasm = np.clip(alpha - mask, 0.0, 1.0) * (1.0 + 0.15 * coarse)
 
     gsize = float(shape.granules[:, 2].mean()) if shape.granules.shape[0] else 1.0

@@ -93,10 +93,11 @@ def probabilities(composition: Mapping[CellClass, float]) -> list[float]:
 
 
 def _parse_class(name: CellClass | str) -> CellClass:
-    if isinstance(name, CellClass):
-        return name
     try:
-        return CellClass(name.strip().upper())
+        cell_class = name if isinstance(name, CellClass) else CellClass(name.strip().upper())
+        if cell_class not in CELL_CLASSES:
+            raise ValueError(cell_class)
+        return cell_class
     except ValueError:
         allowed = ", ".join(c.value for c in CELL_CLASSES)
         raise ParameterError(f"unknown cell class {name!r}; allowed: {allowed}") from None

@@ -28,9 +28,11 @@ from leukoscope.instrument.simulator.request import check_dataset_request
 from leukoscope.instrument.simulator.sample import SimulatedSample
 from leukoscope.instrument.simulator.sensor import Sensor
 from leukoscope.instrument.simulator.streams import Stream
-from leukoscope.types import CELL_CLASSES, MODALITIES, CellClass, Modality
+from leukoscope.types import EXTRA_CLASSES, MODALITIES, CellClass, Modality
 
 DATASET_FILE = "dataset.json"
+ATYPICAL_SHARE = 0.25
+"""Share of white cells drawn outside the five in the fields a dataset with extra classes is cut from."""
 
 
 class FieldCells:
@@ -53,6 +55,7 @@ class FieldCells:
         frame_shape: tuple[int, int] = (2048, 2048),
         wbc_per_field: float = 25.0,
         lookalike_fraction: float = SampleParams.lookalike_fraction,
+        atypical_fraction: float = 0.0,
     ) -> None:
         if crop_um <= 0:
             raise ParameterError(f"crop size must be > 0 um, got {crop_um}")
@@ -63,6 +66,7 @@ class FieldCells:
             wbc_per_field=wbc_per_field,
             composition=dict(composition or DEFAULT_COMPOSITION),
             lookalike_fraction=lookalike_fraction,
+            atypical_fraction=atypical_fraction,
         )
         self.sample = SimulatedSample(seed, params)
         self.renderer = FieldRenderer(self.sample)
@@ -112,6 +116,7 @@ class FieldCells:
                     "lobes": cell.shape.lobe_count,
                     "granules": int(cell.shape.granules.shape[0]),
                     **cell.shape.lookalike_json(),
+                    **({"stage": cell.shape.stage} if cell.shape.stage else {}),
                 }
                 yield cell.cell_class, {m: crops[i] for i, m in enumerate(MODALITIES)}, truth
         missing = {c.value: n for c, n in remaining.items() if n > 0}
@@ -138,8 +143,12 @@ def generate_dataset(
     frame_shape: tuple[int, int] = (2048, 2048),
     wbc_per_field: float = 25.0,
     lookalike_fraction: float = SampleParams.lookalike_fraction,
+    extra: Mapping[CellClass, int] | None = None,
 ) -> dict[CellClass, int]:
     """Write `cells` crops with the composition's exact (largest-remainder) class counts; return them.
+
+    `extra` adds that many cells of classes outside the five (IG, NRBC, BLAST, RL: a lab's labels),
+    drawn from fields where ATYPICAL_SHARE of the white cells are such cells.
 
     `bit_depth` 8 writes 8-bit PNGs (camera Mono8); 16 writes 16-bit PNGs of a 12-bit capture scaled to
     the full 16-bit range.
@@ -149,13 +158,17 @@ def generate_dataset(
     check_dataset_request(cells, crop_side_px(pixel_size_um, crop_um), out_px, bit_depth)
     composition = composition or DEFAULT_COMPOSITION
     counts = apportion(cells, composition)
+    extras = {c: int(n) for c, n in (extra or {}).items() if n}
+    if set(extras) - set(EXTRA_CLASSES) or any(n < 0 for n in extras.values()):
+        raise ParameterError(f"extra classes are {', '.join(c.value for c in EXTRA_CLASSES)}, >= 0")
+    counts.update(extras)
     source = FieldCells(
         seed, pixel_size_um, crop_um, 8 if bit_depth == 8 else 12, out_px, composition,
-        frame_shape, wbc_per_field, lookalike_fraction,
+        frame_shape, wbc_per_field, lookalike_fraction, ATYPICAL_SHARE if extras else 0.0,
     )  # fmt: skip
     out = Path(out)
     for modality in MODALITIES:
-        for cell_class in CELL_CLASSES:
+        for cell_class in counts:
             (out / modality.value / cell_class.value).mkdir(parents=True, exist_ok=True)
     records = []
     for index, (cell_class, crops, truth) in enumerate(source.cells(counts)):
@@ -173,7 +186,7 @@ def generate_dataset(
         "generator": "leukoscope simulate dataset",
         "seed": seed,
         "cells": cells,
-        "counts": {c.value: counts[c] for c in CELL_CLASSES},
+        "counts": {c.value: n for c, n in counts.items()},
         "composition": {c.value: v for c, v in (composition or DEFAULT_COMPOSITION).items()},
         "pixel_size_um": pixel_size_um,
         "crop_um": crop_um,
@@ -181,6 +194,7 @@ def generate_dataset(
         "frame_shape": list(frame_shape),
         "wbc_per_field": wbc_per_field,
         "lookalike_fraction": lookalike_fraction,
+        **({"atypical_fraction": ATYPICAL_SHARE} if extras else {}),
         "png_bit_depth": bit_depth,
         "modalities": [m.value for m in MODALITIES],
         "records": records,

@@ -10,7 +10,11 @@ from leukoscope.instrument.simulator.composition import (
     Composition,
     validate_composition,
 )
-from leukoscope.types import MODALITIES, Modality
+from leukoscope.types import EXTRA_CLASSES, MODALITIES, CellClass, Modality
+
+
+def _default_atypical() -> dict[CellClass, float]:
+    return dict.fromkeys(EXTRA_CLASSES, 1.0)
 
 
 def _default_offsets() -> dict[Modality, tuple[float, float]]:
@@ -64,6 +68,8 @@ class SampleParams:
     debris_per_1000um2: float = 0.15  # stain precipitate, red-cell fragments, dust (debris.py)
     smudge_fraction: float = 0.02  # smudge (basket) cells per white cell (smudge.py)
     lookalike_fraction: float = 0.024  # cells drawn partway toward another class (lookalike.py)
+    atypical_fraction: float = 0.0  # nucleated cells drawn outside the five (atypical.py); 0 = none
+    atypical_mix: dict[CellClass, float] = field(default_factory=_default_atypical)  # their weights
 
     def __post_init__(self) -> None:
         height, width = self.frame_shape
@@ -99,7 +105,24 @@ class SampleParams:
             raise ParameterError(
                 f"lookalike_fraction must be in [0, 0.5], got {self.lookalike_fraction}"
             )
+        if not 0.0 <= self.atypical_fraction <= 1.0:
+            raise ParameterError(
+                f"atypical_fraction must be in [0, 1], got {self.atypical_fraction}"
+            )
+        mix = self.atypical_mix
+        if (
+            set(mix) - set(EXTRA_CLASSES)
+            or any(w < 0 for w in mix.values())
+            or not any(w > 0 for w in mix.values())
+        ):
+            allowed = ", ".join(c.value for c in EXTRA_CLASSES)
+            raise ParameterError(f"atypical_mix: weights >= 0 (one > 0) over {allowed}")
         object.__setattr__(self, "composition", validate_composition(dict(self.composition)))
+
+    def atypical_probabilities(self) -> list[float]:
+        """The extra classes' shares among atypical cells, in `EXTRA_CLASSES` order."""
+        weights = [float(self.atypical_mix.get(c, 0.0)) for c in EXTRA_CLASSES]
+        return [w / sum(weights) for w in weights]
 
     def um_to_px(self, um: float) -> float:
         """A length in the sample plane, micrometres to pixels."""

@@ -14,6 +14,7 @@ from functools import lru_cache
 import numpy as np
 
 from leukoscope.errors import ParameterError
+from leukoscope.instrument.simulator.atypical import sample_atypical
 from leukoscope.instrument.simulator.composition import probabilities
 from leukoscope.instrument.simulator.debris import draw_debris
 from leukoscope.instrument.simulator.lookalike import maybe_lookalike
@@ -32,7 +33,7 @@ from leukoscope.instrument.simulator.truth import (
     WhiteCell,
     WhiteCellShape,
 )
-from leukoscope.types import CELL_CLASSES
+from leukoscope.types import CELL_CLASSES, EXTRA_CLASSES
 
 _MIN_CANVAS = 256
 
@@ -102,6 +103,12 @@ class SimulatedSample:
             if p.lookalike_fraction > 0:
                 looks = np.random.default_rng([self.seed, Stream.LOOKALIKE, fov, drawn])
                 shape = maybe_lookalike(shape, p.lookalike_fraction, looks, p.pixel_size_um)
+            if p.atypical_fraction > 0:  # own stream: at 0 every other draw is as it was
+                odd = np.random.default_rng([self.seed, Stream.ATYPICAL, fov, drawn])
+                if odd.uniform() < p.atypical_fraction:
+                    kind = EXTRA_CLASSES[int(odd.choice(4, p=p.atypical_probabilities()))]
+                    shape = sample_atypical(kind, odd, p.pixel_size_um)
+                    cell_class = kind
             centre = self._place(rng, shape.extent_px, placed, gap)
             if centre is None:
                 continue  # the field is full; a real film would not hold it either

@@ -27,4 +27,7 @@ class Stream(IntEnum):
     SMUDGE = 12  # smudge cells (smudge.py)
     SMUDGE_TEXTURE = 13  # their chromatin lace (render.py)
     LOOKALIKE = 14  # which white cells look partway like another class, and how (lookalike.py)
+    ATYPICAL = (
+        15  # which cells are drawn outside the five (IG, NRBC, BLAST, RL), and how (atypical.py)
+    )
     DATASET_CELLS = 21  # which cells of a field a training set takes, and their jitter (dataset.py)

@@ -44,6 +44,8 @@ class WhiteCellShape:
     defocus_px: float = 0.0  # extra blur sigma: how far this cell lies from the focal plane
     lookalike: CellClass | None = None  # the class this cell's look was moved toward (lookalike.py)
     lookalike_weight: float = 0.0  # how far: 0 its own class's look .. 1 the look-alike's
+    nucleoli: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)), repr=False)  # dy, dx, r
+    stage: str = ""  # maturation stage of a cell outside the five (atypical.py), e.g. "myelocyte"
 
     def lookalike_json(self) -> dict[str, object]:
         """The look-alike fields of a ground-truth record; empty for a cell that looks its class."""
@@ -103,6 +105,7 @@ class WhiteCell:
             "lobes": self.shape.lobe_count,
             "granules": int(self.shape.granules.shape[0]),
             **self.shape.lookalike_json(),
+            **({"stage": self.shape.stage} if self.shape.stage else {}),
             "outline_yx": np.round(outline, 1).tolist(),
         }
 
