@@ -147,11 +147,19 @@ def test_runs_and_samples_list_what_the_report_says(
     finished = datetime.fromisoformat(sample["finished_utc"])
     assert finished >= datetime.fromisoformat(sample["started_utc"])
     # the on-screen tables name the run, the model and mark the sample simulated
+    monkeypatch.setenv("COLUMNS", "80")  # a standard terminal: every word whole, no line longer
     assert run_cli(monkeypatch, "runs", "--db", env.db) == 0
-    assert run["run_id"] in capsys.readouterr().out
+    screen = capsys.readouterr().out
+    lines = screen.splitlines()[1:]  # below the heading (a long path wraps in the terminal)
+    assert all(len(line) <= 80 for line in lines)
+    words = [run["run_id"][:12], digest[:12], run["started_utc"][:10], "samples", "finished"]
+    assert all(any(w in line for line in lines) for w in words), screen
     assert run_cli(monkeypatch, "samples", "--db", env.db, "--run", run["run_id"][:6]) == 0
     screen = capsys.readouterr().out
-    assert SAMPLE in screen and "SIMULATED" in screen
+    lines = screen.splitlines()[1:]
+    assert all(len(line) <= 80 for line in lines)
+    for word in (SAMPLE, "SIMULATED", run["run_id"][:8], "complete", "flagged", "simulated"):
+        assert any(word in line for line in lines), (word, screen)
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.table import Table
 
 from leukoscope.cli.core import app, console, err_console, settings
@@ -55,11 +56,26 @@ def _short_model(version: str) -> str:
     """The model version with its SHA-256 cut to 12 digits (csv/json keep it whole)."""
     if not version:
         return "[yellow]not recorded[/] (serve: its workers load the model)"
-    return re.sub(r"sha256:([0-9a-f]{12})[0-9a-f]+", r"sha256:\1…", version)
+    return re.sub(r"sha256:([0-9a-f]{12})[0-9a-f]+", r"sha256:\1", version)
 
 
 def _time(value: str | None) -> str:
-    return "—" if value is None else value.replace("T", " ").removesuffix("+00:00")
+    """An ISO UTC time as 'YYYY-MM-DD HH:MM' (two words, so a narrow column wraps between them)."""
+    return "—" if value is None else value.replace("T", " ").removesuffix("+00:00")[:16]
+
+
+def _heading(text: str) -> None:
+    """A listing's first line, wrapped by the terminal rather than cut into the table."""
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def _table() -> Table:
+    """A listing table that fits an 80-column terminal: light rules, one space between columns;
+    identifiers never wrap, other cells wrap only between words."""
+    return Table(
+        box=box.SIMPLE_HEAD, padding=(0, 1), collapse_padding=True, pad_edge=False,
+        show_edge=False,
+    )  # fmt: skip
 
 
 def _run_id(store: Any, run: str) -> str:
@@ -90,13 +106,16 @@ def runs_command(db: DbOption = None, fmt: ListFormat = "table", out: OutOption 
     if chosen != "table":
         _emit(_listing([record(r) for r in rows], RUN_COLUMNS, chosen), out)
         return
-    table = Table(title=f"{len(rows)} run(s) in {_database(db)}", title_justify="left")
+    _heading(f"{len(rows)} run(s) in {_database(db)}; times UTC")
+    table = _table()
     table.add_column("run", no_wrap=True)
-    for column in ("started (UTC)", "finished (UTC)", "samples", "model"):
-        table.add_column(column, overflow="fold")
+    for column in ("started", "finished", "samples", "model"):
+        table.add_column(column, no_wrap=column == "samples")
     for r in rows:
         model = _short_model(r.model_version)
-        table.add_row(r.run_id, _time(r.started_utc), _time(r.finished_utc), str(r.samples), model)
+        table.add_row(
+            r.run_id[:12], _time(r.started_utc), _time(r.finished_utc), str(r.samples), model
+        )
     console.print(table)
 
 
@@ -120,14 +139,15 @@ def samples_command(
     if chosen != "table":
         _emit(_listing([record(r) for r in rows], SAMPLE_COLUMNS, chosen), out)
         return
-    table = Table(title=f"{len(rows)} sample(s) in {_database(db)}", title_justify="left")
-    for column in ("run", "sample", "status", "cells", "flagged", "fields", "started (UTC)"):
-        table.add_column(column, overflow="fold")
+    _heading(f"{len(rows)} sample(s) in {_database(db)}; times UTC")
+    table = _table()
+    for column in ("run", "sample", "status", "cells", "flagged", "fields", "started"):
+        table.add_column(column, no_wrap=column not in ("fields", "started"))
     table.add_column("simulated", no_wrap=True)
     for r in rows:
         fields = f"{r.fields_done}/{r.fields_total if r.fields_total is not None else '?'}"
         if r.fields_failed:
-            fields += f" ({r.fields_failed} failed)"
+            fields += f" {r.fields_failed} failed"
         table.add_row(
             r.run_id[:8], r.sample_id, r.status, f"{r.cells_counted}/{r.target_cells or 'all'}",
             str(r.cells_flagged), fields, _time(r.started_utc), _simulated(r.simulated),
