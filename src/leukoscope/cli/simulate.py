@@ -171,3 +171,21 @@ def parse_extra(text: str | None) -> dict[CellClass, int]:
             )
         counts[cell_class] = count
     return counts
+
+
+@simulate_app.command("labels")
+def simulate_labels(
+    acquisitions: Annotated[
+        list[Path], typer.Argument(help="Simulated acquisition folders (with ground_truth.json).")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Labels file (CSV) to write.")],
+) -> None:
+    """Write the labels file `validate` and `dataset build` read from the simulator's ground
+    truth: every whole white cell at its true centre, with its true class."""
+    from leukoscope.atomic import atomic_write_bytes
+    from leukoscope.instrument.simulator.truth_labels import labels_csv
+
+    text = labels_csv(list(acquisitions))
+    atomic_write_bytes(out, text.encode("utf-8"))
+    rows = text.count("\n") - 1
+    typer.echo(f"wrote {out}: {rows} labelled white cells", err=True)
