@@ -66,11 +66,22 @@ def _root(
     state.verbose = verbose
     level = logging.WARNING - 10 * min(verbose, 2)
     handler = logging.StreamHandler(_StderrNow())
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        handlers=[handler],
-    )
+    handler.setFormatter(_Plain() if verbose == 0 else _Detailed())
+    logging.basicConfig(level=level, handlers=[handler])
+
+
+class _Plain(logging.Formatter):
+    """What a user reads: `warning: ...` on one line, like the CLI's own warnings."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {record.getMessage()}"
+
+
+class _Detailed(logging.Formatter):
+    """With -v: time, level and where it came from."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 class _StderrNow:
