@@ -188,6 +188,9 @@ class SampleSummary(BaseModel):
     classes: list[ClassCount]
     cells_counted: int = Field(ge=0)
     cells_flagged: int = Field(ge=0)
+    cells_unidentified: int = Field(default=0, ge=0)  # open-set flags: in no class, reviewed
+    nrbc: int = Field(default=0, ge=0)  # nucleated red cells seen (a model that names them)
+    nrbc_per_100_wbc: float = Field(default=0.0, ge=0.0)
     fields_done: int = Field(ge=0)
     fields_total: int | None = None
     fields_failed: int = Field(default=0, ge=0)

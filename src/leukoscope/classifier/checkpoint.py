@@ -18,6 +18,7 @@ from torch import nn
 
 from leukoscope.atomic import atomic_file
 from leukoscope.classifier.models import MultimodalModel, build_model
+from leukoscope.classifier.open_set import OpenSet
 from leukoscope.errors import CheckpointError, ParameterError
 from leukoscope.types import CELL_CLASSES, CellClass, Modality
 
@@ -50,6 +51,11 @@ class ModelMeta(BaseModel):
         description="prior correction: per-head probabilities are multiplied by these and "
         "renormalised (undoes a class-balanced training sampler: count ** balance per class)",
     )
+    open_set: OpenSet | None = Field(
+        default=None,
+        description="the open-set score and threshold that flag unidentified cells (open_set.py); "
+        "None: no cell is flagged unidentified",
+    )
     format_version: int = FORMAT_VERSION
 
     @model_validator(mode="after")
@@ -66,6 +72,8 @@ class ModelMeta(BaseModel):
         weights = self.class_weights
         if weights is not None and (len(weights) != len(self.classes) or min(weights) <= 0):
             raise ValueError("class_weights must be one positive number per class")
+        if self.open_set is not None and len(self.open_set.means) != len(self.classes):
+            raise ValueError("open_set must have one mean per class")
         return self
 
     @classmethod

@@ -13,7 +13,8 @@ from leukoscope.errors import CheckpointError
 
 ONNX_OPSET = 17
 INPUT_NAME = "crops"
-OUTPUT_NAMES = ("probabilities", "head_probabilities")
+OUTPUT_NAMES = ("probabilities", "head_probabilities", "features")
+"""`features`: the pooled feature vector the heads read (the open-set score's input)."""
 DIGEST_KEY = "leukoscope.checkpoint_sha256"
 META_KEY = "leukoscope.meta"
 

@@ -1,7 +1,7 @@
 """Inference form of a model and its ONNX export.
 
-`inference_module` wraps a trained model so it returns `(probabilities, head_probabilities)` and
-rewrites two parts of HS-MM-MIMO into equivalent forms that CPU kernels run faster (same function, up to
+`inference_module` wraps a trained model so it returns `(probabilities, head_probabilities,
+features)` and rewrites two parts of HS-MM-MIMO into equivalent forms that CPU kernels run faster (same function, up to
 float rounding; see docs/performance.md, "Inference"):
 
 - the grouped stem (groups=M, BatchNorm, ReLU) then max-pool becomes M dense stems with BatchNorm folded
@@ -130,22 +130,45 @@ class ProbabilityModule(nn.Module):
         self.model = model
         self.split_inputs = split_inputs
 
-    def _split_logits(self, parts: list[Tensor]) -> Tensor:
+    def _split_logits(self, parts: list[Tensor]) -> tuple[Tensor, Tensor]:
         model = self.model
         if isinstance(model, EnsembleModel):
             nets = [member.net for member in model.members if isinstance(member, SingleModel)]
-            return torch.stack([net(p) for net, p in zip(nets, parts, strict=True)], dim=1)
+            pairs = [_pooled_pass(net, p) for net, p in zip(nets, parts, strict=True)]
+            return torch.stack([lg for lg, _ in pairs], dim=1), torch.cat([f for _, f in pairs], 1)
         assert isinstance(model, HSMMMimoModel)
         net = model.net
         stem = net.conv1[0]
         assert isinstance(stem, SplitStem)
         features = net.conv5(net.stage4(net.stage3(net.stage2(stem.forward_parts(parts)))))
-        return net.forward_head(features).view(parts[0].shape[0], model.num_heads, -1)
+        pooled = features.mean((2, 3))
+        return net.fc(pooled).view(parts[0].shape[0], model.num_heads, -1), pooled
 
-    def forward(self, *inputs: Tensor) -> tuple[Tensor, Tensor]:
-        """Mean of per-head softmax, and the per-head softmax."""
-        logits = self._split_logits(list(inputs)) if self.split_inputs else self.model(inputs[0])
-        return predict_proba(logits), logits.softmax(dim=-1)
+    def _whole_logits(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        model = self.model
+        if isinstance(model, EnsembleModel):
+            nets = [member.net for member in model.members if isinstance(member, SingleModel)]
+            pairs = [_pooled_pass(net, x[:, i]) for i, net in enumerate(nets)]
+            return torch.stack([lg for lg, _ in pairs], dim=1), torch.cat([f for _, f in pairs], 1)
+        net = getattr(model, "net", None)
+        assert isinstance(net, ShuffleNetV2)
+        logits, pooled = _pooled_pass(net, x.flatten(1, 2))
+        return logits.view(x.shape[0], model.num_heads, -1), pooled
+
+    def forward(self, *inputs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Mean of per-head softmax, the per-head softmax, and the pooled features the heads read
+        (the open-set score's input, `classifier/open_set.py`)."""
+        split = self.split_inputs
+        logits, pooled = (
+            self._split_logits(list(inputs)) if split else self._whole_logits(inputs[0])
+        )
+        return predict_proba(logits), logits.softmax(dim=-1), pooled
+
+
+def _pooled_pass(net: ShuffleNetV2, x: Tensor) -> tuple[Tensor, Tensor]:
+    """(logits, globally pooled last feature map) of one backbone."""
+    pooled = net.forward_features(x).mean((2, 3))
+    return net.fc(pooled), pooled
 
 
 def inference_module(model: MultimodalModel, optimise: bool = True) -> ProbabilityModule:

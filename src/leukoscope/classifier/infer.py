@@ -11,7 +11,7 @@ import os
 import threading
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -30,12 +30,12 @@ BACKENDS: tuple[str, ...] = ("torch", "onnx")
 
 @dataclass(frozen=True)
 class Runner:
-    """A backend's forward pass: normalised inputs -> (probabilities, head probabilities).
+    """A backend's forward pass: normalised inputs -> (probabilities, head probabilities, features).
 
     `split`: it takes one C-contiguous (B, C, H, W) array per modality instead of one (B, M, C, H, W).
     """
 
-    run: Callable[[list[np.ndarray]], tuple[np.ndarray, np.ndarray]]
+    run: Callable[[list[np.ndarray]], tuple[np.ndarray, np.ndarray, np.ndarray]]
     split: bool
 
 
@@ -44,10 +44,14 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Prediction:
-    """Class probabilities (B, classes) = mean over heads of head_probabilities (B, heads, classes)."""
+    """Class probabilities (B, classes) = mean over heads of head_probabilities (B, heads, classes);
+    `features` (B, F): what the heads read (F = 0 from a graph exported without them);
+    `open_set_scores` (B,): the model's open-set score (`classifier/open_set.py`), empty without a fit."""
 
     probabilities: np.ndarray
     head_probabilities: np.ndarray
+    features: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    open_set_scores: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 def available_threads() -> int:
@@ -68,7 +72,7 @@ def _torch_runner(model: object, threads: int) -> Runner:
     torch.set_num_threads(threads or available_threads())  # process-wide in PyTorch
     eager = inference_module(model)
     eager.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-    module: Callable[..., tuple[torch.Tensor, torch.Tensor]] = eager
+    module: Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = eager
     try:
         # TorchScript trace + freeze folds BatchNorm and fuses conv+ReLU for oneDNN; measured faster
         # than eager and, unlike torch.compile, starts in about a second. Deprecated but working.
@@ -78,10 +82,10 @@ def _torch_runner(model: object, threads: int) -> Runner:
     except Exception as exc:  # pragma: no cover - TorchScript removed or unsupported here
         log.info("TorchScript unavailable (%s); running eagerly", exc)
 
-    def run(arrays: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    def run(arrays: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         with torch.inference_mode():
-            probs, heads = module(*(torch.from_numpy(a) for a in arrays))
-        return probs.numpy(), heads.numpy()
+            probs, heads, features = module(*(torch.from_numpy(a) for a in arrays))
+        return probs.numpy(), heads.numpy(), features.numpy()
 
     return Runner(run, eager.split_inputs)
 
@@ -110,18 +114,22 @@ def onnx_runner(graph: bytes | Path, threads: int = 0) -> Runner:
     cores = threads or available_threads()
     latency = onnx_session(graph, cores)
     names = [i.name for i in latency.get_inputs()]  # type: ignore[attr-defined]
-    outputs = list(OUTPUT_NAMES)
+    present = {o.name for o in latency.get_outputs()}  # type: ignore[attr-defined]
+    outputs = [name for name in OUTPUT_NAMES if name in present]  # older graphs: no features
     serial = onnx_session(graph, 1) if cores > 1 else latency
 
     def run_one(session: object, arrays: list[np.ndarray]) -> list[np.ndarray]:
         feeds = dict(zip(names, arrays, strict=True))
-        return list(session.run(outputs, feeds))  # type: ignore[attr-defined]
+        got = list(session.run(outputs, feeds))  # type: ignore[attr-defined]
+        if len(got) < len(OUTPUT_NAMES):
+            got.append(np.zeros((len(got[0]), 0), np.float32))
+        return got
 
-    def run(arrays: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    def run(arrays: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         batch = arrays[0].shape[0]
         if cores == 1 or batch < 2:
-            probs, heads = run_one(latency, arrays)
-            return probs, heads
+            probs, heads, features = run_one(latency, arrays)
+            return probs, heads, features
         bounds = np.linspace(0, batch, min(cores, batch) + 1).astype(int)
         results: list[list[np.ndarray]] = [[] for _ in bounds[1:]]
         errors: list[BaseException] = []
@@ -143,8 +151,8 @@ def onnx_runner(graph: bytes | Path, threads: int = 0) -> Runner:
                 worker.join()
         if errors:
             raise errors[0]
-        probs, heads = (np.concatenate([r[k] for r in results]) for k in range(2))
-        return probs, heads
+        probs, heads, features = (np.concatenate([r[k] for r in results]) for k in range(3))
+        return probs, heads, features
 
     return Runner(run, names != [INPUT_NAME])
 
@@ -157,9 +165,14 @@ def _onnx_graph_for(checkpoint: Path, model: object, meta: ModelMeta) -> bytes |
     digest = file_digest(checkpoint)
     beside = onnx_path_for(checkpoint)
     if beside.is_file():
-        if read_onnx_digest(beside) == digest:
+        if read_onnx_digest(beside) != digest:
+            log.warning(
+                "%s was exported from another checkpoint; exporting again in memory", beside
+            )
+        elif meta.open_set is not None and not _has_features(beside):
+            log.warning("%s has no features output for the open-set score; exporting again", beside)
+        else:
             return beside
-        log.warning("%s was exported from another checkpoint; exporting again in memory", beside)
     assert isinstance(model, MultimodalModel)
     return onnx_bytes(model, meta.input_size, meta, digest)
 
@@ -282,10 +295,27 @@ class Predictor:
         k = len(self._meta.classes)
         if x.shape[1 if split else 0] == 0:
             empty = np.zeros((0, self._num_heads, k), np.float32)
-            return Prediction(empty.sum(1), empty)
-        probs, heads = self._runner.run(list(x) if split else [x])
+            return Prediction(empty.sum(1), empty, np.zeros((0, 0), np.float32), np.zeros(0))
+        probs, heads, features = self._runner.run(list(x) if split else [x])
         if self._meta.class_weights is not None:
             heads = heads * np.asarray(self._meta.class_weights, dtype=heads.dtype)
             heads /= heads.sum(axis=-1, keepdims=True)
             probs = heads.mean(axis=1)
-        return Prediction(probs, heads)
+        fit = self._meta.open_set
+        scores = fit.scores(features) if fit is not None else np.zeros(0)
+        return Prediction(probs, heads, features, scores)
+
+    def unidentified(self, prediction: Prediction) -> list[str]:
+        """Per cell, `unidentified: ...` when its open-set score is above the model's threshold."""
+        fit = self._meta.open_set
+        if fit is None:
+            return [""] * len(prediction.probabilities)
+        return fit.reasons(prediction.open_set_scores)
+
+
+def _has_features(graph: Path) -> bool:
+    """Whether an exported graph returns the pooled features (graphs exported before did not)."""
+    import onnx
+
+    model = onnx.load(str(graph), load_external_data=False)
+    return any(o.name == OUTPUT_NAMES[-1] for o in model.graph.output)

@@ -10,6 +10,12 @@ rows). Rules:
   `max_disagreement`; the reason says which. A flagged cell keeps its best guess (argmax of the mean
   probabilities) and still counts toward that class; `cells_flagged` says how many to review. (A
   differential that dropped flagged cells would be biased against the classes the model finds hard.)
+- A cell the model's open-set score sets apart (reason `unidentified: ...`, `classifier/open_set.py`)
+  is flagged too but is not counted in any class: like an analyser's unclassified cells it is left out
+  of the percentages and reported as `cells_unidentified` (the differential's denominator is the cells
+  identified as white cells). Its best guess is kept for the reviewer.
+- Classes beyond the five (a model's `classes`): IG, BLAST and RL count in the white-cell differential
+  beside the five; NRBC are not white cells and are reported per 100 white cells (`nrbc_per_100_wbc`).
 - Confidence intervals: Clopper-Pearson exact binomial 95% intervals, computed from beta quantiles
   (scipy.stats.beta.ppf; identical to scipy.stats.binomtest(k, n).proportion_ci(method="exact")).
   With zero cells the interval is [0, 100] % and every percentage is 0.
@@ -36,6 +42,8 @@ from leukoscope.pipeline.field_quality import image_problems
 from leukoscope.pipeline.ledger import SampleLedger
 from leukoscope.types import (
     CELL_CLASSES,
+    EXTRA_CLASSES,
+    NOT_WHITE,
     CellClass,
     CellKey,
     CellResult,
@@ -76,20 +84,24 @@ def result_from_heads(
     min_probability: float,
     max_disagreement: float,
     bbox: tuple[int, int, int, int] = (0, 0, 0, 0),
+    unidentified: str = "",
+    classes: Sequence[CellClass] = CELL_CLASSES,
 ) -> CellResult:
-    """A CellResult from per-head softmax outputs (heads x classes): mean, best guess, flags."""
+    """A CellResult from per-head softmax outputs (heads x classes): mean, best guess, flags;
+    `unidentified` (the open-set reason, or "") comes first in the flag reason."""
     heads = np.asarray(head_probabilities, dtype=np.float64)
-    if heads.ndim != 2 or heads.shape[0] < 1 or heads.shape[1] != len(CELL_CLASSES):
+    if heads.ndim != 2 or heads.shape[0] < 1 or heads.shape[1] != len(classes):
         raise PipelineError(
-            f"head probabilities must be heads x {len(CELL_CLASSES)}, got {list(heads.shape)}"
+            f"head probabilities must be heads x {len(classes)}, got {list(heads.shape)}"
         )
     mean = heads.mean(axis=0)
     spread = disagreement(heads)
     probabilities = tuple(float(p) for p in mean)
     reason = flag_reason(probabilities, spread, min_probability, max_disagreement)
+    reason = "; ".join(r for r in (unidentified, reason) if r)
     return CellResult(
         key=key,
-        cell_class=CELL_CLASSES[int(np.argmax(mean))],
+        cell_class=classes[int(np.argmax(mean))],
         probabilities=probabilities,
         head_probabilities=tuple(tuple(float(p) for p in row) for row in heads),
         disagreement=spread,
@@ -112,10 +124,12 @@ def clopper_pearson(count: int, total: int, confidence: float = CONFIDENCE) -> t
 
 
 def class_counts(counts: Mapping[CellClass, int]) -> list[ClassCount]:
-    """Count, percent and 95% CI (percent) of every class, in canonical order."""
-    total = sum(counts.get(c, 0) for c in CELL_CLASSES)
+    """Count, percent and 95% CI (percent) of the five, in canonical order, then of any white-cell
+    class beyond them that `counts` holds (IG, BLAST, RL) when counted at least once."""
+    extra = [c for c in EXTRA_CLASSES if c not in NOT_WHITE and counts.get(c, 0)]
+    total = sum(counts.get(c, 0) for c in (*CELL_CLASSES, *extra))
     rows = []
-    for cell_class in CELL_CLASSES:
+    for cell_class in (*CELL_CLASSES, *extra):
         k = counts.get(cell_class, 0)
         low, high = clopper_pearson(k, total)
         rows.append(
@@ -131,17 +145,31 @@ def class_counts(counts: Mapping[CellClass, int]) -> list[ClassCount]:
 
 
 def tally(results: Iterable[CellResult]) -> tuple[dict[CellClass, int], int]:
-    """Counts per class and number flagged, each cell key counted once."""
+    """Counts per class (unidentified cells in none) and number flagged, each key counted once."""
+    counts, flagged, _ = tally_open(results)
+    return counts, flagged
+
+
+def tally_open(results: Iterable[CellResult]) -> tuple[dict[CellClass, int], int, int]:
+    """Counts per class, number flagged and number unidentified, each cell key counted once."""
     seen: set[CellKey] = set()
     counts = dict.fromkeys(CELL_CLASSES, 0)
-    flagged = 0
+    flagged = unidentified = 0
     for result in results:
         if result.key in seen:
             continue
         seen.add(result.key)
-        counts[result.cell_class] += 1
         flagged += int(result.flagged)
-    return counts, flagged
+        if result.unidentified:
+            unidentified += 1
+            continue
+        counts[result.cell_class] = counts.get(result.cell_class, 0) + 1
+    return counts, flagged, unidentified
+
+
+def white_counts(counts: Mapping[CellClass, int]) -> dict[CellClass, int]:
+    """The counts that make the white-cell differential (NRBC left out: not white cells)."""
+    return {c: n for c, n in counts.items() if c not in NOT_WHITE}
 
 
 @dataclass(frozen=True)
@@ -216,13 +244,19 @@ def summarize(
     cells), otherwise provisional over every result received so far (the live table)."""
     decision = stop_decision(ledger, aborted)
     results = differential_cells(ledger, aborted)
-    counts, flagged = tally(results)
+    counts, flagged, unidentified = tally_open(results)
+    white = white_counts(counts)
+    nrbc = counts.get(CellClass.NRBC, 0)
     problems = image_problems(ledger.failure_reasons)
+    wbc = sum(white.values())
     return SampleSummary(
         sample_id=ledger.sample_id,
-        classes=class_counts(counts),
-        cells_counted=sum(counts.values()),
+        classes=class_counts(white),
+        cells_counted=wbc,
         cells_flagged=flagged,
+        cells_unidentified=unidentified,
+        nrbc=nrbc,
+        nrbc_per_100_wbc=100.0 * nrbc / wbc if wbc else 0.0,
         fields_done=ledger.fields_done - ledger.fields_failed,
         fields_total=ledger.fields_total,
         fields_failed=ledger.fields_failed,

@@ -154,7 +154,7 @@ def run_worker(
                 unit_budget_s=config.unit_budget_s,
             )  # fmt: skip
         else:
-            from leukoscope.pipeline.service import load_predictor
+            from leukoscope.pipeline.service import classifier, load_predictor
 
             predictor, _ = load_predictor(settings)
             worker = ClassifyWorker.from_config(
@@ -163,7 +163,7 @@ def run_worker(
                 stop,
                 config,
                 keys=keys,
-                classify=lambda crops: predictor.predict(crops).head_probabilities,
+                classify=classifier(predictor),
                 modalities=predictor.modalities,
             )
         if not _reached(context, connect, keys, stop, config, notify):

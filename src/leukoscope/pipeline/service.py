@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from leukoscope.classifier.infer import Predictor
 from leukoscope.classifier.shipped import resolve_model_path
@@ -65,7 +67,7 @@ def analyse(
             summaries = run_embedded(
                 settings.pipeline,
                 jobs,
-                classify=lambda crops: predictor.predict(crops).head_probabilities,
+                classify=classifier(predictor),
                 modalities=predictor.modalities,
                 input_size=predictor.input_size,
                 store=store,
@@ -76,3 +78,13 @@ def analyse(
         finally:
             store.finish_run(run_id)
     return RunOutcome(run_id, database, summaries)
+
+
+def classifier(predictor: Predictor) -> Callable[[np.ndarray], tuple[np.ndarray, list[str]]]:
+    """The classify workers' function: head probabilities and each cell's open-set reason."""
+
+    def classify(crops: np.ndarray) -> tuple[np.ndarray, list[str]]:
+        prediction = predictor.predict(crops)
+        return prediction.head_probabilities, predictor.unidentified(prediction)
+
+    return classify

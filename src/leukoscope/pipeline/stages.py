@@ -39,8 +39,9 @@ IDLE_RESET_S = 2.0  # an idle worker re-announces its full credit this often
 
 Segmenter = Callable[[FrameSet], list[CellCrop]]
 """Finds the white cells of a field and cuts their crops."""
-HeadClassifier = Callable[[np.ndarray], np.ndarray]
-"""Raw crops (B, M, H, W) in `modalities` order -> per-head probabilities (B, heads, classes)."""
+HeadClassifier = Callable[[np.ndarray], "np.ndarray | tuple[np.ndarray, list[str]]"]
+"""Raw crops (B, M, H, W) in `modalities` order -> per-head probabilities (B, heads, classes), or
+those with each cell's open-set reason (`unidentified: ...` or "", `service.classifier`)."""
 
 
 def _worker_name(role: str) -> str:
@@ -331,7 +332,8 @@ class ClassifyWorker(_Worker):
                 self._fail(out, batch, f"classification failed: {exc}")
         if usable:
             try:
-                heads = self.classify(np.concatenate(inputs))
+                output = self.classify(np.concatenate(inputs))
+                heads, unknown = output if isinstance(output, tuple) else (output, None)
             except Exception as exc:  # one bad micro-batch fails its fields, never the worker
                 log.error("%s: classification crashed: %r", self.name, exc)
                 for batch in usable:
@@ -339,6 +341,7 @@ class ClassifyWorker(_Worker):
                 self._in_flight = ()
                 return consumed
             cells = [cell for batch in usable for cell in batch.cells]
+            reasons = unknown if unknown is not None else [""] * len(cells)
             results = tuple(
                 result_from_heads(
                     cell.key,
@@ -346,8 +349,9 @@ class ClassifyWorker(_Worker):
                     min_probability=self.min_probability,
                     max_disagreement=self.max_disagreement,
                     bbox=cell.bbox,
+                    unidentified=reason,
                 )
-                for cell, head in zip(cells, heads, strict=True)
+                for cell, head, reason in zip(cells, heads, reasons, strict=True)
             )
             tickets = tuple((b.sample_id, b.fov, b.ticket) for b in usable)
             answer = wire.ResultBatch(results=results, worker=self.name, tickets=tickets)

@@ -104,7 +104,18 @@ def meta_section(data: ReportData) -> str:
             esc(f"{s.cells_flagged} ({data.flagged_percent:.1f}%)"),
             "cells-flagged",
         ),
+        _item(
+            "Unidentified (in no class, for review)",
+            esc(str(s.cells_unidentified)),
+            "cells-unidentified",
+        ),
+        *(
+            [_item("NRBC per 100 WBC", esc(f"{s.nrbc_per_100_wbc:.1f} ({s.nrbc})"), "nrbc")]
+            if s.nrbc
+            else []
+        ),
         _item("Fields of view", esc(f"{fields} analysed, {s.fields_failed} failed{image_note(s)}")),
+        _item("Focus", _focus_text(data), "focus-fields"),
         _item("Mean head disagreement", esc(f"{data.mean_disagreement:.3f}")),
         _item("Model", model, "model"),
         _item("Model version", version, "model-version"),
@@ -114,6 +125,17 @@ def meta_section(data: ReportData) -> str:
         _item("Status", esc(s.status_reason or s.status.value)),
     ]
     return f'<section id="summary"><h2>Sample</h2><dl class="meta">{"".join(items)}</dl></section>'
+
+
+def _focus_text(data: ReportData) -> str:
+    """The fields whose focus was low (cells counted) or which failed out of focus, one a line."""
+    if not data.focus_fields:
+        return "no field flagged"
+    return "<br>".join(
+        f'<span class="{"focus-failed" if f.failed else "focus-low"}" data-fov="{f.fov}">{esc(f.describe())}'
+        "</span>"
+        for f in data.focus_fields
+    )
 
 
 def quality_section(data: ReportData) -> str:

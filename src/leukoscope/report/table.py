@@ -32,7 +32,9 @@ def summary_table(summary: SampleSummary, workers: Mapping[str, object] | None =
         f"/{summary.fields_total}" if summary.fields_total is not None else ""
     )
     caption = [
-        f"cells counted {summary.cells_counted}, flagged for review {summary.cells_flagged}",
+        f"cells counted {summary.cells_counted}, flagged for review {summary.cells_flagged}"
+        + (f", unidentified {summary.cells_unidentified}" if summary.cells_unidentified else "")
+        + (f", NRBC {summary.nrbc_per_100_wbc:.1f}/100 WBC" if summary.nrbc else ""),
         f"fields {fields} (failed {summary.fields_failed}{image_note(summary)}), "
         f"{summary.fields_done / elapsed:.1f} fields/s, {summary.cells_counted / elapsed:.1f} cells/s",
     ]
