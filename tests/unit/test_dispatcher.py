@@ -8,7 +8,7 @@ import itertools
 import numpy as np
 
 from leukoscope.pipeline import wire
-from leukoscope.pipeline.dispatcher import MAX_CREDIT, Dispatcher, Unit
+from leukoscope.pipeline.dispatcher import MAX_CREDIT, MAX_LOST, Dispatcher, Unit
 from leukoscope.types import MODALITIES, FrameSet
 
 A, B = b"identity-a", b"identity-b"
@@ -99,6 +99,7 @@ def test_overdue_work_goes_to_another_worker_and_the_staller_gets_no_more() -> N
     assert d.next_deadline() == 110.0
     clock.now = 109.0
     assert d.overdue() == [] and not d.waiting("segment")
+    d.seen("seg-a", "segment")  # A's heartbeat: alive, sitting on the unit (a staller)
     d.ready("segment", B, "seg-b", "seg-b", credit=1, reset=False)
     clock.now = 110.5
     assert d.overdue() == []  # re-queued, not exhausted
@@ -119,8 +120,24 @@ def test_after_max_attempts_the_unit_is_handed_back_to_fail() -> None:
         d.ready("segment", A, "seg-a", "seg-a", credit=1, reset=True)
         assert d.dispatch("segment", out) == 1, attempt
         clock.now += 1.5
+        d.seen("seg-a", "segment")  # alive all along: the field, not the worker, is the problem
         exhausted = d.overdue()
     assert [u.fov for u in exhausted] == [0]
+
+
+def test_a_worker_that_dies_holding_a_unit_does_not_use_up_its_field() -> None:
+    clock, out = FakeClock(), Outbox()
+    d = dispatcher(clock, worker_timeout_s=1.0, max_attempts=2)
+    d.queue(unit(0))
+    for attempt in range(MAX_LOST - 1):  # each holder dies silently: re-dispatched, not failed
+        d.ready("segment", A, f"seg-{attempt}", f"seg-{attempt}", credit=1, reset=True)
+        assert d.dispatch("segment", out) == 1, attempt
+        clock.now += 1.5
+        assert d.overdue() == [], attempt
+    d.ready("segment", A, "seg-last", "seg-last", credit=1, reset=True)
+    assert d.dispatch("segment", out) == 1
+    clock.now += 1.5  # but a field that kills every worker fails after MAX_LOST of them
+    assert [u.fov for u in d.overdue()] == [0]
     d.retire("s", 0)
     assert d.next_deadline() is None and not d.busy("s", 0)
 

@@ -7,7 +7,9 @@ authenticated CurveZMQ identity, or its name on a loopback setup without keys), 
 checked against the exact unit, dispatch and sender. A unit not answered within the worker timeout,
 or given up by its worker past its time budget (`give_up`), is queued again for another worker;
 after `max_attempts` dispatches (two by default: a field that timed out or ran over budget on two
-workers is not sent to a third) it is handed back to the caller to fail its field.
+live workers is not sent to a third) it is handed back to the caller to fail its field. A dispatch
+to a worker that fell silent holding the unit (killed, crashed) is not counted against the field,
+up to MAX_LOST of them.
 The aggregator feeds it what arrives and sends what it hands out; the ledger decides what counts.
 """
 
@@ -27,6 +29,8 @@ log = logging.getLogger(__name__)
 Stage = Literal["segment", "classify"]
 STAGES: tuple[Stage, ...] = ("segment", "classify")
 MAX_CREDIT = 64  # most units one worker may hold asked-for: a black hole cannot starve a sample
+MAX_LOST = 4  # dispatches to workers that died holding a unit, before its field fails anyway
+HEARTBEAT_GRACE_S = 1.5  # a worker heard from this long after a dispatch was alive while holding it
 WORKER_GONE_S = 5.0  # a worker not heard from for this long is handed no more work
 
 Work = wire.FrameSetMessage | wire.CellBatch
@@ -56,6 +60,7 @@ class Unit:
     message: Work
     sent_s: float | None = None
     attempts: int = 0
+    lost: int = 0  # dispatches to workers that fell silent holding it (not the field's fault)
     tickets: dict[str, str] = field(default_factory=dict)  # ticket of each dispatch -> principal
     holder: bytes | None = None  # work-socket identity of the worker it was last sent to
     avoid: set[bytes] = field(default_factory=set)  # workers that let it time out
@@ -242,7 +247,10 @@ class Dispatcher:
             for unit in list(self._pending[stage].values()):
                 if unit.sent_s is None or now - unit.sent_s < self.worker_timeout_s:
                     continue
-                if unit.attempts >= self.max_attempts:
+                if not self._alive_since(unit.holder, unit.sent_s) and unit.lost < MAX_LOST:
+                    unit.attempts -= 1  # its worker died: the field gets another try
+                    unit.lost += 1
+                if unit.attempts >= self.max_attempts or unit.lost >= MAX_LOST:
                     exhausted.append(unit)
                     continue
                 log.warning("re-dispatching %s of %s field %d", stage, unit.sample_id, unit.fov)
@@ -252,6 +260,12 @@ class Dispatcher:
                 unit.sent_s = None
                 self._outbox[stage].append(unit)
         return exhausted
+
+    def _alive_since(self, identity: bytes | None, sent_s: float) -> bool:
+        """The worker was heard from a heartbeat or more after it was sent the unit: it held the
+        unit alive (stalled or slow) rather than dying with it."""
+        info = self.workers.get(self.name_of(identity))
+        return info is not None and info.last_seen_s >= sent_s + HEARTBEAT_GRACE_S
 
     def next_deadline(self) -> float | None:
         """When the earliest unit out becomes overdue (None when nothing is out)."""
