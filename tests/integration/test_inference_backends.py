@@ -146,7 +146,7 @@ def test_inference_form_equals_the_model(arch: str, options: dict[str, str]) -> 
         fast = inference_module(model)
         assert fast.split_inputs  # one input per modality
         for module, inputs in ((fast, x.unbind(1)), (inference_module(model, False), (x,))):
-            probs, heads = module(*inputs)
+            probs, heads, _ = module(*inputs)
             torch.testing.assert_close(heads, logits.softmax(-1), atol=1e-5, rtol=0)
             torch.testing.assert_close(probs, predict_proba(logits), atol=1e-5, rtol=0)
 
