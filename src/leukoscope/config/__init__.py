@@ -93,6 +93,12 @@ class SegmentationConfig(Section):
         le=100.0,
         description="cells this close to (or cut along) the border are dropped, um",
     )
+    border_share: float = Field(
+        default=0.6,
+        gt=0.0,
+        le=1.0,
+        description="a nucleus along the border over this share of its width is cut (dropped)",
+    )
     crop_um: float = Field(
         default=24.0, gt=0.0, le=500.0, description="side of the square cut around each cell, um"
     )
