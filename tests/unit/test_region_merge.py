@@ -18,7 +18,7 @@ from leukoscope.instrument.simulator.render import FieldRenderer
 from leukoscope.instrument.simulator.sample import SimulatedSample
 from leukoscope.instrument.simulator.sensor import Sensor
 from leukoscope.pipeline import budget
-from leukoscope.pipeline.regions import MergeStats, Region, merge_lobes, pieces
+from leukoscope.pipeline.regions import MergeStats, Region, cut_by_border, merge_lobes, pieces
 from leukoscope.pipeline.segmentation import SegmentationParams, candidate_regions, detect, segment
 from leukoscope.types import FrameSet, Modality
 
@@ -150,3 +150,25 @@ def test_segmentation_gives_up_past_its_budget_and_when_told_to_stop() -> None:
     with budget.within(60.0, stop), pytest.raises(WorkStopped):
         detect(frameset.frame(Modality.FLUORESCENCE), 0.25, UNCAPPED)
     assert detect(frameset.frame(Modality.FLUORESCENCE), 0.25, UNCAPPED) is not None  # no budget
+
+
+def _box(y0: int, y1: int, x0: int, x1: int) -> Region:
+    ys, xs = np.mgrid[y0:y1, x0:x1]
+    return Region(ys.ravel().astype(float), xs.ravel().astype(float), np.ones(ys.size))
+
+
+def test_cut_by_border_asks_how_much_of_the_width_lies_on_the_border() -> None:
+    shape = (40, 60)
+    wide = _box(33, 40, 10, 23)  # 13 wide, on the bottom row all along: cut near its widest part
+    assert cut_by_border(wide, np.ones(wide.ys.size, bool), shape, 3, 0.6)
+    tip = wide.ys < 39
+    tip |= (wide.xs >= 14) & (wide.xs < 19)  # only 5 of its 13 columns reach the bottom row
+    assert not cut_by_border(wide, tip, shape, 3, 0.6)
+    assert cut_by_border(wide, tip, shape, 3, 0.3)
+    assert not cut_by_border(wide, tip, shape, 6, 0.3)  # a stretch shorter than min_chord
+    # top, left, right
+    for region in (_box(0, 6, 20, 27), _box(10, 17, 0, 6), _box(10, 17, 54, 60)):
+        assert cut_by_border(region, np.ones(region.ys.size, bool), shape, 3, 0.6)
+    inside = _box(10, 20, 10, 20)
+    assert not cut_by_border(inside, np.ones(inside.ys.size, bool), shape, 1, 0.01)
+    assert not cut_by_border(wide, np.zeros(wide.ys.size, bool), shape, 1, 0.01)

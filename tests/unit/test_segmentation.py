@@ -111,6 +111,17 @@ def test_specks_and_border_cells_are_dropped() -> None:
     assert nearest(found, 200.0, 6.0 * UM) < 2.0
 
 
+def test_a_nucleus_touching_the_border_at_its_tip_is_kept() -> None:
+    # 8 um nuclei reaching 0.25 um past the top and right borders: a sliver of each is outside the
+    # frame, the cell is whole enough to count; the same nuclei 2 um past are cut and dropped.
+    r = 4.0 * UM
+    for past_um, expected in ((0.25, 2), (2.0, 0)):
+        nuclei = [(r - past_um * UM, 200.0, r), (400.0, 511.0 - r + past_um * UM, r)]
+        assert len(detect(field(nuclei, seed=13), PIXEL_UM)) == expected, past_um
+    strict = SegmentationParams(border_share=0.01)  # any stretch over border_um: cut
+    assert detect(field([(r - 0.25 * UM, 200.0, r)], seed=13), PIXEL_UM, strict) == []
+
+
 def test_colour_fluorescence_frames_are_accepted() -> None:
     mono = field([(128.0, 128.0, 14.0)], shape=(256, 256), seed=7)
     rgb = np.repeat(mono[:, :, None], 3, axis=2)

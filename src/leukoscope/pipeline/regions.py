@@ -107,6 +107,32 @@ class Region:
         return float(np.sqrt((self.ys - cy) ** 2 + (self.xs - cx) ** 2).max()) + 0.5
 
 
+def cut_by_border(
+    region: Region, core: np.ndarray, shape: tuple[int, int], min_chord: float, share: float
+) -> bool:
+    """Whether the border cuts through the `core` pixels of `region` (a nucleus, not its blur).
+
+    Cut: along one side of the image the core lies on the outermost row or column over at least
+    `min_chord` pixels and over at least `share` of its own width along that side. A nucleus that
+    touches the border only near its tip (a round one then loses under 5 % of its area at share
+    0.6) is whole enough to count; one cut near its widest part is not.
+    """
+    ys, xs = region.ys[core], region.xs[core]
+    if ys.size == 0:
+        return False
+    height, width = shape
+    for on_edge, along in (
+        (ys <= 0, xs),
+        (ys >= height - 1, xs),
+        (xs <= 0, ys),
+        (xs >= width - 1, ys),
+    ):
+        chord = int(on_edge.sum())
+        if chord and chord >= min_chord and chord >= share * (float(along.max() - along.min()) + 1):
+            return True
+    return False
+
+
 @dataclass
 class MergeStats:
     """The work one merge did: pairs looked at, unions measured, merges made."""

@@ -22,9 +22,11 @@ Every step looks at the unit's time budget between its pieces (budget.py): a wor
 field past its budget, or when told to stop.
 5. Filters: nucleus area in [`min_area_um2`, `max_area_um2`], extent radius at most `max_extent_um`.
    Cells cut by the frame border are dropped: those whose nucleus core lies along the border over
-   `border_um` or more, or whose centre is closer to it than `border_um` (less than the smallest
-   white-cell radius, so such a cell is certainly cut). A cell cut only through its cytoplasm is kept;
-   its crop is completed by reflection (imaging.crop_centered).
+   `border_um` or more and over `border_share` of the core's width along that side (cut near its
+   widest part), or whose centre is closer to it than `border_um` (less than the smallest
+   white-cell radius, so such a cell is certainly cut). A cell cut only through its cytoplasm, or
+   through the tip of its nucleus, is kept; its crop is completed by reflection
+   (imaging.crop_centered).
 6. Crops: the same square of `crop_um` (imaging.crop_side_px / crop_cell, as for the training set)
    is cut from every modality around the nucleus centroid and resized to the model input.
 """
@@ -43,7 +45,15 @@ from leukoscope.config import SegmentationConfig
 from leukoscope.errors import ParameterError, PipelineError, TooManyRegions
 from leukoscope.imaging import DEFAULT_CROP_UM, crop_cell, crop_side_px
 from leukoscope.pipeline import budget
-from leukoscope.pipeline.regions import MergeStats, Region, flood, merge_lobes, pieces, seed_count
+from leukoscope.pipeline.regions import (
+    MergeStats,
+    Region,
+    cut_by_border,
+    flood,
+    merge_lobes,
+    pieces,
+    seed_count,
+)
 from leukoscope.types import CellCrop, CellKey, FrameSet, Modality
 
 TOO_MANY_REGIONS = "too_many_regions"
@@ -70,6 +80,7 @@ class SegmentationParams:
     max_regions: int = 2000  # a field with more candidate regions fails (TooManyRegions)
     max_extent_um: float = 12.0
     border_um: float = 2.5
+    border_share: float = 0.6  # cut: along the border over this share of the nucleus' width
     crop_um: float = DEFAULT_CROP_UM
 
     def __post_init__(self) -> None:
@@ -269,13 +280,9 @@ def detect(
         centre = ((cy + 0.5) * factor - 0.5, (cx + 0.5) * factor - 0.5)
         margin = params.border_um / pixel_size_um
         core = region.weights >= 0.5 * float(region.weights.max())  # the nucleus, not its blur
-        on_edge = core & (
-            (region.ys <= 0)
-            | (region.xs <= 0)
-            | (region.ys >= small.shape[0] - 1)
-            | (region.xs >= small.shape[1] - 1)
+        touches = cut_by_border(
+            region, core, small.shape, params.border_um / px_um, params.border_share
         )
-        touches = int(on_edge.sum()) * px_um >= params.border_um  # cut along a stretch, not a point
         inside = (
             margin <= centre[0] <= height_full - 1 - margin
             and margin <= centre[1] <= width_full - 1 - margin

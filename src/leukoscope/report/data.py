@@ -15,6 +15,7 @@ from pathlib import Path
 from leukoscope.classifier.model_info import ModelInfo, read_model_info
 from leukoscope.config import ReferenceRange, Settings
 from leukoscope.errors import ParameterError
+from leukoscope.pipeline.field_notes import FocusField, focus_fields
 from leukoscope.pipeline.store import ResultStore, RunRecord, SampleRecord
 from leukoscope.report.evidence import ModelEvidence, read_evidence
 from leukoscope.report.flags import (
@@ -81,6 +82,7 @@ class ReportData:
     review: ReviewInfo | None = None  # None: not read; its `original` is the classifier's summary
     crop_um: float = 24.0  # side of a gallery picture in the sample plane
     evidence: ModelEvidence | None = None  # the model's validation for the sample's rig set-up
+    focus_fields: tuple[FocusField, ...] = ()  # fields flagged focus_low or failed out_of_focus
 
     @property
     def flagged_percent(self) -> float:
@@ -224,6 +226,7 @@ def gather_report(
         review=review,
         crop_um=settings.pipeline.segmentation.crop_um,
         evidence=read_evidence(Path(store.path), row, str(run["model_version"])),
+        focus_fields=focus_fields(store, run_id, sample_id),
     )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from leukoscope.pipeline.field_notes import FocusField, focus_fields
 from leukoscope.pipeline.store import ResultStore
 from leukoscope.review.gates import Evidence
 from leukoscope.review.records import ReviewCell, ReviewState, reviewed_summary
@@ -22,6 +23,7 @@ class SampleFacts:
     results: dict[tuple[int, int], CellResult]
     failed_fields: tuple[tuple[int, str], ...] = ()
     target_cells: int = 0
+    focus_fields: tuple[FocusField, ...] = ()  # flagged focus_low or failed out_of_focus
 
 
 def sample_facts(results: ResultStore, run_id: str, sample_id: str) -> SampleFacts:
@@ -40,6 +42,7 @@ def sample_facts(results: ResultStore, run_id: str, sample_id: str) -> SampleFac
         {(r.key.fov, r.key.cell_index): r for r in counted},
         tuple((int(r[0]), str(r[1])) for r in failed),
         int(target[0][0]) if target else 0,
+        focus_fields(results, run_id, sample_id),
     )
 
 
@@ -139,6 +142,7 @@ def page_state(
         "fields_done": summary.fields_done,
         "fields_failed": [{"fov": fov, "reason": why} for fov, why in facts.failed_fields],
         "flagged_fields": flagged_fields,
+        "focus_flagged_fields": [f.to_json() for f in facts.focus_fields],
         "evidence": evidence_state(reviews.evidence(run_id, sample_id)),
         "original": differential(facts.summary),
         "reviewed": differential(reviewed),

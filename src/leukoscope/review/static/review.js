@@ -88,6 +88,7 @@
     if (state.flagged_fields.length) {
       parts.push(`flagged cells in field(s) ${state.flagged_fields.join(", ")}`);
     }
+    for (const f of state.focus_flagged_fields) parts.push(`field ${f.fov}: ${f.failed ? "out of focus, failed" : "focus low, cells counted"}`);
     $("fields-note").textContent = parts.join(" · ");
     $("fields-note").className = failed.length ? "warn" : "";
   }
