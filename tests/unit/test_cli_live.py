@@ -78,11 +78,19 @@ def test_below_target_names_the_shortfall() -> None:
 
 def test_next_commands_carry_the_config_and_database_they_need() -> None:
     plain = next_commands(["demo"], {"demo": Path("acquisitions/demo")}, Invocation())
-    assert plain == ["leukoscope report demo", "leukoscope batch acquisitions/demo"]
+    assert plain == [
+        "leukoscope report demo",
+        "leukoscope review",
+        "leukoscope batch acquisitions/demo",
+    ]
     how = Invocation(Path("my lab.toml"), Path("r.sqlite"))
     both = next_commands(["a", "b"], {"a": Path("x/a"), "b": Path("x/b")}, how)
     assert both == [
         "leukoscope -c 'my lab.toml' report a --db r.sqlite",
         "leukoscope -c 'my lab.toml' report b --db r.sqlite",
+        "leukoscope -c 'my lab.toml' review --db r.sqlite",
         "leukoscope -c 'my lab.toml' batch x/a x/b --db r.sqlite",
     ]
+    # after a batch, the next step is the review, not the same batch again
+    after_batch = next_commands(["a"], {"a": Path("x/a")}, Invocation(), after="batch")
+    assert after_batch == ["leukoscope report a", "leukoscope review"]

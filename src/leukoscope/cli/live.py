@@ -145,13 +145,19 @@ class Invocation:
 
 
 def next_commands(
-    samples: Iterable[str], acquisitions: Mapping[str, Path], how: Invocation
+    samples: Iterable[str],
+    acquisitions: Mapping[str, Path],
+    how: Invocation,
+    *,
+    after: str = "run",
 ) -> list[str]:
-    """The commands to run next: each sample's report, then re-analysing its saved fields."""
+    """The commands to run next: each sample's report, then its review and sign-off; after a
+    `run`, also re-analysing the saved fields (after a `batch` that is what just happened)."""
     samples = list(samples)
     lines = [f"{how.prefix()} report {shlex.quote(s)}{how.db_option()}" for s in samples]
+    lines.append(f"{how.prefix()} review{how.db_option()}")
     folders = [acquisitions[s] for s in samples if s in acquisitions]
-    if folders:
+    if folders and after == "run":
         paths = " ".join(shlex.quote(str(f)) for f in folders)
         lines.append(f"{how.prefix()} batch {paths}{how.db_option()}")
     return lines

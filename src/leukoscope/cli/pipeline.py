@@ -33,7 +33,11 @@ BELOW_TARGET_EXIT = 3
 
 
 def _show_outcome(
-    outcome: object, target: int, acquisitions: Mapping[str, Path], how: Invocation
+    outcome: object,
+    target: int,
+    acquisitions: Mapping[str, Path],
+    how: Invocation,
+    after: str = "run",
 ) -> list[str]:
     """Each sample's final table (once), where the run is stored, what to run next; returns the
     lines of the samples that ended below their target (said on stderr too)."""
@@ -50,7 +54,7 @@ def _show_outcome(
         err_console.print(f"warning: {line}", markup=False, highlight=False, soft_wrap=True)
     console.print(f"run {outcome.run_id} stored in {outcome.database}", markup=False)
     console.print("next:", markup=False)
-    for command in next_commands(outcome.summaries, acquisitions, how):
+    for command in next_commands(outcome.summaries, acquisitions, how, after=after):
         console.print(f"  {command}", markup=False, highlight=False, soft_wrap=True)
     return short
 
@@ -169,15 +173,29 @@ def batch_command(
             "or incomplete (for scripts).",
         ),
     ] = False,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler",
+            help="Run the fields as Dask tasks: local, tcp://HOST:8786 or a scheduler file "
+            "(needs leukoscope[dask]; default: [batch] scheduler, else in this process).",
+        ),
+    ] = None,
+    run_id: Annotated[
+        str | None,
+        typer.Option("--run", help="With --scheduler: resume this stopped run (id or prefix)."),
+    ] = None,
 ) -> None:
     """Analyse saved acquisitions; one summary per sample."""
     from rich.live import Live
 
+    from leukoscope.cli.dask_batch import check_scheduler, on_dask
     from leukoscope.errors import StorageError
     from leukoscope.pipeline.service import analyse, load_predictor
     from leukoscope.pipeline.sources import SampleJob, saved_acquisition
 
     current = pipeline_settings(cells, db)
+    scheduler = check_scheduler(current.batch.scheduler if scheduler is None else scheduler, run_id)
     target = current.pipeline.target_cells
     jobs: list[SampleJob] = []
     folders: dict[str, Path] = {}
@@ -200,10 +218,14 @@ def batch_command(
             live.update(progress_rows(latest.values(), target, folders), refresh=True)
 
         live.update(progress_rows(latest.values(), target, folders), refresh=True)
-        outcome = analyse(
-            current, jobs, predictor=predictor, model_path=model_path, on_summary=show
-        )
-    short = _show_outcome(outcome, target, folders, Invocation(state.config_path, db))
+        if scheduler:
+            how = Invocation(state.config_path, db)
+            outcome = on_dask(current, jobs, predictor, model_path, scheduler, run_id, show, how)
+        else:
+            outcome = analyse(
+                current, jobs, predictor=predictor, model_path=model_path, on_summary=show
+            )
+    short = _show_outcome(outcome, target, folders, Invocation(state.config_path, db), "batch")
     if len(jobs) < len(paths):
         raise typer.Exit(1)
     if strict and short:
