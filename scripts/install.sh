@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One install path for users, README and CI: a virtual environment in .venv with the CPU build of
-# PyTorch first (an unpinned torch would pull a multi-GB CUDA build), then leukoscope with dev extras.
+# PyTorch first (an unpinned torch would pull a multi-GB CUDA build), then leukoscope with dev extras
+# and Dask (`batch --scheduler` is tested).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
@@ -9,7 +10,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet "torch==2.13.0"
-.venv/bin/python -m pip install --quiet -e ".[dev]"
+.venv/bin/python -m pip install --quiet -e ".[dev,dask]"
 # GenTL simulator with TriggerSoftware for the camera integration tests: TLSimu.cti (+ libVirtualFG.so)
 # ships only in genicam <= 1.5.0, so unpack that wheel beside the venv's genicam 1.6 (never installed;
 # the .cti is loaded by path and does not depend on the Python version: the cp311 x86_64 wheel is used).

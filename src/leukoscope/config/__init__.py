@@ -174,6 +174,18 @@ class ClassifierConfig(Section):
     threads: int = Field(default=0, ge=0, le=256, description="CPU threads; 0 = all cores")
 
 
+class BatchConfig(Section):
+    """`leukoscope batch` on a Dask cluster (docs/deployment.md); needs `leukoscope[dask]`."""
+
+    scheduler: str = Field(
+        default="",
+        description="Dask scheduler: local, tcp://HOST:8786 or a scheduler file; empty = in process",
+    )
+    local_workers: int = Field(
+        default=0, ge=0, le=256, description="worker processes of `local`; 0 = one per core"
+    )
+
+
 class ReferenceRange(Section):
     """Normal range of one class, percent of white cells."""
 
@@ -235,6 +247,7 @@ class Settings(Section):
     review: ReviewConfig = Field(default_factory=ReviewConfig)
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
     lis: LisConfig = Field(default_factory=LisConfig)
+    batch: BatchConfig = Field(default_factory=BatchConfig)
 
 
 def _describe(error: Any) -> str:
