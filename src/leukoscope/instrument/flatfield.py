@@ -3,12 +3,15 @@
 - Dark: with every light off, `frames` frames per light at that light's exposure, averaged: the
   camera's offset and fixed pattern.
 - Flat: per light, the median of `fields` fields of view minus its dark frame, smoothed (Gaussian,
-  1/32 of the frame side) and divided by its mean: the illumination's shape (LED position,
-  condenser, vignetting). On a real rig, point the stage at an empty slide area; on a smear the
-  median over several fields and the smoothing remove the cells.
-- Applied to every frame before registration: ``(raw - dark) / flat``, rounded and clipped to the
-  camera's range; saved fields are the corrected frames, and acquisition.json records the
-  correction (`correction`: its date and settings digest).
+  1/32 of the frame side) and divided by its maximum: the illumination's shape (LED position,
+  condenser, vignetting), 1 where the field is brightest. On a real rig, point the stage at an
+  empty slide area; on a smear the median over several fields and the smoothing remove the cells.
+- Applied to every frame before registration: ``(raw - dark) / flat + mean(dark)``, rounded and
+  clipped to the camera's range: the fixed pattern and the fall-off are removed, the whole field
+  is lit as its brightest part (the level the exposure calibration sets) and the camera's black
+  level stays where it always is (the frames a model was trained on have it); saved fields are
+  the corrected frames, and acquisition.json records the correction (`correction`: its date and
+  settings digest).
 - Exposure: each bright-field light's exposure is scaled so that the background (the 95th
   percentile of the corrected frame) lies at `target` of full scale; the fluorescence exposure is
   left as configured.
@@ -55,7 +58,8 @@ class RigCorrection:
         """`image` corrected (same shape and type); unchanged for a light without maps."""
         if modality not in self.dark or self.dark[modality].shape != image.shape:
             return image
-        corrected = (image.astype(np.float32) - self.dark[modality]) / self.flat[modality]
+        dark = self.dark[modality]
+        corrected = (image.astype(np.float32) - dark) / self.flat[modality] + float(dark.mean())
         return np.asarray(np.clip(np.rint(corrected), 0, full).astype(image.dtype))
 
     @property
@@ -125,14 +129,15 @@ def staleness(correction: RigCorrection | None, digest: str, max_age_days: float
 
 
 def flat_from(fields: list[np.ndarray], dark: np.ndarray) -> np.ndarray:
-    """A flat field (mean 1) from raw frames of several fields and the dark frame."""
+    """A flat field (1 where the field is brightest) from raw frames of several fields and the
+    dark frame."""
     median = np.median(np.stack(fields).astype(np.float32), axis=0) - dark
     sigma = max(median.shape) / 32.0
     smooth = cv2.GaussianBlur(median, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
-    mean = float(smooth.mean())
-    if not mean > 0:
+    peak = float(smooth.max())
+    if not peak > 0:
         raise AcquisitionError("flat field: the frames are no brighter than the dark frame")
-    return np.asarray(np.maximum(smooth / mean, 0.05), dtype=np.float32)
+    return np.asarray(np.maximum(smooth / peak, 0.05), dtype=np.float32)
 
 
 def exposure_for(
