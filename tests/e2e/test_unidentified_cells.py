@@ -14,7 +14,7 @@ from leukoscope.instrument.simulator.acquisition import generate_acquisition
 from leukoscope.pipeline.store import ResultStore
 from leukoscope.review.state import page_state, sample_facts
 from leukoscope.review.store import ReviewStore
-from leukoscope.types import EXTRA_CLASSES
+from leukoscope.types import EXTRA_CLASSES, CellResult
 
 from ..integration.pipeline_helpers import true_cells
 from .test_cli_pipeline import cli
@@ -45,17 +45,23 @@ def test_batch_flags_cells_outside_the_five_and_counts_none_of_them(tmp_path: Pa
     assert summary.cells_unidentified == len(unidentified)
     assert summary.cells_counted == sum(c.count for c in summary.classes)
     assert summary.cells_counted + summary.cells_unidentified == len(results)
-    # the flag catches cells outside the five (ground truth of the nearest white cell)
-    caught = 0
-    for cell in unidentified:
+    # the flag catches cells outside the five (ground truth of the nearest white cell): in this
+    # acquisition 11 of its 17 (docs/results.md: about 55 % over many samples, at 5 % of normal)
+    extra = {c.value for c in EXTRA_CLASSES}
+
+    def true_class(cell: CellResult) -> str:
         x, y, w, h = cell.bbox
         centre = np.array([y + h / 2, x + w / 2])
         near = min(
             (t for t in truth if t["field"] == cell.key.fov),
             key=lambda t: float(np.linalg.norm(centre - np.asarray(t["centre_yx"]))),
         )
-        caught += near["class"] in {c.value for c in EXTRA_CLASSES}
-    assert caught >= len(unidentified) // 2
+        return str(near["class"])
+
+    odd = [r for r in results if true_class(r) in extra]
+    caught = [r for r in odd if r.unidentified]
+    assert len(odd) >= 10 and len(caught) >= len(odd) // 2
+    assert len(caught) >= 3 * len(unidentified) // 4  # and few normal cells among the flagged
     # the review page shows them flagged with the reason
     with ReviewStore(db, read_only=True) as reviews:
         state = page_state(reviews, facts, run_id, "imm")

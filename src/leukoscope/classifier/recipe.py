@@ -41,6 +41,19 @@ class TrainConfig(BaseModel):
     label_smoothing: float = Field(default=0.0, ge=0.0, lt=1.0)
     folds: int = Field(default=5, ge=2)
     seed: int = 0
+    open_set_rate: float = Field(
+        default=0.05,
+        ge=0.0,
+        lt=1.0,
+        description="normal cells the open-set flag sets apart; 0: no fit",
+    )
+    open_set_holdout: float = Field(
+        default=0.1, ge=0.0, le=0.5, description="cells the final fit leaves out to fit it on"
+    )
+
+
+OPEN_SET_KEYS = ("open_set_rate", "open_set_holdout")
+"""Keys a run.json written before them lacks: read as their defaults."""
 
 
 def make_config(arch: str, modalities: str | None = None, **fields: Any) -> TrainConfig:

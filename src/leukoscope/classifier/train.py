@@ -10,7 +10,9 @@ last finished epoch):
     fold_<k>/val_probs.npy
     cv.json, cv.md              mean +/- std over folds (raw softmax)
     cv_prior_corrected.json|.md the same folds as the shipped model classifies (prior correction)
-    final/model.pt              the final fit (all cells, same recipe)
+    final/model.pt              the final fit (all cells but the open-set share, same recipe), its
+                                open-set score fitted on the cells it left out
+    final/open_set_index.npy    those cells' indices
     model.pt                    the model to ship: the final fit (or the best fold's model with
                                 --no-final), the CV summary in its metadata
 
@@ -42,12 +44,16 @@ from leukoscope.classifier.evaluate import (
 )
 from leukoscope.classifier.fit import configure_torch, fit_model, select_device
 from leukoscope.classifier.history import HISTORY_CSV, HISTORY_PNG, plot_histories, read_history
+from leukoscope.classifier.open_set_fit import fit_checkpoint_on, held_out_split
 from leukoscope.classifier.prior import PriorCorrection, fit_prior_correction
 from leukoscope.classifier.progress import TrainProgress
-from leukoscope.classifier.recipe import TrainConfig, recipe_summary
+from leukoscope.classifier.recipe import OPEN_SET_KEYS, TrainConfig, recipe_summary
 from leukoscope.classifier.run_checkpoints import provenance_of, save_model, ship_model
 from leukoscope.errors import DatasetError, ParameterError
 from leukoscope.types import CELL_CLASSES
+
+MIN_OPEN_SET_CELLS = 20
+"""Fewer held-out cells than this: the shipped model has no open-set fit (it flags nothing)."""
 
 __all__ = [
     "FoldResult",
@@ -137,6 +143,7 @@ def _check_run_config(out_dir: Path, config: TrainConfig) -> None:
     wanted = config.model_dump(mode="json")
     if path.exists():
         stored = json.loads(path.read_text("utf-8"))
+        stored = {**{k: wanted[k] for k in OPEN_SET_KEYS}, **stored}  # runs from before them
         if stored != wanted:
             changed = sorted(
                 k for k in wanted.keys() | stored.keys() if stored.get(k) != wanted.get(k)
@@ -254,32 +261,71 @@ class TrainingRun:
         return correction
 
     def final_fit(self) -> Path:
-        """Train on every cell with the same recipe: `final/model.pt` (reused when present)."""
+        """Train on every cell but the open-set share with the same recipe, then fit the open-set
+        score on that share: `final/model.pt` (reused when present)."""
         dataset, config = self.dataset, self.config
         path = self.out_dir / "final" / "model.pt"
+        held_path = path.parent / "open_set_index.npy"
         if path.exists():
             self.progress.log(f"{config.arch} final fit: done earlier, reusing {path}")
-            return path
-        began = time.perf_counter()
-        everything = np.arange(len(dataset.labels))
-        state = path.parent / "train_state.pt"
-        model, mean, std = fit_model(
-            dataset,
-            config,
-            everything,
-            (config.seed, 1_000_000),
-            state,
-            self.device,
-            self.progress,
-            f"{config.arch} final",
-        )
-        train_s = round(time.perf_counter() - began, 1)
-        provenance = provenance_of(
-            config, dataset, len(everything), final_fit=True, train_s=train_s
-        )
-        save_model(path, model, config, dataset, mean, std, {}, provenance)
-        state.unlink(missing_ok=True)
+        else:
+            began = time.perf_counter()
+            share = config.open_set_holdout if config.open_set_rate > 0 else 0.0
+            kept, held = held_out_split(dataset.labels, share, config.seed)
+            state = path.parent / "train_state.pt"
+            model, mean, std = fit_model(
+                dataset,
+                config,
+                kept,
+                (config.seed, 1_000_000),
+                state,
+                self.device,
+                self.progress,
+                f"{config.arch} final",
+            )
+            train_s = round(time.perf_counter() - began, 1)
+            provenance = provenance_of(
+                config,
+                dataset,
+                len(kept),
+                final_fit=True,
+                train_s=train_s,
+                open_set_cells=len(held),
+            )
+            if len(held):
+                with atomic_file(held_path) as handle:
+                    np.save(handle, held, allow_pickle=False)
+            save_model(path, model, config, dataset, mean, std, {}, provenance)
+            state.unlink(missing_ok=True)
+        if held_path.exists():
+            self.fit_open_set(path, np.load(held_path, allow_pickle=False), "the final fit")
         return path
+
+    def fit_open_set(self, checkpoint: Path, held: np.ndarray, left_out_by: str) -> None:
+        """Fit `checkpoint`'s open-set score on the cells `held` (indices) it was not trained on, at
+        the recipe's flag rate (nothing when that is 0 or the checkpoint has its fit already)."""
+        from leukoscope.classifier.checkpoint import read_checkpoint
+
+        config = self.config
+        if config.open_set_rate <= 0 or read_checkpoint(checkpoint)[1].open_set is not None:
+            return
+        if len(held) < MIN_OPEN_SET_CELLS:
+            self.progress.log(
+                f"no open-set fit: {len(held)} held-out cells, fewer than {MIN_OPEN_SET_CELLS}"
+            )
+            return
+        fit = fit_checkpoint_on(
+            checkpoint,
+            self.dataset.images[held],
+            self.dataset.labels[held],
+            target_flag_rate=config.open_set_rate,
+            source=f"{len(held)} cells of {self.dataset.root} left out by {left_out_by}",
+            threads=torch.get_num_threads(),
+        )
+        self.progress.log(
+            f"open-set score fitted on {fit.cells} held-out cells: threshold {fit.threshold:.1f} "
+            f"flags {100 * fit.flag_rate:.1f} % of them (target {100 * config.open_set_rate:g} %)"
+        )
 
     def parts(self, parts: list[str]) -> list[FoldResult]:
         """Only the named pieces ("0", "1", ..., "final"), e.g. one per process."""
@@ -345,5 +391,7 @@ def run_training(
             best = best_fold(folds)
             source, chosen = best.checkpoint, {"final_fit": False, "selected_fold": best.fold}
         model_path = ship_model(source, out_dir, summary, correction, **chosen)
+        if not final:  # the best fold's own validation cells are held out from it
+            run.fit_open_set(model_path, best.val_index, f"fold {best.fold}")
     corrected = correction.summary if correction is not None and correction.weights else None
     return RunResult(out_dir, folds, summary, model_path, time.perf_counter() - began, corrected)

@@ -87,6 +87,19 @@ def train_command(
             help="Run only this fold (0, 1, ...) or 'final'; repeatable; for parallel runs."
         ),
     ] = None,
+    open_set_rate: Annotated[
+        float,
+        typer.Option(
+            help="Share of normal cells the open-set flag sets apart as unidentified "
+            "(docs/models.md); 0: no open-set fit."
+        ),
+    ] = 0.05,
+    open_set_holdout: Annotated[
+        float,
+        typer.Option(
+            help="Share of the cells the final fit leaves out to fit the open-set score on."
+        ),
+    ] = 0.1,
     device: _DEVICE = "auto",
     threads: _THREADS = 0,
 ) -> None:
@@ -116,6 +129,8 @@ def train_command(
         warmup_epochs=warmup_epochs,
         augment=augment,
         label_smoothing=label_smoothing,
+        open_set_rate=open_set_rate,
+        open_set_holdout=open_set_holdout,
         **jitter_options(jitter),
     )
     result = run_training(
