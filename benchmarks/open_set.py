@@ -108,6 +108,8 @@ def main() -> None:
 
     rate = fit.target_flag_rate
     row("Mahalanobis, features (the model's)", a.open_set_scores, b.open_set_scores, fit.threshold)
+    twice = np.quantile(a.open_set_scores, 1 - 2 * rate)
+    row(f"Mahalanobis at {2 * rate:.0%} of normal", a.open_set_scores, b.open_set_scores, twice)
     top_a, top_b = 1 - a.probabilities.max(1), 1 - b.probabilities.max(1)
     row(
         f"1 - top probability (at {rate:.0%} of normal)", top_a, top_b, np.quantile(top_a, 1 - rate)
