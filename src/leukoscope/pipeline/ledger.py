@@ -11,7 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from leukoscope.types import CellResult
+from leukoscope.types import NOT_WHITE, CellResult
+
+
+def toward_target(result: CellResult) -> bool:
+    """The cell is one of the white-cell differential's (not unidentified, not a red cell)."""
+    return not result.unidentified and result.cell_class not in NOT_WHITE
 
 
 @dataclass
@@ -104,18 +109,26 @@ class SampleLedger:
         return prefix
 
     def counted(self) -> list[CellResult]:
-        """The cells of the differential, in (field, cell index) order, at most `target_cells`."""
+        """The counted cells, in (field, cell index) order, up to the one that brings the white
+        cells of the differential to `target_cells`. Cells the target does not count (unidentified
+        cells, nucleated red cells) are counted beside it: reported, never in the percentages."""
         cells: list[CellResult] = []
+        white = 0
         for fov in self._resolved_prefix():
             state = self.fields[fov]
-            cells.extend(state.results[i] for i in sorted(state.results))
-            if self.target_cells and len(cells) >= self.target_cells:
-                return cells[: self.target_cells]
+            for index in sorted(state.results):
+                result = state.results[index]
+                cells.append(result)
+                white += int(toward_target(result))
+                if self.target_cells and white >= self.target_cells:
+                    return cells
         return cells
 
     def target_reached(self) -> bool:
-        """Enough cells counted over the resolved leading fields."""
-        return bool(self.target_cells) and len(self.counted()) >= self.target_cells
+        """Enough white cells counted over the resolved leading fields."""
+        if not self.target_cells:
+            return False
+        return sum(toward_target(r) for r in self.counted()) >= self.target_cells
 
     def complete(self) -> bool:
         """True when the differential cannot change any more."""

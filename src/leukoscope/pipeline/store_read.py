@@ -18,9 +18,10 @@ from typing import cast
 from leukoscope.errors import StorageError
 from leukoscope.pipeline.counts import differential_cells, stop_decision
 from leukoscope.pipeline.ledger import SampleLedger
-from leukoscope.types import CellClass, CellKey, CellResult, SampleStatus
+from leukoscope.types import NOT_WHITE, UNIDENTIFIED, CellClass, CellKey, CellResult, SampleStatus
 
 log = logging.getLogger(__name__)
+NOT_WHITE_JSON = json.dumps(sorted(c.value for c in NOT_WHITE))
 
 
 @dataclass
@@ -142,7 +143,8 @@ def counted_keys(
 
 
 def mark_counted(db: sqlite3.Connection, path: Path, run_id: str, sample_id: str) -> None:
-    """Write `cells.counted` for every stored cell of the sample: 1 counted, 0 not; NULL for all
+    """Write `cells.counted` for every stored cell of the sample: 1 in its white-cell differential,
+    0 not (unidentified cells and nucleated red cells, counted beside it, are 0 too); NULL for all
     while the differential can still change."""
     keys = counted_keys(db, path, run_id, sample_id)
     if keys is None:
@@ -152,9 +154,11 @@ def mark_counted(db: sqlite3.Connection, path: Path, run_id: str, sample_id: str
         return
     db.execute("UPDATE cells SET counted=0 WHERE run_id=? AND sample_id=?", (run_id, sample_id))
     db.executemany(
-        "UPDATE cells SET counted=1 WHERE run_id=? AND sample_id=? AND fov=? AND cell_index=?",
-        [(run_id, sample_id, k.fov, k.cell_index) for k in keys],
-    )
+        "UPDATE cells SET counted=1 WHERE run_id=? AND sample_id=? AND fov=? AND cell_index=?"
+        " AND flag_reason NOT LIKE ? AND cell_class NOT IN (SELECT value FROM json_each(?))",
+        [(run_id, sample_id, k.fov, k.cell_index, f"{UNIDENTIFIED}%", NOT_WHITE_JSON)
+         for k in keys],
+    )  # fmt: skip
 
 
 def mark_all_counted(db: sqlite3.Connection, path: Path) -> None:
