@@ -17,7 +17,12 @@ import hashlib
 import json
 import sqlite3
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
+
+from leukoscope.errors import StorageError
+from leukoscope.pipeline.store_read import counted_keys
+from leukoscope.review.records import UNIDENTIFIED_LABEL
 
 GENESIS = "0" * 64
 AUDIT_FIELDS = (
@@ -97,10 +102,14 @@ class _Replay:
         self.state: dict[tuple[str, str], tuple[str, str]] = {}  # (state, released by)
         self.legacy_before = _legacy_before(db)
         originals = db.execute(
-            "SELECT run_id, sample_id, fov, cell_index, original FROM review_cells"
+            "SELECT r.run_id, r.sample_id, r.fov, r.cell_index, r.original,"
+            " COALESCE(c.flag_reason, '') LIKE 'unidentified%' FROM review_cells r"
+            " LEFT JOIN cells c ON c.run_id = r.run_id AND c.sample_id = r.sample_id"
+            " AND c.fov = r.fov AND c.cell_index = r.cell_index"
         ).fetchall()
-        for run_id, sample_id, fov, cell_index, original in originals:
-            self.labels.setdefault((run_id, sample_id), {})[(fov, cell_index)] = original
+        for run_id, sample_id, fov, cell_index, original, unidentified in originals:
+            start = UNIDENTIFIED_LABEL if unidentified else original  # as the review began
+            self.labels.setdefault((run_id, sample_id), {})[(fov, cell_index)] = start
 
     def apply(self, row: sqlite3.Row, releases: dict[str, sqlite3.Row]) -> str:
         """Play one audit row; a problem ("" when none)."""
@@ -195,19 +204,21 @@ def _compare_tables(db: sqlite3.Connection, replay: _Replay, heads: set[str]) ->
 
 def _compare_originals(db: sqlite3.Connection) -> list[str]:
     """Each reviewed sample's cells against the classifier's counted cells in `cells`."""
-    columns = {r[1] for r in db.execute("PRAGMA table_info(cells)")}
-    if "counted" not in columns:
-        return []
     problems = []
     for run_id, sample_id in db.execute("SELECT run_id, sample_id FROM review_samples"):
-        stored = {
+        try:  # the ledger's counted cells, rebuilt from the stored cells (as the review began)
+            keys = counted_keys(db, Path("results database"), run_id, sample_id) or set()
+        except StorageError as exc:
+            problems.append(f"review_samples {sample_id}: its stored cells are unreadable ({exc})")
+            continue
+        classes = {
             (r[0], r[1]): r[2]
             for r in db.execute(
-                "SELECT fov, cell_index, cell_class FROM cells WHERE run_id=? AND sample_id=?"
-                " AND counted=1",
+                "SELECT fov, cell_index, cell_class FROM cells WHERE run_id=? AND sample_id=?",
                 (run_id, sample_id),
             )
         }
+        stored = {(k.fov, k.cell_index): classes.get((k.fov, k.cell_index)) for k in keys}
         reviewed = {
             (r[0], r[1]): r[2]
             for r in db.execute(

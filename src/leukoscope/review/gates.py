@@ -16,7 +16,7 @@ import sqlite3
 from dataclasses import dataclass
 
 from leukoscope.errors import LeukoscopeError, ParameterError
-from leukoscope.review.records import ARTEFACT, SMUDGE, check_reason
+from leukoscope.review.records import ARTEFACT, SMUDGE, UNIDENTIFIED_LABEL, check_reason
 from leukoscope.review.validations import (
     ValidationRecord,
     model_sha256_of,
@@ -165,6 +165,7 @@ def release_facts(
         "counted": counted,
         "artefacts": sum(label == ARTEFACT for label, _ in labels),
         "smudges": sum(label == SMUDGE for label, _ in labels),
+        "unidentified": sum(label == UNIDENTIFIED_LABEL for label, _ in labels),
         "flagged": sum(int(f) for label, f in labels if label in counts),
     }
     return facts, differential

@@ -16,7 +16,12 @@ ARTEFACT = "ARTEFACT"
 """Not a white cell (debris, platelet clump, stain): leaves the count."""
 SMUDGE = "SMUDGE"
 """A white cell that cannot be classified (smudge, damaged): leaves the 5-part differential."""
+UNIDENTIFIED_LABEL = "UNIDENTIFIED"
+"""A cell the model's open-set score set apart: in no class until a reviewer gives it one."""
 LABELS: tuple[str, ...] = (*(c.value for c in CELL_CLASSES), ARTEFACT, SMUDGE)
+"""What a reviewer may give a cell."""
+STORED_LABELS: tuple[str, ...] = (*LABELS, UNIDENTIFIED_LABEL)
+"""What a review cell's label may be (a reviewer never sets UNIDENTIFIED; the model does)."""
 REVIEWER_MAX = 64
 REASON_MAX = 500
 _REVIEWER_RE = re.compile(r"^[^\W\d_][\w .,'-]{0,63}$")
@@ -69,8 +74,8 @@ class ReviewCell:
 
     @property
     def counted(self) -> bool:
-        """The reviewed differential counts it (a class, not ARTEFACT or SMUDGE)."""
-        return self.label not in (ARTEFACT, SMUDGE)
+        """The reviewed differential counts it (a class, not ARTEFACT, SMUDGE or UNIDENTIFIED)."""
+        return self.label not in (ARTEFACT, SMUDGE, UNIDENTIFIED_LABEL)
 
 
 @dataclass(frozen=True)
@@ -143,8 +148,9 @@ class AuditRow:
 
 
 def reviewed_summary(original: SampleSummary, cells: list[ReviewCell]) -> SampleSummary:
-    """The differential over the reviewed labels (ARTEFACT and SMUDGE leave it); the rest of
-    the summary (fields, status, timings) is the original's."""
+    """The differential over the reviewed labels (ARTEFACT and SMUDGE leave it; a cell still
+    UNIDENTIFIED stays out of it and is counted as unidentified); the rest of the summary
+    (fields, status, timings) is the original's."""
     counts = dict.fromkeys(CELL_CLASSES, 0)
     flagged = 0
     for cell in cells:
@@ -156,5 +162,6 @@ def reviewed_summary(original: SampleSummary, cells: list[ReviewCell]) -> Sample
             "classes": class_counts(counts),
             "cells_counted": sum(counts.values()),
             "cells_flagged": flagged,
+            "cells_unidentified": sum(c.label == UNIDENTIFIED_LABEL for c in cells),
         }
     )

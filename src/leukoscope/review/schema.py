@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from leukoscope.review.records import LABELS
+import sqlite3
+
+from leukoscope.review.records import STORED_LABELS
 from leukoscope.types import CELL_CLASSES
 
 SCHEMA = f"""
@@ -48,7 +50,7 @@ CREATE TABLE IF NOT EXISTS review_cells (
     fov INTEGER NOT NULL,
     cell_index INTEGER NOT NULL,
     original TEXT NOT NULL,
-    label TEXT NOT NULL CHECK (label IN ({", ".join(repr(x) for x in LABELS)})),
+    label TEXT NOT NULL CHECK (label IN ({", ".join(repr(x) for x in STORED_LABELS)})),
     flagged INTEGER NOT NULL,
     version INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (run_id, sample_id, fov, cell_index)
@@ -144,3 +146,20 @@ CREATE TABLE IF NOT EXISTS review_users (
 """The review page's local accounts (review/accounts.py): names unique regardless of case,
 Argon2id password hashes; `changed_s` moves with every password reset, disabling and enabling."""
 SCHEMA += USERS_SCHEMA
+
+
+def table_sql(db: sqlite3.Connection, table: str) -> str:
+    """The CREATE statement a table was made with ('' when there is none)."""
+    row = db.execute("SELECT sql FROM sqlite_master WHERE type='table' AND name=?", (table,))
+    found = row.fetchone()
+    return str(found[0]) if found and found[0] else ""
+
+
+def widen_labels(db: sqlite3.Connection) -> None:
+    """Rebuild `review_cells` with the label CHECK of this version, rows unchanged (its triggers
+    go with the old table; the caller runs SCHEMA and GUARDS again)."""
+    db.execute("DROP VIEW IF EXISTS review_counted_cells")
+    db.execute("ALTER TABLE review_cells RENAME TO review_cells_before")
+    db.executescript(SCHEMA)
+    db.execute("INSERT INTO review_cells SELECT * FROM review_cells_before")
+    db.execute("DROP TABLE review_cells_before")

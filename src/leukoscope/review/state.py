@@ -150,5 +150,6 @@ def page_state(
         "counted_reviewed": reviewed.cells_counted,
         "artefacts": sum(c.label == "ARTEFACT" for c in cells),
         "smudges": sum(c.label == "SMUDGE" for c in cells),
+        "unidentified": reviewed.cells_unidentified,
         "cells": [_cell(c, facts) for c in review_order(cells, facts)],
     }

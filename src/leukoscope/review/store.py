@@ -33,6 +33,7 @@ from leukoscope.pipeline.store import ResultStore
 from leukoscope.review.chain import GENESIS, append_audit, chain_existing, chain_head, verify
 from leukoscope.review.gates import Evidence, sample_evidence
 from leukoscope.review.records import (
+    UNIDENTIFIED_LABEL,
     AuditRow,
     ReleaseRecord,
     ReviewCell,
@@ -43,7 +44,14 @@ from leukoscope.review.records import (
     check_reviewer,
 )
 from leukoscope.review.release import drop_submission, read_releases, release_in
-from leukoscope.review.schema import ADDED_COLUMNS, GUARDS, REVIEW_SAMPLE_COLUMNS, SCHEMA
+from leukoscope.review.schema import (
+    ADDED_COLUMNS,
+    GUARDS,
+    REVIEW_SAMPLE_COLUMNS,
+    SCHEMA,
+    table_sql,
+    widen_labels,
+)
 from leukoscope.types import CELL_CLASSES, CellResult, SampleStatus, SampleSummary
 
 
@@ -83,6 +91,9 @@ class ReviewStore:
         if unchained and db.execute("SELECT 1 FROM review_audit LIMIT 1").fetchone():
             chain_existing(db)
             db.executescript(SCHEMA)  # the append-only triggers again
+        if "UNIDENTIFIED" not in table_sql(db, "review_cells"):
+            widen_labels(db)  # a file whose review_cells predates the UNIDENTIFIED label
+            db.executescript(SCHEMA)
         db.executescript(GUARDS)
 
     def _open_read_only(self) -> sqlite3.Connection:
@@ -248,7 +259,8 @@ class ReviewStore:
                 " label, flagged) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [
                     (run_id, sample_id, r.key.fov, r.key.cell_index, r.cell_class.value,
-                     r.cell_class.value, int(r.flagged))
+                     UNIDENTIFIED_LABEL if r.unidentified else r.cell_class.value,
+                     int(r.flagged))
                     for r in counted
                 ],
             )  # fmt: skip

@@ -45,7 +45,8 @@
     });
     $("differential").tBodies[0].innerHTML = rows.join("");
     $("counts").textContent = `${state.counted_reviewed} cells counted after review ` +
-      `(original ${state.counted_original}); artefacts ${state.artefacts}, smudges ${state.smudges}`;
+      `(original ${state.counted_original}); artefacts ${state.artefacts}, smudges ${state.smudges}` +
+      (state.unidentified ? `; ${state.unidentified} unidentified, in no class until reviewed` : "");
     const released = state.state === "released";
     $("state").textContent = released
       ? `Released by ${state.reviewer} at ${new Date(state.released_s * 1000).toISOString()}: locked`
@@ -94,10 +95,12 @@
   }
 
   function buildGalleries() {
-    const byClass = Object.fromEntries(CLASSES.map((c) => [c, []]));
-    for (const c of state.cells) byClass[c.original].push(c);
+    const GROUPS = ["UNIDENTIFIED", ...CLASSES]; // cells in no class first: they need a person
+    const byClass = Object.fromEntries(GROUPS.map((c) => [c, []]));
+    const unidentified = (c) => c.flag_reason.startsWith("unidentified");
+    for (const c of state.cells) byClass[unidentified(c) ? "UNIDENTIFIED" : c.original].push(c);
     const parts = [];
-    for (const cls of CLASSES) {
+    for (const cls of GROUPS) {
       const cells = byClass[cls];
       if (!cells.length) continue;
       const figures = cells.map((c) =>
@@ -106,7 +109,10 @@
         `<img loading="lazy" alt="" width="96" height="96" src="${img(c, "fluorescence")}">` +
         `<figcaption><b class="label"></b> <span class="meta">f${c.fov} #${c.cell_index} ` +
         `p ${c.probability.toFixed(2)}</span></figcaption></figure>`);
-      parts.push(`<h2 id="gallery-${cls}">${cls} (classifier: ${cells.length})</h2>` +
+      const title = cls === "UNIDENTIFIED"
+        ? `Unidentified: unlike every class the model knows (${cells.length}); give each a class`
+        : `${cls} (classifier: ${cells.length})`;
+      parts.push(`<h2 id="gallery-${cls}">${title}</h2>` +
         `<div class="gallery" data-class="${cls}">${figures.join("")}</div>`);
     }
     $("galleries").innerHTML = parts.join("");
