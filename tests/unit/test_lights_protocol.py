@@ -7,7 +7,7 @@ from collections import deque
 import pytest
 
 from leukoscope.errors import LightControllerError, LightRejected, LightTimeout
-from leukoscope.instrument.lights import Lc4Controller
+from leukoscope.instrument.lights import ChannelState, Lc4Controller
 from leukoscope.instrument.simulator.firmware import Lc4Firmware
 from leukoscope.instrument.simulator.state import SimulatedRigState
 from leukoscope.types import Modality
@@ -98,8 +98,20 @@ def scripted(replies: list[bytes | None], retries: int = 1) -> tuple[Lc4Controll
 
 
 def test_stale_reply_of_another_command_is_skipped() -> None:
-    controller, _ = scripted([b"OK ON 1\nOK OFF 2\n"])
-    controller.off(2)  # the late `OK ON 1` is not taken for the answer
+    controller, port = scripted(
+        [b"OK ON 1\nOK OFF 2\n", b"OK STAT 1:ON:10.0 2:OFF:0.0 3:OFF:0.0 4:OFF:0.0\n"]
+    )
+    controller.off(2)
+    # the late `OK ON 1` is not taken for the answer: both lines read, nothing left for STAT?
+    assert port.pending == b""
+    assert controller.status()[1] == ChannelState(on=True, intensity_percent=10.0)
+    assert [w for w in port.written if b"PING" not in w] == [b"OFF 2\n", b"STAT?\n"]
+
+
+def test_late_echo_of_an_earlier_setpoint_is_not_the_answer() -> None:
+    controller, port = scripted([b"OK INT 1 30.0\nOK INT 1 50.0\n"])
+    controller.set_intensity(1, 50.0)
+    assert port.pending == b""  # `OK INT 1 30.0` skipped, `OK INT 1 50.0` taken
 
 
 def test_err_reply_carries_code() -> None:

@@ -231,7 +231,8 @@ class Lc4Controller(LightController):
         if not 0.0 <= percent <= 100.0:
             raise ParameterError(f"light intensity {percent} out of range 0-100 %")
         text = f"{percent:.1f}"
-        self._command(f"INT {channel} {text}", expect=["INT", str(channel)])
+        # the echo names the setpoint: a late `OK INT <ch>` of an earlier setpoint is not this answer
+        self._command(f"INT {channel} {text}", expect=["INT", str(channel), text])
 
     def on(self, channel: int) -> None:
         """`ON <ch>`."""

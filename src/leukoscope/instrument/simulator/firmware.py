@@ -13,7 +13,11 @@ thread answering on the master. Clients open `controller.port` (the slave's path
 - GARBLED: the command is executed, the reply arrives as line noise;
 - ERROR:   the command is refused with `ERR <code> <text>` (a hardware fault, e.g. over-temperature);
 - SLOW:    the command is executed, the reply comes after `delay_s`;
-- UNPLUG:  the controller loses power: every output off, the master closes, the port is dead.
+- UNPLUG:  the controller loses power: every output off, the master closes, the port is dead;
+- STALE:   the command is executed, but a stale line comes first: `text` when it starts with `OK`,
+           else the last reply sent (a late answer to an earlier command), then the reply;
+- DUPLICATE: the command is executed and its reply sent twice (the copy is stale for the next
+           command).
 """
 
 from __future__ import annotations
@@ -59,6 +63,8 @@ class Fault(str, Enum):
     ERROR = "error"
     SLOW = "slow"
     UNPLUG = "unplug"
+    STALE = "stale"
+    DUPLICATE = "duplicate"
 
 
 @dataclass
@@ -179,6 +185,7 @@ class EmulatedController:
         self._stop = threading.Event()
         self.unplugged = threading.Event()
         self._wake_requested = False
+        self._last_reply = ""
         self._master, self._slave = os.openpty()
         tty.setraw(self._slave)
         self.port = os.ttyname(self._slave)
@@ -311,6 +318,14 @@ class EmulatedController:
             self._send(reply)
         elif injection.fault is Fault.GARBLED:
             self._send_raw(b"\x15O\xfe#K\x00" + reply[::-1].encode("ascii") + b"\xff\r\n")
+        elif injection.fault is Fault.STALE:
+            stale = injection.text if injection.text.startswith("OK") else self._last_reply
+            if stale:
+                self._send_raw((stale + "\r\n").encode("ascii"))
+            self._send(reply)
+        elif injection.fault is Fault.DUPLICATE:
+            self._send(reply)
+            self._send(reply)
         # Fault.SILENCE: executed, reply lost
         return True
 
@@ -323,6 +338,7 @@ class EmulatedController:
         self.unplugged.set()
 
     def _send(self, reply: str) -> None:
+        self._last_reply = reply
         self._send_raw((reply + "\r\n").encode("ascii"))
 
     def _send_raw(self, data: bytes) -> None:
