@@ -9,7 +9,7 @@ import pytest
 
 from leukoscope.config import Settings, load_settings, render_default_toml, render_toml
 from leukoscope.errors import ConfigError
-from leukoscope.types import CellClass, Modality
+from leukoscope.types import CELL_CLASSES, CellClass, Modality
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -122,7 +122,8 @@ def test_defaults_cover_every_modality_and_class() -> None:
     settings = Settings()
     assert set(settings.rig.lights.channels) == set(Modality)
     assert set(settings.rig.camera.exposure_us) == set(Modality)
-    assert set(settings.report.reference_ranges) == set(CellClass)
+    # a reference range for each class of the white-cell differential (the five)
+    assert set(settings.report.reference_ranges) == set(CELL_CLASSES)
 
 
 def test_partial_tables_keep_other_defaults(tmp_path: Path) -> None:
