@@ -9,7 +9,7 @@ import pytest
 
 from leukoscope.config import Settings, load_settings, render_default_toml, render_toml
 from leukoscope.errors import ConfigError
-from leukoscope.types import CELL_CLASSES, CellClass, Modality
+from leukoscope.types import CELL_CLASSES, Modality
 
 if sys.version_info >= (3, 11):
     import tomllib
