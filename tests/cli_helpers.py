@@ -17,3 +17,19 @@ def run_cli(monkeypatch: pytest.MonkeyPatch, *args: object) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     return 0
+
+
+LIVE_ENDPOINT_ENV = "LEUKOSCOPE__PIPELINE__LIVE_ENDPOINT"
+
+
+def clean_environ() -> dict[str, str]:
+    """This process's environment without the user's LEUKOSCOPE settings, for a child process.
+
+    The suite's live endpoint setting is kept (off, tests/conftest.py): a child never publishes on
+    the production live port.
+    """
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEUKOSCOPE")}
+    env[LIVE_ENDPOINT_ENV] = os.environ.get(LIVE_ENDPOINT_ENV, "")
+    return env

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ from leukoscope.instrument.simulator.sample import SimulatedSample
 from leukoscope.pipeline.store import ResultStore
 from leukoscope.types import SampleStatus
 
+from ..cli_helpers import clean_environ
 from ..integration.pipeline_helpers import small_acquisition, true_cells, untrained_checkpoint
 
 FRAME = 512
@@ -27,7 +27,7 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def cli(tmp: Path, model: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEUKOSCOPE")}
+    env = clean_environ()
     env.update(
         LEUKOSCOPE__CLASSIFIER__MODEL_PATH=str(model),
         LEUKOSCOPE__CLASSIFIER__THREADS="1",

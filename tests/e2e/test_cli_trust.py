@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from typer.testing import CliRunner
 from leukoscope.cli import app
 from leukoscope.instrument import storage
 
+from ..cli_helpers import clean_environ
 from ..integration.pipeline_helpers import free_base_port
 
 
@@ -22,7 +22,7 @@ def leukoscope(
     cwd: Path, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """The installed command as a user runs it (default config, no LEUKOSCOPE_* overrides)."""
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("LEUKOSCOPE")}
+    environ = clean_environ()
     environ.update(
         LEUKOSCOPE__RIG__CAMERA__WIDTH="128", LEUKOSCOPE__RIG__CAMERA__HEIGHT="96", COLUMNS="120"
     )
@@ -182,7 +182,7 @@ def test_sigterm_during_run_stores_terminated_and_the_run_resumes(tmp_path: Path
 
     from leukoscope.pipeline.store import ResultStore
 
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("LEUKOSCOPE")}
+    environ = clean_environ()
     environ.update(
         LEUKOSCOPE__RIG__CAMERA__WIDTH="256",
         LEUKOSCOPE__RIG__CAMERA__HEIGHT="256",

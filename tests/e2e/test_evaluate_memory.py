@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import resource
 import subprocess
 import sys
@@ -16,7 +15,7 @@ import pytest
 from leukoscope.classifier.evaluate import cells_per_step
 from leukoscope.types import CELL_CLASSES, MODALITIES
 
-from ..cli_helpers import run_cli
+from ..cli_helpers import clean_environ, run_cli
 from ..integration.pipeline_helpers import untrained_checkpoint
 
 LIMIT = int(1.5 * 2**30)
@@ -47,7 +46,7 @@ def test_evaluate_at_1024_px_runs_under_a_memory_limit(tmp_path: Path) -> None:
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (LIMIT, LIMIT))
 
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("LEUKOSCOPE")}
+    environ = clean_environ()
     environ["OMP_NUM_THREADS"] = "1"
     done = subprocess.run(
         [sys.executable, "-m", "leukoscope", "evaluate", str(model), str(data), "--device", "cpu"],

@@ -20,7 +20,6 @@ classifier (two lights swapped, benchmarks/mutation_check.py) lands well below i
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -33,6 +32,7 @@ from leukoscope.instrument.simulator.acquisition import GROUND_TRUTH_FILE, gener
 from leukoscope.pipeline.store import ResultStore
 from leukoscope.types import CELL_CLASSES, CellResult, SampleStatus, SampleSummary
 
+from ..cli_helpers import clean_environ
 from ..integration.pipeline_helpers import free_base_port
 
 FRAME = 512
@@ -50,7 +50,7 @@ MIN_CELLS = 70
 
 def clean_env() -> dict[str, str]:
     """The environment without the user's LEUKOSCOPE settings (the suite's live endpoint kept off)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEUKOSCOPE")}
+    env = clean_environ()
     env.update(
         LEUKOSCOPE__CLASSIFIER__MODEL_PATH=str(resolve_model_path(None)),
         LEUKOSCOPE__CLASSIFIER__THREADS="1",

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ import pytest
 from leukoscope.pipeline.store import ResultStore
 from leukoscope.types import SampleStatus
 
+from ..cli_helpers import clean_environ
 from ..integration.pipeline_helpers import free_base_port, small_acquisition, untrained_checkpoint
 from ..noise_fields import make_noise_field
 
@@ -39,7 +39,7 @@ def folders(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 def environment(model: Path, db: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEUKOSCOPE")}
+    env = clean_environ()
     env.update(
         LEUKOSCOPE__CLASSIFIER__MODEL_PATH=str(model),
         LEUKOSCOPE__CLASSIFIER__BACKEND="torch",

@@ -27,6 +27,7 @@ from leukoscope.report.data import gather_report
 from leukoscope.report.html import render_html
 from leukoscope.types import SampleSummary
 
+from ..cli_helpers import clean_environ
 from ..integration.pipeline_helpers import small_acquisition, untrained_checkpoint
 
 SAMPLE = "e2e-report.1"  # sample ids are names (leukoscope.ids): no markup can reach the page
@@ -227,7 +228,7 @@ def test_console_errors_are_detected(tmp_path: Path) -> None:
 
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEUKOSCOPE")}
+    env = clean_environ()
     return subprocess.run(
         [sys.executable, "-m", "leukoscope", "report", *args],
         capture_output=True,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.cookiejar
 import json
-import os
 import re
 import signal
 import socket
@@ -16,11 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from ..cli_helpers import clean_environ
 from ..integration.review_helpers import finished_sample
 
 
 def _env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("LEUKOSCOPE")}
+    return clean_environ()
 
 
 def _review(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -3,7 +3,6 @@ and an OME-TIFF acquisition of the same sample to the same counts."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,11 +10,12 @@ from pathlib import Path
 from leukoscope.instrument import storage
 from leukoscope.pipeline.store import ResultStore
 
+from ..cli_helpers import clean_environ
 from ..integration.pipeline_helpers import untrained_checkpoint
 
 
 def leukoscope(tmp: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("LEUKOSCOPE")}
+    clean = clean_environ()
     return subprocess.run(
         [sys.executable, "-m", "leukoscope", *args],
         capture_output=True,

@@ -3,7 +3,6 @@ for the LIS tests (real SQLite, real sockets, real processes)."""
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from leukoscope.lis.orders import NEW, Received, check_order, store
 from leukoscope.pipeline.store import ResultStore
 from leukoscope.review.store import ReviewStore
 
+from ..cli_helpers import clean_environ
 from .release_helpers import give_evidence
 from .review_helpers import finished_sample
 
@@ -68,7 +68,7 @@ def correct(database: Path, run: str, sample: str) -> None:
 
 def lis_env(port: int, **extra: str) -> dict[str, str]:
     """The environment of a `leukoscope lis` process sending to 127.0.0.1:`port`, fast retries."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEUKOSCOPE")}
+    env = clean_environ()
     env.update({"LEUKOSCOPE__LIS__HOST": "127.0.0.1", "LEUKOSCOPE__LIS__PORT": str(port),
                 "LEUKOSCOPE__LIS__ACK_TIMEOUT_S": "0.5", "LEUKOSCOPE__LIS__BACKOFF_S": "0.05",
                 "LEUKOSCOPE__LIS__BACKOFF_MAX_S": "0.2", "LEUKOSCOPE__LIS__POLL_S": "0.2",

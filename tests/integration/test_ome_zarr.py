@@ -205,7 +205,7 @@ def test_an_unknown_field_format_is_refused(twins: tuple[Path, Path], tmp_path: 
 
 @settings(
     max_examples=40,
-    deadline=5000,
+    deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(data=st.data())

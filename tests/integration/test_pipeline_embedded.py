@@ -143,7 +143,7 @@ def test_stalled_worker_work_is_redispatched_and_counts_unchanged(
     black_hole.connect(endpoints.classify)
     wire.send_message(black_hole, wire.Ready(worker="stalled-fake", role="classify", credit=8))
     try:
-        config = PipelineConfig(target_cells=0, worker_timeout_s=0.5, high_water_mark=2)
+        config = PipelineConfig(target_cells=0, worker_timeout_s=3.0, high_water_mark=2)
         _, summaries = analyse(
             predictor,
             store,

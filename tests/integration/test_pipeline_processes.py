@@ -5,7 +5,6 @@ Counts must equal those of an uninterrupted embedded run of the same saved acqui
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
 import subprocess
@@ -19,6 +18,7 @@ import pytest
 from leukoscope.pipeline.store import ResultStore
 from leukoscope.types import ClassCount, SampleStatus
 
+from ..cli_helpers import clean_environ
 from .pipeline_helpers import (
     embedded_classes,
     free_base_port,
@@ -52,12 +52,12 @@ class Processes:
 
     def __init__(self, tmp: Path, model: Path) -> None:
         self.tmp = tmp
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("LEUKOSCOPE")}
+        self.env = clean_environ()
         self.env.update(
             LEUKOSCOPE__CLASSIFIER__MODEL_PATH=str(model),
             LEUKOSCOPE__CLASSIFIER__BACKEND="torch",
             LEUKOSCOPE__CLASSIFIER__THREADS="1",
-            LEUKOSCOPE__PIPELINE__WORKER_TIMEOUT_S="2",
+            LEUKOSCOPE__PIPELINE__WORKER_TIMEOUT_S="5",
             LEUKOSCOPE__PIPELINE__TARGET_CELLS="0",
             LEUKOSCOPE__PIPELINE__RESULTS_DB=str(tmp / "results.sqlite"),
         )

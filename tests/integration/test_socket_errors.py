@@ -99,8 +99,9 @@ def test_an_idle_aggregator_sleeps_in_its_poller(tmp_path: Path) -> None:
         finally:
             agg.close()
             context.term()
-    # measured: 2 ms; the loop before the split, polling each socket 20 ms in turn, used 18 ms
-    assert cpu < 0.01, f"an idle aggregator used {cpu:.3f} s of CPU in 2 s"
+    # it sleeps in its poller rather than spinning (a spinning loop uses the whole 2 s); the figure
+    # itself (2 ms; 18 ms before the split) is a benchmark's, not a bound a loaded machine must meet
+    assert cpu < 0.5, f"an idle aggregator used {cpu:.3f} s of CPU in 2 s"
 
 
 def test_a_model_failure_over_tcp_fails_that_field_not_the_run(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from leukoscope.pipeline import wire
 
 FUZZ = settings(
     max_examples=60,
-    deadline=2000,
+    deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 json_values = st.recursive(

