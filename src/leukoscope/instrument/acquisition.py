@@ -2,7 +2,7 @@
 register; build a FrameSet; save it; hand it on.
 
 `Acquisition(rig).run(sample_id, fields, out_dir)` is a generator of `FieldResult`s, one per field as
-soon as it is done (saved first, when `out_dir` is given), so the streaming pipeline consumes frame sets
+soon as it is done (its file queued for the writer thread when `out_dir` is given, written before the run ends), so the streaming pipeline consumes frame sets
 as they come. Every frame is checked to belong to its cycle: its id is above every earlier one, its
 timestamp is not before the trigger, and the camera's lit light (where it reports one) is the one
 switched on; a frame that times out or fails a check is re-triggered `camera.retries` times, then the
@@ -19,31 +19,28 @@ import json
 import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
-
-import numpy as np
+from typing import Literal
 
 from leukoscope.config import RigConfig
 from leukoscope.errors import AcquisitionError, CameraTimeout, ParameterError
 from leukoscope.ids import check_sample_id
-from leukoscope.instrument import flatfield
+from leukoscope.instrument import flatfield, storage
 from leukoscope.instrument.acquisition_meta import FieldFormat
 from leukoscope.instrument.channels import ChannelOptics, channel_optics
 from leukoscope.instrument.flatfield import RigCorrection
 from leukoscope.instrument.ome_zarr import zarr_module
+from leukoscope.instrument.overlap import BIT_DEPTHS, Ahead, FieldWriter, field_saver
+from leukoscope.instrument.overlap import FAILED_FIELDS_FILE as FAILED_FIELDS_FILE
 from leukoscope.instrument.registration import Registrar
 from leukoscope.instrument.rig import Rig
 from leukoscope.types import MODALITIES, Frame, FrameSet, Modality
 
 log = logging.getLogger(__name__)
 
-FAILED_FIELDS_FILE = "failed_fields.json"
-"""Beside acquisition.json: the fields that failed and why (absent when none did)."""
 
-_BIT_DEPTHS = {"Mono8": 8, "Mono10": 10, "Mono12": 12, "Mono14": 14, "Mono16": 16}
+_BIT_DEPTHS = BIT_DEPTHS
 
 
 @dataclass(frozen=True)
@@ -132,6 +129,16 @@ class FieldResult:
         return self.frameset is not None
 
 
+@dataclass(frozen=True)
+class _Grabbed:
+    """A field's frames as captured, before correction and registration (or why none)."""
+
+    fov: int
+    frames: dict[Modality, Frame]
+    triggers: int
+    error: str = ""
+
+
 class _FieldFailed(Exception):
     """A field could not be acquired (reason in the message); the run may continue."""
 
@@ -193,6 +200,14 @@ class Acquisition:
             raise ParameterError(f"number of fields must be >= 1, got {fields}")
         rig, settings = self.rig, self.settings
         failures: dict[int, str] = dict(failed or {})
+        writer = (
+            None
+            if out_dir is None
+            else FieldWriter(
+                out_dir, field_saver(out_dir, sample_id, settings, rig, self.correction)
+            )
+        )
+        captures: Ahead[_Grabbed] | None = None
         try:
             rig.lights.all_off()
             for modality in settings.modalities:
@@ -204,31 +219,51 @@ class Acquisition:
             )
             self._exposure = None
             rig.camera.start()
-            for fov in indices:
-                result = self._field(sample_id, fov)
-                if result.frameset is not None and out_dir is not None:
+            # field n + 1 is captured (lights, camera, simulated rendering) while field n is
+            # registered here and analysed downstream; fields are written behind a bounded queue
+            captures = Ahead(self._grabs(sample_id, indices), depth=1, name="capture")
+            for grabbed in captures:
+                result = self._assemble(sample_id, grabbed)
+                if result.frameset is not None and writer is not None and out_dir is not None:
                     saved += 1  # acquisition.json's `fields` is always the number saved
-                    self._write_meta(out_dir, sample_id, result.frameset, saved)
-                    result = _saved(result, out_dir, settings, bool(rig.simulated_camera))
+                    writer.field(result.frameset, saved)
+                    path = storage.field_path(out_dir, result.fov, settings.field_format)
+                    result = replace(result, path=path)
                 if not result.ok:
-                    failures[fov] = result.error
-                    log.warning("field %d failed: %s", fov, result.error)
-                    if out_dir is not None:
-                        _write_failures(out_dir, failures)
+                    failures[result.fov] = result.error
+                    log.warning("field %d failed: %s", result.fov, result.error)
+                    if writer is not None:
+                        writer.failures(failures)
                 yield result
                 if not result.ok and settings.on_failed_field == "stop":
                     log.warning(
-                        "stopping the run after failed field %d (on_failed_field = stop)", fov
+                        "stopping the run after failed field %d (on_failed_field = stop)",
+                        result.fov,
                     )
                     return
         finally:
-            rig.lights.safe_all_off()
             try:
-                rig.camera.stop()
-            except Exception as exc:
-                log.error("stopping the camera: %s", exc)
+                if captures is not None:
+                    captures.close()  # the camera and lights are idle from here on
+            finally:
+                rig.lights.safe_all_off()
+                try:
+                    rig.camera.stop()
+                except Exception as exc:
+                    log.error("stopping the camera: %s", exc)
+                if writer is not None:
+                    writer.close()  # everything acquired is on disk before the run ends
 
-    def _field(self, sample_id: str, fov: int) -> FieldResult:
+    def _grabs(self, sample_id: str, indices: list[int]) -> Iterator[_Grabbed]:
+        """Each field's frames as captured, in order; stops after a failure under `stop`."""
+        for fov in indices:
+            grabbed = self._grab(fov)
+            yield grabbed
+            if grabbed.error and self.settings.on_failed_field == "stop":
+                return
+
+    def _grab(self, fov: int) -> _Grabbed:
+        """Field `fov`'s frames, or why there are none (runs in the capture thread)."""
         self.rig.move_to(fov)
         dropped = self.rig.camera.flush()
         if dropped:
@@ -239,11 +274,18 @@ class Acquisition:
             for modality in self.settings.modalities:
                 frames[modality] = self._capture(modality)
         except _FieldFailed as exc:
-            return FieldResult(fov, None, str(exc), triggers=self._triggers - start_triggers)
+            return _Grabbed(fov, {}, self._triggers - start_triggers, str(exc))
         shapes = {f.image.shape for f in frames.values()}
         if len(shapes) != 1:
             reason = f"frames differ in shape: {sorted(shapes)}"
-            return FieldResult(fov, None, reason, triggers=self._triggers - start_triggers)
+            return _Grabbed(fov, {}, self._triggers - start_triggers, reason)
+        return _Grabbed(fov, frames, self._triggers - start_triggers)
+
+    def _assemble(self, sample_id: str, grabbed: _Grabbed) -> FieldResult:
+        """Corrected, registered frame set of a captured field (or its failure)."""
+        fov, frames, triggers = grabbed.fov, grabbed.frames, grabbed.triggers
+        if grabbed.error:
+            return FieldResult(fov, None, grabbed.error, triggers=triggers)
         images = {m: f.image for m, f in frames.items()}
         if self.correction is not None:
             full = float(2 ** _BIT_DEPTHS.get(self.settings.pixel_format, 16) - 1)
@@ -265,12 +307,7 @@ class Acquisition:
             pixel_size_um=self.settings.pixel_size_um,
             bit_depth=_BIT_DEPTHS.get(self.settings.pixel_format, 0),
         )
-        return FieldResult(
-            fov,
-            frameset,
-            triggers=self._triggers - start_triggers,
-            refined=dict(registration.refined),
-        )
+        return FieldResult(fov, frameset, triggers=triggers, refined=dict(registration.refined))
 
     # -- one capture ------------------------------------------------------------------------
 
@@ -328,69 +365,6 @@ class Acquisition:
                 f"camera returned {frame.image.shape} frames; set a Mono pixel format"
             )
         return "", frame
-
-    # -- saving -----------------------------------------------------------------------------
-
-    def _write_meta(self, out_dir: Path, sample_id: str, frameset: FrameSet, saved: int) -> None:
-        from leukoscope.instrument import storage
-
-        s = self.settings
-        frame = frameset.frames[0]
-        bit_depth = _BIT_DEPTHS.get(s.pixel_format, 8 if frame.dtype == np.uint8 else 16)
-        meta = storage.AcquisitionMeta(
-            sample_id=sample_id,
-            modalities=list(s.modalities),
-            pixel_size_um=s.pixel_size_um,
-            bit_depth=bit_depth,
-            frame_shape=(int(frame.shape[0]), int(frame.shape[1])),
-            channels=[
-                storage.ChannelMeta(
-                    modality=m,
-                    exposure_us=s.exposures_us[m],
-                    intensity_percent=s.intensities_percent[m],
-                )
-                for m in s.modalities
-            ],
-            settings_digest=s.digest(),
-            fields=saved,
-            simulated=bool(self.rig.simulated_camera),
-            field_format=s.field_format,
-            correction=self.correction.label if self.correction is not None else "",
-        )
-        storage.write_acquisition_meta(out_dir, meta)
-
-
-def _saved(
-    result: FieldResult, out_dir: Path, settings: AcquisitionSettings, simulated: bool
-) -> FieldResult:
-    """`result` saved under `out_dir`, marked `simulated` as acquisition.json says."""
-    from leukoscope.instrument import storage
-
-    assert result.frameset is not None
-    path = storage.write_field(
-        out_dir,
-        result.frameset,
-        optics=settings.optics,
-        acquired_at=datetime.now(timezone.utc),
-        compression=settings.compression,
-        field_format=settings.field_format,
-        simulated=simulated,
-    )
-    return FieldResult(
-        result.fov, result.frameset, result.error, path, result.triggers, result.refined
-    )
-
-
-def _write_failures(out_dir: Path, failures: dict[int, str]) -> None:
-    from leukoscope.instrument import storage
-
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
-    data: dict[str, Any] = {
-        "failed": [{"fov": f, "reason": r} for f, r in sorted(failures.items())]
-    }
-    storage.atomic_write_bytes(
-        Path(out_dir) / FAILED_FIELDS_FILE, json.dumps(data, indent=2).encode()
-    )
 
 
 def acquire(

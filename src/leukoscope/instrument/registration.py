@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 from scipy import fft
+from threadpoolctl import ThreadpoolController
 
 from leukoscope.config import RegistrationConfig
 from leukoscope.errors import ParameterError
@@ -40,6 +41,9 @@ UPSAMPLE = 100
 """Sub-pixel resolution of the peak search: 1/UPSAMPLE px."""
 BACKGROUND_SIGMA = 12.0
 NOISE_SIGMA = 1.0
+_ONE_BLAS_THREAD = ThreadpoolController()
+"""The sub-pixel DFT's matrix products run on one BLAS thread: the same numbers (OpenBLAS splits
+the output, not the sums), and no second thread spinning against the pipeline's on a small machine."""
 
 
 @dataclass(frozen=True)
@@ -67,12 +71,21 @@ def _central(image: np.ndarray, side: int = MAX_CROP) -> np.ndarray:
     return image[top : top + min(side, height), left : left + min(side, width)]
 
 
-def feature_image(image: np.ndarray, cross_modal: bool) -> np.ndarray:
-    """What registration compares: flattened intensity, or its gradient magnitude (cross-modal)."""
+def _flat(image: np.ndarray) -> np.ndarray:
+    """The central window, denoised and divided by its illumination (background)."""
     mono = _mono(_central(image))
     smooth = cv2.GaussianBlur(mono, (0, 0), NOISE_SIGMA)
     background = cv2.GaussianBlur(mono, (0, 0), BACKGROUND_SIGMA)
-    flat = smooth / np.maximum(background, np.float32(1e-3)) - np.float32(1.0)
+    flat: np.ndarray = smooth / np.maximum(background, np.float32(1e-3)) - np.float32(1.0)
+    return flat
+
+
+def feature_image(
+    image: np.ndarray, cross_modal: bool, flat: np.ndarray | None = None
+) -> np.ndarray:
+    """What registration compares: flattened intensity, or its gradient magnitude (cross-modal).
+    `flat`: the image's `_flat` if already computed (the reference serves both kinds)."""
+    flat = _flat(image) if flat is None else flat
     if not cross_modal:
         return np.ascontiguousarray(flat, dtype=np.float32)
     gy = cv2.Sobel(flat, cv2.CV_32F, 0, 1, ksize=3)
@@ -182,17 +195,20 @@ class Registrar:
         ref = frames[self.reference]
         spectra: dict[bool, np.ndarray] = {}
         found: dict[Modality, ShiftEstimate] = {}
-        for modality, image in frames.items():
-            if modality is self.reference:
-                continue
-            if image.shape[:2] != ref.shape[:2]:
-                raise ParameterError(
-                    f"{modality.value} frame is {image.shape}, reference {ref.shape}"
-                )
-            cross = _is_bright_field(modality) != _is_bright_field(self.reference)
-            if cross not in spectra:
-                spectra[cross] = _spectrum(feature_image(ref, cross))
-            found[modality] = _estimate(spectra[cross], image, cross)
+        ref_flat: np.ndarray | None = None
+        with _ONE_BLAS_THREAD.limit(limits=1, user_api="blas"):
+            for modality, image in frames.items():
+                if modality is self.reference:
+                    continue
+                if image.shape[:2] != ref.shape[:2]:
+                    raise ParameterError(
+                        f"{modality.value} frame is {image.shape}, reference {ref.shape}"
+                    )
+                cross = _is_bright_field(modality) != _is_bright_field(self.reference)
+                if cross not in spectra:
+                    ref_flat = _flat(ref) if ref_flat is None else ref_flat
+                    spectra[cross] = _spectrum(feature_image(ref, cross, ref_flat))
+                found[modality] = _estimate(spectra[cross], image, cross)
         return found
 
     def shifts(

@@ -1,0 +1,172 @@
+"""The live path against the batch path: per-stage shares, then both commands side by side.
+
+`stages`: runs `run --simulate`'s path in this process (simulated rig, acquisition, saving, the
+embedded pipeline) with every stage wrapped by a timer, and prints per stage its calls, the wall time
+spent inside it (summed over threads; render and read-out use two threads inside) and its share.
+`compare`: `leukoscope run --simulate --sample demo` and `leukoscope batch` on the acquisition it
+saved, as child processes, alternated `--repeats` times: wall, CPU (user + sys) and peak RSS of each
+(os.wait4), and the ratios the issue asks for.
+
+    .venv/bin/python benchmarks/live_profile.py stages --cells 200
+    .venv/bin/python benchmarks/live_profile.py compare --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+_LOCK = threading.Lock()
+_WALL: dict[str, float] = defaultdict(float)
+_CALLS: dict[str, int] = defaultdict(int)
+
+
+def _timed(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return func(*args, **kwargs)
+        finally:
+            spent = time.perf_counter() - start
+            with _LOCK:
+                _WALL[name] += spent
+                _CALLS[name] += 1
+
+    return wrapper
+
+
+def _wrap(owner: Any, attribute: str, name: str) -> None:
+    setattr(owner, attribute, _timed(name, getattr(owner, attribute)))
+
+
+def _instrument() -> None:
+    from leukoscope.instrument import lights, registration, storage
+    from leukoscope.instrument.simulator import camera, render, sensor
+    from leukoscope.pipeline import field_quality, runner
+
+    _wrap(render.FieldRenderer, "field", "simulator: render a field (4 lights)")
+    _wrap(sensor.Sensor, "read_out", "simulator: sensor read-out (per frame)")
+    _wrap(camera.SimulatedCamera, "trigger", "camera: trigger (simulated exposure inside)")
+    _wrap(camera.SimulatedCamera, "fetch", "camera: fetch")
+    for verb in ("on", "off", "lit"):
+        _wrap(lights.Lc4Controller, verb, "lights: serial on / off / lit?")
+    _wrap(registration.Registrar, "register", "registration")
+    _wrap(storage, "write_field", "writing the field (OME-TIFF)")
+    _wrap(storage, "read_field", "reading a saved field (batch only)")
+    _wrap(field_quality, "check_field", "field-quality checks")
+    _wrap(runner, "segment", "segmentation")
+
+
+def stages(args: argparse.Namespace) -> None:
+    """Per-stage wall time of `run --simulate` in this process."""
+    _instrument()
+    from leukoscope.config import load_settings
+    from leukoscope.instrument.rig import SimulationOptions, open_rig
+    from leukoscope.pipeline.service import analyse, load_predictor
+    from leukoscope.pipeline.sources import rig_acquisition
+
+    work = Path(tempfile.mkdtemp(prefix="live_profile_"))
+    try:
+        settings = load_settings()
+        settings.pipeline.target_cells = args.cells
+        predictor, model_path = load_predictor(settings)
+        _wrap(predictor, "predict", "classification")
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        with open_rig(
+            settings.rig, simulate=True, options=SimulationOptions(seed=args.seed)
+        ) as rig:
+            job = rig_acquisition(rig, "demo", 200, work / "demo")
+            outcome = analyse(
+                settings, [job], predictor=predictor, model_path=model_path, database=work / "db"
+            )
+        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+        summary = outcome.summaries["demo"]
+        fields = summary.fields_done + summary.fields_failed
+        print(f"run --simulate in process: {fields} fields, {summary.cells_counted} cells counted")
+        print(f"wall {wall:.2f} s, CPU {cpu:.2f} s, {fields / wall:.2f} fields/s\n")
+        print("| stage | calls | wall s inside (all threads) | ms per call | share of run wall |")
+        print("| --- | --- | --- | --- | --- |")
+        for name, spent in sorted(_WALL.items(), key=lambda item: -item[1]):
+            calls = _CALLS[name]
+            print(
+                f"| {name} | {calls} | {spent:.2f} | {1000 * spent / calls:.1f} | "
+                f"{100 * spent / wall:.0f} % |"
+            )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _child(command: list[str], cwd: Path) -> tuple[float, float, float, str]:
+    """Wall s, CPU s (user + sys) and peak RSS MB of one command run to its end; its stdout."""
+    start = time.perf_counter()
+    with open(cwd / "out.txt", "w") as out:
+        process = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - start
+    process.returncode = os.waitstatus_to_exitcode(status)
+    text = (cwd / "out.txt").read_text()
+    if process.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} exited {process.returncode}:\n{text[-2000:]}")
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, text
+
+
+def compare(args: argparse.Namespace) -> None:
+    """`run --simulate` and `batch` on the same acquisition, side by side, alternated."""
+    exe = str(Path(sys.executable).with_name("leukoscope"))
+    rows: dict[str, list[tuple[float, float, float]]] = {"run --simulate": [], "batch": []}
+    load = os.getloadavg()
+    for _ in range(args.repeats):
+        work = Path(tempfile.mkdtemp(prefix="live_compare_"))
+        try:
+            run = [exe, "run", "--simulate", "--sample", "demo", "--seed", str(args.seed)]
+            *figures, _ = _child([*run, "--cells", str(args.cells)], work)
+            rows["run --simulate"].append(tuple(figures))  # type: ignore[arg-type]
+            batch = [exe, "batch", "acquisitions/demo", "--cells", str(args.cells)]
+            *figures, _ = _child([*batch, "--db", "batch.sqlite"], work)
+            rows["batch"].append(tuple(figures))  # type: ignore[arg-type]
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    print(f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; after: "
+          + " ".join(f"{v:.2f}" for v in os.getloadavg()))  # fmt: skip
+    print("| command | wall s (runs) | CPU s (runs) | peak RSS MB (runs) |")
+    print("| --- | --- | --- | --- |")
+    for name, runs in rows.items():
+        cols = [
+            ", ".join(f"{r[i]:.1f}" if i < 2 else f"{r[i]:.0f}" for r in runs) for i in range(3)
+        ]
+        print(f"| {name} | {cols[0]} | {cols[1]} | {cols[2]} |")
+    ratios = [
+        sorted(r[i] / b[i] for r, b in zip(rows["run --simulate"], rows["batch"], strict=True))
+        for i in range(3)
+    ]
+    med = [r[len(r) // 2] for r in ratios]
+    print(
+        f"\nrun / batch, median of pairs: wall {med[0]:.2f}x, CPU {med[1]:.2f}x, peak RSS {med[2]:.2f}x"
+    )
+
+
+def main() -> None:
+    """Command line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("mode", choices=["stages", "compare"])
+    parser.add_argument("--cells", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    stages(args) if args.mode == "stages" else compare(args)
+
+
+if __name__ == "__main__":
+    main()
