@@ -35,7 +35,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 from leukoscope.errors import PipelineError
 from leukoscope.pipeline.field_quality import image_problems
@@ -117,6 +116,8 @@ def clopper_pearson(count: int, total: int, confidence: float = CONFIDENCE) -> t
         return 0.0, 1.0
     if not 0 <= count <= total:
         raise PipelineError(f"count {count} outside 0..{total}")
+    from scipy import stats  # here, not at import: it takes a second to load (CLI start-up)
+
     alpha = 1.0 - confidence
     low = 0.0 if count == 0 else float(stats.beta.ppf(alpha / 2, count, total - count + 1))
     high = 1.0 if count == total else float(stats.beta.ppf(1 - alpha / 2, count + 1, total - count))
