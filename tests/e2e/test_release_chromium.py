@@ -149,7 +149,7 @@ def test_validate_promote_release_and_correct(
         )
         page.click("#release")
         page.wait_for_function(
-            "() => document.getElementById('state').textContent.includes('released 2 time(s)')"
+            "() => document.getElementById('state').textContent.includes('release 2, a correction')"
         )
 
         # a sample whose every cell is set aside has nothing to release, final or partial

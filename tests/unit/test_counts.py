@@ -205,3 +205,9 @@ def test_all_fields_done_with_a_failed_field_is_incomplete() -> None:
     assert summary.status == SampleStatus.INCOMPLETE
     assert "field 1: corrupt" in summary.status_reason
     assert "all 2 fields analysed, 1 cells" in summary.status_reason
+
+
+def test_a_flag_reason_never_reads_as_its_own_limit() -> None:
+    assert counts.flag_reason([0.5996, 0.4004], 0.0, 0.6, 0.3) == "low probability 0.599 < 0.60"
+    assert counts.flag_reason([0.9], 0.3004, 0.6, 0.3) == "head disagreement 0.301 > 0.30"
+    assert counts.flag_reason([0.3], 0.0, 0.6, 0.3) == "low probability 0.30 < 0.60"

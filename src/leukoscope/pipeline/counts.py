@@ -31,6 +31,7 @@ rows). Rules:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -63,6 +64,17 @@ def disagreement(head_probabilities: np.ndarray | Sequence[Sequence[float]]) -> 
     return float(0.5 * np.abs(heads - mean).sum(axis=1).mean())
 
 
+def _beside(value: float, limit: float, direction: int) -> str:
+    """`value` with two decimals; where that reads as the limit itself, three, rounded away from
+    the limit (down for direction -1, up for +1), so that 0.5996 against 0.60 reads 0.599."""
+    shown = f"{value:.2f}"
+    if shown != f"{limit:.2f}":
+        return shown
+    scaled = value * 1000.0
+    rounded = math.floor(scaled) if direction < 0 else math.ceil(scaled)
+    return f"{rounded / 1000.0:.3f}"
+
+
 def flag_reason(
     probabilities: Sequence[float], spread: float, min_probability: float, max_disagreement: float
 ) -> str:
@@ -70,9 +82,12 @@ def flag_reason(
     reasons = []
     top = max(probabilities) if len(probabilities) else 0.0
     if top < min_probability:
-        reasons.append(f"low probability {top:.2f} < {min_probability:.2f}")
+        reasons.append(
+            f"low probability {_beside(top, min_probability, -1)} < {min_probability:.2f}"
+        )
     if spread > max_disagreement:
-        reasons.append(f"head disagreement {spread:.2f} > {max_disagreement:.2f}")
+        shown = _beside(spread, max_disagreement, 1)
+        reasons.append(f"head disagreement {shown} > {max_disagreement:.2f}")
     return "; ".join(reasons)
 
 

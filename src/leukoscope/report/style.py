@@ -38,8 +38,9 @@ ul.flags li.alert { background:var(--alert-bg); border-color:var(--alert); }
 ul.flags li.warning { background:var(--warn-bg); border-color:var(--warn); }
 ul.flags li b { text-transform:uppercase; font-size:11px; letter-spacing:.05em; margin-right:8px; }
 p.ok { background:var(--ok-bg); border-left:4px solid var(--ok); padding:8px 12px; margin:0; }
-.diff { display:grid; grid-template-columns:minmax(0, 1fr) minmax(0, 1fr); gap:18px;
-  align-items:start; }
+.diff { display:flex; flex-wrap:wrap; gap:18px; align-items:flex-start; }
+.diff > div:first-child { flex:0 1 auto; max-width:100%; overflow-x:auto; }
+.diff > div:last-child { flex:1 1 380px; max-width:760px; }
 table.differential { border-collapse:collapse; width:100%; }
 table.differential th, table.differential td { padding:7px 8px; border-bottom:1px solid var(--line);
   text-align:right; white-space:nowrap; }
@@ -48,6 +49,8 @@ table.differential th { font-size:11px; text-transform:uppercase; letter-spacing
 table.differential th:first-child, table.differential td:first-child { text-align:left; }
 table.differential tfoot td { font-weight:600; border-bottom:none; }
 td.flag-above, td.flag-below { color:var(--alert); font-weight:700; }
+table.differential td[class^="flag-"] { white-space:normal; min-width:8em; max-width:15em;
+  text-align:left; }
 td.flag-within { color:var(--ok); }
 .chart svg { width:100%; height:auto; }
 p.empty { background:var(--bg); border:1px dashed var(--line); padding:18px; text-align:center;
@@ -71,5 +74,17 @@ figure.cell .badge { background:var(--flag); color:#fff; font-weight:700; font-s
   padding:1px 5px; border-radius:2px; margin-right:4px; }
 figure.cell .reason { font-size:11px; color:#8a4b08; }
 footer { color:var(--muted); font-size:12px; max-width:1240px; margin:0 auto; padding:0 28px 28px; }
-@media print { body { background:#fff; } section { break-inside:avoid; } }
+@page { size:A4; margin:12mm; }
+@media print {
+  body { background:#fff; font-size:11px; print-color-adjust:exact; -webkit-print-color-adjust:exact; }
+  header.masthead { padding:8px 12px; flex-wrap:wrap; }
+  header h1, header .sample { font-size:16px; }
+  main, footer { max-width:none; padding:8px 0; }
+  section { padding:8px 10px; margin-bottom:8px; }
+  section.keep, .diff, table.differential tr, figure.cell, ul.flags li { break-inside:avoid; }
+  h2 { break-after:avoid; }
+  .diff > div:last-child { flex-basis:100%; max-width:150mm; }
+  dl.meta { grid-template-columns:repeat(3, minmax(0, 1fr)); }
+  nav.jump { display:none; }
+}
 """

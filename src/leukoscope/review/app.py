@@ -35,10 +35,12 @@ from leukoscope.pipeline.store import ResultStore, SampleRecord
 from leukoscope.review.accounts import Accounts
 from leukoscope.review.auth import Gate, user_of
 from leukoscope.review.body_limit import BodyLimit
+from leukoscope.review.comments import add_comment_routes, comments
 from leukoscope.review.gates import ReleaseRefused
 from leukoscope.review.images import VIEWS, cell_view, display_colours
 from leukoscope.review.native import NativeCrops, cell_tiles
 from leukoscope.review.page import index_html, review_html
+from leukoscope.review.prepared import PreparedPictures
 from leukoscope.review.records import ReviewConflict
 from leukoscope.review.state import SampleFacts, page_state, sample_facts
 from leukoscope.review.store import ReviewStore
@@ -102,13 +104,16 @@ class ReviewService:
         self.accounts = Accounts(database)
         self.require_verification = settings.review.require_verification
         self.colours = display_colours(settings)
-        self.native = NativeCrops(settings.pipeline.segmentation.crop_um)
+        self.crop_um = settings.pipeline.segmentation.crop_um
+        self.native = NativeCrops(self.crop_um)
+        self.prepared = PreparedPictures(database, settings.pipeline.segmentation.crop_um)
         self.lock = threading.Lock()
         self._facts: dict[tuple[str, str], SampleFacts] = {}
         self._modalities: dict[str, tuple[Modality, ...]] = {}
 
     def close(self) -> None:
-        """Close the connections."""
+        """Stop preparing pictures, close the connections."""
+        self.prepared.close()
         self.accounts.close()
         self.reviews.close()
         self.results.close()
@@ -141,7 +146,14 @@ class ReviewService:
 
     def view(self, run_id: str, sample_id: str) -> dict[str, Any]:
         """The page state, changing nothing (a sample never opened shows its original cells)."""
-        return page_state(self.reviews, self.finished(run_id, sample_id), run_id, sample_id)
+        return self._shown(self.finished(run_id, sample_id), run_id, sample_id)
+
+    def _shown(self, facts: SampleFacts, run_id: str, sample_id: str) -> dict[str, Any]:
+        """The page state with the comments and the crop's side in um (for the scale bar)."""
+        state = page_state(self.reviews, facts, run_id, sample_id)
+        state["comments"] = comments(self.reviews, run_id, sample_id)
+        state["crop_um"] = self.crop_um
+        return state
 
     def open(self, run_id: str, sample_id: str) -> dict[str, Any]:
         """Open the sample for review (once, before its first change) and return the page
@@ -149,7 +161,7 @@ class ReviewService:
         facts = self.finished(run_id, sample_id)
         known = (facts.summary, list(facts.results.values()))
         self.reviews.open_review(self.results, run_id, sample_id, known=known)
-        return page_state(self.reviews, facts, run_id, sample_id)
+        return self._shown(facts, run_id, sample_id)
 
     def modalities(self, run_id: str) -> tuple[Modality, ...]:
         """The modalities the run's model saw (the thumbnail's tiles); all four if unknown."""
@@ -239,6 +251,7 @@ def _add_routes(
 ) -> None:
     """The error handlers, the login routes, the pages, the JSON API and the pictures."""
     gate.add_routes(app, csrf)
+    add_comment_routes(app, service)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -339,7 +352,12 @@ def _add_routes(
                 raise LookupError(f"cell {fov}/{cell_index} is not counted in {sample_id!r}")
             png = service.results.thumbnail(run_id, CellKey(sample_id, fov, cell_index))
             modalities = service.modalities(run_id)
-        found = cell_tiles(service.native, row["source"], fov, result.bbox, png, modalities)
+        ready = service.prepared.tiles(run_id, sample_id, fov, cell_index)
+        found = (
+            (ready, "native")
+            if ready is not None
+            else cell_tiles(service.native, row["source"], fov, result.bbox, png, modalities)
+        )
         if found is None:
             raise LookupError(f"no picture of cell {fov}/{cell_index} of {sample_id!r}")
         tiles, crop = found

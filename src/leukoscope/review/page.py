@@ -20,7 +20,14 @@ KEYS = (
     ("a", "artefact (not a white cell: leaves the count)"),
     ("s", "smudge / unclassifiable (leaves the differential)"),
     ("→ / j", "next"), ("← / k", "previous"), ("f", "flagged cells only"),
-    ("Enter / z", "enlarge (all four lights)"), ("Esc", "close"),
+    ("g", "group by the reviewed class (again: by the classifier's)"),
+    ("Enter / z", "enlarge (all four lights)"), ("+ / -", "enlarged: zoom in, out"),
+    ("] / [", "enlarged: brighter, darker"), ("c", "comment (the enlarged cell, else the sample)"),
+    ("?", "this help"), ("Esc", "close"),
+)  # fmt: skip
+SORTS = (
+    ("review", "flagged, then least confident"), ("p-low", "probability, lowest first"),
+    ("p-high", "probability, highest first"), ("field", "field and cell"),
 )  # fmt: skip
 
 
@@ -97,7 +104,8 @@ def index_html(
         css = "released" if state and state.released else "pending"
         rows.append(
             f'<tr data-sample="{esc(sample)}"><td><a href="{esc(href)}">{esc(sample)}</a></td>'
-            f'<td class="mono">{esc(run[:8])}</td><td>{esc(utc(s["started_s"]))}</td>'
+            f'<td class="mono">{esc(run[:8])}</td><td><time data-s="{s["started_s"]}">'
+            f"{esc(utc(s['started_s']))}</time></td>"
             f"<td>{esc(s['status'])}</td><td>{s['cells_counted']}</td>"
             f'<td class="{css}">{esc(review)}</td></tr>'
         )
@@ -129,6 +137,7 @@ def review_html(
     """The review page shell for the logged-in `user`; review.js fills it from the embedded state
     (or, without one, from `/api/sample/<run>/<sample>`)."""
     keys = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in KEYS)
+    sorts = "".join(f'<option value="{k}">{esc(v)}</option>' for k, v in SORTS)
     return (
         f"{_head(f'Review {sample_id}')}"
         f'<body data-run="{esc(run_id)}" data-sample="{esc(sample_id)}" data-csrf="{esc(csrf)}">'
@@ -142,6 +151,9 @@ def review_html(
         '<span id="reopen-box"><input id="reopen-reason" placeholder="reason to reopen" '
         'maxlength="500"><button id="reopen" type="button">Reopen</button></span>'
         '<label><input type="checkbox" id="flagged-only"> flagged only (f)</label>'
+        '<label><input type="checkbox" id="by-review"> group by reviewed class (g)</label>'
+        f'<label>order <select id="sort">{sorts}</select></label>'
+        '<button id="help-button" type="button" title="keyboard help (?)">Keys (?)</button>'
         '<p id="message" role="alert"></p></header>'
         '<div id="simulated-banner" class="banner" hidden>SIMULATED: counts from the simulator, '
         "not from a patient's blood; never released</div>"
@@ -149,10 +161,24 @@ def review_html(
         '<main><section id="differential-box"><h2>Differential</h2>'
         '<table id="differential"><thead><tr><th>class</th><th>reviewed</th><th>%</th>'
         "<th>95% interval</th><th>original</th><th>%</th></tr></thead><tbody></tbody></table>"
-        '<p id="counts"></p><dl id="keys">'
-        f"{keys}</dl></section>"
-        '<section id="galleries"></section></main>'
-        '<div id="zoom" hidden><div id="zoom-images"></div><p id="zoom-caption"></p></div>'
+        '<p id="counts"></p><div id="sample-notes"><h3>Comments on the sample</h3>'
+        '<ul id="sample-comments" class="comments"></ul>'
+        '<input id="sample-comment" maxlength="500" placeholder="comment on the sample (c)">'
+        '<button id="add-sample-comment" type="button">Add comment</button></div></section>'
+        '<section id="galleries"></section><div id="pool" hidden></div></main>'
+        '<div id="zoom" hidden><div id="zoom-bar"><label>zoom <input id="zoom-level" '
+        'type="range" min="1" max="6" step="0.5"></label><label>brightness <input '
+        'id="brightness" type="range" min="0.5" max="3" step="0.25"></label>'
+        '<span id="zoom-settings"></span><span id="scale"><span id="scale-bar"></span> '
+        '<span id="scale-label"></span></span>'
+        '<button id="zoom-close" type="button">Close (Esc)</button></div>'
+        '<div id="zoom-images"></div><p id="zoom-caption"></p>'
+        '<ul id="cell-comments" class="comments"></ul><p><input id="cell-comment" '
+        'maxlength="500" placeholder="comment on this cell (c)"> <button id="add-cell-comment" '
+        'type="button">Add comment</button></p></div>'
+        '<div id="help" hidden><div><h2>Keys</h2>'
+        f'<dl id="keys">{keys}</dl><p>Keys are ignored while typing in a text field.</p>'
+        "</div></div>"
         f'{state_block(state)}<script src="/static/account.js"></script>'
         '<script src="/static/review.js"></script></body></html>'
     )

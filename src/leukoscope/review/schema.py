@@ -61,7 +61,7 @@ CREATE TABLE IF NOT EXISTS review_audit (
     sample_id TEXT NOT NULL,
     fov INTEGER,
     cell_index INTEGER,
-    action TEXT NOT NULL CHECK (action IN ('reclassify', 'release', 'reopen')),
+    action TEXT NOT NULL CHECK (action IN ('reclassify', 'release', 'reopen', 'comment')),
     from_label TEXT NOT NULL,
     to_label TEXT NOT NULL,
     reviewer TEXT NOT NULL,
@@ -163,3 +163,13 @@ def widen_labels(db: sqlite3.Connection) -> None:
     db.executescript(SCHEMA)
     db.execute("INSERT INTO review_cells SELECT * FROM review_cells_before")
     db.execute("DROP TABLE review_cells_before")
+
+
+def widen_actions(db: sqlite3.Connection) -> None:
+    """Rebuild `review_audit` with the action CHECK of this version ('comment' added), rows and
+    their hashes unchanged (its triggers go with the old table; the caller runs SCHEMA and GUARDS
+    again)."""
+    db.execute("ALTER TABLE review_audit RENAME TO review_audit_before")
+    db.executescript(SCHEMA)
+    db.execute("INSERT INTO review_audit SELECT * FROM review_audit_before")
+    db.execute("DROP TABLE review_audit_before")

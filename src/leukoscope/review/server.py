@@ -69,6 +69,7 @@ def serve(
     check_port(host, port)
     hosts = None if not is_loopback(host) else ["127.0.0.1", "localhost", "[::1]", host]
     app = create_app(database, settings, access_token=token, allowed_hosts=hosts)
+    app.state.service.prepared.start()  # pictures of samples analysed before, in the background
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
     finally:

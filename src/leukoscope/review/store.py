@@ -50,6 +50,7 @@ from leukoscope.review.schema import (
     REVIEW_SAMPLE_COLUMNS,
     SCHEMA,
     table_sql,
+    widen_actions,
     widen_labels,
 )
 from leukoscope.types import CELL_CLASSES, CellResult, SampleStatus, SampleSummary
@@ -93,6 +94,9 @@ class ReviewStore:
             db.executescript(SCHEMA)  # the append-only triggers again
         if "UNIDENTIFIED" not in table_sql(db, "review_cells"):
             widen_labels(db)  # a file whose review_cells predates the UNIDENTIFIED label
+            db.executescript(SCHEMA)
+        if "'comment'" not in table_sql(db, "review_audit"):
+            widen_actions(db)  # a file whose review_audit predates comments
             db.executescript(SCHEMA)
         db.executescript(GUARDS)
 
@@ -399,6 +403,28 @@ class ReviewStore:
             self._log(db, run_id, sample_id, None, None, "reopen", "released", "open",
                       reviewer, reason)  # fmt: skip
         return self._state(run_id, sample_id)
+
+    def comment(
+        self, run_id: str, sample_id: str, fov: int | None, cell_index: int | None, text: str,
+        *, reviewer: str,
+    ) -> None:  # fmt: skip
+        """Attach a comment (3-500 printable characters) to a cell, or with fov None to the
+        sample, as an audit row; it changes no label, so it is allowed after release too."""
+        reviewer, text = check_reviewer(reviewer), check_reason(text)
+        with self._write() as db:
+            self._open_state(db, run_id, sample_id)
+            if (
+                fov is not None
+                and not db.execute(
+                    "SELECT 1 FROM review_cells WHERE run_id=? AND sample_id=? AND fov=?"
+                    " AND cell_index=?",
+                    (run_id, sample_id, fov, cell_index),
+                ).fetchone()
+            ):
+                raise ParameterError(
+                    f"cell {fov}/{cell_index} is not one of sample {sample_id!r}'s counted cells"
+                )
+            self._log(db, run_id, sample_id, fov, cell_index, "comment", "", "", reviewer, text)
 
     @staticmethod
     def _check_version(sample: sqlite3.Row, version: int) -> None:

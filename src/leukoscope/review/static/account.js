@@ -5,6 +5,12 @@
   const csrf = body.dataset.csrf;
   const $ = (id) => document.getElementById(id);
   const say = (text) => { const m = $("message"); if (m) m.textContent = text; };
+  for (const t of document.querySelectorAll("time[data-s]")) { // UTC on the server, local here
+    if (!Number.isFinite(Number(t.dataset.s))) continue;
+    const when = new Date(Number(t.dataset.s) * 1000);
+    t.dateTime = when.toISOString();
+    t.textContent = when.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+  }
 
   async function post(path, payload) {
     const response = await fetch(path, {
