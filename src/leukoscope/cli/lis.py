@@ -129,8 +129,9 @@ def status_command(
     db: DbOption = None,
     limit: Annotated[int, typer.Option(min=1, max=10000, help="Rows of each table shown.")] = 50,
 ) -> None:
-    """The outbox (pending, sent, failed with the reason), results held for want of an order,
-    and refused input."""
+    """Show the outbox, the results held for want of an order and the refused input.
+
+    The outbox lists each message as pending, sent, or failed with the reason."""
     from leukoscope.lis import outbox
     from leukoscope.lis.db import connect
 

@@ -34,6 +34,8 @@ def report_command(
 ) -> None:
     """Write a sample's report: differential, 95% CIs, flags, chart and cell gallery; or the
     released differential for a laboratory information system (--format hl7|fhir)."""
+    from rich.progress import Progress
+
     from leukoscope.ids import check_sample_id
     from leukoscope.report.data import GALLERY_LIMIT, gather_report, open_results
     from leukoscope.report.render import check_format, default_output, render_report
@@ -41,9 +43,20 @@ def report_command(
     check_sample_id(sample)
     current = settings()
     html = check_format(fmt) == "html"  # json/csv: every counted cell, no images
-    with open_results(db or current.pipeline.results_db) as store:
+    with (
+        open_results(db or current.pipeline.results_db) as store,
+        Progress(console=err_console, transient=True) as bar,
+    ):
+        task = bar.add_task(f"reading sample {sample}", total=None)
+
+        def picture(done: int, total: int) -> None:
+            bar.update(task, description="cell pictures", completed=done, total=total)
+
         limit = GALLERY_LIMIT if html else None
-        data = gather_report(store, sample, run, current, gallery_limit=limit, with_thumbnails=html)
+        data = gather_report(
+            store, sample, run, current, gallery_limit=limit, with_thumbnails=html,
+            on_picture=picture,
+        )  # fmt: skip
     order = None
     if fmt.lower() in ("hl7", "fhir"):  # with its order from the worklist, when there is one
         from leukoscope.lis.orders import order_for

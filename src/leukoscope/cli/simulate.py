@@ -108,8 +108,10 @@ def simulate_acquisition(
         ),
     ] = 0.0,
 ) -> None:
-    """Write a saved acquisition (acquisition.json + fov_NNNN.ome.tif, or .ome.zarr as
-    rig.acquisition.format says) and ground_truth.json."""
+    """Write a simulated saved acquisition with its ground truth (ground_truth.json).
+
+    The fields are fov_NNNN.ome.tif, or .ome.zarr as rig.acquisition.format says, beside
+    acquisition.json."""
     from rich.progress import Progress
 
     from leukoscope.errors import ParameterError
@@ -180,8 +182,10 @@ def simulate_labels(
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Labels file (CSV) to write.")],
 ) -> None:
-    """Write the labels file `validate` and `dataset build` read from the simulator's ground
-    truth: every whole white cell at its true centre, with its true class."""
+    """Write the labels file of simulated acquisitions, for `validate` and `dataset build`.
+
+    Every whole white cell of the simulator's ground truth, at its true centre, with its true
+    class."""
     from leukoscope.atomic import atomic_write_bytes
     from leukoscope.instrument.simulator.truth_labels import labels_csv
 

@@ -9,6 +9,7 @@ is finished, every received result while it is still running (the rule `counts.s
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from leukoscope.report.flags import (
 )
 from leukoscope.report.pictures import CellPictures, gallery_pictures, model_modalities
 from leukoscope.report.review import ReviewInfo, read_review, reviewed_view
+from leukoscope.review.prepared import read_prepared
 from leukoscope.types import CellClass, CellResult, ClassCount, SampleSummary
 
 RUNS_LISTED = 5
@@ -164,6 +166,7 @@ def gather_report(
     *,
     gallery_limit: int | None = GALLERY_LIMIT,
     with_thumbnails: bool = True,
+    on_picture: Callable[[int, int], None] | None = None,
 ) -> ReportData:
     """Collect the report of `sample_id` in `run_id` (default: its latest run); the gallery keeps
     at most `gallery_limit` cells per class (None: all), with thumbnails if asked."""
@@ -201,6 +204,8 @@ def gather_report(
             lambda key: store.thumbnail(run_id, key),
             model_modalities(model.modalities),
             settings,
+            read_prepared(Path(store.path), run_id, sample_id),
+            on_picture,
         )
         if with_thumbnails
         else {}

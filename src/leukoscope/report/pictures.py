@@ -6,8 +6,10 @@ is gone (then at the classifier's smaller crop, and the report says so)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+
+import numpy as np
 
 from leukoscope.config import Settings
 from leukoscope.errors import ParameterError, StorageError
@@ -40,16 +42,27 @@ def gallery_pictures(
     thumbnail: Callable[[CellKey], bytes | None],
     modalities: tuple[Modality, ...],
     settings: Settings,
+    prepared: Mapping[tuple[int, int], dict[Modality, np.ndarray]] | None = None,
+    on_cell: Callable[[int, int], None] | None = None,
 ) -> dict[CellKey, CellPictures]:
-    """Pictures of `results`, read field by field (each saved field read once); a cell with no
-    picture at all is left out (the page says "no image stored")."""
+    """Pictures of `results`: the review's prepared native crops where there are some, else read
+    field by field (each saved field read once); a cell with no picture at all is left out (the
+    page says "no image stored"). `on_cell(done, total)` follows the progress."""
     native = NativeCrops(settings.pipeline.segmentation.crop_um, fields_cached=1)
     colours = display_colours(settings)
     pictures: dict[CellKey, CellPictures] = {}
-    for result in sorted(results, key=lambda r: r.key):
+    ordered = sorted(results, key=lambda r: r.key)
+    for done, result in enumerate(ordered, 1):
+        if on_cell is not None:
+            on_cell(done, len(ordered))
+        ready = (prepared or {}).get((result.key.fov, result.key.cell_index))
         try:
-            found = cell_tiles(
-                native, source, result.key.fov, result.bbox, thumbnail(result.key), modalities
+            found = (
+                (ready, "native")
+                if ready is not None
+                else cell_tiles(
+                    native, source, result.key.fov, result.bbox, thumbnail(result.key), modalities
+                )
             )
         except StorageError:  # an unreadable stored thumbnail: no picture, the report goes on
             found = None

@@ -158,3 +158,30 @@ class PreparedPictures:
             self._thread.join(60)
         with self._lock:
             self._db.close()
+
+
+def read_prepared(
+    database: Path, run_id: str, sample_id: str
+) -> dict[tuple[int, int], dict[Modality, np.ndarray]]:
+    """Every prepared cell of a sample by (fov, cell_index), its tiles (grey, 0..255); read only,
+    {} when there are none or the file has no such table."""
+    try:
+        db = sqlite3.connect(f"file:{Path(database).resolve()}?mode=ro", uri=True, timeout=30.0)
+    except sqlite3.Error:
+        return {}
+    try:
+        rows = db.execute(
+            "SELECT fov, cell_index, modalities, strip FROM cell_pictures"
+            " WHERE run_id=? AND sample_id=?",
+            (run_id, sample_id),
+        ).fetchall()
+    except sqlite3.Error:
+        return {}
+    finally:
+        db.close()
+    return {
+        (int(r[0]), int(r[1])): split_tiles(
+            bytes(r[3]), tuple(Modality(m) for m in str(r[2]).split(","))
+        )
+        for r in rows
+    }
