@@ -20,17 +20,13 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
-from types import TracebackType
 from typing import cast
-from urllib.parse import quote
 
 from leukoscope.errors import ParameterError, StorageError
 from leukoscope.ids import check_sample_id
 from leukoscope.pipeline.store import ResultStore
-from leukoscope.review.chain import GENESIS, append_audit, chain_existing, chain_head, verify
+from leukoscope.review.chain import GENESIS, append_audit, chain_head, verify
+from leukoscope.review.database import ReviewDatabase
 from leukoscope.review.gates import Evidence, sample_evidence
 from leukoscope.review.records import (
     UNIDENTIFIED_LABEL,
@@ -44,120 +40,12 @@ from leukoscope.review.records import (
     check_reviewer,
 )
 from leukoscope.review.release import drop_submission, read_releases, release_in
-from leukoscope.review.schema import (
-    ADDED_COLUMNS,
-    GUARDS,
-    REVIEW_SAMPLE_COLUMNS,
-    SCHEMA,
-    table_sql,
-    widen_actions,
-    widen_labels,
-)
+from leukoscope.review.schema import REVIEW_SAMPLE_COLUMNS
 from leukoscope.types import CELL_CLASSES, CellResult, SampleStatus, SampleSummary
 
 
-class ReviewStore:
-    """The review tables of a results database; a context manager."""
-
-    def __init__(self, path: Path | str, *, read_only: bool = False) -> None:
-        self.path = Path(path)
-        self.read_only = read_only
-        self._has_tables = True
-        try:
-            if read_only:
-                self._db = self._open_read_only()
-            else:
-                if not self.path.is_file():
-                    raise StorageError(f"results database {self.path} not found")
-                self._db = sqlite3.connect(
-                    self.path, timeout=30.0, check_same_thread=False, isolation_level=None
-                )
-                self._db.row_factory = sqlite3.Row
-                self._db.executescript(SCHEMA)
-                self._add_columns()
-        except sqlite3.Error as exc:
-            raise StorageError(f"{self.path}: cannot open for review: {exc}") from None
-
-    def _add_columns(self) -> None:
-        """Columns of the review tables newer than the file: added in place; audit rows written
-        before the chain are chained once, in id order; then the SQL guards."""
-        db = self._db
-        unchained = False
-        for table, columns in ADDED_COLUMNS.items():
-            have = {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
-            for name, kind in columns.items():
-                if name not in have:
-                    db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
-                    unchained |= name == "row_hash"
-        if unchained and db.execute("SELECT 1 FROM review_audit LIMIT 1").fetchone():
-            chain_existing(db)
-            db.executescript(SCHEMA)  # the append-only triggers again
-        if "UNIDENTIFIED" not in table_sql(db, "review_cells"):
-            widen_labels(db)  # a file whose review_cells predates the UNIDENTIFIED label
-            db.executescript(SCHEMA)
-        if "'comment'" not in table_sql(db, "review_audit"):
-            widen_actions(db)  # a file whose review_audit predates comments
-            db.executescript(SCHEMA)
-        db.executescript(GUARDS)
-
-    def _open_read_only(self) -> sqlite3.Connection:
-        """Read only; on read-only media (no WAL index can be made) as an immutable file."""
-        uri = f"file:{quote(str(self.path.resolve()))}"
-        error: sqlite3.Error | None = None
-        for mode in ("?mode=ro", "?immutable=1"):
-            try:
-                db = sqlite3.connect(
-                    uri + mode, uri=True, timeout=30.0, check_same_thread=False,
-                    isolation_level=None,
-                )  # fmt: skip
-                db.row_factory = sqlite3.Row
-                names = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
-            except sqlite3.Error as exc:
-                error = exc
-                continue
-            self._has_tables = "review_samples" in names
-            return db
-        raise sqlite3.Error(str(error))
-
-    def close(self) -> None:
-        """Close the connection (idempotent)."""
-        self._db.close()
-
-    def __enter__(self) -> ReviewStore:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction taken at once (BEGIN IMMEDIATE): writers are serialised."""
-        if self.read_only:
-            raise StorageError(f"{self.path}: opened read-only")
-        db = self._db
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise StorageError(f"{self.path}: {exc}") from None
-
-    def _rows(self, sql: str, params: tuple[object, ...]) -> list[sqlite3.Row]:
-        if not self._has_tables:
-            return []
-        try:
-            return list(self._db.execute(sql, params).fetchall())
-        except sqlite3.Error as exc:
-            raise StorageError(f"{self.path}: {exc}") from None
+class ReviewStore(ReviewDatabase):
+    """The review of the samples of a results database; a context manager."""
 
     # -- reading ---------------------------------------------------------------------------------
 
