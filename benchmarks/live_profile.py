@@ -5,10 +5,14 @@ embedded pipeline) with every stage wrapped by a timer, and prints per stage its
 spent inside it (summed over threads; render and read-out use two threads inside) and its share.
 `compare`: `leukoscope run --simulate --sample demo` and `leukoscope batch` on the acquisition it
 saved, as child processes, alternated `--repeats` times: wall, CPU (user + sys) and peak RSS of each
-(os.wait4), and the ratios the issue asks for.
+(os.wait4), and the ratios the issue asks for. `replay`: the live path with the simulated
+camera replaced by `instrument/replay_camera.ReplayCamera` serving saved fields at `--fps`
+four-light fields/s (emulated lights on the pty as before): fields analysed per second against the
+camera's rate, and each stage's time per call (what holds it when it falls behind).
 
     .venv/bin/python benchmarks/live_profile.py stages --cells 200
     .venv/bin/python benchmarks/live_profile.py compare --repeats 3
+    .venv/bin/python benchmarks/live_profile.py replay --fps 10 --fields 20
 """
 
 from __future__ import annotations
@@ -30,18 +34,20 @@ from typing import Any
 _LOCK = threading.Lock()
 _WALL: dict[str, float] = defaultdict(float)
 _CALLS: dict[str, int] = defaultdict(int)
+_CPU: dict[str, float] = defaultdict(float)
 
 
 def _timed(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.thread_time()
         try:
             return func(*args, **kwargs)
         finally:
-            spent = time.perf_counter() - start
+            spent, used = time.perf_counter() - start, time.thread_time() - cpu
             with _LOCK:
                 _WALL[name] += spent
+                _CPU[name] += used
                 _CALLS[name] += 1
 
     return wrapper
@@ -72,6 +78,10 @@ def _instrument() -> None:
 def stages(args: argparse.Namespace) -> None:
     """Per-stage wall time of `run --simulate` in this process."""
     _instrument()
+    if args.one_thread_sim:  # the simulator's own two threads off: its CPU is the caller's
+        from leukoscope.instrument.simulator import render, sensor
+
+        render._THREADED_PIXELS = sensor._THREADED_PIXELS = 1 << 40
     from leukoscope.config import load_settings
     from leukoscope.instrument.rig import SimulationOptions, open_rig
     from leukoscope.pipeline.service import analyse, load_predictor
@@ -96,14 +106,75 @@ def stages(args: argparse.Namespace) -> None:
         fields = summary.fields_done + summary.fields_failed
         print(f"run --simulate in process: {fields} fields, {summary.cells_counted} cells counted")
         print(f"wall {wall:.2f} s, CPU {cpu:.2f} s, {fields / wall:.2f} fields/s\n")
-        print("| stage | calls | wall s inside (all threads) | ms per call | share of run wall |")
-        print("| --- | --- | --- | --- | --- |")
+        print(
+            "| stage | calls | wall s inside (all threads) | ms per call | share of run wall "
+            "| CPU s of the calling thread | share of run CPU |"
+        )
+        print("| --- | --- | --- | --- | --- | --- | --- |")
         for name, spent in sorted(_WALL.items(), key=lambda item: -item[1]):
             calls = _CALLS[name]
             print(
                 f"| {name} | {calls} | {spent:.2f} | {1000 * spent / calls:.1f} | "
-                f"{100 * spent / wall:.0f} % |"
+                f"{100 * spent / wall:.0f} % | {_CPU[name]:.2f} | {100 * _CPU[name] / cpu:.0f} % |"
             )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def replay(args: argparse.Namespace) -> None:
+    """The live path fed by a replay camera at `--fps` four-light fields/s: does it keep up?"""
+    _instrument()
+    from leukoscope.config import load_settings
+    from leukoscope.instrument.acquisition import Acquisition
+    from leukoscope.instrument.replay_camera import ReplayCamera
+    from leukoscope.instrument.rig import SimulationOptions, open_rig
+    from leukoscope.pipeline.service import analyse, load_predictor
+    from leukoscope.pipeline.sources import rig_acquisition
+
+    work = Path(tempfile.mkdtemp(prefix="live_replay_"))
+    try:
+        settings = load_settings()
+        settings.pipeline.target_cells = 0  # every field
+        saved = work / "saved"
+        with open_rig(
+            settings.rig, simulate=True, options=SimulationOptions(seed=args.seed)
+        ) as rig:
+            for _ in Acquisition(rig).run("demo", args.fields, out_dir=saved):
+                pass
+        for table in (_WALL, _CPU, _CALLS):
+            table.clear()
+        predictor, model_path = load_predictor(settings)
+        _wrap(predictor, "predict", "classification")
+        small = SimulationOptions(seed=args.seed, frame_shape=(64, 64))  # its camera is unused
+        with open_rig(settings.rig, simulate=True, options=small) as rig:
+            rig.camera = ReplayCamera(saved, rig.state, frame_rate=4 * args.fps)
+            job = rig_acquisition(rig, "demo", args.fields, work / "demo")
+            wall0, cpu0 = time.perf_counter(), time.process_time()
+            outcome = analyse(
+                settings, [job], predictor=predictor, model_path=model_path, database=work / "db"
+            )
+            wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+        summary = outcome.summaries["demo"]
+        fields = summary.fields_done + summary.fields_failed
+        rate = fields / wall
+        print(
+            f"replay camera at {args.fps:g} four-light fields/s: {fields} fields analysed in "
+            f"{wall:.2f} s = {rate:.2f} fields/s ({rate / args.fps:.2f}x the camera), CPU {cpu:.2f} s"
+        )
+        per_field = {name: spent / max(_CALLS[name], 1) for name, spent in _WALL.items()}
+        print("| stage | ms per call | calls | CPU s of the calling thread |")
+        print("| --- | --- | --- | --- |")
+        for name, ms in sorted(per_field.items(), key=lambda item: -item[1]):
+            print(f"| {name} | {1000 * ms:.1f} | {_CALLS[name]} | {_CPU[name]:.2f} |")
+        if rate < 0.9 * args.fps:
+            budget = 1.0 / args.fps
+            slow = {
+                n: 1000 * (ms - budget)
+                for n, ms in per_field.items()
+                if n in ("registration", "writing the field (OME-TIFF)", "segmentation")
+                and ms > budget
+            }
+            print(f"below 0.9x; the field budget is {1000 * budget:.0f} ms; over it (ms): {slow}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -160,12 +231,19 @@ def compare(args: argparse.Namespace) -> None:
 def main() -> None:
     """Command line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=["stages", "compare"])
+    parser.add_argument("mode", choices=["stages", "compare", "replay"])
+    parser.add_argument("--fps", type=float, default=10.0, help="replay: four-light fields/s")
+    parser.add_argument("--fields", type=int, default=20, help="replay: fields saved and replayed")
     parser.add_argument("--cells", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--one-thread-sim",
+        action="store_true",
+        help="stages: render and read out on the calling thread, so their CPU is counted",
+    )
     args = parser.parse_args()
-    stages(args) if args.mode == "stages" else compare(args)
+    {"stages": stages, "compare": compare, "replay": replay}[args.mode](args)
 
 
 if __name__ == "__main__":

@@ -17,14 +17,14 @@ import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
-from leukoscope.types import FrameSet
+from leukoscope.types import FrameSet, Modality
 
 if TYPE_CHECKING:
-    from leukoscope.instrument.acquisition import AcquisitionSettings
+    from leukoscope.instrument.channels import ChannelOptics
     from leukoscope.instrument.flatfield import RigCorrection
     from leukoscope.instrument.rig import Rig
 
@@ -38,37 +38,60 @@ FAILED_FIELDS_FILE = "failed_fields.json"
 """Beside acquisition.json: the fields that failed and why (absent when none did)."""
 
 
+class SaveSettings(Protocol):
+    """What saving needs of `acquisition.AcquisitionSettings` (read-only)."""
+
+    @property
+    def modalities(self) -> tuple[Modality, ...]: ...
+    @property
+    def intensities_percent(self) -> dict[Modality, float]: ...
+    @property
+    def exposures_us(self) -> dict[Modality, float]: ...
+    @property
+    def pixel_format(self) -> str: ...
+    @property
+    def pixel_size_um(self) -> float: ...
+    @property
+    def optics(self) -> dict[Modality, ChannelOptics]: ...
+    @property
+    def compression(self) -> str: ...
+    @property
+    def field_format(self) -> Any: ...
+    def digest(self) -> str: ...
+
+
 class Ahead(Generic[T]):
-    """`items` produced in a thread, up to `depth` ahead of the consumer."""
+    """`items` produced in a thread, at most `depth` made (or in the making) and not yet taken."""
 
     def __init__(self, items: Iterator[T], depth: int = 1, name: str = "ahead") -> None:
         self._items = items
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max(1, depth))
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._credit = threading.Semaphore(max(1, depth))  # one per item the consumer may get
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._produce, name=name, daemon=True)
         self._thread.start()
 
     def _produce(self) -> None:
         try:
-            for item in self._items:
-                if not self._put(("item", item)):
-                    return
+            while self._wait_credit():
+                item = next(self._items, _END)
+                if item is _END:
+                    break
+                self._queue.put(("item", item))
         except BaseException as exc:
-            self._put(("error", exc))
+            self._queue.put(("error", exc))
             return
         finally:
             close = getattr(self._items, "close", None)
             if close is not None:
                 close()
-        self._put(("end", None))
+        self._queue.put(("end", None))
 
-    def _put(self, entry: tuple[str, Any]) -> bool:
+    def _wait_credit(self) -> bool:
+        """True once the consumer may take one more item; False when stopped."""
         while not self._stop.is_set():
-            try:
-                self._queue.put(entry, timeout=_POLL_S)
-                return True
-            except queue.Full:
-                continue
+            if self._credit.acquire(timeout=_POLL_S):
+                return not self._stop.is_set()
         return False
 
     def __iter__(self) -> Iterator[T]:
@@ -83,6 +106,7 @@ class Ahead(Generic[T]):
                 raise value
             if kind == "end":
                 return
+            self._credit.release()  # the next item is made while this one is used
             yield value
 
     def close(self) -> None:
@@ -158,7 +182,7 @@ def write_failures(out_dir: Path, failures: dict[int, str]) -> None:
 def field_saver(
     out_dir: Path,
     sample_id: str,
-    settings: AcquisitionSettings,
+    settings: SaveSettings,
     rig: Rig,
     correction: RigCorrection | None,
 ) -> Callable[[FrameSet, int], Path]:

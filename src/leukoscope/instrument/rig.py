@@ -131,6 +131,7 @@ def _simulated_camera(config: RigConfig, state: Any, options: SimulationOptions)
         seed=options.seed,
         pixel_format=cam.pixel_format,
         drop_triggers=options.drop_triggers,
+        cached_fields=1,  # fields are captured in order: the four lights of one field share it
     )
     return camera, renderer
 
@@ -199,6 +200,7 @@ def open_rig(
         camera: Any
         if sim_camera:
             camera, renderer = _simulated_camera(config, state, options)
+            closers.append(renderer.prepare_in_background())  # while the model loads
         else:
             camera = _harvesters_camera(config)
         closers.append(camera.close)

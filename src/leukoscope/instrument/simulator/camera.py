@@ -173,12 +173,12 @@ class SimulatedCamera:
         if fov in self._cache:
             self._cache.move_to_end(fov)
             return self._cache[fov]
+        while len(self._cache) >= self._cached_fields:  # room first: never one field too many
+            self._cache.popitem(last=False)
         radiance = self.renderer.field(fov)
         for image in radiance.values():
             image.setflags(write=False)
         self._cache[fov] = radiance
-        while len(self._cache) > self._cached_fields:
-            self._cache.popitem(last=False)
         return radiance
 
     def _expose(self) -> Frame:
