@@ -206,3 +206,42 @@ def test_a_simulated_sample_never_goes_to_a_laboratory_system(tmp_path: Path) ->
     for render in (render_hl7, render_fhir):
         with pytest.raises(ParameterError, match="is simulated: it is never sent"):
             render(simulated)
+
+
+def test_message_ids_and_times_are_what_the_docs_say(tmp_path: Path) -> None:
+    """MSH-10 is stable for one release and new for the next; OBR-22 is the release time, OBX-14
+    the acquisition time (the sample's start), both read back with python-hl7."""
+    from datetime import datetime, timezone
+
+    from leukoscope.report.data import gather_report
+    from leukoscope.report.lis import render_hl7
+
+    database = tmp_path / "results.sqlite"
+    released_sample(database)
+
+    def message() -> hl7.Message:
+        with ResultStore(database, read_only=True) as store:
+            data = gather_report(store, SAMPLE)
+        return hl7.parse(render_hl7(data))
+
+    first, again = message(), message()
+    assert str(first.segment("MSH")[10]) == str(again.segment("MSH")[10])  # the same release
+    with ResultStore(database, read_only=True) as store:
+        (row,) = store.samples()
+    with ReviewStore(database, read_only=True) as reviews:
+        (release,) = reviews.releases(row.run_id, SAMPLE)
+
+    def stamp(seconds: float) -> str:
+        return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y%m%d%H%M%S+0000")
+
+    assert str(first.segment("OBR")[22]) == stamp(release.released_s)
+    assert {str(obx[14]) for obx in first.segments("OBX")} == {stamp(row.started_s)}
+    with ReviewStore(database) as reviews:  # reopened and released again: a new message id
+        state = reviews.state(row.run_id, SAMPLE)
+        assert state is not None
+        state = reviews.reopen(row.run_id, SAMPLE, reviewer="Bo Chen", reason="recheck",
+                               version=state.version)  # fmt: skip
+        reviews.release(row.run_id, SAMPLE, reviewer="Bo Chen", version=state.version)
+    corrected = message()
+    assert str(corrected.segment("MSH")[10]) != str(first.segment("MSH")[10])
+    assert str(corrected.segment("OBR")[3]) == str(first.segment("OBR")[3])  # the same result

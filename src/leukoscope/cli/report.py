@@ -45,7 +45,7 @@ def report_command(
     html = check_format(fmt) == "html"  # json/csv: every counted cell, no images
     with (
         open_results(db or current.pipeline.results_db) as store,
-        Progress(console=err_console, transient=True) as bar,
+        Progress(console=err_console, transient=True, disable=not err_console.is_terminal) as bar,
     ):
         task = bar.add_task(f"reading sample {sample}", total=None)
 
