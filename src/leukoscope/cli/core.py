@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,8 +128,23 @@ def write_text(path: Path, text: str) -> None:
     atomic_write_text(path, text)
 
 
+def _few_malloc_arenas(arenas: int = 2) -> None:
+    """glibc: at most `arenas` malloc arenas. Every thread of a run (capture, writer, pipeline
+    stages, thread pools) allocates frames; one arena each kept freed frames mapped (run --simulate's
+    peak 1.25-1.4 GB -> about 1.07 GB, docs/performance.md). MALLOC_ARENA_MAX, when set, wins."""
+    if sys.platform != "linux" or os.environ.get("MALLOC_ARENA_MAX"):
+        return
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(-8, arenas)  # M_ARENA_MAX
+    except (OSError, AttributeError):
+        return  # not glibc
+
+
 def main() -> None:
     """Console-script entry point: our errors become one clear line and exit status 2."""
+    _few_malloc_arenas()
     try:
         app()
     except LeukoscopeError as exc:

@@ -150,6 +150,14 @@ class RegistrationConfig(Section):
     )
     refine: bool = Field(default=True, description="refine the offset per field of view")
     max_shift_px: float = Field(default=8.0, ge=0.0, le=200.0, description="refinement bound, px")
+    reuse_stable: int = Field(
+        default=0,
+        ge=0,
+        le=1000,
+        description="0: refine every field; N: once N fields in a row refine to within 0.1 px of "
+        "each other, apply their median to the next fields and refine only every Nth to check it "
+        "(faster on a stable rig; the saved shifts differ from per-field refinement)",
+    )
 
 
 class AcquisitionConfig(Section):

@@ -40,6 +40,8 @@ WHITEN = 0.5
 UPSAMPLE = 100
 """Sub-pixel resolution of the peak search: 1/UPSAMPLE px."""
 BACKGROUND_SIGMA = 12.0
+STABLE_PX = 0.1
+"""`reuse_stable`: refined shifts this close to their median count as one stable offset."""
 NOISE_SIGMA = 1.0
 _ONE_BLAS_THREAD = ThreadpoolController()
 """The sub-pixel DFT's matrix products run on one BLAS thread: the same numbers (OpenBLAS splits
@@ -180,6 +182,9 @@ class Registrar:
     def __init__(self, config: RegistrationConfig | None = None, reference: Modality | None = None):
         self.config = config or RegistrationConfig()
         self.reference = reference or self.config.reference
+        self._recent: list[dict[Modality, Shift]] = []  # the last refined fields (reuse_stable)
+        self._stable: dict[Modality, Shift] | None = None
+        self._reused = 0
 
     def calibrated(self, modality: Modality) -> Shift:
         """The rig's calibrated shift for `modality` (0, 0 if never calibrated)."""
@@ -219,6 +224,13 @@ class Registrar:
             {self.reference: (0.0, 0.0)} if self.reference in frames else {}
         )
         refined: dict[Modality, bool] = {self.reference: False}
+        every = self.config.reuse_stable
+        if every and self._stable is not None and self._reused < every - 1:
+            self._reused += 1
+            for modality in frames:
+                if modality is not self.reference:
+                    shifts[modality], refined[modality] = self._stable[modality], False
+            return shifts, refined
         estimates = self.estimate(frames) if self.config.refine else {}
         for modality in frames:
             if modality is self.reference:
@@ -240,7 +252,36 @@ class Registrar:
                     found.response,
                     distance,
                 )
+        if every:
+            self._track(shifts, refined, every)
         return shifts, refined
+
+    def _track(
+        self, shifts: dict[Modality, Shift], refined: dict[Modality, bool], every: int
+    ) -> None:
+        """`reuse_stable`: keep the last refined fields; a run of `every` agreeing ones (0.1 px)
+        gives the shifts reused, a check field that disagrees ends the reuse."""
+        self._reused = 0
+        moving = [m for m in shifts if m is not self.reference]
+        if not moving or not all(refined.get(m) for m in moving):
+            self._recent, self._stable = [], None
+            return
+        if self._stable is not None and any(
+            np.hypot(*np.subtract(shifts[m], self._stable[m])) > STABLE_PX for m in moving
+        ):
+            self._recent, self._stable = [], None
+        self._recent = [*self._recent, dict(shifts)][-every:]
+        if self._stable is None and len(self._recent) == every:
+            median = {
+                m: tuple(float(v) for v in np.median([r[m] for r in self._recent], axis=0))
+                for m in moving
+            }
+            if all(
+                np.hypot(*np.subtract(r[m], median[m])) <= STABLE_PX
+                for r in self._recent
+                for m in moving
+            ):
+                self._stable = {m: (v[0], v[1]) for m, v in median.items()}
 
     def register(self, frames: Mapping[Modality, np.ndarray]) -> Registration:
         """Register every frame to the reference."""

@@ -200,7 +200,6 @@ def open_rig(
         camera: Any
         if sim_camera:
             camera, renderer = _simulated_camera(config, state, options)
-            closers.append(renderer.prepare_in_background())  # while the model loads
         else:
             camera = _harvesters_camera(config)
         closers.append(camera.close)

@@ -12,8 +12,7 @@ fluorescence emission (1 = a typical nucleus). `sensor.Sensor` turns it into ele
 from __future__ import annotations
 
 import math
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
@@ -94,9 +93,7 @@ class FieldRenderer:
         self.sample = sample
         self.optics = optics or OpticsParams()
         self._background = (sensor or SensorParams()).fluorescence_background
-        self._layers = lru_cache(maxsize=4 * len(MODALITIES))(self._make_layer)
-        self._layer_lock = threading.Lock()  # a layer is made once, whichever thread asks first
-        self._stop_preparing = threading.Event()
+        self._layer = lru_cache(maxsize=4 * len(MODALITIES))(self._make_layer)
         self._margin = int(6 + 3 * max(self.optics.sigma(m) for m in MODALITIES))
 
     @property
@@ -115,28 +112,11 @@ class FieldRenderer:
         layer.setflags(write=False)
         return layer
 
-    def _layer(self, canvas: int, modality: Modality) -> np.ndarray:
-        with self._layer_lock:
-            return self._layers(canvas, modality)
-
     def prepare(self) -> None:
         """Pre-render every red-cell layer for every modality now (else on first use)."""
         for canvas in range(self.sample.params.background_canvases):
             for modality in MODALITIES:
-                if self._stop_preparing.is_set():
-                    return
                 self._layer(canvas, modality)
-
-    def prepare_in_background(self) -> Callable[[], None]:
-        """`prepare` in a thread (while the rest of a run starts up); returns what stops it."""
-        thread = threading.Thread(target=self.prepare, name="prepare-layers", daemon=True)
-        thread.start()
-
-        def stop() -> None:
-            self._stop_preparing.set()
-            thread.join()
-
-        return stop
 
     def drift(self, fov: int) -> FieldDrift:
         """How field `fov` is out of focus and lit (its own random stream; ground truth)."""
