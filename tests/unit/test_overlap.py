@@ -139,3 +139,25 @@ def test_replay_camera_serves_the_lit_light_at_its_rate(tmp_path: Path) -> None:
     camera.trigger()
     with pytest.raises(CameraTimeout):
         camera.fetch(0.0)
+
+
+def test_field_writer_never_closed_is_drained_at_exit(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = f"""
+import time
+from pathlib import Path
+from leukoscope.instrument.overlap import FieldWriter
+
+def save(frameset, saved):
+    time.sleep(0.2)
+    Path({str(tmp_path)!r}, f"field_{{saved}}").write_text("x")
+    return Path()
+
+writer = FieldWriter(Path({str(tmp_path)!r}), save)
+writer.field(None, 1)
+writer.field(None, 2)
+"""  # the run is abandoned: no close()
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["field_1", "field_2"]

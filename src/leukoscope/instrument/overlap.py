@@ -4,16 +4,20 @@ fields are written by a writer thread behind a bounded queue.
 `Ahead(items, depth)` iterates `items` in a thread at most `depth` items ahead of its consumer (the
 camera and lights are then only ever driven from that one thread); an exception there is raised in
 the consumer; `close()` stops it and waits for the item in hand. `FieldWriter` saves fields in order
-(acquisition.json, the field, failed_fields.json) in a non-daemon thread; `close()` writes whatever
-was queued before returning, so Ctrl-C and SIGTERM lose nothing that was acquired, and a write error
-is raised in the acquisition at the next field or at the end.
+(acquisition.json, the field, failed_fields.json) in one thread; `close()` writes whatever was
+queued before returning (the acquisition's `finally` calls it, so Ctrl-C and SIGTERM lose nothing
+that was acquired; a writer never closed is drained at interpreter exit), and a write error is raised
+in the acquisition at the next field or at the end.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
+import logging
 import queue
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,6 +32,7 @@ if TYPE_CHECKING:
     from leukoscope.instrument.flatfield import RigCorrection
     from leukoscope.instrument.rig import Rig
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 _POLL_S = 0.1  # waits are sliced so a signal or a stop is seen
 _END = object()
@@ -128,8 +133,11 @@ class FieldWriter:
         self._save = save  # writes acquisition.json (with the saved count), then the field
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max(1, depth))
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._work, name="field-writer", daemon=False)
+        self._raised = False
+        self._closed = False
+        self._thread = threading.Thread(target=self._work, name="field-writer", daemon=True)
         self._thread.start()
+        _OPEN.add(self)  # drained at exit even if the run was never closed
 
     def _work(self) -> None:
         while True:
@@ -144,9 +152,9 @@ class FieldWriter:
                 self._error = exc
 
     def _check(self) -> None:
-        if self._error is not None:
-            error, self._error = self._error, None
-            raise error
+        if self._error is not None and not self._raised:
+            self._raised = True  # said once; what was queued after it is not written
+            raise self._error
 
     def field(self, frameset: FrameSet, saved: int) -> None:
         """Queue `frameset` (the `saved`-th field saved); blocks while `depth` fields wait."""
@@ -160,10 +168,26 @@ class FieldWriter:
         self._queue.put(lambda: write_failures(self.out_dir, snapshot))
 
     def close(self) -> None:
-        """Write everything queued, then stop; raises the first write error."""
-        self._queue.put(_END)
-        self._thread.join()
+        """Write everything queued, then stop; raises the first write error (idempotent)."""
+        if not self._closed:
+            self._closed = True
+            self._queue.put(_END)
+            self._thread.join()
+            _OPEN.discard(self)
         self._check()
+
+
+_OPEN: weakref.WeakSet[FieldWriter] = weakref.WeakSet()
+
+
+@atexit.register
+def _drain_open_writers() -> None:
+    """At interpreter exit: write what a run that was never closed still had queued."""
+    for writer in list(_OPEN):
+        try:
+            writer.close()
+        except BaseException as exc:
+            log.error("writing the last fields at exit: %s", exc)
 
 
 def write_failures(out_dir: Path, failures: dict[int, str]) -> None:
