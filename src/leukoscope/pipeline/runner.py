@@ -65,6 +65,16 @@ def stop_reason(exc: BaseException) -> str:
     return f"pipeline error: {exc}"
 
 
+def _one_opencv_thread() -> None:
+    """OpenCV without its own thread pool, process-wide: the embedded pipeline is parallel already
+    (a thread per stage, and the acquisition's capture and writer threads), and OpenCV's pool spun
+    against them (2 cores: run --simulate -1.9 CPU-s, batch -0.5; the same results, OpenCV splits
+    the rows of an image between its threads)."""
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
 def run_embedded(
     config: PipelineConfig,
     jobs: Sequence[SampleJob],
@@ -86,6 +96,7 @@ def run_embedded(
     let other sockets (extra workers, live subscribers) join the same pipeline. `segmenter`
     replaces the configured segmentation (tests).
     """
+    _one_opencv_thread()
     if config.live_endpoint:
         check_bind(config.live_endpoint.partition("://")[2].rpartition(":")[0].strip("[]"), None)
     ids = [job.sample_id for job in jobs]
