@@ -12,13 +12,15 @@ Per sample (seeded), the same simulated film is acquired three times, differing 
 - uneven, corrected: the same raw frames, corrected before registration by the rig's code
   (`RigCorrection.apply`) with dark frames and flat fields measured as `calibrate` measures them
   (`--dark-frames` frames per light with every light off, averaged; `flatfield.flat_from` over
-  `--flat-fields` raw fields of another area of the film), on the same simulated rig.
+  `--flat-fields` raw fields of another area of the film, and the bright-field background level
+  of those fields), on the same simulated rig.
 
 Each acquisition goes through the batch path (`pipeline.service.analyse`, every cell classified:
 `target_cells` 0); each classified cell is matched to the nearest true white cell
 (centres within `count_accuracy.MATCH_PX`). Printed: accuracy per condition over the matched cells, and over
 the cells matched in all three (paired). Lamp drift is per field and flat fields cannot remove it;
-the corrected frames keep it.
+the correction scales each bright-field frame to the background level the calibration measured
+(`flatfield.background_from`, as `calibrate` records it).
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ from leukoscope.instrument.storage import write_acquisition_meta, write_field
 from leukoscope.pipeline.service import analyse, load_predictor
 from leukoscope.pipeline.sources import saved_acquisition
 from leukoscope.pipeline.store import ResultStore
-from leukoscope.types import MODALITIES, CellResult, FrameSet
+from leukoscope.types import MODALITIES, CellResult, FrameSet, Modality
 
 CONDITIONS = ("flat", "uneven uncorrected", "uneven corrected")
 
@@ -80,7 +82,14 @@ def calibration(
         for fov in range(fields)
     ]
     flat = {m: flatfield.flat_from([fs.frame(m) for fs in raw], dark[m]) for m in MODALITIES}
-    return RigCorrection(dark, flat, flatfield.now_utc(), settings.digest(), frames, fields)
+    background = {
+        m: flatfield.background_from([fs.frame(m) for fs in raw], dark[m], flat[m])
+        for m in MODALITIES
+        if m is not Modality.FLUORESCENCE
+    }
+    return RigCorrection(
+        dark, flat, flatfield.now_utc(), settings.digest(), frames, fields, background
+    )
 
 
 def acquire(

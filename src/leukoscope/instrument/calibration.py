@@ -94,10 +94,16 @@ def calibrate_correction(
     flat = {
         m: flatfield.flat_from([fs.frame(m) for fs in found], dark[m]) for m in settings.modalities
     }
+    background: dict[Modality, float] = {
+        m: flatfield.background_from([fs.frame(m) for fs in found], dark[m], flat[m])
+        for m in settings.modalities
+        if m is not Modality.FLUORESCENCE
+    }
     log.info("dark and flat frames from %d frame(s) and %d field(s)", frames, len(found))
     return RigCorrection(
-        dark, flat, flatfield.now_utc(), settings.digest(), frames=frames, fields=len(found)
-    )
+        dark, flat, flatfield.now_utc(), settings.digest(), frames=frames, fields=len(found),
+        background=background,
+    )  # fmt: skip
 
 
 def calibrate_exposure(

@@ -12,21 +12,30 @@
   level stays where it always is (the frames a model was trained on have it); saved fields are
   the corrected frames, and acquisition.json records the correction (`correction`: its date and
   settings digest).
+- Lamp level: the bright-field lamps drift from field to field (a gain over the whole frame that no
+  flat field holds). Calibration records, per bright-field light, the background of the
+  calibration fields where the light is brightest (`background`: the median over the fields of the
+  95th percentile of the raw frame less the fixed pattern, where the flat field is `BRIGHTEST` or
+  more); each corrected bright-field frame is then scaled about the black level so that its own
+  background, measured there, sits at that level. A frame whose background is clipped (`CLIPPED`
+  of full scale or more), no brighter than the black level, or off by a gain outside `LAMP_RANGE`
+  is left as dark/flat corrected, so that the field-quality checks still see a saturated or dark
+  frame. Calibrations saved before this have no level and are applied without it.
 - Exposure: each bright-field light's exposure is scaled so that the background (the 95th
   percentile of the corrected frame) lies at `target` of full scale; the fluorescence exposure is
   left as configured.
 
 Saved as `<path>/correction.npz` (float32 maps) and `<path>/correction.json` (date, settings digest,
-frame shape, counts); `rig.calibration.path`, beside the rig's configuration. A missing calibration,
-one older than `rig.calibration.max_age_days`, or one taken with other acquisition settings is one
-warning when a run opens the rig.
+frame shape, counts, bright-field lamp levels); `rig.calibration.path`, beside the rig's
+configuration. A missing calibration, one older than `rig.calibration.max_age_days`, or one taken
+with other acquisition settings is one warning when a run opens the rig.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -41,6 +50,10 @@ log = logging.getLogger(__name__)
 
 DATA_FILE = "correction.npz"
 META_FILE = "correction.json"
+BACKGROUND_PERCENTILE = 95.0  # a bright-field frame's background: cells are darker than it
+LAMP_RANGE = (0.7, 1.4)  # lamp gains outside this are a fault to see, not drift to scale away
+BRIGHTEST = 0.97  # backgrounds are measured where the flat field is at least this
+CLIPPED = 0.98  # a background at this share of full scale or above is (nearly) saturated
 
 
 @dataclass(frozen=True)
@@ -53,13 +66,22 @@ class RigCorrection:
     settings_digest: str
     frames: int = 0
     fields: int = 0
+    background: dict[Modality, float] = field(default_factory=dict)  # lamp levels, counts
 
     def apply(self, modality: Modality, image: np.ndarray, full: float) -> np.ndarray:
         """`image` corrected (same shape and type); unchanged for a light without maps."""
         if modality not in self.dark or self.dark[modality].shape != image.shape:
             return image
         dark = self.dark[modality]
-        corrected = (image.astype(np.float32) - dark) / self.flat[modality] + float(dark.mean())
+        black = float(dark.mean())
+        corrected = (image.astype(np.float32) - dark) / self.flat[modality] + black
+        level = self.background.get(modality)
+        if level is not None:
+            gain = lamp_gain(corrected, self.flat[modality], level, black, full)
+            if gain != 1.0:
+                corrected -= black
+                corrected *= np.float32(gain)
+                corrected += black
         return np.asarray(np.clip(np.rint(corrected), 0, full).astype(image.dtype))
 
     @property
@@ -83,6 +105,7 @@ class RigCorrection:
             "modalities": [m.value for m in self.dark],
             "frames": self.frames,
             "fields": self.fields,
+            "background": {m.value: round(v, 3) for m, v in self.background.items()},
         }
         atomic_write_bytes(folder / META_FILE, json.dumps(meta, indent=1).encode())
         return folder
@@ -100,9 +123,12 @@ def load(folder: Path) -> RigCorrection | None:
             flat = {m: np.asarray(data[f"flat_{m.value}"], np.float32) for m in modalities}
         if any(not np.all(np.isfinite(f)) or f.min() <= 0 for f in flat.values()):
             raise ValueError("a flat field is not positive everywhere")
+        background = {Modality(m): float(v) for m, v in meta.get("background", {}).items()}
+        if any(not np.isfinite(v) or v <= 0 for v in background.values()):
+            raise ValueError("a background level is not positive")
         return RigCorrection(
             dark, flat, str(meta["created_utc"]), str(meta["settings_digest"]),
-            int(meta.get("frames", 0)), int(meta.get("fields", 0)),
+            int(meta.get("frames", 0)), int(meta.get("fields", 0)), background,
         )  # fmt: skip
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise AcquisitionError(
@@ -138,6 +164,38 @@ def flat_from(fields: list[np.ndarray], dark: np.ndarray) -> np.ndarray:
     if not peak > 0:
         raise AcquisitionError("flat field: the frames are no brighter than the dark frame")
     return np.asarray(np.maximum(smooth / peak, 0.05), dtype=np.float32)
+
+
+def frame_background(frame: np.ndarray, flat: np.ndarray | None = None) -> float:
+    """The background of a bright-field frame: the 95th percentile (every 4th pixel each way) of
+    its brightest-lit part (where `flat` is `BRIGHTEST` or more; all of it without `flat`)."""
+    pixels = frame[::4, ::4]
+    if flat is not None:
+        bright = flat[::4, ::4] >= BRIGHTEST
+        pixels = pixels[bright] if np.count_nonzero(bright) >= 256 else pixels
+    return float(np.percentile(pixels, BACKGROUND_PERCENTILE))
+
+
+def lamp_gain(
+    corrected: np.ndarray, flat: np.ndarray, level: float, black: float, full: float
+) -> float:
+    """The gain about `black` that brings the background of `corrected` to `level` (1 when the
+    frame is clipped, dark, or off by more than `LAMP_RANGE`)."""
+    background = frame_background(corrected, flat)
+    if background >= CLIPPED * full or level >= CLIPPED * full or background <= black + 1.0:
+        return 1.0
+    gain = (level - black) / (background - black)
+    return gain if LAMP_RANGE[0] <= gain <= LAMP_RANGE[1] else 1.0
+
+
+def background_from(fields: list[np.ndarray], dark: np.ndarray, flat: np.ndarray) -> float:
+    """The background level of the calibration `fields` where the light is brightest, as the
+    camera gives it less the fixed pattern: the median over the fields of each one's background.
+    Measured on the raw frames, not the corrected ones, so that it does not carry the flat
+    field's own error (its peak, the maximum of a smoothed median of cells, runs high)."""
+    black = float(dark.mean())
+    levels = [frame_background(f.astype(np.float32) - dark + black, flat) for f in fields]
+    return float(np.median(levels))
 
 
 def exposure_for(
