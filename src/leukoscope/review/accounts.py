@@ -15,14 +15,13 @@ import time
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from types import TracebackType
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from leukoscope.errors import LeukoscopeError, ParameterError, StorageError
+from leukoscope.review.database import ReviewDatabase
 from leukoscope.review.records import check_reviewer
-from leukoscope.review.schema import USERS_SCHEMA
 
 PASSWORD_MIN = 10
 PASSWORD_MAX = 256
@@ -67,37 +66,14 @@ def _matches(stored: str, password: str) -> bool:
         return False
 
 
-class Accounts:
+class Accounts(ReviewDatabase):
     """The accounts of one results database; a context manager. Thread-safe (one lock)."""
 
     def __init__(self, database: Path | str) -> None:
-        self.path = Path(database)
-        if not self.path.is_file():
-            raise ParameterError(f"results database {self.path} not found (pass --db)")
-        try:
-            self._db = sqlite3.connect(
-                self.path, timeout=30.0, check_same_thread=False, isolation_level=None
-            )
-            self._db.row_factory = sqlite3.Row
-            self._db.executescript(USERS_SCHEMA)
-        except sqlite3.Error as exc:
-            raise StorageError(f"{self.path}: cannot open its accounts: {exc}") from None
+        if not Path(database).is_file():
+            raise ParameterError(f"results database {database} not found (pass --db)")
+        super().__init__(database)  # the review tables, review_users among them
         self._lock = threading.Lock()
-
-    def close(self) -> None:
-        """Close the connection (idempotent)."""
-        self._db.close()
-
-    def __enter__(self) -> Accounts:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _execute(self, sql: str, params: tuple[object, ...] = ()) -> list[sqlite3.Row]:
         with self._lock:
