@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from leukoscope.config import Settings, load_settings, render_default_toml, render_toml
+from leukoscope.config import Settings, load_settings
+from leukoscope.config.toml_render import render_default_toml, render_toml
 from leukoscope.errors import ConfigError
 from leukoscope.types import CELL_CLASSES, Modality
 

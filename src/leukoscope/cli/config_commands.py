@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 
 from leukoscope.cli.core import app, console, settings, write_text
-from leukoscope.config import load_settings, render_default_toml, render_toml
+from leukoscope.config import load_settings
+from leukoscope.config.toml_render import render_default_toml, render_toml
 from leukoscope.errors import ConfigError
 
 config_app = typer.Typer(help="Write, check and show the configuration.", no_args_is_help=True)

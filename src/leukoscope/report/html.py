@@ -8,8 +8,6 @@ Every piece of text from the store or the user (sample ids above all) goes throu
 from __future__ import annotations
 
 import base64
-import html
-from datetime import datetime, timezone
 
 from leukoscope import __version__
 from leukoscope.classifier.model_info import CV_METRICS, ModelInfo
@@ -17,8 +15,9 @@ from leukoscope.pipeline.counts import CONFIDENCE
 from leukoscope.report.chart import differential_svg
 from leukoscope.report.data import ClassLine, GalleryCell, ReportData
 from leukoscope.report.evidence import NOT_VALIDATED
-from leukoscope.report.flags import RangeFlag, Severity, image_note, interval_reaches
-from leukoscope.report.review import NOT_REVIEWED, RELEASED
+from leukoscope.report.flags import RangeFlag, image_note, interval_reaches
+from leukoscope.report.html_review import review_badge, review_section
+from leukoscope.report.html_text import esc, utc
 from leukoscope.report.style import CSS
 from leukoscope.types import CellClass
 
@@ -40,18 +39,6 @@ _FLAG_TEXT = {
     RangeFlag.WITHIN: "within",
     RangeFlag.NONE: "—",
 }
-
-
-def esc(value: object) -> str:
-    """HTML-escaped text (quotes included)."""
-    return html.escape(str(value), quote=True)
-
-
-def utc(seconds: float | None) -> str:
-    """'YYYY-MM-DD HH:MM:SS UTC', or an em dash."""
-    if seconds is None:
-        return "—"
-    return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _item(label: str, value: str, element_id: str = "") -> str:
@@ -205,45 +192,6 @@ def differential_section(data: ReportData) -> str:
     )
 
 
-def review_section(data: ReportData) -> str:
-    """Whether a qualified person reviewed and released the result, and what changed."""
-    review = data.review
-    if review is None or review.state == NOT_REVIEWED:
-        return (
-            '<section id="review-section"><h2>Review</h2><p class="status status-running" '
-            'id="not-reviewed">NOT YET REVIEWED: the classifier\'s differential, not confirmed '
-            "by qualified staff.</p></section>"
-        )
-    changed = (
-        f"{review.changes} cell(s) reclassified; {review.artefacts} artefact(s) and "
-        f"{review.smudges} smudge(s) left the differential. The counts are the reviewed ones; "
-        "the classifier's original counts are in the Original column."
-    )
-    record = review.current_release
-    if review.state == RELEASED and record is not None:
-        kind = "Released" if record.kind == "final" else "Released as PARTIAL"
-        kind += f" (correction {record.release_no})" if record.correction else ""
-        why = f": {record.reason}" if record.reason else ""
-        verified = f", verified by {record.verified_by}" if record.verified_by else ""
-        head = (
-            f'<p class="status status-complete" id="released">{esc(kind)} by '
-            f"{esc(review.reviewer)}{esc(verified)} on {esc(utc(review.released_s))}"
-            f'{esc(why)}</p><p class="muted mono">review record chain head sha256:'
-            f"{esc(record.chain_head)}</p>"
-        )
-    elif review.state == RELEASED:
-        head = (
-            f'<p class="status status-complete" id="released">Released by '
-            f"{esc(review.reviewer)} on {esc(utc(review.released_s))}</p>"
-        )
-    else:
-        head = (
-            '<p class="status status-running" id="in-review">IN REVIEW: changed but not yet '
-            "signed off</p>"
-        )
-    return f'<section id="review-section"><h2>Review</h2>{head}<p>{esc(changed)}</p></section>'
-
-
 def _png(data: bytes, alt: str, side: int, kind: str) -> str:
     encoded = base64.b64encode(data).decode("ascii")
     return (
@@ -362,18 +310,6 @@ def footer(data: ReportData) -> str:
         f'<span class="mono">{esc(data.database)}</span> · model file '
         f'<span class="mono">{esc(data.model.path or "unknown")}</span></p></footer>'
     )
-
-
-def review_badge(data: ReportData) -> str:
-    """'Review required' when an alert is raised, 'check flags' for warnings only, else nothing."""
-    if data.review is not None and data.review.state == RELEASED:
-        return ""  # released: a person checked the flags; the review section says by whom
-    severities = {f.severity for f in data.quality}
-    if Severity.ALERT in severities:
-        return '<div class="status status-incomplete" id="review">review required</div>'
-    if severities:
-        return '<div class="status status-running" id="review">check flags</div>'
-    return ""
 
 
 def simulated_prefix(data: ReportData) -> str:
