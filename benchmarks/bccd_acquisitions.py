@@ -1,6 +1,6 @@
 """Turn the BCCD blood-smear photographs into saved acquisitions at the rig's 0.25 um/px + labels.
 
-    .venv/bin/python benchmarks/bccd_acquisitions.py ../shared/real/bccd runs/bccd
+    .venv/bin/python benchmarks/bccd_acquisitions.py $BCCD runs/bccd
     .venv/bin/python benchmarks/bccd_acquisitions.py SRC OUT --fields 8,132,0,1 --per-sample 4
 
 Writes OUT/<sample>/ (acquisition.json + fov_NNNN.ome.tif, one saved acquisition per
@@ -222,7 +222,9 @@ def write_labels(path: Path, records: list[dict]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("source", type=Path, help="the BCCD folder (../shared/real/bccd)")
+    parser.add_argument(
+        "source", type=Path, help="the BCCD dataset folder (JPEGImages/, Annotations/, labels.csv)"
+    )
     parser.add_argument("out", type=Path, help="folder to write (must not exist)")
     parser.add_argument("--per-sample", type=int, default=20, help="fields per acquisition")
     parser.add_argument("--fields", default="", help="only these image numbers (comma-separated)")

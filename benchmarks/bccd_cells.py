@@ -1,13 +1,13 @@
 """Real white cells for training benchmarks: the BCCD white-cell boxes cut as the pipeline cuts cells.
 
-Reads `../shared/real/bccd` (README there): every field whose white-cell boxes and label agree on
+Reads the BCCD dataset folder `$BCCD` (JPEGImages/, Annotations/, labels.csv): every field whose white-cell boxes and label agree on
 one cell (one `WBC` box, one class) gives one cell, cut as a 24 um square (the pipeline's
 `imaging.crop_cell` at `DEFAULT_CROP_UM`) around the box centre and resized to the pipeline's crop
 side at the rig's 0.25 um/px (96 px). The four modalities are made as the README describes: the
 blue, green and red planes as color1, color2, color3 and the haematoxylin optical density (colour
 deconvolution, Ruifrok & Johnston 2001) as the nuclear-stain surrogate for fluorescence.
 
-    .venv/bin/python benchmarks/bccd_cells.py ../shared/real/bccd runs/bccd_cells
+    .venv/bin/python benchmarks/bccd_cells.py $BCCD runs/bccd_cells
 
 Writes the training layout `OUT/<modality>/<CLASS>/bccd_<field>.png` (8-bit) and `OUT/cells.csv`.
 This is a benchmark helper, not the runtime path: a lab's own acquisitions go through

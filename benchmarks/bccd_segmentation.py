@@ -1,7 +1,7 @@
-"""Segmentation recall and precision on the real BCCD fields (../shared/real/bccd).
+"""Segmentation recall and precision on the real BCCD fields (`$BCCD`: the dataset's folder).
 
-    .venv/bin/python benchmarks/bccd_segmentation.py ../shared/real/bccd
-    .venv/bin/python benchmarks/bccd_segmentation.py ../shared/real/bccd --config leukoscope.toml
+    .venv/bin/python benchmarks/bccd_segmentation.py $BCCD
+    .venv/bin/python benchmarks/bccd_segmentation.py $BCCD --config leukoscope.toml
 
 Every annotated photograph (all 364, labelled or not) is converted exactly as
 `benchmarks/bccd_acquisitions.py` writes acquisitions (0.25 um/px, haematoxylin optical density as

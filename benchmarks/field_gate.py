@@ -1,6 +1,6 @@
 """The field-quality gate on real and simulated fields: what passes, what fails, focus separation.
 
-    .venv/bin/python benchmarks/field_gate.py ../shared/real/bccd --json runs/field_gate.json
+    .venv/bin/python benchmarks/field_gate.py $BCCD --json runs/field_gate.json
 
 Real: every annotated BCCD photograph, converted as benchmarks/bccd_acquisitions.py does (0.25
 um/px, haematoxylin optical density as the fluorescence frame), as it is and with the background

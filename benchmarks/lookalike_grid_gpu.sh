@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The look-alike calibration of issue 18 on one GPU: a training set per look-alike share (the share of
+# The look-alike calibration on one GPU: a training set per look-alike share (the share of
 # white cells drawn partway toward another class, `simulate dataset --lookalikes`), then hs_mm_mimo
 # and color1 (the weakest light) on every one, the other three lights on those named in FULL. All
 # folds of all sets go through one queue, JOBS processes at a time (benchmarks/paper_gpu.sh).

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Table 1's rows on one GPU (issue 18): every fold of every row is a process of its own, JOBS of them
+# Table 1's rows on one GPU: every fold of every row is a process of its own, JOBS of them
 # at a time on the one card (the 48x48 networks leave it mostly idle; one process cannot fill it).
-# Same recipe as benchmarks/paper_epochs_cpu.sh: 48x48, the recipe of issue 14, 5 folds.
+# Same recipe as benchmarks/paper_epochs_cpu.sh: 48x48, the training defaults, 5 folds.
 #
 #   benchmarks/paper_gpu.sh DATA OUT [ROW...]   # ROW: hs_mm_mimo (folds + the final fit to ship),
 #                                               # mm_mimo, single:<light>; default: hs_mm_mimo and

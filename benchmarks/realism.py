@@ -16,7 +16,7 @@ Both sources are measured at the rig's 0.25 um/px with the same code:
   fixed classifier (standardised 16 x 16 pixels of the 24 um crop, logistic regression, C = 0.1),
   on NEU / LYM / MO / EOS (BCCD has 2 basophils); simulator cells subsampled to BCCD's class counts.
 
-    .venv/bin/python benchmarks/realism.py ../shared/real/bccd runs/bccd_cells SIM_DATASET
+    .venv/bin/python benchmarks/realism.py $BCCD runs/bccd_cells SIM_DATASET
 
 (`runs/bccd_cells` from benchmarks/bccd_cells.py, SIM_DATASET from `leukoscope simulate dataset`.)
 Prints one Markdown table per statistic; nothing is tuned here.
@@ -236,7 +236,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("bccd", type=Path, help="../shared/real/bccd")
+    parser.add_argument(
+        "bccd", type=Path, help="the BCCD dataset folder (JPEGImages/, Annotations/, labels.csv)"
+    )
     parser.add_argument("bccd_cells", type=Path, help="benchmarks/bccd_cells.py output")
     parser.add_argument("sim_cells", type=Path, help="a `leukoscope simulate dataset` folder")
     parser.add_argument("--fields", type=int, default=8, help="fields per source for images")

@@ -38,7 +38,7 @@ from leukoscope.classifier.train import TrainingRun, configure_torch, select_dev
 from leukoscope.types import CELL_CLASSES, CellClass
 
 PLAIN: dict[str, Any] = {"balance": 1.0}
-"""The plain recipe of issue 14 (the defaults with a fully class-balanced sampler): the factors are
+"""The plain recipe (the defaults with a fully class-balanced sampler): the factors are
 measured as changes to it."""
 OLD_DEFAULTS: dict[str, Any] = {
     **PLAIN,

@@ -1,4 +1,4 @@
-"""Results a user can query (issue 17): a simulated sample run through the CLI, then the database's
+"""Results a user can query: a simulated sample run through the CLI, then the database's
 `counted_cells` view (plain SQL), `leukoscope cells` (CSV and Parquet read back), `runs` and
 `samples` must give exactly the report's numbers."""
 

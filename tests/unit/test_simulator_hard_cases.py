@@ -1,4 +1,4 @@
-"""Hard cases of the simulator (issue 18): debris, smudge cells, focus and illumination drift."""
+"""Hard cases of the simulator: debris, smudge cells, focus and illumination drift."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Look-alike white cells (issue 18): cells drawn partway toward another class's look."""
+"""Look-alike white cells: cells drawn partway toward another class's look."""
 
 from __future__ import annotations
 

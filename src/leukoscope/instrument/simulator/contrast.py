@@ -1,7 +1,7 @@
 """What each light source shows: absorbance (bright-field) or emission (fluorescence) per constituent.
 
 Bright-field follows Beer-Lambert: transmission = exp(-sum(coefficient x density)). The coefficients
-follow the colours of a Romanowsky-stained film (calibrated in issue 18 against the BCCD smears'
+follow the colours of a Romanowsky-stained film (calibrated against the BCCD smears'
 texture per light, docs/simulator.md "Realism against real smears"): every light shows the nucleus,
 as a real film does, with a light-specific strength, and each light adds its own cues:
 

@@ -1,4 +1,4 @@
-"""Generate a synthetic training set: four-modality cell crops in the layout of DESIGN.md.
+"""Generate a synthetic training set: four-modality cell crops in the layout `classifier/data.py` reads.
 
 `root/<modality>/<CLASS>/<cell_id>.png`, the same relative paths in every modality folder, plus
 `root/dataset.json` (provenance and per-cell ground truth). Cells are cut from full simulated fields

@@ -1,4 +1,4 @@
-"""Debris: small irregular fragments that are not cells (a hard case for segmentation, issue 18).
+"""Debris: small irregular fragments that are not cells (a hard case for segmentation).
 
 A smear holds stain precipitate (dark purple granules of dried Romanowsky stain), red-cell fragments
 (schistocytes, haemoglobin-coloured) and dust: 1-4 um across, irregular (drawn as two to four

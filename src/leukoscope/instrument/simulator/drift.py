@@ -1,4 +1,4 @@
-"""Focus and illumination drift from one field of view to the next (issue 18).
+"""Focus and illumination drift from one field of view to the next.
 
 On a real scan the focus is found again (or not quite) at every field and the lamps wander a little,
 so fields differ in sharpness and brightness while the cells in them do not. Per field, from its own

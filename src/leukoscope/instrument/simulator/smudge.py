@@ -1,4 +1,4 @@
-"""Smudge (basket) cells: white cells ruptured while the film was spread (a hard case, issue 18).
+"""Smudge (basket) cells: white cells ruptured while the film was spread (a hard case).
 
 What is left is the bare nuclear chromatin, smeared into a faint, diffuse, streaky patch 10-20 um
 across, with no cytoplasm and no cell outline (Bain, Blood Cells (5th ed.), ch. 3: smear or basket
@@ -32,7 +32,7 @@ SMUDGE_ABSORBANCE: dict[Modality, float] = {
     Modality.COLOR3: 0.38,
     Modality.FLUORESCENCE: 0.0,
 }
-"""Per light, absorbance at density 1: the nucleus' (contrast.py, as calibrated in issue 18), since
+"""Per light, absorbance at density 1: the nucleus' (contrast.py, as calibrated against the BCCD smears), since
 it is the same chromatin; spread thin (density 0.15-0.4), it is a faint purple smear."""
 
 
