@@ -14,7 +14,7 @@ from pathlib import Path
 from leukoscope.classifier.shipped import DEFAULT_MODEL
 from leukoscope.pipeline.store import ResultStore
 from leukoscope.report.data import ReportData, gather_report
-from leukoscope.report.evidence import NOT_VALIDATED
+from leukoscope.report.evidence import NOT_VALIDATED, statement
 from leukoscope.report.export import render_csv, render_json
 from leukoscope.report.html import render_html
 from leukoscope.review.validations import ValidationRecord, record_validation
@@ -90,7 +90,6 @@ def test_rig_from_the_acquisition_when_the_store_has_none(tmp_path: Path) -> Non
     record_validation(database, record)
     evidence = _data(database).evidence
     assert evidence is not None and evidence.releasable
-    assert (
-        "validated on this rig set-up" in evidence.statement()
-        and "by Ann Lee" in evidence.statement()
+    assert "validated on this rig set-up" in statement(evidence) and "by Ann Lee" in statement(
+        evidence
     )

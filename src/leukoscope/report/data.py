@@ -18,7 +18,7 @@ from leukoscope.config import ReferenceRange, Settings
 from leukoscope.errors import ParameterError
 from leukoscope.pipeline.field_notes import FocusField, focus_fields
 from leukoscope.pipeline.store import ResultStore, RunRecord, SampleRecord
-from leukoscope.report.evidence import ModelEvidence, read_evidence
+from leukoscope.report.evidence import read_evidence
 from leukoscope.report.flags import (
     DISAGREEMENT_FACTOR,
     QualityFlag,
@@ -29,6 +29,7 @@ from leukoscope.report.flags import (
 )
 from leukoscope.report.pictures import CellPictures, gallery_pictures, model_modalities
 from leukoscope.report.review import ReviewInfo, read_review, reviewed_view
+from leukoscope.review.gates import Evidence
 from leukoscope.review.prepared import read_prepared
 from leukoscope.types import CellClass, CellResult, ClassCount, SampleSummary
 
@@ -83,7 +84,7 @@ class ReportData:
     generated_s: float
     review: ReviewInfo | None = None  # None: not read; its `original` is the classifier's summary
     crop_um: float = 24.0  # side of a gallery picture in the sample plane
-    evidence: ModelEvidence | None = None  # the model's validation for the sample's rig set-up
+    evidence: Evidence | None = None  # the model's validation for the sample's rig set-up
     focus_fields: tuple[FocusField, ...] = ()  # fields flagged focus_low or failed out_of_focus
 
     @property
@@ -175,7 +176,8 @@ def gather_report(
     run = next(r for r in store.runs() if r["run_id"] == run_id)
     row = _row(store, run_id, sample_id)
     summary = store.summary(run_id, sample_id)
-    review = read_review(store.path, run_id, sample_id, summary)
+    evidence = read_evidence(Path(store.path), row, str(run["model_version"]))
+    review = read_review(store.path, run_id, sample_id, summary, evidence)
     summary, results = reviewed_view(review, store.counted_results(run_id, sample_id))
     ranges = settings.report.reference_ranges
     n = summary.cells_counted
@@ -230,7 +232,7 @@ def gather_report(
         generated_s=time.time(),
         review=review,
         crop_um=settings.pipeline.segmentation.crop_um,
-        evidence=read_evidence(Path(store.path), row, str(run["model_version"])),
+        evidence=evidence,
         focus_fields=focus_fields(store, run_id, sample_id),
     )
 

@@ -8,13 +8,13 @@ else from the `acquisition.json` of the sample's saved acquisition (`samples.sou
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from leukoscope.errors import LeukoscopeError
 from leukoscope.instrument.acquisition_meta import read_acquisition_meta
 from leukoscope.pipeline.store import SampleRecord
-from leukoscope.review.validations import ValidationRecord, model_sha256_of, passing_validation
+from leukoscope.review.gates import Evidence
+from leukoscope.review.validations import model_sha256_of, passing_validation
 from leukoscope.rig_identity import rig_digest
 
 NOT_VALIDATED = (
@@ -22,31 +22,18 @@ NOT_VALIDATED = (
 )
 
 
-@dataclass(frozen=True)
-class ModelEvidence:
-    """The model's SHA-256, the sample's rig digest ("" unknown) and the passing validation."""
-
-    model_sha256: str
-    rig_digest: str
-    validation: ValidationRecord | None
-
-    @property
-    def releasable(self) -> bool:
-        """A passing validation of this model on this rig set-up exists."""
-        return self.validation is not None and self.validation.passing
-
-    def statement(self) -> str:
-        """One line for the report: the validation's date, samples, accuracy and largest bias,
-        or that there is none."""
-        v = self.validation
-        if v is None or not v.passing:
-            return NOT_VALIDATED
-        when = time.strftime("%Y-%m-%d", time.gmtime(v.created_s))
-        return (
-            f"validated on this rig set-up ({v.rig_digest}) {when} by {v.validated_by}: PASS, "
-            f"{v.samples} samples, accuracy {100 * v.accuracy:.1f} %, largest bias "
-            f"{v.largest_bias_class} {v.largest_bias_pp:.1f} pp"
-        )
+def statement(evidence: Evidence) -> str:
+    """One line for the report: the passing validation's date, samples, accuracy and largest bias,
+    or that there is none."""
+    v = evidence.validation
+    if v is None or not v.passing:
+        return NOT_VALIDATED
+    when = time.strftime("%Y-%m-%d", time.gmtime(v.created_s))
+    return (
+        f"validated on this rig set-up ({v.rig_digest}) {when} by {v.validated_by}: PASS, "
+        f"{v.samples} samples, accuracy {100 * v.accuracy:.1f} %, largest bias "
+        f"{v.largest_bias_class} {v.largest_bias_pp:.1f} pp"
+    )
 
 
 def sample_rig(row: SampleRecord) -> str:
@@ -64,7 +51,7 @@ def sample_rig(row: SampleRecord) -> str:
         return ""
 
 
-def read_evidence(database: Path, row: SampleRecord, model_version: str) -> ModelEvidence:
+def read_evidence(database: Path, row: SampleRecord, model_version: str) -> Evidence:
     """The evidence behind a stored sample of a run whose `model_version` is given."""
     sha = model_sha256_of(model_version)
     rig = sample_rig(row)
@@ -72,4 +59,4 @@ def read_evidence(database: Path, row: SampleRecord, model_version: str) -> Mode
         found = passing_validation(database, sha, rig) if sha and rig else None
     except LeukoscopeError:
         found = None
-    return ModelEvidence(sha, rig, found)
+    return Evidence(sha, rig, found)

@@ -13,7 +13,7 @@ from typing import Any
 
 from leukoscope.classifier.model_info import CV_METRICS
 from leukoscope.report.data import ReportData
-from leukoscope.report.evidence import NOT_VALIDATED
+from leukoscope.report.evidence import NOT_VALIDATED, statement
 from leukoscope.report.review import NOT_REVIEWED
 from leukoscope.spreadsheet import SafeWriter
 
@@ -153,7 +153,7 @@ def validation_document(data: ReportData) -> dict[str, Any]:
     return {
         "rig_digest": evidence.rig_digest if evidence else "",
         "releasable": bool(evidence and evidence.releasable),
-        "statement": evidence.statement() if evidence else NOT_VALIDATED,
+        "statement": statement(evidence) if evidence else NOT_VALIDATED,
         "record": None
         if v is None
         else {

@@ -14,7 +14,7 @@ from leukoscope.classifier.model_info import CV_METRICS, ModelInfo
 from leukoscope.pipeline.counts import CONFIDENCE
 from leukoscope.report.chart import differential_svg
 from leukoscope.report.data import ClassLine, GalleryCell, ReportData
-from leukoscope.report.evidence import NOT_VALIDATED
+from leukoscope.report.evidence import NOT_VALIDATED, statement
 from leukoscope.report.flags import RangeFlag, image_note, interval_reaches
 from leukoscope.report.html_review import review_badge, review_section
 from leukoscope.report.html_text import esc, utc
@@ -66,7 +66,7 @@ def _model_text(model: ModelInfo, sha256: str) -> tuple[str, str, str]:
 def _validation_text(data: ReportData) -> str:
     """The model's passing validation for this rig set-up, or the plain statement of none."""
     evidence = data.evidence
-    text = esc(evidence.statement() if evidence else NOT_VALIDATED)
+    text = esc(statement(evidence) if evidence else NOT_VALIDATED)
     return text if evidence is not None and evidence.releasable else f"<strong>{text}</strong>"
 
 

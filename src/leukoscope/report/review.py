@@ -45,9 +45,14 @@ class ReviewInfo:
 
 
 def read_review(
-    database: Path | str, run_id: str, sample_id: str, original: SampleSummary
+    database: Path | str,
+    run_id: str,
+    sample_id: str,
+    original: SampleSummary,
+    evidence: Evidence | None = None,
 ) -> ReviewInfo:
-    """The sample's review read from the database (read-only; never reviewed: NOT_REVIEWED)."""
+    """The sample's review read from the database (read-only; never reviewed: NOT_REVIEWED);
+    `evidence` as the caller read it already, else as the review store reads it."""
     with ReviewStore(database, read_only=True) as reviews:
         state = reviews.state(run_id, sample_id)
         cells = tuple(reviews.cells(run_id, sample_id))
@@ -59,7 +64,7 @@ def read_review(
                 "(`leukoscope verify` lists every problem)"
             )
         releases = tuple(reviews.releases(run_id, sample_id))
-        evidence = reviews.evidence(run_id, sample_id)
+        evidence = evidence or reviews.evidence(run_id, sample_id)
     changes = sum(c.label != c.original and c.counted for c in cells)
     if state is None or (not state.released and not audit):
         status = NOT_REVIEWED

@@ -42,6 +42,11 @@ class Evidence:
     validation: ValidationRecord | None
 
     @property
+    def releasable(self) -> bool:
+        """A passing validation of this model on this rig set-up exists."""
+        return not self.why_not
+
+    @property
     def why_not(self) -> str:
         """Why the model's results of this sample may not be released ("" when they may)."""
         if not self.model_sha256:
