@@ -38,7 +38,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from leukoscope.instrument import storage
+from leukoscope.acquisition_files import storage
 from leukoscope.types import MODALITIES, FrameSet, Modality
 
 SOURCE_UM_PER_PX = 0.072  # 7.5 um red cell / 104 px median red-cell box

@@ -15,10 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from leukoscope.config import LightsConfig
-from leukoscope.instrument.channels import channel_optics
-from leukoscope.instrument.simulator.acquisition import generate_acquisition
-from leukoscope.instrument.storage import (
+from leukoscope.acquisition_files.channels import channel_optics
+from leukoscope.acquisition_files.storage import (
     COMPRESSIONS,
     FIELD_FORMATS,
     list_fields,
@@ -27,6 +25,8 @@ from leukoscope.instrument.storage import (
     write_acquisition_meta,
     write_field,
 )
+from leukoscope.config import LightsConfig
+from leukoscope.instrument.simulator.acquisition import generate_acquisition
 from leukoscope.types import MODALITIES
 
 

@@ -37,10 +37,11 @@ from typing import Any
 import numpy as np
 
 from count_accuracy import MATCH_PX
+from leukoscope.acquisition_files.acquisition_meta import AcquisitionMeta, ChannelMeta
+from leukoscope.acquisition_files.channels import channel_optics
+from leukoscope.acquisition_files.storage import write_acquisition_meta, write_field
 from leukoscope.config import LightsConfig, load_settings
 from leukoscope.instrument import flatfield
-from leukoscope.instrument.acquisition_meta import AcquisitionMeta, ChannelMeta
-from leukoscope.instrument.channels import channel_optics
 from leukoscope.instrument.flatfield import RigCorrection
 from leukoscope.instrument.simulator.acquisition import GROUND_TRUTH_FILE, ground_truth
 from leukoscope.instrument.simulator.frames import (
@@ -54,7 +55,6 @@ from leukoscope.instrument.simulator.params import OpticsParams, SampleParams
 from leukoscope.instrument.simulator.render import FieldRenderer
 from leukoscope.instrument.simulator.sample import SimulatedSample
 from leukoscope.instrument.simulator.sensor import Sensor
-from leukoscope.instrument.storage import write_acquisition_meta, write_field
 from leukoscope.pipeline.service import analyse, load_predictor
 from leukoscope.pipeline.sources import saved_acquisition
 from leukoscope.pipeline.store import ResultStore

@@ -58,7 +58,8 @@ def _wrap(owner: Any, attribute: str, name: str) -> None:
 
 
 def _instrument() -> None:
-    from leukoscope.instrument import lights, registration, storage
+    from leukoscope.acquisition_files import storage
+    from leukoscope.instrument import lights, registration
     from leukoscope.instrument.simulator import camera, render, sensor
     from leukoscope.pipeline import field_quality, runner
 

@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 import zmq
 
+from leukoscope.acquisition_files import storage
 from leukoscope.classifier.shipped import resolve_model_path
 from leukoscope.config import Settings, load_settings
-from leukoscope.instrument import storage
 from leukoscope.instrument.simulator.acquisition import generate_acquisition
 from leukoscope.pipeline import wire
 from leukoscope.pipeline.distributed import send

@@ -40,13 +40,13 @@ from bccd_acquisitions import (
     read_classes,
     read_source,
 )
+from leukoscope.acquisition_files.storage import list_fields, read_field
 from leukoscope.classifier.data import CellDataset, load_dataset, native_input_size
 from leukoscope.instrument.simulator.acquisition import (
     GROUND_TRUTH_FILE,
     generate_acquisition,
 )
 from leukoscope.instrument.simulator.params import SampleParams
-from leukoscope.instrument.storage import list_fields, read_field
 from leukoscope.types import CELL_CLASSES, MODALITIES, Modality
 
 CLASSES = ("NEU", "LYM", "MO", "EOS")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from leukoscope.instrument import storage
+from leukoscope.acquisition_files import storage
 from leukoscope.types import FrameSet, Modality
 
 

@@ -12,9 +12,9 @@ import tomlkit
 from pydantic import ValidationError
 from tomlkit.items import Table
 
+from leukoscope.atomic import atomic_write_bytes
 from leukoscope.config import Settings, format_validation_error
 from leukoscope.errors import ConfigError
-from leukoscope.instrument.storage import atomic_write_bytes
 from leukoscope.types import Modality
 
 if sys.version_info >= (3, 11):

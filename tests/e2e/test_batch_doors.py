@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from leukoscope.instrument import storage
+from leukoscope.acquisition_files import storage
 from leukoscope.pipeline.store import ResultStore
 
 from ..integration.pipeline_helpers import small_acquisition, untrained_checkpoint

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from leukoscope.acquisition_files import storage
 from leukoscope.cli import app
-from leukoscope.instrument import storage
 
 from ..cli_helpers import clean_environ
 from ..integration.pipeline_helpers import free_base_port

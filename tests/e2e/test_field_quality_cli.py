@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from leukoscope.instrument import storage
+from leukoscope.acquisition_files import storage
 from leukoscope.pipeline.store import ResultStore
 
 from ..cli_helpers import run_cli

@@ -8,10 +8,10 @@ import genicam
 import pytest
 from typer.testing import CliRunner
 
+from leukoscope.acquisition_files import storage
 from leukoscope.cli import app
 from leukoscope.config import load_settings
 from leukoscope.errors import ConfigError
-from leukoscope.instrument import storage
 from leukoscope.types import Modality
 
 

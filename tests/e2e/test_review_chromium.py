@@ -17,9 +17,9 @@ import cv2
 import numpy as np
 import pytest
 
+from leukoscope.acquisition_files import storage
 from leukoscope.classifier.infer import Predictor
 from leukoscope.config import PipelineConfig
-from leukoscope.instrument import storage
 from leukoscope.pipeline.counts import clopper_pearson
 from leukoscope.pipeline.runner import run_embedded
 from leukoscope.pipeline.service import model_version

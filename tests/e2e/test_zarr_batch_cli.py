@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from leukoscope.instrument import storage
+from leukoscope.acquisition_files import storage
 from leukoscope.pipeline.store import ResultStore
 
 from ..cli_helpers import clean_environ

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import tifffile
 
+from leukoscope.acquisition_files import storage
 from leukoscope.config import RigConfig
 from leukoscope.errors import LightDisconnected
-from leukoscope.instrument import storage
 from leukoscope.instrument.acquisition import (
     FAILED_FIELDS_FILE,
     Acquisition,

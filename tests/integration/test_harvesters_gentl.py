@@ -160,8 +160,8 @@ def test_free_running_colour_device_without_trigger() -> None:
 
 def test_acquisition_through_harvesters_with_emulated_lights(tmp_path: Path) -> None:
     """The rig path on a real GenTL producer: configure per modality, trigger, fetch, save."""
+    from leukoscope.acquisition_files import storage
     from leukoscope.config import RigConfig
-    from leukoscope.instrument import storage
     from leukoscope.instrument.acquisition import Acquisition
     from leukoscope.instrument.rig import open_rig
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from leukoscope.acquisition_files import storage
 from leukoscope.errors import StorageError
-from leukoscope.instrument import storage
 from leukoscope.instrument.simulator.acquisition import generate_acquisition
 from leukoscope.pipeline.sources import saved_acquisition
 

@@ -10,11 +10,11 @@ import pytest
 import tifffile
 from ome_types import from_xml
 
+from leukoscope.acquisition_files.storage import ome_color, write_field
 from leukoscope.config import LightsConfig
 from leukoscope.errors import StorageError
 from leukoscope.instrument.acquisition import channel_optics
 from leukoscope.instrument.simulator.acquisition import generate_acquisition
-from leukoscope.instrument.storage import ome_color, write_field
 from leukoscope.types import MODALITIES, FrameSet, Modality
 
 

@@ -19,9 +19,9 @@ from ome_types import from_xml
 from ome_zarr.io import parse_url
 from ome_zarr.reader import Multiscales, Reader
 
+from leukoscope.acquisition_files import storage
 from leukoscope.config import LightsConfig, RigConfig
 from leukoscope.errors import StorageError
-from leukoscope.instrument import storage
 from leukoscope.instrument.acquisition import Acquisition
 from leukoscope.instrument.rig import SimulationOptions, open_rig
 from leukoscope.instrument.simulator.acquisition import generate_acquisition

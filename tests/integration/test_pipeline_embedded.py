@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import zmq
 
+from leukoscope.acquisition_files import storage
 from leukoscope.classifier.infer import Predictor
 from leukoscope.config import PipelineConfig
-from leukoscope.instrument import storage
 from leukoscope.pipeline import wire
 from leukoscope.pipeline.endpoints import Endpoints
 from leukoscope.pipeline.runner import run_embedded

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from leukoscope.acquisition_files import storage
 from leukoscope.config import RigConfig
 from leukoscope.errors import ParameterError, StorageError
-from leukoscope.instrument import storage
 from leukoscope.instrument.acquisition import FAILED_FIELDS_FILE, Acquisition
 from leukoscope.instrument.rig import Rig, SimulationOptions, open_rig
 from leukoscope.pipeline.resume import resume_args, resume_point, resumed_acquisition

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from leukoscope.acquisition_files import storage
 from leukoscope.errors import StorageError
-from leukoscope.instrument import storage
 
 
 def old_acquisition(folder: Path, fields: int) -> None:

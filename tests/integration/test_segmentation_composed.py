@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from leukoscope.instrument import storage
+from leukoscope.acquisition_files import storage
 from leukoscope.instrument.simulator.frames import capture_frameset
 from leukoscope.instrument.simulator.params import SampleParams
 from leukoscope.instrument.simulator.render import FieldRenderer

@@ -16,9 +16,9 @@ import pytest
 import tifffile
 from ome_types import from_xml
 
+from leukoscope.acquisition_files import storage
 from leukoscope.config import RigConfig, Settings
 from leukoscope.errors import StorageError
-from leukoscope.instrument import storage
 from leukoscope.instrument.acquisition import Acquisition
 from leukoscope.instrument.rig import SimulationOptions, open_rig
 from leukoscope.instrument.simulator.acquisition import generate_acquisition

@@ -9,10 +9,8 @@ import numpy as np
 import pytest
 import tifffile
 
-from leukoscope.errors import StorageError
-from leukoscope.instrument import storage
-from leukoscope.instrument.simulator.acquisition import GROUND_TRUTH_FILE, generate_acquisition
-from leukoscope.instrument.storage import (
+from leukoscope.acquisition_files import storage
+from leukoscope.acquisition_files.storage import (
     AcquisitionMeta,
     ChannelMeta,
     list_fields,
@@ -21,6 +19,8 @@ from leukoscope.instrument.storage import (
     write_acquisition_meta,
     write_field,
 )
+from leukoscope.errors import StorageError
+from leukoscope.instrument.simulator.acquisition import GROUND_TRUTH_FILE, generate_acquisition
 from leukoscope.types import MODALITIES, FrameSet
 
 SHAPE = (48, 64)

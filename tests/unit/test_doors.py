@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import tifffile
 
+from leukoscope.acquisition_files import storage
 from leukoscope.config import load_settings
 from leukoscope.errors import ConfigError, ParameterError, StorageError
-from leukoscope.instrument import storage
 from leukoscope.instrument.simulator.acquisition import generate_acquisition
 from leukoscope.pipeline import wire
 from leukoscope.pipeline.endpoints import Endpoints

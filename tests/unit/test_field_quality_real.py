@@ -14,8 +14,8 @@ import cv2
 import numpy as np
 import pytest
 
+from leukoscope.acquisition_files import storage
 from leukoscope.errors import FieldQualityError
-from leukoscope.instrument import storage
 from leukoscope.pipeline.field_quality import FieldCells, QualityKind, checked
 from leukoscope.pipeline.segmentation import segment
 from leukoscope.types import FrameSet, Modality

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from leukoscope.acquisition_files import storage
 from leukoscope.errors import StorageError, WireError
-from leukoscope.instrument import storage
 from leukoscope.instrument.simulator.acquisition import generate_acquisition
 from leukoscope.pipeline import wire
 

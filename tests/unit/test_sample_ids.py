@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from leukoscope.acquisition_files import storage
 from leukoscope.errors import ParameterError, StorageError, WireError
 from leukoscope.ids import SAMPLE_ID_MAX, check_sample_id, is_sample_id
-from leukoscope.instrument import storage
 from leukoscope.pipeline import wire
 
 BAD = [

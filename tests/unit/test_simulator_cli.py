@@ -7,9 +7,9 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from leukoscope.acquisition_files.storage import list_fields, read_field
 from leukoscope.cli import app
 from leukoscope.errors import ParameterError
-from leukoscope.instrument.storage import list_fields, read_field
 
 runner = CliRunner()
 

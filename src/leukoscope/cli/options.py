@@ -21,8 +21,8 @@ REPLACE = Annotated[
 
 def new_sample_folder(sample: str, folder: Path, replace: bool) -> Path:
     """Check the sample id; `folder` absent or empty (cleared with --replace), else an error."""
+    from leukoscope.acquisition_files.storage import prepare_sample_folder
     from leukoscope.ids import check_sample_id
-    from leukoscope.instrument.storage import prepare_sample_folder
 
     check_sample_id(sample)
     return prepare_sample_folder(folder, replace=replace)

@@ -162,8 +162,8 @@ def _where_the_run_stands(
 ) -> None:
     """After Ctrl-C or SIGTERM: what was saved and analysed (the sample's last summary: the
     aborted one the store holds), how to resume the run or analyse it as it is."""
+    from leukoscope.acquisition_files.storage import list_fields
     from leukoscope.errors import StorageError
-    from leukoscope.instrument.storage import list_fields
     from leukoscope.pipeline.runner import stop_reason
 
     try:

@@ -23,14 +23,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
+from leukoscope.acquisition_files import storage
+from leukoscope.acquisition_files.acquisition_meta import FieldFormat
+from leukoscope.acquisition_files.channels import ChannelOptics, channel_optics
+from leukoscope.acquisition_files.ome_zarr import zarr_module
 from leukoscope.config import RigConfig
 from leukoscope.errors import AcquisitionError, CameraTimeout, ParameterError
 from leukoscope.ids import check_sample_id
-from leukoscope.instrument import flatfield, storage
-from leukoscope.instrument.acquisition_meta import FieldFormat
-from leukoscope.instrument.channels import ChannelOptics, channel_optics
+from leukoscope.instrument import flatfield
 from leukoscope.instrument.flatfield import RigCorrection
-from leukoscope.instrument.ome_zarr import zarr_module
 from leukoscope.instrument.overlap import BIT_DEPTHS, Ahead, FieldWriter, field_saver
 from leukoscope.instrument.overlap import FAILED_FIELDS_FILE as FAILED_FIELDS_FILE
 from leukoscope.instrument.registration import Registrar

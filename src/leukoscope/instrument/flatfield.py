@@ -42,8 +42,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from leukoscope.atomic import atomic_write_bytes
 from leukoscope.errors import AcquisitionError
-from leukoscope.instrument.atomic import atomic_write_bytes
 from leukoscope.types import Modality
 
 log = logging.getLogger(__name__)

@@ -28,7 +28,7 @@ import numpy as np
 from leukoscope.types import FrameSet, Modality
 
 if TYPE_CHECKING:
-    from leukoscope.instrument.channels import ChannelOptics
+    from leukoscope.acquisition_files.channels import ChannelOptics
     from leukoscope.instrument.flatfield import RigCorrection
     from leukoscope.instrument.rig import Rig
 
@@ -192,7 +192,7 @@ def _drain_open_writers() -> None:
 
 def write_failures(out_dir: Path, failures: dict[int, str]) -> None:
     """failed_fields.json under `out_dir`: every failed field and why."""
-    from leukoscope.instrument import storage
+    from leukoscope.acquisition_files import storage
 
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     data: dict[str, Any] = {
@@ -212,7 +212,7 @@ def field_saver(
 ) -> Callable[[FrameSet, int], Path]:
     """What the writer calls per field: acquisition.json (with the number of fields saved so
     far), then the field, dated now and marked simulated as the rig is."""
-    from leukoscope.instrument import storage
+    from leukoscope.acquisition_files import storage
 
     s = settings
     simulated = bool(rig.simulated_camera)

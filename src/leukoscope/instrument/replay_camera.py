@@ -17,8 +17,8 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+from leukoscope.acquisition_files import storage
 from leukoscope.errors import CameraError, CameraTimeout
-from leukoscope.instrument import storage
 from leukoscope.types import Frame, FrameSet, Modality
 
 

@@ -27,11 +27,11 @@ from typing import Any
 
 import numpy as np
 
+from leukoscope.acquisition_files import storage
 from leukoscope.classifier.checkpoint import file_digest
 from leukoscope.classifier.infer import Backend, Predictor
 from leukoscope.config import PipelineConfig
 from leukoscope.errors import LeukoscopeError, PipelineError, WorkStopped
-from leukoscope.instrument import storage
 from leukoscope.pipeline import budget, service
 from leukoscope.pipeline.counts import result_from_heads
 from leukoscope.pipeline.field_quality import checked, failure_reason, field_quality_of

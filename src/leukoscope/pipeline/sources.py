@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from leukoscope.acquisition_files import storage
 from leukoscope.errors import StorageError
-from leukoscope.instrument import storage
 from leukoscope.pipeline.source_stage import FieldOutcome
 from leukoscope.types import FrameSet
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from leukoscope.acquisition_files.acquisition_meta import read_acquisition_meta
 from leukoscope.errors import LeukoscopeError
-from leukoscope.instrument.acquisition_meta import read_acquisition_meta
 from leukoscope.pipeline.store import SampleRecord
 from leukoscope.review.gates import Evidence
 from leukoscope.review.validations import model_sha256_of, passing_validation

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
+from leukoscope.acquisition_files.storage import read_field
 from leukoscope.errors import StorageError
 from leukoscope.imaging import crop_centered, crop_side_px
-from leukoscope.instrument.storage import read_field
 from leukoscope.review.images import split_tiles
 from leukoscope.types import FrameSet, Modality
 

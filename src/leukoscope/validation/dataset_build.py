@@ -18,9 +18,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from leukoscope.acquisition_files import storage
 from leukoscope.atomic import atomic_write_bytes, atomic_write_text
 from leukoscope.errors import LabelError, ParameterError, StorageError
-from leukoscope.instrument import storage
 from leukoscope.pipeline.segmentation import (
     SegmentationParams,
     crop_detections,

@@ -17,8 +17,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from leukoscope.acquisition_files import storage
 from leukoscope.errors import LabelError, StorageError
-from leukoscope.instrument import storage
 from leukoscope.types import CELL_CLASSES
 
 OTHER = "OTHER"

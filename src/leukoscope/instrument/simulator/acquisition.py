@@ -8,10 +8,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from leukoscope.acquisition_files.acquisition_meta import FieldFormat
+from leukoscope.acquisition_files.channels import channel_optics
+from leukoscope.acquisition_files.storage import (
+    AcquisitionMeta,
+    ChannelMeta,
+    atomic_write_bytes,
+    write_acquisition_meta,
+    write_field,
+)
 from leukoscope.config import LightsConfig
 from leukoscope.errors import ParameterError
-from leukoscope.instrument.acquisition_meta import FieldFormat
-from leukoscope.instrument.channels import channel_optics
 from leukoscope.instrument.simulator.composition import DEFAULT_COMPOSITION
 from leukoscope.instrument.simulator.frames import CaptureSettings, capture_frameset
 from leukoscope.instrument.simulator.params import SampleParams
@@ -19,13 +26,6 @@ from leukoscope.instrument.simulator.render import FieldRenderer
 from leukoscope.instrument.simulator.request import check_acquisition_request
 from leukoscope.instrument.simulator.sample import SimulatedSample
 from leukoscope.instrument.simulator.sensor import Sensor
-from leukoscope.instrument.storage import (
-    AcquisitionMeta,
-    ChannelMeta,
-    atomic_write_bytes,
-    write_acquisition_meta,
-    write_field,
-)
 from leukoscope.types import EXTRA_CLASSES, MODALITIES, CellClass
 
 GROUND_TRUTH_FILE = "ground_truth.json"

@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from leukoscope.acquisition_files.channels import ChannelOptics, ome_color
+from leukoscope.atomic import atomic_file
 from leukoscope.errors import StorageError
-from leukoscope.instrument.atomic import atomic_file
-from leukoscope.instrument.channels import ChannelOptics, ome_color
 from leukoscope.types import Modality
 
 BAD_METADATA = (ValueError, KeyError, TypeError, AttributeError, RecursionError, SyntaxError)

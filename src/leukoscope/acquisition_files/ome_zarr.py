@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
+from leukoscope.acquisition_files.channels import ChannelOptics
+from leukoscope.atomic import atomic_folder
 from leukoscope.errors import StorageError
-from leukoscope.instrument.atomic import atomic_folder
-from leukoscope.instrument.channels import ChannelOptics
 from leukoscope.types import Modality
 
 NGFF_VERSION = "0.4"

@@ -11,9 +11,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from leukoscope import __version__, limits
+from leukoscope.atomic import atomic_write_bytes, make_folder
 from leukoscope.errors import StorageError
 from leukoscope.ids import SampleId
-from leukoscope.instrument.atomic import atomic_write_bytes, make_folder
 from leukoscope.types import MODALITIES, Modality
 
 META_FILE = "acquisition.json"

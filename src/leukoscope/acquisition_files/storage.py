@@ -38,8 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from leukoscope.errors import StorageError
-from leukoscope.instrument.acquisition_meta import (
+from leukoscope.acquisition_files.acquisition_meta import (
     FIELD_FORMATS,
     FORMAT_VERSION,
     META_FILE,
@@ -48,17 +47,18 @@ from leukoscope.instrument.acquisition_meta import (
     FieldFormat,
     write_acquisition_meta,
 )
-from leukoscope.instrument.acquisition_meta import read_acquisition_meta as read_meta_file
-from leukoscope.instrument.atomic import atomic_write_bytes, make_folder
-from leukoscope.instrument.channels import ChannelOptics, ome_color
-from leukoscope.instrument.ome_tiff import (
+from leukoscope.acquisition_files.acquisition_meta import read_acquisition_meta as read_meta_file
+from leukoscope.acquisition_files.channels import ChannelOptics, ome_color
+from leukoscope.acquisition_files.ome_tiff import (
     channel_metadata,
     read_tiff,
     read_tiff_mark,
     simulated_annotation,
     write_tiff,
 )
-from leukoscope.instrument.ome_zarr import read_zarr, read_zarr_mark, write_zarr
+from leukoscope.acquisition_files.ome_zarr import read_zarr, read_zarr_mark, write_zarr
+from leukoscope.atomic import atomic_write_bytes, make_folder
+from leukoscope.errors import StorageError
 from leukoscope.types import FrameSet, Modality
 
 __all__ = [
