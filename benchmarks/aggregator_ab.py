@@ -46,7 +46,7 @@ from pathlib import Path
 import zmq
 from leukoscope.pipeline.aggregator import Aggregator
 from leukoscope.pipeline.endpoints import Endpoints
-from leukoscope.pipeline.store import ResultStore
+from leukoscope.results.store import ResultStore
 seconds = float(sys.argv[2])
 context = zmq.Context()
 with ResultStore(Path(sys.argv[1])) as store:

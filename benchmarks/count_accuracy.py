@@ -30,10 +30,10 @@ from leukoscope.config import load_settings
 from leukoscope.instrument.simulator.acquisition import GROUND_TRUTH_FILE, generate_acquisition
 from leukoscope.instrument.simulator.composition import parse_composition
 from leukoscope.instrument.simulator.frames import CaptureSettings
-from leukoscope.pipeline.counts import clopper_pearson
 from leukoscope.pipeline.service import analyse, load_predictor
 from leukoscope.pipeline.sources import saved_acquisition
-from leukoscope.pipeline.store import ResultStore
+from leukoscope.results.counts import clopper_pearson
+from leukoscope.results.store import ResultStore
 from leukoscope.types import CELL_CLASSES, CellClass, CellResult
 
 MATCH_PX = 16.0

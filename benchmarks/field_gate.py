@@ -31,8 +31,9 @@ from leukoscope.instrument.simulator.params import OpticsParams, SampleParams
 from leukoscope.instrument.simulator.render import FieldRenderer
 from leukoscope.instrument.simulator.sample import SimulatedSample
 from leukoscope.instrument.simulator.sensor import Sensor
-from leukoscope.pipeline.field_quality import FieldCells, QualityKind, checked
+from leukoscope.pipeline.field_quality import FieldCells, checked
 from leukoscope.pipeline.segmentation import segment
+from leukoscope.results.quality_kinds import QualityKind
 from leukoscope.types import MODALITIES, FrameSet, Modality
 
 BRIGHT = MODALITIES[:3]

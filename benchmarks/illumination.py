@@ -57,7 +57,7 @@ from leukoscope.instrument.simulator.sample import SimulatedSample
 from leukoscope.instrument.simulator.sensor import Sensor
 from leukoscope.pipeline.service import analyse, load_predictor
 from leukoscope.pipeline.sources import saved_acquisition
-from leukoscope.pipeline.store import ResultStore
+from leukoscope.results.store import ResultStore
 from leukoscope.types import MODALITIES, CellResult, FrameSet, Modality
 
 CONDITIONS = ("flat", "uneven uncorrected", "uneven corrected")

@@ -16,9 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from leukoscope.pipeline.store import ResultStore
-from leukoscope.pipeline.store_tables import CELL_COLUMNS, cell_rows
 from leukoscope.report.tables import parquet_bytes, render_csv
+from leukoscope.results.store import ResultStore
+from leukoscope.results.tables import CELL_COLUMNS, cell_rows
 from leukoscope.types import CELL_CLASSES, CellKey, CellResult
 
 PER_FIELD = 10

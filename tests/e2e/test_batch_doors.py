@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from leukoscope.acquisition_files import storage
-from leukoscope.pipeline.store import ResultStore
+from leukoscope.results.store import ResultStore
 
 from ..integration.pipeline_helpers import small_acquisition, untrained_checkpoint
 from .test_cli_pipeline import cli

@@ -12,7 +12,7 @@ import pytest
 
 from leukoscope.instrument.simulator.params import SampleParams
 from leukoscope.instrument.simulator.sample import SimulatedSample
-from leukoscope.pipeline.store import ResultStore
+from leukoscope.results.store import ResultStore
 from leukoscope.types import SampleStatus
 
 from ..cli_helpers import clean_environ

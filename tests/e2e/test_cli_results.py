@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import leukoscope
-from leukoscope.pipeline.store_tables import CELL_COLUMNS
+from leukoscope.results.tables import CELL_COLUMNS
 from tests.cli_helpers import run_cli
 
 SAMPLE = "query-1"

@@ -111,7 +111,7 @@ def test_run_without_a_rig_is_an_error_not_a_simulation(tmp_path: Path) -> None:
 
 
 def stored_sample(db: Path) -> None:
-    from leukoscope.pipeline.store import ResultStore
+    from leukoscope.results.store import ResultStore
 
     with ResultStore(db) as store:
         run_id = store.start_run()
@@ -180,7 +180,7 @@ def test_sigterm_during_run_stores_terminated_and_the_run_resumes(tmp_path: Path
     import signal
     import time
 
-    from leukoscope.pipeline.store import ResultStore
+    from leukoscope.results.store import ResultStore
 
     environ = clean_environ()
     environ.update(

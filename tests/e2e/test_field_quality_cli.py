@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from leukoscope.acquisition_files import storage
-from leukoscope.pipeline.store import ResultStore
+from leukoscope.results.store import ResultStore
 
 from ..cli_helpers import run_cli
 from ..integration.pipeline_helpers import small_acquisition, untrained_checkpoint

@@ -29,7 +29,7 @@ import pytest
 
 from leukoscope.classifier.shipped import resolve_model_path
 from leukoscope.instrument.simulator.acquisition import GROUND_TRUTH_FILE, generate_acquisition
-from leukoscope.pipeline.store import ResultStore
+from leukoscope.results.store import ResultStore
 from leukoscope.types import CELL_CLASSES, CellResult, SampleStatus, SampleSummary
 
 from ..cli_helpers import clean_environ

@@ -174,7 +174,7 @@ def test_build_train_validate(
     assert (agreement["reference_inside_pipeline_ci"], agreement["intervals"]) == (inside, total)
 
     # the validation run, reviewed and released, is itself a reference for `dataset build`
-    from leukoscope.pipeline.store import ResultStore
+    from leukoscope.results.store import ResultStore
     from leukoscope.review.store import ReviewStore
 
     database = report / "results.sqlite"

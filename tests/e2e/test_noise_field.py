@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from leukoscope.pipeline.store import ResultStore
+from leukoscope.results.store import ResultStore
 from leukoscope.types import SampleStatus
 
 from ..cli_helpers import clean_environ

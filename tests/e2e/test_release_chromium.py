@@ -18,7 +18,7 @@ import hl7
 import pytest
 from fhir.resources.R4B.bundle import Bundle
 
-from leukoscope.pipeline.store import ResultStore
+from leukoscope.results.store import ResultStore
 from leukoscope.review.store import ReviewStore
 from tests.cli_helpers import run_cli
 

@@ -22,9 +22,9 @@ from leukoscope.classifier.infer import Predictor
 from leukoscope.config import PipelineConfig
 from leukoscope.pipeline.runner import run_embedded
 from leukoscope.pipeline.sources import saved_acquisition
-from leukoscope.pipeline.store import ResultStore
 from leukoscope.report.data import gather_report
 from leukoscope.report.html import render_html
+from leukoscope.results.store import ResultStore
 from leukoscope.types import SampleSummary
 
 from ..cli_helpers import clean_environ

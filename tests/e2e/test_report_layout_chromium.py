@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from leukoscope.pipeline.store import ResultStore
 from leukoscope.report.data import gather_report
 from leukoscope.report.render import render_report
+from leukoscope.results.store import ResultStore
 from leukoscope.review.store import ReviewStore
 
 from ..integration.review_helpers import finished_sample

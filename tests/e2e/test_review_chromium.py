@@ -20,13 +20,13 @@ import pytest
 from leukoscope.acquisition_files import storage
 from leukoscope.classifier.infer import Predictor
 from leukoscope.config import PipelineConfig
-from leukoscope.pipeline.counts import clopper_pearson
 from leukoscope.pipeline.runner import run_embedded
 from leukoscope.pipeline.service import model_version
 from leukoscope.pipeline.sources import saved_acquisition
-from leukoscope.pipeline.store import ResultStore
 from leukoscope.report.data import gather_report
 from leukoscope.report.export import report_document
+from leukoscope.results.counts import clopper_pearson
+from leukoscope.results.store import ResultStore
 from leukoscope.review.records import ReviewConflict
 from leukoscope.review.store import ReviewStore
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from leukoscope.classifier.shipped import resolve_model_path
 from leukoscope.instrument.simulator.acquisition import generate_acquisition
-from leukoscope.pipeline.store import ResultStore
+from leukoscope.results.store import ResultStore
 from leukoscope.review.state import page_state, sample_facts
 from leukoscope.review.store import ReviewStore
 from leukoscope.types import EXTRA_CLASSES, CellResult

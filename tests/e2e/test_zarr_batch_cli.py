@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from leukoscope.acquisition_files import storage
-from leukoscope.pipeline.store import ResultStore
+from leukoscope.results.store import ResultStore
 
 from ..cli_helpers import clean_environ
 from ..integration.pipeline_helpers import untrained_checkpoint

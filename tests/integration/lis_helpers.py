@@ -11,7 +11,7 @@ from pathlib import Path
 
 from leukoscope.lis.db import connect
 from leukoscope.lis.orders import NEW, Received, check_order, store
-from leukoscope.pipeline.store import ResultStore
+from leukoscope.results.store import ResultStore
 from leukoscope.review.store import ReviewStore
 
 from ..cli_helpers import clean_environ

@@ -98,7 +98,7 @@ def embedded_classes(model: Path, acquisition: Path, database: Path) -> list[Cla
     from leukoscope.config import PipelineConfig
     from leukoscope.pipeline.runner import run_embedded
     from leukoscope.pipeline.sources import saved_acquisition
-    from leukoscope.pipeline.store import ResultStore
+    from leukoscope.results.store import ResultStore
 
     predictor = Predictor.load(model, backend="torch", threads=1)
     job = saved_acquisition(acquisition)

@@ -9,7 +9,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from leukoscope.pipeline.store import ResultStore
+from leukoscope.results.store import ResultStore
 from leukoscope.review.validations import (
     ValidationRecord,
     model_sha256_of,

@@ -16,7 +16,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import uvicorn
 
-from leukoscope.pipeline.store import ResultStore, png_thumbnail
+from leukoscope.pipeline.thumbnails import png_thumbnail
+from leukoscope.results.store import ResultStore
 from leukoscope.review.accounts import Accounts
 from leukoscope.review.app import create_app
 from leukoscope.types import CELL_CLASSES, CellKey, CellResult

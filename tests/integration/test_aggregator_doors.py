@@ -16,7 +16,7 @@ import zmq
 from leukoscope.pipeline import wire
 from leukoscope.pipeline.aggregator import Aggregator
 from leukoscope.pipeline.endpoints import Endpoints
-from leukoscope.pipeline.store import ResultStore
+from leukoscope.results.store import ResultStore
 from leukoscope.types import MODALITIES, FrameSet
 
 from .pipeline_helpers import free_base_port

@@ -15,7 +15,7 @@ import pytest
 
 from leukoscope.config import Settings
 from leukoscope.pipeline.sources import saved_acquisition
-from leukoscope.pipeline.store import ResultStore
+from leukoscope.results.store import ResultStore
 from leukoscope.types import SampleSummary
 
 from ..cli_helpers import run_cli

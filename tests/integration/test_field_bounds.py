@@ -23,8 +23,8 @@ from leukoscope.pipeline.endpoints import Endpoints
 from leukoscope.pipeline.runner import run_embedded
 from leukoscope.pipeline.segmentation import segment
 from leukoscope.pipeline.sources import SampleJob, saved_acquisition
-from leukoscope.pipeline.store import ResultStore
-from leukoscope.pipeline.store_tables import cell_rows
+from leukoscope.results.store import ResultStore
+from leukoscope.results.tables import cell_rows
 from leukoscope.types import CellCrop, FrameSet, SampleStatus, SampleSummary
 
 from ..noise_fields import make_noise_field

@@ -49,7 +49,7 @@ def test_resume_of_a_complete_sample_is_refused(tmp_path: Path) -> None:
 
     from leukoscope.errors import ParameterError
     from leukoscope.pipeline.resume import refuse_complete
-    from leukoscope.pipeline.store import ResultStore
+    from leukoscope.results.store import ResultStore
 
     db = tmp_path / "r.sqlite"
     refuse_complete(db, "S-1")  # no database yet: nothing to refuse

@@ -8,12 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from leukoscope.pipeline.store import ResultStore
-from leukoscope.pipeline.store_tables import sample_rows
+from leukoscope.results.store import ResultStore
+from leukoscope.results.tables import sample_rows
 
 CHILD = """
 import os, signal, sys
-from leukoscope.pipeline.store import ResultStore
+from leukoscope.results.store import ResultStore
 store = ResultStore(sys.argv[1])
 run_id = store.start_run()
 store.start_sample(run_id, "S-killed", target_cells=10, fields_total=None)

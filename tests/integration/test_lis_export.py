@@ -14,8 +14,8 @@ from hl7apy.parser import parse_message
 
 from leukoscope.config import Settings
 from leukoscope.errors import LisError
-from leukoscope.pipeline.store import ResultStore
 from leukoscope.report.lis import LOINC, PANEL, loinc_check_digit
+from leukoscope.results.store import ResultStore
 from leukoscope.review.store import ReviewStore
 from tests.cli_helpers import run_cli
 

@@ -23,7 +23,7 @@ from leukoscope.pipeline.runner import run_embedded
 from leukoscope.pipeline.segmentation import segment
 from leukoscope.pipeline.source_stage import FieldOutcome
 from leukoscope.pipeline.sources import SampleJob, saved_acquisition
-from leukoscope.pipeline.store import ResultStore
+from leukoscope.results.store import ResultStore
 from leukoscope.types import CellCrop, FrameSet, SampleStatus, SampleSummary
 
 from .pipeline_helpers import free_base_port, small_acquisition, untrained_checkpoint

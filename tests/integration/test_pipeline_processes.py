@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from leukoscope.pipeline.store import ResultStore
+from leukoscope.results.store import ResultStore
 from leukoscope.types import ClassCount, SampleStatus
 
 from ..cli_helpers import clean_environ

@@ -25,7 +25,7 @@ from leukoscope.pipeline.distributed import run_worker, send, serve
 from leukoscope.pipeline.endpoints import ROLES, Endpoints
 from leukoscope.pipeline.security import check_bind, generate_keys
 from leukoscope.pipeline.sources import saved_acquisition
-from leukoscope.pipeline.store import ResultStore
+from leukoscope.results.store import ResultStore
 from leukoscope.types import CellClass, CellKey, CellResult, ClassCount, SampleStatus
 
 from .pipeline_helpers import (

@@ -13,11 +13,11 @@ import pytest
 from fhir.resources.R4B.bundle import Bundle
 
 from leukoscope.errors import ParameterError, StorageError
-from leukoscope.pipeline.store import ResultStore
 from leukoscope.report.data import gather_report
 from leukoscope.report.export import report_document
 from leukoscope.report.lis import render_fhir, render_hl7
 from leukoscope.report.render import render_report
+from leukoscope.results.store import ResultStore
 from leukoscope.review.gates import ReleaseRefused
 from leukoscope.review.store import ReviewStore
 

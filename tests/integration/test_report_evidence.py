@@ -12,11 +12,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from leukoscope.classifier.shipped import DEFAULT_MODEL
-from leukoscope.pipeline.store import ResultStore
 from leukoscope.report.data import ReportData, gather_report
 from leukoscope.report.evidence import NOT_VALIDATED, statement
 from leukoscope.report.export import render_csv, render_json
 from leukoscope.report.html import render_html
+from leukoscope.results.store import ResultStore
 from leukoscope.review.validations import ValidationRecord, record_validation
 from leukoscope.rig_identity import rig_digest
 

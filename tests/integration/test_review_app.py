@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from leukoscope.pipeline.store import ResultStore
+from leukoscope.results.store import ResultStore
 from leukoscope.review.store import ReviewStore
 
 from .release_helpers import give_evidence

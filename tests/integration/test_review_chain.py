@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from leukoscope.pipeline.store import ResultStore
+from leukoscope.results.store import ResultStore
 from leukoscope.review.store import ReviewStore
 from tests.cli_helpers import run_cli
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from leukoscope.pipeline.field_quality import QualityKind
-from leukoscope.pipeline.store import ResultStore
+from leukoscope.results.quality_kinds import QualityKind
+from leukoscope.results.store import ResultStore
 from leukoscope.types import CELL_CLASSES, CellKey, CellResult
 
 from .review_helpers import LiveApp, cell_thumbnail

@@ -15,7 +15,7 @@ from leukoscope.classifier.infer import Predictor
 from leukoscope.config import PipelineConfig
 from leukoscope.pipeline.runner import run_embedded
 from leukoscope.pipeline.sources import saved_acquisition
-from leukoscope.pipeline.store import ResultStore
+from leukoscope.results.store import ResultStore
 from leukoscope.review.prepared import PreparedPictures, pending, prepare_sample
 
 from .pipeline_helpers import small_acquisition, untrained_checkpoint

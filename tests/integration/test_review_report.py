@@ -8,10 +8,10 @@ import io
 import json
 from pathlib import Path
 
-from leukoscope.pipeline.store import ResultStore
 from leukoscope.report.data import gather_report
 from leukoscope.report.export import render_csv, render_json
 from leukoscope.report.html import render_html
+from leukoscope.results.store import ResultStore
 from leukoscope.review.store import ReviewStore
 
 from .release_helpers import give_evidence

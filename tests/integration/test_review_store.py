@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from leukoscope.errors import ParameterError, StorageError
-from leukoscope.pipeline.counts import clopper_pearson
-from leukoscope.pipeline.store import ResultStore
+from leukoscope.results.counts import clopper_pearson
+from leukoscope.results.store import ResultStore
 from leukoscope.review.records import ReviewConflict, reviewed_summary
 from leukoscope.review.store import ReviewStore
 

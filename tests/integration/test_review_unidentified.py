@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from leukoscope.pipeline.store import ResultStore
+from leukoscope.results.store import ResultStore
 from leukoscope.review.records import UNIDENTIFIED_LABEL, reviewed_summary
 from leukoscope.review.store import ReviewStore
 from leukoscope.types import CELL_CLASSES, CellKey, CellResult

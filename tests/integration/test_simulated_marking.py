@@ -24,13 +24,13 @@ from leukoscope.instrument.rig import SimulationOptions, open_rig
 from leukoscope.instrument.simulator.acquisition import generate_acquisition
 from leukoscope.pipeline.resume import resume_point
 from leukoscope.pipeline.sources import saved_acquisition
-from leukoscope.pipeline.store import SCHEMA_VERSION, ResultStore
-from leukoscope.pipeline.store_tables import CELL_COLUMNS, cell_rows
 from leukoscope.report.data import gather_report
 from leukoscope.report.export import render_csv, render_json
 from leukoscope.report.html import render_html
 from leukoscope.report.table import summary_table
 from leukoscope.report.tables import render_csv as render_cells_csv
+from leukoscope.results.store import SCHEMA_VERSION, ResultStore
+from leukoscope.results.tables import CELL_COLUMNS, cell_rows
 from leukoscope.types import CELL_CLASSES, CellClass, CellKey, CellResult
 
 from ..e2e.test_cli_pipeline import cli

@@ -21,7 +21,7 @@ from leukoscope.pipeline.aggregator import Aggregator
 from leukoscope.pipeline.endpoints import Endpoints
 from leukoscope.pipeline.runner import run_embedded
 from leukoscope.pipeline.sources import saved_acquisition
-from leukoscope.pipeline.store import ResultStore
+from leukoscope.results.store import ResultStore
 from leukoscope.types import MODALITIES, FrameSet
 
 from .pipeline_helpers import free_base_port, small_acquisition, untrained_checkpoint

@@ -13,11 +13,12 @@ import numpy as np
 import pytest
 
 from leukoscope.errors import StorageError
-from leukoscope.pipeline import counts
-from leukoscope.pipeline.ledger import SampleLedger
-from leukoscope.pipeline.store import ResultStore, RunRecord, SampleRecord, png_thumbnail
-from leukoscope.pipeline.store_tables import CELL_COLUMNS, cell_rows, run_rows, sample_rows
+from leukoscope.pipeline.thumbnails import png_thumbnail
 from leukoscope.report.tables import render_csv
+from leukoscope.results import counts
+from leukoscope.results.ledger import SampleLedger
+from leukoscope.results.store import ResultStore, RunRecord, SampleRecord
+from leukoscope.results.tables import CELL_COLUMNS, cell_rows, run_rows, sample_rows
 from leukoscope.types import CELL_CLASSES, CellClass, CellKey, CellResult, SampleStatus
 
 NEU, LYM, MO, EOS, BAS = CELL_CLASSES

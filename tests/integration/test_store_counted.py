@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from leukoscope.errors import StorageError
-from leukoscope.pipeline.counts import summarize
-from leukoscope.pipeline.store import SCHEMA_VERSION, ResultStore
-from leukoscope.pipeline.store_tables import cell_rows, sample_rows
+from leukoscope.results.counts import summarize
+from leukoscope.results.store import SCHEMA_VERSION, ResultStore
+from leukoscope.results.tables import cell_rows, sample_rows
 from leukoscope.types import CELL_CLASSES, CellClass, CellKey, CellResult
 from tests.cli_helpers import run_cli
 

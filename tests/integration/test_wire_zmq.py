@@ -11,8 +11,9 @@ import pytest
 import zmq
 
 from leukoscope.errors import WireError
-from leukoscope.pipeline import counts, wire
-from leukoscope.pipeline.ledger import SampleLedger
+from leukoscope.pipeline import wire
+from leukoscope.results import counts
+from leukoscope.results.ledger import SampleLedger
 from leukoscope.types import MODALITIES, CellCrop, CellKey, CellResult, FrameSet
 
 TIMEOUT_MS = 2000

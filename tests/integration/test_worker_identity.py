@@ -29,7 +29,7 @@ from leukoscope.pipeline.security import (
     secure_client,
 )
 from leukoscope.pipeline.sources import saved_acquisition
-from leukoscope.pipeline.store import ResultStore
+from leukoscope.results.store import ResultStore
 from leukoscope.types import MODALITIES, ClassCount, FrameSet, SampleStatus
 
 from .pipeline_helpers import free_base_port

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from leukoscope.pipeline.counts import class_counts
+from leukoscope.results.counts import class_counts
 from leukoscope.types import CELL_CLASSES, CellClass, CellKey, CellResult, SampleSummary
 from leukoscope.validation import agreement
 from leukoscope.validation.labels import Label

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from scipy.stats import binomtest
 
 from leukoscope.errors import PipelineError
-from leukoscope.pipeline import counts
-from leukoscope.pipeline.ledger import SampleLedger
+from leukoscope.results import counts
+from leukoscope.results.ledger import SampleLedger
 from leukoscope.types import CELL_CLASSES, CellClass, CellKey, CellResult, SampleStatus
 
 NEU, LYM, MO, EOS, BAS = CELL_CLASSES

@@ -11,19 +11,19 @@ from hypothesis.extra.numpy import arrays
 
 from leukoscope.config import Settings
 from leukoscope.errors import FieldQualityError, PipelineError
-from leukoscope.pipeline import counts, field_quality
+from leukoscope.pipeline import field_quality
 from leukoscope.pipeline.field_quality import (
     FrameStats,
-    QualityKind,
     check_field,
     checked,
     failure_reason,
     frame_stats,
     full_scale,
-    image_problems,
 )
-from leukoscope.pipeline.ledger import SampleLedger
 from leukoscope.report.flags import Thresholds, image_note, quality_flags
+from leukoscope.results import counts
+from leukoscope.results.ledger import SampleLedger
+from leukoscope.results.quality_kinds import QualityKind, image_problems, reason_kind
 from leukoscope.types import (
     MODALITIES,
     CellClass,
@@ -202,7 +202,7 @@ def test_only_the_checks_own_reasons_count_as_blank_or_saturated() -> None:
     )
     assert list(problems.blank) == [0, 5] and list(problems.saturated) == [1]
     assert list(problems.out_of_focus) == [4]
-    assert field_quality.reason_kind("over_budget: ran past") is None
+    assert reason_kind("over_budget: ran past") is None
 
 
 def _cell(fov: int) -> CellResult:

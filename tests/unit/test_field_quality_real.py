@@ -16,8 +16,9 @@ import pytest
 
 from leukoscope.acquisition_files import storage
 from leukoscope.errors import FieldQualityError
-from leukoscope.pipeline.field_quality import FieldCells, QualityKind, checked
+from leukoscope.pipeline.field_quality import FieldCells, checked
 from leukoscope.pipeline.segmentation import segment
+from leukoscope.results.quality_kinds import QualityKind
 from leukoscope.types import FrameSet, Modality
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "bccd"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from leukoscope.pipeline.ledger import SampleLedger
+from leukoscope.results.ledger import SampleLedger
 from leukoscope.types import CellClass, CellKey, CellResult
 
 

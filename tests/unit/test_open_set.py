@@ -6,7 +6,7 @@ import numpy as np
 
 from leukoscope.classifier.checkpoint import ModelMeta
 from leukoscope.classifier.open_set import fit_open_set
-from leukoscope.pipeline.counts import result_from_heads, tally_open
+from leukoscope.results.counts import result_from_heads, tally_open
 from leukoscope.types import MODALITIES, CellClass, CellKey
 
 

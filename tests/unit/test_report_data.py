@@ -14,12 +14,13 @@ import pytest
 
 from leukoscope.config import Settings
 from leukoscope.errors import ParameterError
-from leukoscope.pipeline.counts import tally
-from leukoscope.pipeline.store import ResultStore, png_thumbnail
+from leukoscope.pipeline.thumbnails import png_thumbnail
 from leukoscope.report.data import gather_report, open_results, resolve_run
 from leukoscope.report.export import CSV_COLUMNS, SCHEMA, render_csv, render_json
 from leukoscope.report.html import render_html
 from leukoscope.report.render import default_output, render_report
+from leukoscope.results.counts import tally
+from leukoscope.results.store import ResultStore
 from leukoscope.types import CELL_CLASSES, CellClass, CellKey, CellResult, SampleSummary
 
 NEU, LYM, MO, EOS, BAS = CELL_CLASSES

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from leukoscope.config import ReportConfig
-from leukoscope.pipeline.counts import class_counts
 from leukoscope.report.flags import (
     RangeFlag,
     Severity,
@@ -13,6 +12,7 @@ from leukoscope.report.flags import (
     quality_flags,
     range_flag,
 )
+from leukoscope.results.counts import class_counts
 from leukoscope.types import CELL_CLASSES, CellClass, ClassCount, SampleStatus, SampleSummary
 
 NEU, LYM, MO, EOS, BAS = CELL_CLASSES

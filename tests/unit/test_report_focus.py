@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from leukoscope.pipeline.field_notes import FocusField, focus_fields
-from leukoscope.pipeline.field_quality import QualityKind
-from leukoscope.pipeline.store import ResultStore
 from leukoscope.report.data import gather_report
 from leukoscope.report.export import render_json
 from leukoscope.report.html import render_html
+from leukoscope.results.quality_kinds import QualityKind
+from leukoscope.results.store import ResultStore
 from leukoscope.types import CELL_CLASSES, CellKey, CellResult
 
 OUT_OF_FOCUS = "out_of_focus: focus measure 0.093, below 0.11 (4 nuclei measured)"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from leukoscope.pipeline.sample_book import REPLAY_INTERVAL_S, SUMMARY_INTERVAL_S, SampleBook
-from leukoscope.pipeline.store import ResultStore
+from leukoscope.results.store import ResultStore
 from leukoscope.types import CellClass, CellKey, CellResult, SampleStatus, SampleSummary
 
 PNG = b"\x89PNG fake bytes"

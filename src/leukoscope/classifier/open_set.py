@@ -3,7 +3,7 @@
 A model names one of its classes for every cell; blood holds nucleated cells it never saw (immature
 granulocytes, erythroblasts, blasts). The score is fitted on held-out cells of the model's own classes
 and stored with the model (`ModelMeta.open_set`); a cell scoring above the threshold is flagged
-"unidentified" for review and left out of the differential (`pipeline/counts.py`).
+"unidentified" for review and left out of the differential (`results/counts.py`).
 
 The score is the squared Mahalanobis distance, in the network's feature space (the pooled features its
 heads read, an output of the exported graph), to the nearest class mean, with one covariance shared by

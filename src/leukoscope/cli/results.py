@@ -81,8 +81,8 @@ def _table() -> Table:
 def _run_id(store: Any, run: str) -> str:
     """The run named by `run` (its id or a unique prefix); ParameterError listing candidates."""
     from leukoscope.errors import ParameterError
-    from leukoscope.pipeline.store_tables import run_rows
     from leukoscope.report.data import matching_runs
+    from leukoscope.results.tables import run_rows
 
     ids = [r.run_id for r in run_rows(store)]
     matches = matching_runs(ids, run)
@@ -96,9 +96,9 @@ def _run_id(store: Any, run: str) -> str:
 @app.command("runs")
 def runs_command(db: DbOption = None, fmt: ListFormat = "table", out: OutOption = None) -> None:
     """List the runs in the results database: when, how many samples, which model."""
-    from leukoscope.pipeline.store_tables import RUN_COLUMNS, record, run_rows
     from leukoscope.report.data import open_results
     from leukoscope.report.tables import check_format
+    from leukoscope.results.tables import RUN_COLUMNS, record, run_rows
 
     chosen = check_format(fmt, ("table", "csv", "json"))
     with open_results(_database(db)) as store:
@@ -129,9 +129,9 @@ def samples_command(
     out: OutOption = None,
 ) -> None:
     """List the samples in the results database: status, cells counted and flagged, fields."""
-    from leukoscope.pipeline.store_tables import SAMPLE_COLUMNS, record, sample_rows
     from leukoscope.report.data import open_results
     from leukoscope.report.tables import check_format
+    from leukoscope.results.tables import SAMPLE_COLUMNS, record, sample_rows
 
     chosen = check_format(fmt, ("table", "csv", "json"))
     with open_results(_database(db)) as store:
@@ -178,7 +178,6 @@ def cells_command(
 ) -> None:
     """Export a sample's cells as CSV, Parquet or JSON: class, counted or not, probabilities."""
     from leukoscope.ids import check_sample_id
-    from leukoscope.pipeline.store_tables import CELL_COLUMNS, cell_rows
     from leukoscope.report.data import open_results, resolve_run
     from leukoscope.report.tables import (
         check_format,
@@ -188,6 +187,7 @@ def cells_command(
         render_json,
         write_file,
     )
+    from leukoscope.results.tables import CELL_COLUMNS, cell_rows
 
     check_sample_id(sample)
     chosen = check_format(fmt)

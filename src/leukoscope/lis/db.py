@@ -61,7 +61,7 @@ def connect(path: Path, *, create: bool = False) -> sqlite3.Connection:
     if not Path(path).is_file():
         if not create:
             raise ParameterError(f"results database {path} not found (pass --db)")
-        from leukoscope.pipeline.store import ResultStore
+        from leukoscope.results.store import ResultStore
 
         ResultStore(path).close()
     try:

@@ -87,10 +87,10 @@ def _render(
     is reopened; ParameterError when it may not leave."""
     from datetime import datetime, timezone
 
-    from leukoscope.pipeline.store import ResultStore
     from leukoscope.report.data import gather_report
     from leukoscope.report.lis import message_id, render_fhir, render_hl7
     from leukoscope.report.review import RELEASED
+    from leukoscope.results.store import ResultStore
 
     with ResultStore(database, read_only=True) as results:
         data = gather_report(results, row["sample_id"], row["run_id"], settings,

@@ -30,7 +30,7 @@ from leukoscope.pipeline.hub import Hub, Received
 from leukoscope.pipeline.intake import Intake
 from leukoscope.pipeline.sample_book import FieldReplay, SampleBook, SampleRun
 from leukoscope.pipeline.security import CurveKeys
-from leukoscope.pipeline.store import Producer, ResultStore
+from leukoscope.results.store import Producer, ResultStore
 from leukoscope.types import SampleSummary
 
 log = logging.getLogger(__name__)

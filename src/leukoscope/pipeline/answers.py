@@ -21,8 +21,8 @@ from leukoscope.pipeline import wire
 from leukoscope.pipeline.budget import OVER_BUDGET
 from leukoscope.pipeline.dispatcher import STAGES, Dispatcher, Stage, Unit
 from leukoscope.pipeline.sample_book import SampleBook, SampleRun
-from leukoscope.pipeline.store import Producer
 from leukoscope.pipeline.thumbnails import thumbnails_of
+from leukoscope.results.store import Producer
 from leukoscope.types import CellKey
 
 log = logging.getLogger(__name__)

@@ -38,11 +38,11 @@ from leukoscope.pipeline.dask_cluster import (
     worker_threads,
 )
 from leukoscope.pipeline.dask_field import FieldAnswer, FieldWork, analyse_field, usable_thumbnails
-from leukoscope.pipeline.interrupted import INTERRUPTED
 from leukoscope.pipeline.sample_book import SampleBook, SampleRun
 from leukoscope.pipeline.service import RunOutcome, model_version
 from leukoscope.pipeline.sources import SampleJob
-from leukoscope.pipeline.store import Producer, ResultStore
+from leukoscope.results.interrupted import INTERRUPTED
+from leukoscope.results.store import Producer, ResultStore
 from leukoscope.types import SampleStatus, SampleSummary
 
 log = logging.getLogger(__name__)

@@ -26,7 +26,7 @@ from leukoscope.pipeline.security import CurveKeys, NamedAuthenticator, check_bi
 from leukoscope.pipeline.source_stage import Source
 from leukoscope.pipeline.sources import SampleJob, SavedFields
 from leukoscope.pipeline.stages import ClassifyWorker, SegmentWorker
-from leukoscope.pipeline.store import ResultStore
+from leukoscope.results.store import ResultStore
 from leukoscope.types import SampleSummary
 
 log = logging.getLogger(__name__)

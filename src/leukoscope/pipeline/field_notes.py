@@ -8,8 +8,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from leukoscope.pipeline.field_quality import QualityKind, reason_kind
-from leukoscope.pipeline.store import ResultStore
+from leukoscope.results.quality_kinds import QualityKind, reason_kind
+from leukoscope.results.store import ResultStore
 
 _MEASURE = re.compile(r"focus measure (\d+(?:\.\d+)?)")
 """How an out-of-focus failure reason states the measure (field_quality.py)."""

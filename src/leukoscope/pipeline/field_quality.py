@@ -30,9 +30,8 @@ Frame statistics are measured on an even grid of at most `GRID_PIXELS` pixels (a
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from enum import Enum
 
 import numpy as np
 
@@ -40,34 +39,11 @@ from leukoscope.config import QualityConfig
 from leukoscope.errors import FieldQualityError, OverBudget, PipelineError, TooManyRegions
 from leukoscope.pipeline.budget import OVER_BUDGET
 from leukoscope.pipeline.focus import focus_measure
+from leukoscope.results.quality_kinds import QualityKind
 from leukoscope.types import CellCrop, FrameSet, Modality
 
 GRID_PIXELS = 65_536
 """Most pixels a frame's statistics are measured on (an even sub-grid of the frame)."""
-
-
-class QualityKind(str, Enum):
-    """What is wrong with a field (failures) or worth noting about it (notes)."""
-
-    BLANK = "blank"
-    DARK = "dark"
-    SATURATED_FLUORESCENCE = "saturated_fluorescence"
-    SATURATED_NUCLEI = "saturated_nuclei"
-    SATURATED_CELLS = "saturated_cells"
-    OUT_OF_FOCUS = "out_of_focus"
-    SATURATED_BACKGROUND = "saturated_background"  # note only
-    FOCUS_LOW = "focus_low"  # note only
-
-
-BLANK_KINDS = frozenset({QualityKind.BLANK, QualityKind.DARK})
-SATURATED_KINDS = frozenset(
-    {
-        QualityKind.SATURATED_FLUORESCENCE,
-        QualityKind.SATURATED_NUCLEI,
-        QualityKind.SATURATED_CELLS,
-    }
-)
-NOTE_KINDS = frozenset({QualityKind.SATURATED_BACKGROUND, QualityKind.FOCUS_LOW})
 
 
 @dataclass(frozen=True)
@@ -317,36 +293,6 @@ def failure_reason(exc: BaseException) -> str:
     if isinstance(exc, (FieldQualityError, TooManyRegions)):
         return str(exc)
     return f"segmentation failed: {type(exc).__name__}: {exc}"
-
-
-def reason_kind(reason: str) -> QualityKind | None:
-    """The quality kind a stored failure reason records (None for other failures)."""
-    head, sep, _ = reason.partition(":")
-    if not sep:
-        return None
-    try:
-        return QualityKind(head)
-    except ValueError:
-        return None
-
-
-@dataclass(frozen=True)
-class ImageProblems:
-    """Failed fields by what their images showed (field -> failure reason)."""
-
-    blank: dict[int, str]
-    saturated: dict[int, str]
-    out_of_focus: dict[int, str]
-
-
-def image_problems(failures: Mapping[int, str]) -> ImageProblems:
-    """The blank, saturated and out-of-focus fields among failed fields."""
-    kinds = {f: (reason_kind(r), r) for f, r in failures.items()}
-    return ImageProblems(
-        blank={f: r for f, (k, r) in kinds.items() if k in BLANK_KINDS},
-        saturated={f: r for f, (k, r) in kinds.items() if k in SATURATED_KINDS},
-        out_of_focus={f: r for f, (k, r) in kinds.items() if k is QualityKind.OUT_OF_FOCUS},
-    )
 
 
 def field_quality_of(cells: list[CellCrop]) -> tuple[float | None, tuple[str, ...]]:

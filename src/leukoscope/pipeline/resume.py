@@ -90,7 +90,7 @@ def resume_point(folder: Path, sample_id: str, replace: bool = False) -> ResumeP
 def refuse_complete(results_db: Path, sample_id: str) -> None:
     """Refuse (ParameterError) to resume a sample whose latest run in `results_db` is complete:
     there is nothing left to acquire, and a second complete result would be made."""
-    from leukoscope.pipeline.store import ResultStore
+    from leukoscope.results.store import ResultStore
 
     if not Path(results_db).is_file():
         return

@@ -24,7 +24,7 @@ from leukoscope.pipeline.segmentation import SegmentationParams, segment
 from leukoscope.pipeline.source_stage import Source
 from leukoscope.pipeline.sources import SampleJob, SavedFields
 from leukoscope.pipeline.stages import ClassifyWorker, HeadClassifier, Segmenter, SegmentWorker
-from leukoscope.pipeline.store import ResultStore
+from leukoscope.results.store import ResultStore
 from leukoscope.types import Modality, SampleSummary
 
 log = logging.getLogger(__name__)

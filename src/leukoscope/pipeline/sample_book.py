@@ -18,9 +18,9 @@ from typing import Protocol
 
 import numpy as np
 
-from leukoscope.pipeline.counts import stop_decision, summarize
-from leukoscope.pipeline.ledger import SampleLedger
-from leukoscope.pipeline.store import Producer, ResultStore
+from leukoscope.results.counts import stop_decision, summarize
+from leukoscope.results.ledger import SampleLedger
+from leukoscope.results.store import Producer, ResultStore
 from leukoscope.types import CellKey, CellResult, FrameSet, SampleStatus, SampleSummary
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from leukoscope.config import Settings
 from leukoscope.pipeline.aggregator import SummaryCallback
 from leukoscope.pipeline.runner import run_embedded
 from leukoscope.pipeline.sources import SampleJob
-from leukoscope.pipeline.store import ResultStore
+from leukoscope.results.store import ResultStore
 from leukoscope.types import SampleSummary
 
 

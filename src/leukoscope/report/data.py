@@ -1,6 +1,6 @@
 """Everything a per-sample report shows, gathered once from the results store (HTML, JSON, CSV).
 
-The differential is `ResultStore.summary` (built by `pipeline.counts`): nothing is recounted here;
+The differential is `ResultStore.summary` (built by `results.counts`): nothing is recounted here;
 once a review exists (review/store.py) it is the reviewed one, the original kept in `review`.
 The gallery holds exactly the cells behind that summary: the ledger's counted cells once the sample
 is finished, every received result while it is still running (the rule `counts.summarize` applies).
@@ -17,7 +17,6 @@ from leukoscope.classifier.model_info import ModelInfo, read_model_info
 from leukoscope.config import ReferenceRange, Settings
 from leukoscope.errors import ParameterError
 from leukoscope.pipeline.field_notes import FocusField, focus_fields
-from leukoscope.pipeline.store import ResultStore, RunRecord, SampleRecord
 from leukoscope.report.evidence import read_evidence
 from leukoscope.report.flags import (
     DISAGREEMENT_FACTOR,
@@ -29,6 +28,7 @@ from leukoscope.report.flags import (
 )
 from leukoscope.report.pictures import CellPictures, gallery_pictures, model_modalities
 from leukoscope.report.review import ReviewInfo, read_review, reviewed_view
+from leukoscope.results.store import ResultStore, RunRecord, SampleRecord
 from leukoscope.review.gates import Evidence
 from leukoscope.review.prepared import read_prepared
 from leukoscope.types import CellClass, CellResult, ClassCount, SampleSummary

@@ -1,6 +1,6 @@
 """Review rules of the report: a reference-range flag per class and quality flags per sample.
 
-Pure logic over a `SampleSummary` (from `pipeline.counts`, never recounted here) and the thresholds.
+Pure logic over a `SampleSummary` (from `results.counts`, never recounted here) and the thresholds.
 The rules are documented in docs/report.md; in short:
 
 - Range flag: ``below`` / ``above`` only when the class's whole 95% CI lies outside its reference

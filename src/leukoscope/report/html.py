@@ -11,7 +11,6 @@ import base64
 
 from leukoscope import __version__
 from leukoscope.classifier.model_info import CV_METRICS, ModelInfo
-from leukoscope.pipeline.counts import CONFIDENCE
 from leukoscope.report.chart import differential_svg
 from leukoscope.report.data import ClassLine, GalleryCell, ReportData
 from leukoscope.report.evidence import NOT_VALIDATED, statement
@@ -19,6 +18,7 @@ from leukoscope.report.flags import RangeFlag, image_note, interval_reaches
 from leukoscope.report.html_review import review_badge, review_section
 from leukoscope.report.html_text import esc, utc
 from leukoscope.report.style import CSS
+from leukoscope.results.counts import CONFIDENCE
 from leukoscope.types import CellClass
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"

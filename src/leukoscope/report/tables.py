@@ -1,6 +1,6 @@
 """Runs, samples and cells as files a user opens with pandas, R or a spreadsheet: CSV, JSON, Parquet.
 
-Rows come from `pipeline.store_tables` (the database's views); this module only writes them. The
+Rows come from `results.tables` (the database's views); this module only writes them. The
 cell columns are documented in docs/pipeline.md ("Querying results"). In CSV a boolean is `true` or
 `false`; `counted` is empty while the sample's differential is not final; `simulated` is `unknown`
 when the store did not record it (never empty: a simulated result must not pass for a real one).
@@ -18,8 +18,8 @@ from typing import Any
 
 from leukoscope.atomic import atomic_write_bytes
 from leukoscope.errors import ParameterError
-from leukoscope.pipeline.store_schema import PROBABILITY_COLUMNS
-from leukoscope.pipeline.store_tables import CELL_COLUMNS, CellRow
+from leukoscope.results.schema import PROBABILITY_COLUMNS
+from leukoscope.results.tables import CELL_COLUMNS, CellRow
 from leukoscope.spreadsheet import csv_text
 
 FORMATS = ("csv", "json", "parquet")

@@ -31,7 +31,7 @@ from leukoscope.classifier.model_info import read_model_info
 from leukoscope.config import Settings
 from leukoscope.errors import LeukoscopeError, ParameterError, StorageError
 from leukoscope.ids import check_sample_id
-from leukoscope.pipeline.store import ResultStore, SampleRecord
+from leukoscope.results.store import ResultStore, SampleRecord
 from leukoscope.review.accounts import Accounts
 from leukoscope.review.auth import Gate, user_of
 from leukoscope.review.body_limit import BodyLimit

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from leukoscope.errors import StorageError
-from leukoscope.pipeline.store_read import counted_keys
+from leukoscope.results.reads import counted_keys
 from leukoscope.review.records import UNIDENTIFIED_LABEL
 
 GENESIS = "0" * 64

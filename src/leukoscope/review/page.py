@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
 
-from leukoscope.pipeline.store import SampleRecord
+from leukoscope.results.store import SampleRecord
 from leukoscope.review.records import ReviewState
 
 KEYS = (

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from leukoscope.errors import StorageError
-from leukoscope.pipeline.store import ResultStore
 from leukoscope.pipeline.thumbnails import png_thumbnail
+from leukoscope.results.store import ResultStore
 from leukoscope.review.images import auto_contrast, split_tiles
 from leukoscope.review.native import NativeCrops
 from leukoscope.types import Modality, SampleStatus

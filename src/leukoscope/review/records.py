@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from leukoscope.errors import LeukoscopeError, ParameterError
-from leukoscope.pipeline.counts import class_counts
+from leukoscope.results.counts import class_counts
 from leukoscope.types import CELL_CLASSES, CellClass, SampleSummary
 
 ARTEFACT = "ARTEFACT"

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from leukoscope.pipeline.field_notes import FocusField, focus_fields
-from leukoscope.pipeline.store import ResultStore
+from leukoscope.results.store import ResultStore
 from leukoscope.review.gates import Evidence
 from leukoscope.review.records import ReviewCell, ReviewState, reviewed_summary
 from leukoscope.review.store import ReviewStore

@@ -24,7 +24,7 @@ from typing import cast
 
 from leukoscope.errors import ParameterError, StorageError
 from leukoscope.ids import check_sample_id
-from leukoscope.pipeline.store import ResultStore
+from leukoscope.results.store import ResultStore
 from leukoscope.review.chain import GENESIS, append_audit, chain_head, verify
 from leukoscope.review.database import ReviewDatabase
 from leukoscope.review.gates import Evidence, sample_evidence

@@ -105,7 +105,7 @@ def record_validation(database: Path, record: ValidationRecord) -> ValidationRec
     _check(record)
     database = Path(database)
     if not database.exists():  # a new lab database: a proper results store, then the table
-        from leukoscope.pipeline.store import ResultStore
+        from leukoscope.results.store import ResultStore
 
         ResultStore(database).close()
     row = (

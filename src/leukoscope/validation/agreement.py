@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from leukoscope.pipeline.counts import clopper_pearson
+from leukoscope.results.counts import clopper_pearson
 from leukoscope.types import CELL_CLASSES, CellResult, SampleSummary
 from leukoscope.validation.labels import Label
 from leukoscope.validation.matching import match_points

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from leukoscope.errors import LabelError
-from leukoscope.pipeline.store import ResultStore
+from leukoscope.results.store import ResultStore
 from leukoscope.review.records import ARTEFACT, SMUDGE, ReviewState
 from leukoscope.review.store import ReviewStore
 from leukoscope.validation.labels import OTHER, Acquisition, Label

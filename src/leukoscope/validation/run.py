@@ -12,7 +12,7 @@ from leukoscope.errors import PipelineError
 from leukoscope.pipeline.aggregator import SummaryCallback
 from leukoscope.pipeline.service import analyse, load_predictor
 from leukoscope.pipeline.sources import saved_acquisition
-from leukoscope.pipeline.store import ResultStore
+from leukoscope.results.store import ResultStore
 from leukoscope.review.validations import record_validation
 from leukoscope.validation import agreement
 from leukoscope.validation.criteria import judge

@@ -1,7 +1,7 @@
 """The three tables a user lists or exports: runs, samples and cells, as typed rows.
 
 Read through the same SELECTs as the database's views (`run_list`, `sample_list`, `cell_list`;
-`store_schema.py`), so `leukoscope runs|samples|cells` and a SQL or pandas user see the same
+`schema.py`), so `leukoscope runs|samples|cells` and a SQL or pandas user see the same
 columns and values. Times are ISO 8601 UTC. A schema-1/2 file opened read-only has no views: the
 same SELECTs run with NULL for the missing columns, and `counted` is decided by counts.py.
 """
@@ -11,14 +11,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from leukoscope.pipeline.interrupted import shown_status
-from leukoscope.pipeline.store import ResultStore
-from leukoscope.pipeline.store_schema import (
+from leukoscope.results.interrupted import shown_status
+from leukoscope.results.schema import (
     PROBABILITY_COLUMNS,
     cell_list_sql,
     run_list_sql,
     sample_list_sql,
 )
+from leukoscope.results.store import ResultStore
 
 
 @dataclass(frozen=True)

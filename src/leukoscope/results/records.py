@@ -2,7 +2,7 @@
 
 `ResultStore.runs()` and `samples()` return these; `Producer` is who produced a field or a cell. Key access (`row["status"]`) still works for
 callers written against the dict rows of earlier versions; new code uses attributes. What a user
-lists (ISO times) is `store_tables.py`.
+lists (ISO times) is `tables.py`.
 """
 
 from __future__ import annotations

@@ -5,9 +5,9 @@ stream after a crash stores each cell once. Thread-safety: one `ResultStore` hol
 guarded by a lock, usable from any thread; other processes open their own `ResultStore` on the same
 file (WAL lets readers run beside the writer). Counting is never done here: summaries are rebuilt
 through `ledger.SampleLedger` and `counts.summarize`, and `finish_sample` marks the cells they count
-(`cells.counted`, the `counted_cells` view). The schema and its migrations are in `store_schema.py`,
-reading a sample back in `store_read.py`, typed rows in `store_records.py`, the tables a user lists
-or exports in `store_tables.py`.
+(`cells.counted`, the `counted_cells` view). The schema and its migrations are in `schema.py`,
+reading a sample back in `reads.py`, typed rows in `records.py`, the tables a user lists
+or exports in `tables.py`.
 """
 
 from __future__ import annotations
@@ -25,19 +25,18 @@ from typing import Any
 from urllib.parse import quote
 
 from leukoscope.errors import StorageError
-from leukoscope.pipeline import interrupted, store_read
-from leukoscope.pipeline.counts import differential_cells, summarize
-from leukoscope.pipeline.ledger import SampleLedger
-from leukoscope.pipeline.store_read import SampleProgress
-from leukoscope.pipeline.store_records import Producer, RunRecord, SampleRecord
-from leukoscope.pipeline.store_schema import (
+from leukoscope.results import interrupted, reads
+from leukoscope.results.counts import differential_cells, summarize
+from leukoscope.results.ledger import SampleLedger
+from leukoscope.results.reads import SampleProgress
+from leukoscope.results.records import Producer, RunRecord, SampleRecord
+from leukoscope.results.schema import (
     CELL_INSERT,
     READABLE_VERSIONS,
     SCHEMA_VERSION,
     create_or_migrate,
     read_version,
 )
-from leukoscope.pipeline.thumbnails import png_thumbnail
 from leukoscope.types import CellKey, CellResult, SampleStatus, SampleSummary
 
 __all__ = [
@@ -47,7 +46,6 @@ __all__ = [
     "RunRecord",
     "SampleProgress",
     "SampleRecord",
-    "png_thumbnail",
 ]
 
 
@@ -101,7 +99,7 @@ class ResultStore:
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
-            found = create_or_migrate(db, lambda d: store_read.mark_all_counted(d, self.path))
+            found = create_or_migrate(db, lambda d: reads.mark_all_counted(d, self.path))
             interrupted.mark_interrupted(db, found in READABLE_VERSIONS)  # runs killed, not ended
         except sqlite3.Error as exc:
             raise StorageError(f"{self.path}: cannot open results database: {exc}") from None
@@ -338,7 +336,7 @@ class ResultStore:
                  summary.elapsed_s, json.dumps(summary.timings), done, time.time(),
                  summary.fields_total, run_id, summary.sample_id),
             )  # fmt: skip
-            store_read.mark_counted(db, self.path, run_id, summary.sample_id)
+            reads.mark_counted(db, self.path, run_id, summary.sample_id)
 
     def samples(self, run_id: str | None = None) -> list[SampleRecord]:
         """Sample rows (of one run, or all), in start order."""
@@ -354,31 +352,31 @@ class ResultStore:
     def progress(self, run_id: str, sample_id: str) -> SampleProgress:
         """Fields done/failed and cells known for a sample (to resume it)."""
         with self._tx() as db:
-            return store_read.progress(db, self.path, run_id, sample_id)
+            return reads.progress(db, self.path, run_id, sample_id)
 
     def results(self, run_id: str, sample_id: str) -> list[CellResult]:
         """Every stored result of a sample, in (fov, cell_index) order."""
         with self._tx() as db:
-            return store_read.results(db, self.path, run_id, sample_id)
+            return reads.results(db, self.path, run_id, sample_id)
 
     def ledger(self, run_id: str, sample_id: str) -> SampleLedger:
         """The sample's ledger rebuilt from the store (what an aggregator resumes from)."""
         with self._tx() as db:
-            return store_read.ledger(db, self.path, run_id, sample_id)
+            return reads.ledger(db, self.path, run_id, sample_id)
 
     def counted_results(self, run_id: str, sample_id: str) -> list[CellResult]:
         """The cells behind `summary()`, in (fov, cell_index) order (the report's gallery)."""
         with self._tx() as db:
-            why = store_read.aborted(store_read.sample_row(db, self.path, run_id, sample_id))
-            return differential_cells(store_read.ledger(db, self.path, run_id, sample_id), why)
+            why = reads.aborted(reads.sample_row(db, self.path, run_id, sample_id))
+            return differential_cells(reads.ledger(db, self.path, run_id, sample_id), why)
 
     def summary(self, run_id: str, sample_id: str) -> SampleSummary:
         """The sample's summary, recomputed from its stored fields and cells by counts.py."""
         with self._tx() as db:
-            row = store_read.sample_row(db, self.path, run_id, sample_id)
+            row = reads.sample_row(db, self.path, run_id, sample_id)
             return summarize(
-                store_read.ledger(db, self.path, run_id, sample_id),
-                aborted=store_read.aborted(row),
+                reads.ledger(db, self.path, run_id, sample_id),
+                aborted=reads.aborted(row),
                 elapsed_s=row["elapsed_s"],
                 timings=json.loads(row["timings"]),
             )
@@ -387,7 +385,7 @@ class ResultStore:
         """The keys of the cells the finished differential counts (None while running), decided
         by counts.py as for `summary()`: what `cells.counted` records."""
         with self._tx() as db:
-            return store_read.counted_keys(db, self.path, run_id, sample_id)
+            return reads.counted_keys(db, self.path, run_id, sample_id)
 
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         """Rows of one SELECT (the views and tables readers list and export)."""

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import cast
 
 from leukoscope.errors import StorageError
-from leukoscope.pipeline.counts import differential_cells, stop_decision
-from leukoscope.pipeline.ledger import SampleLedger
+from leukoscope.results.counts import differential_cells, stop_decision
+from leukoscope.results.ledger import SampleLedger
 from leukoscope.types import NOT_WHITE, UNIDENTIFIED, CellClass, CellKey, CellResult, SampleStatus
 
 log = logging.getLogger(__name__)

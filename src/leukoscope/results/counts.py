@@ -38,8 +38,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from leukoscope.errors import PipelineError
-from leukoscope.pipeline.field_quality import image_problems
-from leukoscope.pipeline.ledger import SampleLedger
+from leukoscope.results.ledger import SampleLedger
+from leukoscope.results.quality_kinds import image_problems
 from leukoscope.types import (
     CELL_CLASSES,
     EXTRA_CLASSES,
