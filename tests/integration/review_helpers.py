@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import uvicorn
 
-from leukoscope.pipeline.thumbnails import png_thumbnail
+from leukoscope.pictures.png import encode_png
 from leukoscope.results.store import ResultStore
 from leukoscope.review.accounts import Accounts
 from leukoscope.review.app import create_app
@@ -33,7 +33,7 @@ def cell_thumbnail(seed: int) -> bytes:
     disc = (yy - TILE / 2) ** 2 + (xx - TILE / 2) ** 2 < (4 + seed % 5) ** 2
     tiles = [np.where(disc, 60 + 10 * i, 200 - 5 * i) for i in range(3)]
     tiles.append(np.where(disc, 180, 10))
-    return png_thumbnail(np.concatenate(tiles, axis=1).astype(np.uint8))
+    return encode_png(np.concatenate(tiles, axis=1).astype(np.uint8))
 
 
 def finished_sample(

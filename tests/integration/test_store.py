@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from leukoscope.errors import StorageError
-from leukoscope.pipeline.thumbnails import png_thumbnail
+from leukoscope.pictures.png import encode_png
 from leukoscope.report.tables import render_csv
 from leukoscope.results import counts
 from leukoscope.results.ledger import SampleLedger
@@ -137,7 +137,7 @@ def test_thumbnails_round_trip_as_png(store: ResultStore) -> None:
     run = store.start_run()
     results = fill(store, run)
     image = (np.arange(64 * 64) % 251).astype(np.uint8).reshape(64, 64)
-    store.set_thumbnails(run, {results[0].key: png_thumbnail(image)})
+    store.set_thumbnails(run, {results[0].key: encode_png(image)})
     png = store.thumbnail(run, results[0].key)
     assert png is not None and png.startswith(b"\x89PNG")
     decoded = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)

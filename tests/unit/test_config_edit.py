@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from leukoscope.config import load_settings
-from leukoscope.config_edit import write_offsets
+from leukoscope.config.edit import write_offsets
 from leukoscope.errors import ConfigError
 from leukoscope.types import Modality
 

@@ -14,7 +14,7 @@ import pytest
 
 from leukoscope.config import Settings
 from leukoscope.errors import ParameterError
-from leukoscope.pipeline.thumbnails import png_thumbnail
+from leukoscope.pictures.png import encode_png
 from leukoscope.report.data import gather_report, open_results, resolve_run
 from leukoscope.report.export import CSV_COLUMNS, SCHEMA, render_csv, render_json
 from leukoscope.report.html import render_html
@@ -62,7 +62,7 @@ def record(
     rng = np.random.default_rng(0)
     for fov, results in enumerate(fields):
         store.add_field(run_id, sample, fov, len(results))
-        thumbs = {r.key: png_thumbnail(rng.integers(0, 255, (8, 32), np.uint8)) for r in results}
+        thumbs = {r.key: encode_png(rng.integers(0, 255, (8, 32), np.uint8)) for r in results}
         store.add_results(run_id, results, thumbs)
     summary = store.summary(run_id, sample)
     store.finish_sample(run_id, summary)

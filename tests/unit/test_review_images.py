@@ -9,8 +9,9 @@ from pydantic import ValidationError
 
 from leukoscope.config import Settings
 from leukoscope.errors import StorageError
-from leukoscope.pipeline.store import png_thumbnail
-from leukoscope.review.images import auto_contrast, cell_view, display_colours, split_tiles
+from leukoscope.pictures.png import encode_png
+from leukoscope.pictures.thumbnail import split_tiles
+from leukoscope.pictures.views import auto_contrast, cell_view, display_colours
 from leukoscope.types import MODALITIES, Modality
 
 
@@ -26,7 +27,7 @@ def test_auto_contrast_spans_zero_to_one_and_flat_tiles_are_black() -> None:
 
 
 def test_split_tiles_needs_one_square_per_modality() -> None:
-    strip = png_thumbnail(np.zeros((16, 64), np.uint8))
+    strip = encode_png(np.zeros((16, 64), np.uint8))
     assert [t.shape for t in split_tiles(strip, MODALITIES).values()] == [(16, 16)] * 4
     with pytest.raises(StorageError, match="does not hold 3 tiles"):
         split_tiles(strip, MODALITIES[:3])

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from leukoscope.errors import WireError
+from leukoscope.pictures.thumbnail import thumbnail
 from leukoscope.pipeline import wire
-from leukoscope.pipeline.thumbnails import thumbnail
 from leukoscope.types import MODALITIES, CellCrop, CellKey
 
 

@@ -116,7 +116,7 @@ def calibrate_command(
     """Calibrate the rig: exposure, dark and flat frames, and the offsets between modalities."""
     from rich.table import Table
 
-    from leukoscope.config_edit import write_exposures, write_offsets
+    from leukoscope.config.edit import write_exposures, write_offsets
     from leukoscope.instrument.calibration import (
         calibrate_correction,
         calibrate_exposure,

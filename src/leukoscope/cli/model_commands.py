@@ -68,7 +68,7 @@ def model_promote(
     db: _DB = None,
 ) -> None:
     """Make MODEL the pipeline's model (`classifier.model_path`), only with a passing validation."""
-    from leukoscope.config_edit import write_model_path
+    from leukoscope.config.edit import write_model_path
     from leukoscope.validation.installed import promotable
 
     database = db or settings().pipeline.results_db

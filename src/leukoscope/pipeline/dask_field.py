@@ -32,10 +32,11 @@ from leukoscope.classifier.checkpoint import file_digest
 from leukoscope.classifier.infer import Backend, Predictor
 from leukoscope.config import PipelineConfig
 from leukoscope.errors import LeukoscopeError, PipelineError, WorkStopped
+from leukoscope.pictures.png import PNG_SIGNATURE
+from leukoscope.pictures.thumbnail import thumbnail
 from leukoscope.pipeline import budget, service
 from leukoscope.pipeline.field_quality import checked, failure_reason, field_quality_of
 from leukoscope.pipeline.segmentation import SegmentationParams, segment
-from leukoscope.pipeline.thumbnails import PNG_SIGNATURE, thumbnail
 from leukoscope.results.counts import result_from_heads
 from leukoscope.types import CellCrop, CellKey, CellResult, FrameSet
 

@@ -22,11 +22,11 @@ import zmq
 from leukoscope import __version__
 from leukoscope.config import PipelineConfig
 from leukoscope.errors import LeukoscopeError, WireError, WorkStopped
+from leukoscope.pictures.thumbnail import thumbnail
 from leukoscope.pipeline import budget, wire
 from leukoscope.pipeline.endpoints import Endpoints
 from leukoscope.pipeline.field_quality import failure_reason, field_quality_of
 from leukoscope.pipeline.security import CurveKeys, secure_client
-from leukoscope.pipeline.thumbnails import thumbnail
 from leukoscope.results.counts import result_from_heads
 from leukoscope.types import CellCrop, FrameSet, Modality
 

@@ -13,8 +13,8 @@ import numpy as np
 
 from leukoscope.config import Settings
 from leukoscope.errors import ParameterError, StorageError
-from leukoscope.review.images import BRIGHT_FIELD, cell_view, display_colours
-from leukoscope.review.native import NativeCrops, cell_tiles
+from leukoscope.pictures.native import NativeCrops, cell_tiles
+from leukoscope.pictures.views import BRIGHT_FIELD, cell_view, display_colours
 from leukoscope.types import MODALITIES, CellKey, CellResult, Modality, parse_modalities
 
 

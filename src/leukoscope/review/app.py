@@ -31,14 +31,14 @@ from leukoscope.classifier.model_info import read_model_info
 from leukoscope.config import Settings
 from leukoscope.errors import LeukoscopeError, ParameterError, StorageError
 from leukoscope.ids import check_sample_id
+from leukoscope.pictures.native import NativeCrops, cell_tiles
+from leukoscope.pictures.views import VIEWS, cell_view, display_colours
 from leukoscope.results.store import ResultStore, SampleRecord
 from leukoscope.review.accounts import Accounts
 from leukoscope.review.auth import Gate, user_of
 from leukoscope.review.body_limit import BodyLimit
 from leukoscope.review.comments import add_comment_routes, comments
 from leukoscope.review.gates import ReleaseRefused
-from leukoscope.review.images import VIEWS, cell_view, display_colours
-from leukoscope.review.native import NativeCrops, cell_tiles
 from leukoscope.review.page import index_html, review_html
 from leukoscope.review.prepared import PreparedPictures
 from leukoscope.review.records import ReviewConflict

@@ -18,10 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from leukoscope.errors import StorageError
-from leukoscope.pipeline.thumbnails import png_thumbnail
+from leukoscope.pictures.native import NativeCrops
+from leukoscope.pictures.png import encode_png
+from leukoscope.pictures.thumbnail import split_tiles
+from leukoscope.pictures.views import auto_contrast
 from leukoscope.results.store import ResultStore
-from leukoscope.review.images import auto_contrast, split_tiles
-from leukoscope.review.native import NativeCrops
 from leukoscope.types import Modality, SampleStatus
 
 SCHEMA = """
@@ -41,7 +42,7 @@ def strip_png(tiles: dict[Modality, np.ndarray]) -> tuple[str, bytes]:
     """The modalities' names (comma-separated) and their auto-contrasted tiles as one PNG."""
     names = list(tiles)
     grey = [(auto_contrast(tiles[m]) * 255.0 + 0.5).astype(np.uint8) for m in names]
-    return ",".join(m.value for m in names), png_thumbnail(np.hstack(grey))
+    return ",".join(m.value for m in names), encode_png(np.hstack(grey))
 
 
 def _connect(database: Path) -> sqlite3.Connection:

@@ -1,6 +1,7 @@
-"""Cells at native resolution for review: re-cut from the saved acquisition the sample was
-analysed from (`samples.source`), a `crop_um` square around the cell's stored nucleus box, at the
-camera's pixel size (96 px for 24 um at 0.25 um/px) instead of the classifier's downsized crop."""
+"""Cells at native resolution for review and the report: re-cut from the saved acquisition the
+sample was analysed from (`samples.source`), a `crop_um` square around the cell's stored nucleus
+box, at the camera's pixel size (96 px for 24 um at 0.25 um/px) instead of the classifier's
+downsized crop."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import numpy as np
 from leukoscope.acquisition_files.storage import read_field
 from leukoscope.errors import StorageError
 from leukoscope.imaging import crop_centered, crop_side_px
-from leukoscope.review.images import split_tiles
+from leukoscope.pictures.thumbnail import split_tiles
 from leukoscope.types import FrameSet, Modality
 
 FIELDS_CACHED = 4

@@ -1,15 +1,14 @@
-"""Cell pictures for review: a cell's modalities (native crops, or the stored thumbnail split into
-its tiles), each auto-contrasted, the three bright-field lights combined in their display colours,
-each light alone in its own; PNG bytes at the crop's resolution."""
+"""What the review page and the report draw of a cell's modalities (native crops, or the stored
+thumbnail split into its tiles): each auto-contrasted, the bright-field lights combined in their
+display colours, each light alone in its own; PNG bytes at the crop's resolution."""
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 from leukoscope.config import Settings
 from leukoscope.errors import StorageError
-from leukoscope.pipeline.store import png_thumbnail
+from leukoscope.pictures.png import encode_png
 from leukoscope.types import MODALITIES, Modality
 
 BRIGHT_FIELD = (Modality.COLOR1, Modality.COLOR2, Modality.COLOR3)
@@ -28,22 +27,6 @@ def display_colours(settings: Settings) -> dict[Modality, np.ndarray]:
     return {m: hex_rgb(c.display_color) for m, c in settings.rig.lights.channels.items()}
 
 
-def split_tiles(png: bytes, modalities: tuple[Modality, ...]) -> dict[Modality, np.ndarray]:
-    """The stored thumbnail's tiles (one square per modality, left to right), as float32."""
-    image = cv2.imdecode(np.frombuffer(png, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-    if image is None or image.ndim < 2:
-        raise StorageError("cell thumbnail is not a readable PNG")
-    if image.ndim == 3:
-        image = image.mean(axis=-1)
-    side = image.shape[0]
-    if side == 0 or image.shape[1] != side * len(modalities):
-        raise StorageError(
-            f"cell thumbnail of {image.shape[1]}x{side} px does not hold {len(modalities)} tiles"
-        )
-    tiles = image.astype(np.float32)
-    return {m: tiles[:, i * side : (i + 1) * side] for i, m in enumerate(modalities)}
-
-
 def auto_contrast(tile: np.ndarray) -> np.ndarray:
     """Stretch a tile so its 1st..99.5th percentiles span [0, 1]."""
     low, high = np.percentile(tile, [LOW_PERCENTILE, HIGH_PERCENTILE])
@@ -55,7 +38,7 @@ def auto_contrast(tile: np.ndarray) -> np.ndarray:
 def _rgb_png(rgb: np.ndarray) -> bytes:
     """float RGB in [0, 1] -> PNG bytes (OpenCV writes BGR)."""
     bgr = (np.clip(rgb[..., ::-1], 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    return png_thumbnail(bgr)
+    return encode_png(bgr)
 
 
 def cell_view(
