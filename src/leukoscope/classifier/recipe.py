@@ -3,14 +3,16 @@ in run.json and checkpoints), read from command-line values, and what it means f
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from leukoscope.classifier.batches import AugmentConfig
 from leukoscope.config import format_validation_error
 from leukoscope.errors import ConfigError
 from leukoscope.types import Modality, parse_modalities
+
+if TYPE_CHECKING:  # batches imports torch; the command line reads TrainConfig's defaults without
+    from leukoscope.classifier.batches import AugmentConfig
 
 
 class TrainConfig(BaseModel):
@@ -89,6 +91,8 @@ def jitter_options(text: str | None) -> dict[str, float]:
 
 def augment_config(config: TrainConfig) -> AugmentConfig | None:
     """The training augmentation `config` asks for (None: none at all)."""
+    from leukoscope.classifier.batches import AugmentConfig
+
     if not config.augment:
         return None
     return AugmentConfig(

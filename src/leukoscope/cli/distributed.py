@@ -17,6 +17,7 @@ from leukoscope.cli.core import (
     print_summary,
     settings,
 )
+from leukoscope.cli.options import RESULTS_DB_OPTION, TARGET_CELLS_OPTION
 from leukoscope.types import SampleSummary
 
 keys_app = typer.Typer(help="CurveZMQ keys for pipelines that span hosts.", no_args_is_help=True)
@@ -76,10 +77,8 @@ def serve_command(
     bind: Annotated[
         str, typer.Option("--bind", help="tcp://ADDR:PORT; five ports from PORT are used.")
     ] = "tcp://127.0.0.1:5550",
-    cells: Annotated[
-        int | None, typer.Option(help="Target white-cell count (0 = all fields).", min=0)
-    ] = None,
-    db: Annotated[Path | None, typer.Option(help="Results database (SQLite).")] = None,
+    cells: TARGET_CELLS_OPTION = None,
+    db: RESULTS_DB_OPTION = None,
     run: Annotated[
         str | None, typer.Option("--run", help="Run id to continue (restart after a crash).")
     ] = None,

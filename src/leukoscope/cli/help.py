@@ -18,41 +18,43 @@ from typer.core import TyperCommand, TyperGroup, TyperOption
 from leukoscope.config import Settings
 from leukoscope.errors import LeukoscopeError
 
-ConfigDefault = tuple[str, Callable[[Settings], object]]
-"""(what the help names, how to read it from the effective settings)"""
 
-_TARGET: ConfigDefault = ("pipeline.target_cells", lambda s: s.pipeline.target_cells)
-_DB: ConfigDefault = ("pipeline.results_db", lambda s: s.pipeline.results_db)
-_DATA_DIR: ConfigDefault = ("rig.acquisition.data_dir", lambda s: s.rig.acquisition.data_dir)
-_MODEL: ConfigDefault = (
-    "classifier.model_path",
-    lambda s: s.classifier.model_path or "the shipped model",
+class ConfigDefault(str):
+    """An option's `show_default` naming the config key its default comes from: `--help` shows the
+    effective value beside the key (`typer.Option(..., show_default=RESULTS_DB)`), or this text,
+    "from config KEY", when the configuration cannot be read."""
+
+    key: str
+    read: Callable[[Settings], object]
+
+    def __new__(
+        cls, key: str, read: Callable[[Settings], object], shown: str | None = None
+    ) -> ConfigDefault:
+        made = super().__new__(cls, f"from config {key}" if shown is None else shown)
+        made.key, made.read = key, read
+        return made
+
+    def effective(self, current: Settings | None) -> ConfigDefault:
+        """What help shows under the settings `current` (None: they cannot be read)."""
+        if current is None:
+            return ConfigDefault(self.key, self.read)
+        value = self.read(current)
+        shown = str(value) if not isinstance(value, Path) else value.as_posix()
+        return ConfigDefault(self.key, self.read, f"{shown}, config {self.key}")
+
+
+TARGET_CELLS = ConfigDefault("pipeline.target_cells", lambda s: s.pipeline.target_cells)
+RESULTS_DB = ConfigDefault("pipeline.results_db", lambda s: s.pipeline.results_db)
+DATA_DIR = ConfigDefault("rig.acquisition.data_dir", lambda s: s.rig.acquisition.data_dir)
+SAMPLE_FOLDER = ConfigDefault(
+    "rig.acquisition.data_dir + /SAMPLE", lambda s: s.rig.acquisition.data_dir
 )
-
-CONFIG_DEFAULTS: dict[tuple[str, str], ConfigDefault] = {
-    ("run", "cells"): _TARGET,
-    ("batch", "cells"): _TARGET,
-    ("serve", "cells"): _TARGET,
-    ("run", "db"): _DB,
-    ("batch", "db"): _DB,
-    ("serve", "db"): _DB,
-    ("report", "db"): _DB,
-    ("review", "db"): _DB,
-    ("runs", "db"): _DB,
-    ("samples", "db"): _DB,
-    ("cells", "db"): _DB,
-    **{(command, "db"): _DB for command in ("add", "reset", "disable", "enable", "list")},
-    ("run", "out"): _DATA_DIR,
-    ("acquire", "out"): (
-        "rig.acquisition.data_dir + /SAMPLE",
-        lambda s: s.rig.acquisition.data_dir,
-    ),
-    ("validate", "model"): _MODEL,
-    ("devices", "producer"): (
-        "rig.camera.producer_path",
-        lambda s: s.rig.camera.producer_path or "GENICAM_GENTL64_PATH",
-    ),
-}
+MODEL_PATH = ConfigDefault(
+    "classifier.model_path", lambda s: s.classifier.model_path or "the shipped model"
+)
+GENTL_PRODUCER = ConfigDefault(
+    "rig.camera.producer_path", lambda s: s.rig.camera.producer_path or "GENICAM_GENTL64_PATH"
+)
 
 
 def _effective_settings() -> Settings | None:
@@ -64,36 +66,21 @@ def _effective_settings() -> Settings | None:
         return None
 
 
-def _config_default(command: str, name: str) -> str | None:
-    found = CONFIG_DEFAULTS.get((command, name))
-    if found is None:
-        return None
-    key, read = found
-    current = _effective_settings()
-    if current is None:
-        return f"from config {key}"
-    value = read(current)
-    shown = str(value) if not isinstance(value, Path) else value.as_posix()
-    return f"{shown}, config {key}"
-
-
-def _tidy(command: str, params: list[Any]) -> None:
+def _tidy(params: list[Any]) -> None:
     for param in params:
         if not isinstance(param, TyperOption):
             continue
         if param.is_flag and not param.count and param.metavar is None:
             param.metavar = ""
-        if param.default is None and param.name:
-            shown = _config_default(command, param.name)
-            if shown is not None:
-                param.show_default = shown
+        if isinstance(param.show_default, ConfigDefault):
+            param.show_default = param.show_default.effective(_effective_settings())
 
 
 class Command(TyperCommand):
     """A command whose help shows plain flags and config-derived defaults."""
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
-        _tidy(self.name or "", self.get_params(ctx))
+        _tidy(self.get_params(ctx))
         super().format_help(ctx, formatter)
 
 
@@ -101,7 +88,7 @@ class Group(TyperGroup):
     """A command group whose help shows plain flags."""
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
-        _tidy(self.name or "", self.get_params(ctx))
+        _tidy(self.get_params(ctx))
         super().format_help(ctx, formatter)
 
 

@@ -8,13 +8,17 @@ from typing import Annotated
 import typer
 
 from leukoscope.cli.core import app, console, err_console, settings, state
+from leukoscope.cli.help import GENTL_PRODUCER, SAMPLE_FOLDER
 from leukoscope.cli.options import REPLACE, SIM_SEED, SIMULATE, new_sample_folder
 
 
 @app.command("devices")
 def devices_command(
     producer: Annotated[
-        list[Path] | None, typer.Option(help="GenTL producer (.cti); default: config, then env.")
+        list[Path] | None,
+        typer.Option(
+            help="GenTL producer (.cti); default: config, then env.", show_default=GENTL_PRODUCER
+        ),
     ] = None,
 ) -> None:
     """List serial ports and the GenTL cameras the producers find."""
@@ -48,7 +52,10 @@ def acquire_command(
     fields: Annotated[int, typer.Option("--fields", min=1, help="Fields of view to acquire.")],
     simulate: SIMULATE = False,
     out: Annotated[
-        Path | None, typer.Option("--out", help="Folder; default: <data_dir>/<sample>.")
+        Path | None,
+        typer.Option(
+            "--out", help="Folder; default: <data_dir>/<sample>.", show_default=SAMPLE_FOLDER
+        ),
     ] = None,
     seed: SIM_SEED = 0,
     replace: REPLACE = False,

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from leukoscope.cli.core import app, console, err_console, settings
+from leukoscope.cli.help import MODEL_PATH
 from leukoscope.types import SampleSummary
 
 dataset_app = typer.Typer(
@@ -123,7 +124,10 @@ def validate_command(
     acquisitions: _ACQUISITIONS,
     labels: _LABELS,
     model: Annotated[
-        Path | None, typer.Option("--model", help="Checkpoint; default: the configured model.")
+        Path | None,
+        typer.Option(
+            "--model", help="Checkpoint; default: the configured model.", show_default=MODEL_PATH
+        ),
     ] = None,
     out: Annotated[
         Path, typer.Option("--out", help="Report folder to create (must not exist).")

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from leukoscope.cli.help import RESULTS_DB, TARGET_CELLS
+
 SIMULATE = Annotated[
     bool, typer.Option("--simulate", help="Simulated rig: emulated light controller + camera.")
 ]
@@ -15,6 +17,18 @@ REPLACE = Annotated[
     bool,
     typer.Option(
         "--replace", help="Clear the sample's existing acquisition folder first (else refused)."
+    ),
+]
+RESULTS_DB_OPTION = Annotated[
+    Path | None, typer.Option("--db", help="Results database (SQLite).", show_default=RESULTS_DB)
+]
+TARGET_CELLS_OPTION = Annotated[
+    int | None,
+    typer.Option(
+        "--cells",
+        help="Target white-cell count (0 = all fields).",
+        min=0,
+        show_default=TARGET_CELLS,
     ),
 ]
 

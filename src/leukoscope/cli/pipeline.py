@@ -17,6 +17,7 @@ from leukoscope.cli.core import (
     print_summary,
     state,
 )
+from leukoscope.cli.help import DATA_DIR
 from leukoscope.cli.live import (
     Invocation,
     below_target,
@@ -25,7 +26,12 @@ from leukoscope.cli.live import (
     progress_rows,
     waiting,
 )
-from leukoscope.cli.options import REPLACE, new_sample_folder
+from leukoscope.cli.options import (
+    REPLACE,
+    RESULTS_DB_OPTION,
+    TARGET_CELLS_OPTION,
+    new_sample_folder,
+)
 from leukoscope.types import SampleSummary
 
 BELOW_TARGET_EXIT = 3
@@ -86,12 +92,12 @@ def _prepare_pictures(outcome: object, crop_um: float) -> None:
 def run_command(
     sample: Annotated[str, typer.Option("--sample", "-s", help="Sample id.")],
     simulate: Annotated[bool, typer.Option(help="Use the simulated rig.")] = False,
-    cells: Annotated[
-        int | None, typer.Option(help="Target white-cell count (0 = all fields).", min=0)
-    ] = None,
+    cells: TARGET_CELLS_OPTION = None,
     max_fields: Annotated[int, typer.Option(help="Most fields to acquire.", min=1)] = 200,
-    out: Annotated[Path | None, typer.Option(help="Where acquisitions are saved.")] = None,
-    db: Annotated[Path | None, typer.Option(help="Results database (SQLite).")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Where acquisitions are saved.", show_default=DATA_DIR)
+    ] = None,
+    db: RESULTS_DB_OPTION = None,
     seed: Annotated[int, typer.Option(help="Simulated sample seed.")] = 0,
     replace: REPLACE = False,
     resume: Annotated[
@@ -185,10 +191,8 @@ def _where_the_run_stands(
 @app.command("batch")
 def batch_command(
     paths: Annotated[list[Path], typer.Argument(help="Saved acquisition folders.")],
-    cells: Annotated[
-        int | None, typer.Option(help="Target white-cell count (0 = all fields).", min=0)
-    ] = None,
-    db: Annotated[Path | None, typer.Option(help="Results database (SQLite).")] = None,
+    cells: TARGET_CELLS_OPTION = None,
+    db: RESULTS_DB_OPTION = None,
     strict: Annotated[
         bool,
         typer.Option(

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from leukoscope.cli.core import app, err_console, settings, write_text
+from leukoscope.cli.options import RESULTS_DB_OPTION
 
 
 @app.command("report")
@@ -17,7 +18,7 @@ def report_command(
         str | None,
         typer.Option(help="Run id (or a unique prefix); default: the latest run with the sample."),
     ] = None,
-    db: Annotated[Path | None, typer.Option(help="Results database (SQLite).")] = None,
+    db: RESULTS_DB_OPTION = None,
     out: Annotated[
         Path | None,
         typer.Option(
@@ -73,7 +74,7 @@ def report_command(
 
 @app.command("review")
 def review_command(
-    db: Annotated[Path | None, typer.Option(help="Results database (SQLite).")] = None,
+    db: RESULTS_DB_OPTION = None,
     host: Annotated[
         str, typer.Option(help="Address to listen on; off loopback a --token is required.")
     ] = "127.0.0.1",

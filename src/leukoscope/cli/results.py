@@ -14,9 +14,13 @@ from rich import box
 from rich.table import Table
 
 from leukoscope.cli.core import app, console, err_console, settings
+from leukoscope.cli.help import RESULTS_DB
 
 DbOption = Annotated[
-    Path | None, typer.Option("--db", help="Results database (SQLite); opened read-only.")
+    Path | None,
+    typer.Option(
+        "--db", help="Results database (SQLite); opened read-only.", show_default=RESULTS_DB
+    ),
 ]
 ListFormat = Annotated[str, typer.Option("--format", help="table (on screen), csv or json.")]
 OutOption = Annotated[

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from leukoscope.classifier.recipe import TrainConfig
 from leukoscope.cli.core import app, console, err_console
 
 experiment_app = typer.Typer(help="Reproduce the paper's experiments.", no_args_is_help=True)
@@ -46,37 +47,41 @@ _THREADS = Annotated[int, typer.Option(help="CPU threads; 0 = torch's default.")
 _MODALITIES = Annotated[
     str | None, typer.Option(help="Comma-separated modalities; default: every folder.")
 ]
+_RECIPE = TrainConfig()
+"""The training recipe's defaults, which the options below show and pass on."""
 
 
 @app.command("train")
 def train_command(
     data: _DATA,
-    model: Annotated[str, typer.Option(help="single, ensemble, mm_mimo or hs_mm_mimo.")] = (
-        "hs_mm_mimo"
-    ),
-    folds: _FOLDS = 5,
-    epochs: _EPOCHS = 20,
+    model: Annotated[
+        str, typer.Option(help="single, ensemble, mm_mimo or hs_mm_mimo.")
+    ] = _RECIPE.arch,
+    folds: _FOLDS = _RECIPE.folds,
+    epochs: _EPOCHS = _RECIPE.epochs,
     input_size: _SIZE = None,
-    seed: _SEED = 0,
+    seed: _SEED = _RECIPE.seed,
     out: Annotated[Path, typer.Option(help="Run folder (resumable).")] = Path("runs/train"),
     modalities: _MODALITIES = None,
-    batch_size: Annotated[int, typer.Option(help="Examples per step.")] = 64,
-    lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW, cosine).")] = 2e-3,
-    rho: _RHO = 0.5,
-    batch_repetition: _REPEAT = 1,
+    batch_size: Annotated[int, typer.Option(help="Examples per step.")] = _RECIPE.batch_size,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW, cosine).")] = _RECIPE.lr,
+    rho: _RHO = _RECIPE.rho,
+    batch_repetition: _REPEAT = _RECIPE.batch_repetition,
     balance: Annotated[
         float,
         typer.Option(
             help="Class balancing: draw weight count**-balance (1 = equal, 0.5 = square root, "
             "0 = none)."
         ),
-    ] = 0.5,
-    width: Annotated[float, typer.Option(help="ShuffleNetV2 width: 0.5, 1.0, 1.5, 2.0.")] = 1.0,
-    weight_decay: _WEIGHT_DECAY = 1e-4,
-    warmup_epochs: _WARMUP = 0.0,
-    augment: _AUGMENT = True,
+    ] = _RECIPE.balance,
+    width: Annotated[
+        float, typer.Option(help="ShuffleNetV2 width: 0.5, 1.0, 1.5, 2.0.")
+    ] = _RECIPE.width,
+    weight_decay: _WEIGHT_DECAY = _RECIPE.weight_decay,
+    warmup_epochs: _WARMUP = _RECIPE.warmup_epochs,
+    augment: _AUGMENT = _RECIPE.augment,
     jitter: _JITTER = None,
-    label_smoothing: _SMOOTHING = 0.0,
+    label_smoothing: _SMOOTHING = _RECIPE.label_smoothing,
     final: Annotated[
         bool, typer.Option(help="Fit a final model on every cell (else keep the best fold's).")
     ] = True,
@@ -93,13 +98,13 @@ def train_command(
             help="Share of normal cells the open-set flag sets apart as unidentified "
             "(docs/models.md); 0: no open-set fit."
         ),
-    ] = 0.05,
+    ] = _RECIPE.open_set_rate,
     open_set_holdout: Annotated[
         float,
         typer.Option(
             help="Share of the cells the final fit leaves out to fit the open-set score on."
         ),
-    ] = 0.1,
+    ] = _RECIPE.open_set_holdout,
     device: _DEVICE = "auto",
     threads: _THREADS = 0,
 ) -> None:
@@ -210,17 +215,17 @@ def evaluate_command(
 def experiment_paper(
     data: _DATA,
     out: Annotated[Path, typer.Option(help="Experiment folder (resumable).")] = Path("runs/paper"),
-    folds: _FOLDS = 5,
-    epochs: _EPOCHS = 20,
+    folds: _FOLDS = _RECIPE.folds,
+    epochs: _EPOCHS = _RECIPE.epochs,
     input_size: _SIZE = None,
-    seed: _SEED = 0,
-    rho: _RHO = 0.5,
-    batch_repetition: _REPEAT = 1,
-    weight_decay: _WEIGHT_DECAY = 1e-4,
-    warmup_epochs: _WARMUP = 0.0,
-    augment: _AUGMENT = True,
+    seed: _SEED = _RECIPE.seed,
+    rho: _RHO = _RECIPE.rho,
+    batch_repetition: _REPEAT = _RECIPE.batch_repetition,
+    weight_decay: _WEIGHT_DECAY = _RECIPE.weight_decay,
+    warmup_epochs: _WARMUP = _RECIPE.warmup_epochs,
+    augment: _AUGMENT = _RECIPE.augment,
     jitter: _JITTER = None,
-    label_smoothing: _SMOOTHING = 0.0,
+    label_smoothing: _SMOOTHING = _RECIPE.label_smoothing,
     fold_limit: _FOLD_LIMIT = None,
     device: _DEVICE = "auto",
     threads: _THREADS = 0,

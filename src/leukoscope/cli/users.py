@@ -11,6 +11,7 @@ from rich.table import Table
 
 from leukoscope.cli.core import app as root
 from leukoscope.cli.core import console, settings
+from leukoscope.cli.options import RESULTS_DB_OPTION
 from leukoscope.errors import ParameterError
 
 if TYPE_CHECKING:
@@ -21,7 +22,6 @@ user_app = typer.Typer(
 )
 root.add_typer(user_app, name="user")
 
-DbOption = Annotated[Path | None, typer.Option("--db", help="Results database (SQLite).")]
 NameArgument = Annotated[str, typer.Argument(help="The account's name (as audit rows show it).")]
 PasswordStdin = Annotated[
     bool,
@@ -67,7 +67,7 @@ def _said(text: str) -> None:
 
 @user_app.command("add")
 def user_add(
-    name: NameArgument, db: DbOption = None, password_stdin: PasswordStdin = False
+    name: NameArgument, db: RESULTS_DB_OPTION = None, password_stdin: PasswordStdin = False
 ) -> None:
     """Add an account (asks its password twice, or reads it with --password-stdin)."""
     from leukoscope.review.records import check_reviewer
@@ -84,7 +84,7 @@ def user_add(
 
 @user_app.command("reset")
 def user_reset(
-    name: NameArgument, db: DbOption = None, password_stdin: PasswordStdin = False
+    name: NameArgument, db: RESULTS_DB_OPTION = None, password_stdin: PasswordStdin = False
 ) -> None:
     """Give an account a new password; its open sessions end."""
     with _accounts(db) as accounts:
@@ -96,7 +96,7 @@ def user_reset(
 
 
 @user_app.command("disable")
-def user_disable(name: NameArgument, db: DbOption = None) -> None:
+def user_disable(name: NameArgument, db: RESULTS_DB_OPTION = None) -> None:
     """Stop an account from logging in; its open sessions end at their next request."""
     with _accounts(db) as accounts:
         account = accounts.disable_user(name)
@@ -104,7 +104,7 @@ def user_disable(name: NameArgument, db: DbOption = None) -> None:
 
 
 @user_app.command("enable")
-def user_enable(name: NameArgument, db: DbOption = None) -> None:
+def user_enable(name: NameArgument, db: RESULTS_DB_OPTION = None) -> None:
     """Let a disabled account log in again."""
     with _accounts(db) as accounts:
         account = accounts.enable_user(name)
@@ -112,7 +112,7 @@ def user_enable(name: NameArgument, db: DbOption = None) -> None:
 
 
 @user_app.command("list")
-def user_list(db: DbOption = None) -> None:
+def user_list(db: RESULTS_DB_OPTION = None) -> None:
     """Every account: name, whether it may log in, when it was added."""
     from leukoscope.review.page import utc
 

@@ -35,15 +35,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
+from pydantic import ConfigDict, ValidationError
 from scipy import ndimage
 
-from leukoscope.config import SegmentationConfig
+from leukoscope.config import SegmentationConfig, format_validation_error
 from leukoscope.errors import ParameterError, PipelineError, TooManyRegions
-from leukoscope.imaging import DEFAULT_CROP_UM, crop_cell, crop_side_px
+from leukoscope.imaging import crop_cell, crop_side_px
 from leukoscope.pipeline import budget
 from leukoscope.pipeline.regions import (
     MergeStats,
@@ -54,40 +55,23 @@ from leukoscope.pipeline.regions import (
     pieces,
     seed_count,
 )
-from leukoscope.types import CellCrop, CellKey, FrameSet, Modality
+from leukoscope.types import NUCLEAR_STAIN, CellCrop, CellKey, FrameSet
 
 TOO_MANY_REGIONS = "too_many_regions"
 """How the failure reason of a field with more candidate regions than `max_regions` begins."""
 
 
-@dataclass(frozen=True)
-class SegmentationParams:
-    """Detection settings, in micrometres in the sample plane."""
+class SegmentationParams(SegmentationConfig):
+    """Detection settings, in micrometres in the sample plane: the fields, defaults and bounds of
+    `[pipeline.segmentation]` (SegmentationConfig), frozen, and a ParameterError when out of bounds."""
 
-    working_px_um: float = 1.0  # pixel size of the downsampled detection image
-    background_um: float = 30.0
-    smooth_um: float = 0.75
-    threshold_sigmas: float = 6.0
-    close_um: float = 1.0
-    marker_sigma_um: float = 1.5
-    marker_radius_um: float = 4.0
-    max_nucleus_um: float = 7.0
-    max_cell_um: float = 9.0
-    max_lobe_um2: float = 45.0
-    min_area_um2: float = 6.0
-    max_area_um2: float = 250.0
-    min_contrast: float = 0.0  # threshold >= this share of the brightest signal (0 = off)
-    max_regions: int = 2000  # a field with more candidate regions fails (TooManyRegions)
-    max_extent_um: float = 12.0
-    border_um: float = 2.5
-    border_share: float = 0.6  # cut: along the border over this share of the nucleus' width
-    crop_um: float = DEFAULT_CROP_UM
+    model_config = ConfigDict(frozen=True)
 
-    def __post_init__(self) -> None:
-        for name, value in vars(self).items():
-            positive = value >= 0 if name == "min_contrast" else value > 0
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and positive):
-                raise ParameterError(f"segmentation: {name} must be a positive number, got {value}")
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise ParameterError(format_validation_error(exc, "segmentation")) from None
 
     @classmethod
     def from_config(cls, config: SegmentationConfig | None) -> SegmentationParams:
@@ -362,12 +346,12 @@ def segment(
     the training set stores them, so the model sees the same intensities whatever the camera.
     """
     params = params or SegmentationParams()
-    if Modality.FLUORESCENCE not in frameset.modalities:
+    if NUCLEAR_STAIN not in frameset.modalities:
         raise ParameterError("segmentation needs the fluorescence frame")
     if out_px is not None and out_px < 0:
         raise ParameterError(f"out_px must be >= 1, got {out_px}")
     try:
-        detections = detect(frameset.frame(Modality.FLUORESCENCE), frameset.pixel_size_um, params)
+        detections = detect(frameset.frame(NUCLEAR_STAIN), frameset.pixel_size_um, params)
         return crop_detections(frameset, detections, out_px=out_px, params=params)
     except TooManyRegions as exc:
         raise TooManyRegions(f"{TOO_MANY_REGIONS}: {exc}") from None
