@@ -5,8 +5,10 @@ Order matters: modalities and classes appear in tensors, files and heads in the 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
+from types import MappingProxyType
 from typing import NamedTuple
 
 import numpy as np
@@ -23,6 +25,36 @@ class Modality(str, Enum):
 
 
 MODALITIES: tuple[Modality, ...] = tuple(Modality)
+
+
+class Illumination(str, Enum):
+    """How a light reaches the camera: through the smear, or as a stain's emission."""
+
+    BRIGHT_FIELD = "bright_field"  # transmitted light, absorbed by the stained cells
+    FLUORESCENCE = "fluorescence"  # epifluorescence: the camera sees the stain's emission
+
+
+ILLUMINATION: Mapping[Modality, Illumination] = MappingProxyType(
+    {
+        Modality.COLOR1: Illumination.BRIGHT_FIELD,
+        Modality.COLOR2: Illumination.BRIGHT_FIELD,
+        Modality.COLOR3: Illumination.BRIGHT_FIELD,
+        Modality.FLUORESCENCE: Illumination.FLUORESCENCE,
+    }
+)
+"""Each modality's kind of light: the one place that says which lights are bright field."""
+NUCLEAR_STAIN: Modality = Modality.FLUORESCENCE
+"""The light nuclei are found and focused on: the fluorescence of the DNA stain."""
+
+
+def is_fluorescence(modality: Modality) -> bool:
+    """Whether the camera sees a stain's emission under this light (else transmitted light)."""
+    return ILLUMINATION[modality] is Illumination.FLUORESCENCE
+
+
+def bright_field_modalities() -> tuple[Modality, ...]:
+    """The bright-field lights, in modality order."""
+    return tuple(m for m in MODALITIES if ILLUMINATION[m] is Illumination.BRIGHT_FIELD)
 
 
 class CellClass(str, Enum):

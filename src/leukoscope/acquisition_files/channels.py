@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from leukoscope.config import LightsConfig
-from leukoscope.types import Modality
+from leukoscope.types import Modality, is_fluorescence
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ def channel_optics(
             display_color=lights.channels[m].display_color,
             wavelength_nm=lights.channels[m].wavelength_nm,
             emission_nm=lights.channels[m].emission_nm,
-            fluorescence=m is Modality.FLUORESCENCE,
+            fluorescence=is_fluorescence(m),
         )
         for m in modalities
         if m in lights.channels

@@ -9,7 +9,7 @@ from pydantic import Field, field_validator, model_validator
 
 from leukoscope import limits
 from leukoscope.config.base import Section, merge_over
-from leukoscope.types import MODALITIES, Modality
+from leukoscope.types import ILLUMINATION, MODALITIES, Illumination, Modality, is_fluorescence
 
 
 class LightChannel(Section):
@@ -34,21 +34,30 @@ class LightChannel(Section):
     )
 
 
+_DEFAULT_LIGHTS: dict[Modality, tuple[str, float, str]] = {
+    Modality.COLOR1: ("blue", 450.0, "#0000ff"),
+    Modality.COLOR2: ("green", 530.0, "#00ff00"),
+    Modality.COLOR3: ("red", 630.0, "#ff0000"),
+    Modality.FLUORESCENCE: ("fluorescence excitation", 470.0, "#40ff60"),
+}
+"""Each light's default display name, peak wavelength (nm) and display colour."""
+_DEFAULT_EMISSION_NM = 525.0
+"""Acridine orange bound to DNA emits at about 525 nm: the default of the fluorescence lights."""
+_DEFAULT_EXPOSURE_US: dict[Illumination, float] = {
+    Illumination.BRIGHT_FIELD: 2000.0,
+    Illumination.FLUORESCENCE: 20000.0,
+}
+"""Default exposure by kind of light: the stain's emission is far dimmer than transmitted light."""
+
+
 def _default_lights() -> dict[Modality, LightChannel]:
-    names = {
-        Modality.COLOR1: ("blue", 450.0, "#0000ff"),
-        Modality.COLOR2: ("green", 530.0, "#00ff00"),
-        Modality.COLOR3: ("red", 630.0, "#ff0000"),
-        Modality.FLUORESCENCE: ("fluorescence excitation", 470.0, "#40ff60"),
-    }
     return {
         m: LightChannel(
             channel=i + 1,
-            display_name=names[m][0],
-            wavelength_nm=names[m][1],
-            display_color=names[m][2],
-            # acridine orange bound to DNA emits at about 525 nm
-            emission_nm=525.0 if m is Modality.FLUORESCENCE else 0.0,
+            display_name=_DEFAULT_LIGHTS[m][0],
+            wavelength_nm=_DEFAULT_LIGHTS[m][1],
+            display_color=_DEFAULT_LIGHTS[m][2],
+            emission_nm=_DEFAULT_EMISSION_NM if is_fluorescence(m) else 0.0,
         )
         for i, m in enumerate(MODALITIES)
     }
@@ -90,12 +99,7 @@ Exposure = Annotated[float, Field(gt=0.0, le=limits.MAX_EXPOSURE_US)]
 
 
 def _default_exposures() -> dict[Modality, float]:
-    return {
-        Modality.COLOR1: 2000.0,
-        Modality.COLOR2: 2000.0,
-        Modality.COLOR3: 2000.0,
-        Modality.FLUORESCENCE: 20000.0,
-    }
+    return {m: _DEFAULT_EXPOSURE_US[ILLUMINATION[m]] for m in MODALITIES}
 
 
 class CameraConfig(Section):

@@ -16,7 +16,7 @@ from leukoscope.instrument.acquisition import Acquisition, AcquisitionSettings
 from leukoscope.instrument.flatfield import RigCorrection
 from leukoscope.instrument.registration import Registrar, Shift, calibrate
 from leukoscope.instrument.rig import Rig
-from leukoscope.types import FrameSet, Modality
+from leukoscope.types import FrameSet, Modality, is_fluorescence
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def calibrate_correction(
     background: dict[Modality, float] = {
         m: flatfield.background_from([fs.frame(m) for fs in found], dark[m], flat[m])
         for m in settings.modalities
-        if m is not Modality.FLUORESCENCE
+        if not is_fluorescence(m)
     }
     log.info("dark and flat frames from %d frame(s) and %d field(s)", frames, len(found))
     return RigCorrection(
@@ -118,7 +118,7 @@ def calibrate_exposure(
         found = _raw_fields(rig, current, fields)
         full = float(2 ** found[0].bit_depth - 1) if found[0].bit_depth else 255.0
         for modality in settings.modalities:
-            if modality is Modality.FLUORESCENCE:
+            if is_fluorescence(modality):
                 continue
             stack = np.concatenate([fs.frame(modality).ravel() for fs in found])
             clipped = float(np.mean(stack >= full))

@@ -26,7 +26,7 @@ from threadpoolctl import ThreadpoolController
 
 from leukoscope.config import RegistrationConfig
 from leukoscope.errors import ParameterError
-from leukoscope.types import MODALITIES, Modality
+from leukoscope.types import MODALITIES, Modality, is_fluorescence
 
 log = logging.getLogger(__name__)
 
@@ -163,10 +163,6 @@ def apply_shift(image: np.ndarray, shift: Shift) -> np.ndarray:
     )
 
 
-def _is_bright_field(modality: Modality) -> bool:
-    return modality is not Modality.FLUORESCENCE
-
-
 @dataclass(frozen=True)
 class Registration:
     """Registered frames and the shift applied to each (reference: (0, 0))."""
@@ -209,7 +205,7 @@ class Registrar:
                     raise ParameterError(
                         f"{modality.value} frame is {image.shape}, reference {ref.shape}"
                     )
-                cross = _is_bright_field(modality) != _is_bright_field(self.reference)
+                cross = is_fluorescence(modality) != is_fluorescence(self.reference)
                 if cross not in spectra:
                     ref_flat = _flat(ref) if ref_flat is None else ref_flat
                     spectra[cross] = _spectrum(feature_image(ref, cross, ref_flat))

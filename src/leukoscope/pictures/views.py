@@ -9,9 +9,8 @@ import numpy as np
 from leukoscope.config import Settings
 from leukoscope.errors import StorageError
 from leukoscope.pictures.png import encode_png
-from leukoscope.types import MODALITIES, Modality
+from leukoscope.types import MODALITIES, Modality, bright_field_modalities
 
-BRIGHT_FIELD = (Modality.COLOR1, Modality.COLOR2, Modality.COLOR3)
 VIEWS = ("composite", *(m.value for m in MODALITIES))
 """What `cell_view` draws: the bright-field composite, or one modality in its display colour."""
 LOW_PERCENTILE, HIGH_PERCENTILE = 1.0, 99.5
@@ -49,7 +48,7 @@ def cell_view(
     if view not in VIEWS:
         raise StorageError(f"unknown view {view!r}")
     if view == "composite":
-        present = [m for m in BRIGHT_FIELD if m in tiles]
+        present = [m for m in bright_field_modalities() if m in tiles]
         if not present:
             raise StorageError("the model saw no bright-field light: no composite to draw")
         total = sum(colours[m] for m in present)

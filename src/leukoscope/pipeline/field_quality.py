@@ -40,7 +40,7 @@ from leukoscope.errors import FieldQualityError, OverBudget, PipelineError, TooM
 from leukoscope.pipeline.budget import OVER_BUDGET
 from leukoscope.pipeline.focus import focus_measure
 from leukoscope.results.quality_kinds import QualityKind
-from leukoscope.types import CellCrop, FrameSet, Modality
+from leukoscope.types import NUCLEAR_STAIN, CellCrop, FrameSet, Modality, is_fluorescence
 
 GRID_PIXELS = 65_536
 """Most pixels a frame's statistics are measured on (an even sub-grid of the frame)."""
@@ -150,7 +150,7 @@ def problem(stats: FrameStats, config: QualityConfig | None = None) -> Problem |
     """Why a frame cannot be used (None when it can)."""
     c = config or QualityConfig()
     name, full = stats.modality.value, stats.full_scale
-    fluorescence = stats.modality is Modality.FLUORESCENCE
+    fluorescence = is_fluorescence(stats.modality)
     if fluorescence and stats.saturated > c.max_saturated_fluorescence:
         return Problem(
             QualityKind.SATURATED_FLUORESCENCE,
@@ -211,7 +211,7 @@ def nucleus_problems(
             continue
         full = full_scale(frame.dtype, frameset.bit_depth)
         clipped = frame[mask] >= full
-        if modality is Modality.FLUORESCENCE:
+        if is_fluorescence(modality):
             share = float(np.count_nonzero(clipped)) / pixels
             if share > c.max_saturated_nuclei:
                 found.append(
@@ -247,8 +247,8 @@ def assess(
     c = config or QualityConfig()
     _fail(nucleus_problems(frameset, boxes, c))
     focus = None
-    if Modality.FLUORESCENCE in frameset.modalities:
-        focus = focus_measure(frameset.frame(Modality.FLUORESCENCE), frameset.pixel_size_um, boxes)
+    if NUCLEAR_STAIN in frameset.modalities:
+        focus = focus_measure(frameset.frame(NUCLEAR_STAIN), frameset.pixel_size_um, boxes)
     if focus is not None and focus < c.focus_fail:
         _fail(
             [
@@ -261,8 +261,7 @@ def assess(
         )
     notes: list[QualityKind] = []
     if any(
-        s.modality is not Modality.FLUORESCENCE and s.saturated > c.warn_saturated_background
-        for s in stats
+        not is_fluorescence(s.modality) and s.saturated > c.warn_saturated_background for s in stats
     ):
         notes.append(QualityKind.SATURATED_BACKGROUND)
     if focus is not None and focus < c.focus_warn:

@@ -14,8 +14,16 @@ import numpy as np
 from leukoscope.config import Settings
 from leukoscope.errors import ParameterError, StorageError
 from leukoscope.pictures.native import NativeCrops, cell_tiles
-from leukoscope.pictures.views import BRIGHT_FIELD, cell_view, display_colours
-from leukoscope.types import MODALITIES, CellKey, CellResult, Modality, parse_modalities
+from leukoscope.pictures.views import cell_view, display_colours
+from leukoscope.types import (
+    MODALITIES,
+    NUCLEAR_STAIN,
+    CellKey,
+    CellResult,
+    Modality,
+    bright_field_modalities,
+    parse_modalities,
+)
 
 
 @dataclass(frozen=True)
@@ -70,12 +78,11 @@ def gallery_pictures(
             continue
         tiles, crop = found
         side = next(iter(tiles.values())).shape[0]
-        has_bright = any(m in tiles for m in BRIGHT_FIELD)
-        fluorescence = Modality.FLUORESCENCE.value
+        has_bright = any(m in tiles for m in bright_field_modalities())
         pictures[result.key] = CellPictures(
             composite=cell_view(tiles, colours, "composite") if has_bright else None,
-            fluorescence=cell_view(tiles, colours, fluorescence)
-            if Modality.FLUORESCENCE in tiles
+            fluorescence=cell_view(tiles, colours, NUCLEAR_STAIN.value)
+            if NUCLEAR_STAIN in tiles
             else None,
             crop=crop,
             side_px=side,

@@ -28,7 +28,7 @@ from leukoscope.pipeline.segmentation import (
     detection_point,
 )
 from leukoscope.spreadsheet import SafeWriter
-from leukoscope.types import CELL_CLASSES, Modality
+from leukoscope.types import CELL_CLASSES, NUCLEAR_STAIN
 from leukoscope.validation.labels import Label, describe_acquisitions, read_labels
 from leukoscope.validation.matching import DEFAULT_RADIUS_UM, match_points
 from leukoscope.validation.outdir import refuse_existing, staged_folder
@@ -110,13 +110,11 @@ def build_dataset(
         for (sample, fov), field_labels in sorted(_by_field(labels).items()):
             acquisition = found[sample]
             frameset = storage.read_field(acquisition.folder, fov)
-            if Modality.FLUORESCENCE not in frameset.modalities:
+            if NUCLEAR_STAIN not in frameset.modalities:
                 raise ParameterError(
                     f"{acquisition.folder}: no fluorescence frame; segmentation needs one"
                 )
-            detections = detect(
-                frameset.frame(Modality.FLUORESCENCE), frameset.pixel_size_um, params
-            )
+            detections = detect(frameset.frame(NUCLEAR_STAIN), frameset.pixel_size_um, params)
             points = [detection_point(d) for d in detections]
             radius_px = radius_um / frameset.pixel_size_um
             pairs = match_points([(lb.y_px, lb.x_px) for lb in field_labels], points, radius_px)

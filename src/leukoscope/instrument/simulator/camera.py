@@ -24,7 +24,7 @@ from leukoscope.instrument.simulator.sample import SimulatedSample
 from leukoscope.instrument.simulator.sensor import Sensor, bit_depth_of
 from leukoscope.instrument.simulator.state import SimulatedRigState
 from leukoscope.instrument.simulator.streams import Stream
-from leukoscope.types import MODALITIES, Frame, Modality
+from leukoscope.types import MODALITIES, Frame, is_fluorescence
 
 MAX_QUEUED = 16
 """Frames the simulated driver buffers; older ones are dropped when it overflows."""
@@ -191,7 +191,7 @@ class SimulatedCamera:
         if lit:
             prior = self._dose.get(fov, 0.0)
             sources = self.sensor.lit_sources(self._radiance(fov), lit, self.exposure_us, prior)
-            fluorescence = lit.get(Modality.FLUORESCENCE, 0.0) * self.exposure_us
+            fluorescence = sum(v for m, v in lit.items() if is_fluorescence(m)) * self.exposure_us
             self._dose[fov] = prior + fluorescence
         first = next((m for m in MODALITIES if m in lit), MODALITIES[0])
         rng = np.random.default_rng([self.seed, Stream.CAMERA_NOISE, frame_id])

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from leukoscope.instrument.simulator.cellpatch import CellComponents
-from leukoscope.types import Modality
+from leukoscope.types import Modality, is_fluorescence
 
 # per modality: haemoglobin, nucleus, pink cytoplasm, RNA cytoplasm, vacuole, rim
 _BRIGHT: dict[Modality, tuple[float, float, float, float, float, float]] = {
@@ -42,7 +42,7 @@ HB_FLUORESCENCE_ABSORBANCE = 1.6
 
 def hemoglobin_absorbance(modality: Modality) -> float:
     """Absorbance per unit red-cell thickness under `modality`."""
-    if modality is Modality.FLUORESCENCE:
+    if is_fluorescence(modality):
         return HB_FLUORESCENCE_ABSORBANCE
     return _BRIGHT[modality][0]
 
@@ -53,7 +53,7 @@ def cell_signal(components: CellComponents, modality: Modality) -> np.ndarray:
     granule = _GRANULES[modality][c.granule_kind]
     pink = c.cytoplasm * np.float32(c.shape.cytoplasm_pink * c.shape.stain)
     rna = c.cytoplasm * np.float32(c.shape.cytoplasm_rna * c.shape.stain)
-    if modality is Modality.FLUORESCENCE:
+    if is_fluorescence(modality):
         e_nuc, e_pink, e_rna, e_vac = _EMISSION
         emission = e_nuc * c.nucleus + e_pink * pink + e_rna * rna + e_vac * c.vacuoles
         emission += np.float32(granule * c.shape.stain) * c.granules
@@ -76,6 +76,6 @@ PLATELET_EMISSION = 0.10
 
 def platelet_signal(density: np.ndarray, modality: Modality) -> np.ndarray:
     """A platelet's transmission (bright-field) or emission (fluorescence) from its stain density."""
-    if modality is Modality.FLUORESCENCE:
+    if is_fluorescence(modality):
         return (PLATELET_EMISSION * density).astype(np.float32)
     return np.exp(-PLATELET_ABSORBANCE[modality] * density).astype(np.float32)

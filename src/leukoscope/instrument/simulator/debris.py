@@ -26,7 +26,7 @@ import numpy as np
 from leukoscope.instrument.simulator.contrast import hemoglobin_absorbance
 from leukoscope.instrument.simulator.placement import Disc, clear_of
 from leukoscope.instrument.simulator.truth import Debris
-from leukoscope.types import Modality
+from leukoscope.types import MODALITIES, Modality, is_fluorescence
 
 DEBRIS_KINDS = ("precipitate", "fragment", "dust")
 _KIND_SHARE = (0.6, 0.25, 0.15)
@@ -41,12 +41,10 @@ _ABSORBANCE: dict[str, dict[Modality, float]] = {
         Modality.FLUORESCENCE: 0.35,
     },
     "fragment": {
-        m: _FRAGMENT_THICKNESS * hemoglobin_absorbance(m)
-        for m in (Modality.COLOR1, Modality.COLOR2, Modality.COLOR3)
-    }
-    | {
-        Modality.FLUORESCENCE: 1.0
-        - math.exp(-_FRAGMENT_THICKNESS * hemoglobin_absorbance(Modality.FLUORESCENCE))
+        m: 1.0 - math.exp(-_FRAGMENT_THICKNESS * hemoglobin_absorbance(m))
+        if is_fluorescence(m)
+        else _FRAGMENT_THICKNESS * hemoglobin_absorbance(m)
+        for m in MODALITIES
     },
     # dust, fibres: grey, absorbing every colour alike
     "dust": {
@@ -106,7 +104,7 @@ class OverlayPatch:
     def alpha_premult(self, modality: Modality) -> tuple[np.ndarray, np.ndarray]:
         """Coverage (how much of the background is replaced) and premultiplied own signal."""
         a = self.absorbance[modality]
-        if modality is Modality.FLUORESCENCE:
+        if is_fluorescence(modality):
             alpha = np.clip(a * self.density, 0.0, 1.0).astype(np.float32)
             return alpha, (self.emission * self.density).astype(np.float32)
         alpha = (1.0 - np.exp(-a * self.density)).astype(np.float32)

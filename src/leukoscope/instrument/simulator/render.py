@@ -40,7 +40,7 @@ from leukoscope.instrument.simulator.sample import SimulatedSample
 from leukoscope.instrument.simulator.smudge import rasterise_smudge
 from leukoscope.instrument.simulator.streams import Stream
 from leukoscope.instrument.simulator.truth import WhiteCellShape
-from leukoscope.types import MODALITIES, Modality
+from leukoscope.types import MODALITIES, Modality, is_fluorescence
 
 _THREADED_PIXELS = 1 << 20  # fields this large render two modalities at a time
 
@@ -104,7 +104,7 @@ class FieldRenderer:
     def _make_layer(self, canvas: int, modality: Modality) -> np.ndarray:
         hb = self.sample.rbc_canvas(canvas)
         base = np.exp(-hemoglobin_absorbance(modality) * hb).astype(np.float32)
-        if modality is Modality.FLUORESCENCE:
+        if is_fluorescence(modality):
             base *= np.float32(self._background)
         layer = blur_shift_periodic(
             base, self.optics.sigma(modality), self.optics.offsets_px[modality]

@@ -17,7 +17,7 @@ import numpy as np
 
 from leukoscope.errors import CameraError
 from leukoscope.instrument.simulator.params import SensorParams
-from leukoscope.types import MODALITIES, Modality
+from leukoscope.types import MODALITIES, Modality, is_fluorescence
 
 PIXEL_FORMATS: dict[str, int] = {"Mono8": 8, "Mono10": 10, "Mono12": 12, "Mono16": 16}
 """Supported GenICam pixel formats and their bit depth (8 -> uint8, more -> uint16)."""
@@ -109,7 +109,7 @@ class Sensor:
             if drive <= 0:
                 continue
             scale = 1.0
-            if modality is Modality.FLUORESCENCE:
+            if is_fluorescence(modality):
                 scale = bleach_factor(drive * exposure_us, prior_dose, self.params.bleach_dose)
             sources.append(self.source(radiance[modality], modality, exposure_us, drive, scale))
         return sources
