@@ -131,6 +131,11 @@ class _Worker:
                     self._ask(work, 1)
                 except zmq.Again:  # the aggregator is away; it re-dispatches what was lost
                     log.warning("%s: could not reach the aggregator in time", self.name)
+                    # a connection zmq cut for good (an over-size frame: MAXMSGSIZE) is never
+                    # retried by zmq itself: connect afresh and greet again
+                    work.close(linger=0)
+                    work = self._socket(zmq.DEALER, self._work_address())
+                    greeted = False
         except zmq.ContextTerminated:
             if not self.stop.is_set():
                 raise
