@@ -6,6 +6,7 @@ import sqlite3
 from pathlib import Path
 
 from leukoscope.errors import ParameterError, StorageError
+from leukoscope.results import connection
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS lis_orders (
@@ -65,7 +66,7 @@ def connect(path: Path, *, create: bool = False) -> sqlite3.Connection:
 
         ResultStore(path).close()
     try:
-        db = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+        db = connection.connect(path, autocommit=True)
         db.row_factory = sqlite3.Row
         db.execute("PRAGMA journal_mode=WAL")
         db.executescript(SCHEMA)

@@ -22,6 +22,7 @@ from leukoscope.errors import LisError
 from leukoscope.ids import SAMPLE_ID_RULE, is_sample_id
 from leukoscope.lis.db import RAW_LIMIT, has_table
 from leukoscope.report.lis import PANEL, Order
+from leukoscope.results.connection import connect
 
 MESSAGE_TYPES = {("OML", "O33"), ("ORM", "O01")}
 NEW, CHANGE, CANCEL = "NW", "XO", "CA"
@@ -241,11 +242,8 @@ def receive(db: sqlite3.Connection, text: str, door: str, source: str) -> list[O
 def order_for(database: Path, accession: str) -> Order | None:
     """The active order for `accession` in results database `database`, read only (None when
     there is none, or no worklist yet)."""
-    from urllib.parse import quote
-
-    uri = f"file:{quote(str(Path(database).resolve()))}?mode=ro"
     try:
-        db = sqlite3.connect(uri, uri=True, timeout=30.0)
+        db = connect(database, read_only=True)
     except sqlite3.Error:
         return None
     db.row_factory = sqlite3.Row

@@ -22,10 +22,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-from urllib.parse import quote
 
 from leukoscope.errors import StorageError
 from leukoscope.results import interrupted, reads
+from leukoscope.results.connection import connect
 from leukoscope.results.counts import differential_cells, summarize
 from leukoscope.results.ledger import SampleLedger
 from leukoscope.results.reads import SampleProgress
@@ -62,7 +62,7 @@ class ResultStore:
             return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30.0)
+            self._db = connect(self.path)
         except (OSError, sqlite3.Error) as exc:
             raise StorageError(f"{self.path}: cannot open results database: {exc}") from None
         try:
@@ -72,26 +72,26 @@ class ResultStore:
             raise
 
     def _open_read_only(self) -> sqlite3.Connection:
-        """Open for reading only, also on read-only media (where SQLite cannot make its WAL
-        index file: then the file is opened as immutable); the schema is checked, not migrated."""
-        uri = f"file:{quote(str(self.path.resolve()))}"
-        for mode in ("?mode=ro", "?immutable=1"):
-            try:
-                db = sqlite3.connect(uri + mode, uri=True, check_same_thread=False, timeout=30.0)
-                db.row_factory = sqlite3.Row
-                version = read_version(db)
-            except sqlite3.Error as exc:
-                error = exc
-                continue
-            if version not in READABLE_VERSIONS:
-                db.close()
-                raise StorageError(
-                    f"{self.path}: results schema {version or 'none'}, this build reads "
-                    f"{SCHEMA_VERSION}"
-                )
-            self.schema_version = int(version)
-            return db
-        raise StorageError(f"{self.path}: cannot open results database: {error}")
+        """Open for reading only, also on read-only media (`connection.connect`); the schema is
+        checked, not migrated."""
+        try:
+            db = connect(self.path, read_only=True)
+        except sqlite3.Error as exc:
+            raise StorageError(f"{self.path}: cannot open results database: {exc}") from None
+        db.row_factory = sqlite3.Row
+        try:
+            version = read_version(db)
+        except sqlite3.Error as exc:
+            db.close()
+            raise StorageError(f"{self.path}: cannot open results database: {exc}") from None
+        if version not in READABLE_VERSIONS:
+            db.close()
+            raise StorageError(
+                f"{self.path}: results schema {version or 'none'}, this build reads "
+                f"{SCHEMA_VERSION}"
+            )
+        self.schema_version = int(version)
+        return db
 
     def _init_schema(self) -> None:
         db = self._db

@@ -10,9 +10,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import TypeVar
-from urllib.parse import quote
 
 from leukoscope.errors import StorageError
+from leukoscope.results.connection import connect
 from leukoscope.review.chain import chain_existing
 from leukoscope.review.schema import (
     ADDED_COLUMNS,
@@ -39,9 +39,7 @@ class ReviewDatabase:
             else:
                 if not self.path.is_file():
                     raise StorageError(f"results database {self.path} not found")
-                self._db = sqlite3.connect(
-                    self.path, timeout=30.0, check_same_thread=False, isolation_level=None
-                )
+                self._db = connect(self.path, autocommit=True)
                 self._db.row_factory = sqlite3.Row
                 self._db.executescript(SCHEMA)
                 self._add_columns()
@@ -71,23 +69,16 @@ class ReviewDatabase:
         db.executescript(GUARDS)
 
     def _open_read_only(self) -> sqlite3.Connection:
-        """Read only; on read-only media (no WAL index can be made) as an immutable file."""
-        uri = f"file:{quote(str(self.path.resolve()))}"
-        error: sqlite3.Error | None = None
-        for mode in ("?mode=ro", "?immutable=1"):
-            try:
-                db = sqlite3.connect(
-                    uri + mode, uri=True, timeout=30.0, check_same_thread=False,
-                    isolation_level=None,
-                )  # fmt: skip
-                db.row_factory = sqlite3.Row
-                names = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
-            except sqlite3.Error as exc:
-                error = exc
-                continue
-            self._has_tables = "review_samples" in names
-            return db
-        raise sqlite3.Error(str(error))
+        """Read only, also on read-only media (`results.connection.connect`)."""
+        db = connect(self.path, read_only=True, autocommit=True)
+        db.row_factory = sqlite3.Row
+        try:
+            names = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
+        except sqlite3.Error:
+            db.close()
+            raise
+        self._has_tables = "review_samples" in names
+        return db
 
     def close(self) -> None:
         """Close the connection (idempotent)."""

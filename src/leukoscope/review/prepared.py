@@ -22,6 +22,7 @@ from leukoscope.pictures.native import NativeCrops
 from leukoscope.pictures.png import encode_png
 from leukoscope.pictures.thumbnail import split_tiles
 from leukoscope.pictures.views import auto_contrast
+from leukoscope.results.connection import connect
 from leukoscope.results.store import ResultStore
 from leukoscope.types import Modality, SampleStatus
 
@@ -46,7 +47,7 @@ def strip_png(tiles: dict[Modality, np.ndarray]) -> tuple[str, bytes]:
 
 
 def _connect(database: Path) -> sqlite3.Connection:
-    db = sqlite3.connect(str(database), timeout=30.0, check_same_thread=False)
+    db = connect(database)
     db.executescript(SCHEMA)
     return db
 
@@ -167,7 +168,7 @@ def read_prepared(
     """Every prepared cell of a sample by (fov, cell_index), its tiles (grey, 0..255); read only,
     {} when there are none or the file has no such table."""
     try:
-        db = sqlite3.connect(f"file:{Path(database).resolve()}?mode=ro", uri=True, timeout=30.0)
+        db = connect(database, read_only=True)
     except sqlite3.Error:
         return {}
     try:

@@ -17,9 +17,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from leukoscope.errors import ParameterError, StorageError
+from leukoscope.results.connection import connect
 
 TABLE = "model_validations"
 VERDICTS = ("PASS", "FAIL")
@@ -126,7 +126,7 @@ def record_validation(database: Path, record: ValidationRecord) -> ValidationRec
         record.report,
     )
     try:
-        db = sqlite3.connect(database, timeout=30.0)
+        db = connect(database)
     except sqlite3.Error as exc:
         raise StorageError(f"{database}: cannot open results database: {exc}") from None
     try:
@@ -157,21 +157,14 @@ def _reading(database: Path | sqlite3.Connection) -> Iterator[sqlite3.Connection
     if not path.is_file():
         yield None
         return
-    uri = f"file:{quote(str(path.resolve()))}"
-    error: sqlite3.Error | None = None
-    for mode in ("?mode=ro", "?immutable=1"):
-        try:
-            db = sqlite3.connect(uri + mode, uri=True, timeout=30.0)
-            db.execute("SELECT name FROM sqlite_master LIMIT 1").fetchall()
-        except sqlite3.Error as exc:
-            error = exc
-            continue
-        try:
-            yield db
-        finally:
-            db.close()
-        return
-    raise StorageError(f"{path}: cannot open results database: {error}")
+    try:
+        db = connect(path, read_only=True)
+    except sqlite3.Error as exc:
+        raise StorageError(f"{path}: cannot open results database: {exc}") from None
+    try:
+        yield db
+    finally:
+        db.close()
 
 
 def _has_table(db: sqlite3.Connection) -> bool:
