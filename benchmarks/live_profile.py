@@ -5,7 +5,7 @@ embedded pipeline) with every stage wrapped by a timer, and prints per stage its
 spent inside it (summed over threads; render and read-out use two threads inside) and its share.
 `compare`: `leukoscope run --simulate --sample demo` and `leukoscope batch` on the acquisition it
 saved, as child processes, alternated `--repeats` times: wall, CPU (user + sys) and peak RSS of each
-(os.wait4), and the ratios the issue asks for. `replay`: the live path with the simulated
+(os.wait4), and their ratios (run / batch). `replay`: the live path with the simulated
 camera replaced by `instrument/replay_camera.ReplayCamera` serving saved fields at `--fps`
 four-light fields/s (emulated lights on the pty as before): fields analysed per second against the
 camera's rate, and each stage's time per call (what holds it when it falls behind).

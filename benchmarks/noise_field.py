@@ -5,10 +5,10 @@
 
 A simulated 2048 x 2048 field (0.25 um/px) gets its top rows replaced by bright 1 um specks on a
 flat background (5 % of the 1 um squares), as many rows as give about the wanted number of
-candidate regions. For each it prints the candidate regions, the time of the lobe merge now (grid
-and heap, `pipeline/regions.py`) and as it was (every pair measured again after each merge; only
-up to `--before-max` regions: 3,000 take about a quarter of an hour), the pairs the merge looked
-at and measured, the whole `segment` without a cap, and `segment` with the default cap
+candidate regions. For each it prints the candidate regions, the time of the lobe merge (grid
+and heap, `pipeline/regions.py`) and of a re-scan merge for comparison (every pair measured again
+after each merge; only up to `--before-max` regions: 3,000 take about a quarter of an hour), the
+pairs the merge looked at and measured, the whole `segment` without a cap, and `segment` with the default cap
 (`max_regions` 2,000: a field over it fails at once with `too_many_regions`).
 """
 
@@ -36,7 +36,7 @@ REGIONS_PER_ROW = 3.9  # candidate regions per noisy row of a 2048-wide field (m
 def rescan_merge(
     regions: list[Region], max_extent: float, cell_extent: float, lobe_px: float
 ) -> list[Region]:
-    """The lobe merge as it was: every pair measured again after each merge (O(n^3))."""
+    """A re-scan lobe merge, for comparison: every pair measured again after each merge (O(n^3))."""
     regions = list(regions)
     reach = max(max_extent, cell_extent)
     while len(regions) > 1:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The paper's tables and the default model on a 2-core CPU: the training defaults at
+# The paper's tables and a model to ship on a 2-core CPU: the training defaults at
 # 48x48, 8 epochs, 5 folds, each model's folds split over two single-thread processes.
 #
 #   benchmarks/paper_cpu.sh DATA OUT        # DATA from `leukoscope simulate dataset DATA --out-px 48`

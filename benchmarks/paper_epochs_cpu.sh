@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Table 1's four single lights and hs_mm_mimo at one number of epochs (default 20, `leukoscope train`'s
-# default; benchmarks/paper_cpu.sh trains the shipped 8), 48x48, the training defaults, 5 folds, no
+# default; benchmarks/paper_cpu.sh trains 8), 48x48, the training defaults, 5 folds, no
 # final fit, on a 2-core CPU: two single-thread queues side by side. 
 #
 #   benchmarks/paper_epochs_cpu.sh DATA OUT   # DATA from `leukoscope simulate dataset DATA --out-px 48`

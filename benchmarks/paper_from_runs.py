@@ -6,8 +6,8 @@ benchmarks/paper_cpu.sh), this reads their folds back, averages the single-light
 into the ensemble exactly as `experiment paper` does, and prints the accuracy table:
 
     .venv/bin/python benchmarks/paper_from_runs.py DATA \
-        color1=runs/paper18/single_color1 color2=... color3=... fluorescence=... \
-        --ensemble color1,color2,color3,fluorescence hs_mm_mimo=runs/ship18
+        color1=runs/paper/single_color1 color2=... color3=... fluorescence=... \
+        --ensemble color1,color2,color3,fluorescence hs_mm_mimo=runs/ship
 
 DATA is the dataset the runs were trained on (for the labels); every run must use its folds.
 """

@@ -3,7 +3,8 @@
 Every variant is a `leukoscope train` cross-validation (train.TrainingRun.cross_validate and the prior
 correction train fits, nothing re-implemented) with the defaults of `TrainConfig` changed by the
 variant's overrides. Rows: the defaults (balance 0.5), the plain recipe (the same with balance 1),
-the previous defaults ("old"), each factor of the old recipe added to the plain recipe, and
+"old defaults" (every optional extra at once: scale/shift and contrast/gain jitter, weight decay
+0.01, a warm-up epoch, balance 1), each of those extras added to the plain recipe alone, and
 balance 0, rho 0 and label smoothing.
 
     # real cells (benchmarks/bccd_cells.py) and the simulator's field-cut set, then one table:

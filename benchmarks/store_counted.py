@@ -1,4 +1,4 @@
-"""What marking the counted cells costs: `finish_sample` (which now rebuilds the sample's ledger and
+"""What marking the counted cells costs: `finish_sample` (which rebuilds the sample's ledger and
 writes `cells.counted`), the schema 2 -> 3 backfill of a whole database, and exporting a sample.
 
 A sample of `--cells` stored cells (target 200: the rest stored but not counted) in fields of 10;

@@ -1,7 +1,7 @@
 """CPU time of the wire codec per message: encode and decode of a frame set, a field's cell batch
 and a batch of classified cells, median of repeated runs (process CPU time, so other load on the
-machine matters less). With `--against REV` the codec as it was at git revision REV (the single
-`pipeline/wire.py` before the kind table) is timed in the same run, and the ratio printed.
+machine matters less). With `--against REV` the codec of git revision REV (a revision whose
+codec is the single module `pipeline/wire.py`) is timed in the same run, and the ratio printed.
 
     .venv/bin/python benchmarks/wire_codec.py --against ca24d00~1
 """
@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def old_codec(revision: str, folder: Path) -> ModuleType:
-    """`pipeline/wire.py` as it was at `revision`, imported as a module of its own."""
+    """`pipeline/wire.py` of git revision `revision`, imported as a module of its own."""
     source = subprocess.run(
         ["git", "show", f"{revision}:src/leukoscope/pipeline/wire.py"],
         cwd=ROOT,

@@ -151,7 +151,7 @@ class PreparedPictures:
             try:
                 prepare_sample(self.database, run_id, sample_id, self.crop_um)
             except (StorageError, sqlite3.Error, OSError):
-                continue  # served from the fields (or the stored crop) as before
+                continue  # served from the fields (or the stored crop), as if never prepared
 
     def close(self) -> None:
         """Stop the background preparation (after the sample in hand) and close."""

@@ -61,7 +61,7 @@ def ground_truth(
 
 
 def atypical_json(params: SampleParams) -> dict[str, Any]:
-    """The atypical-cell settings of a ground-truth record; empty when none are drawn (as before)."""
+    """The atypical-cell settings of a ground-truth record; empty when none are drawn."""
     if params.atypical_fraction <= 0:
         return {}
     mix = dict(zip(EXTRA_CLASSES, params.atypical_probabilities(), strict=True))

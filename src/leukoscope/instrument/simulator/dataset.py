@@ -3,8 +3,8 @@
 `root/<modality>/<CLASS>/<cell_id>.png`, the same relative paths in every modality folder, plus
 `root/dataset.json` (provenance and per-cell ground truth). Cells are cut from full simulated fields
 of view, rendered and captured by the very code of a simulated acquisition, with `imaging.crop_cell`,
-exactly as the pipeline cuts cells. (An earlier version rendered each cell on its own small tile;
-a model trained on those tiles scored 99.6% on them but 50-60% on cells cut from real fields.)
+exactly as the pipeline cuts cells: a model trained on cells rendered each on its own small tile
+does not transfer to cells cut from fields.
 """
 
 from __future__ import annotations
