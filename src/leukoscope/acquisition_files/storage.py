@@ -265,8 +265,8 @@ def failed_field_count(folder: Path) -> int:
     try:
         data = json.loads((Path(folder) / "failed_fields.json").read_text(encoding="utf-8"))
         return len(data["failed"]) if isinstance(data.get("failed"), list) else 0
-    except (OSError, ValueError, AttributeError, KeyError, TypeError):
-        return 0
+    except (OSError, ValueError, AttributeError, KeyError, TypeError, RecursionError):
+        return 0  # a deeply nested file too: never a traceback
 
 
 def list_fields(folder: Path) -> list[int]:
