@@ -92,9 +92,9 @@ def fit_prior_correction(
     totals closest to the true ones (smallest `count_bias`; ties go to the smaller power).
 
     The full correction (power = balance) assumes calibrated probabilities; a network trained to
-    convergence is over-confident, and the full power over-corrects: on the simulator's data it
-    halved monocyte recall and under-counted monocytes by half (docs/results.md). A differential is
-    a count, so the power is the one that counts right on held-out cells, measured, not assumed.
+    convergence is over-confident, and the full power can over-correct: rare classes such as
+    monocytes are then under-counted (`benchmarks/prior_correction.py` prints the sweep). A
+    differential is a count, so the power is the one that counts right on held-out cells, measured, not assumed.
     """
     truth = np.concatenate([labels[f.val_index] for f in folds])
     probs = np.concatenate([f.val_probs for f in folds])
