@@ -94,7 +94,8 @@ def fit_prior_correction(
     The full correction (power = balance) assumes calibrated probabilities; a network trained to
     convergence is over-confident, and the full power can over-correct: rare classes such as
     monocytes are then under-counted (`benchmarks/prior_correction.py` prints the sweep). A
-    differential is a count, so the power is the one that counts right on held-out cells, measured, not assumed.
+    differential is a count, so the power is the one that counts right on held-out cells,
+    measured, not assumed.
     """
     truth = np.concatenate([labels[f.val_index] for f in folds])
     probs = np.concatenate([f.val_probs for f in folds])
