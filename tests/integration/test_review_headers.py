@@ -75,6 +75,21 @@ def test_every_kind_of_answer_carries_the_security_headers(tmp_path: Path) -> No
         assert_secured(answer, what)
 
 
+def test_the_outer_layers_refusals_carry_them_too(tmp_path: Path) -> None:
+    database = tmp_path / "results.sqlite"
+    finished_sample(database, SAMPLE)
+    with LiveApp(database, allowed_hosts=["127.0.0.1"]) as live:
+        foreign = live.get("/login", headers={"Host": "evil.example"})  # DNS rebinding
+        huge = live.request(
+            "POST", "/api/login", b"{" + b" " * 70_000 + b"}",
+            {"Content-Type": "application/json", "X-CSRF-Token": live.csrf},
+        )  # fmt: skip
+    assert foreign.status_code == 400
+    assert_secured(foreign, "foreign host")
+    assert huge.status_code == 413  # over the 64 KiB body limit
+    assert_secured(huge, "over-size body")
+
+
 def test_session_and_token_cookies_are_http_only_and_strict(tmp_path: Path) -> None:
     database = tmp_path / "results.sqlite"
     finished_sample(database, SAMPLE)

@@ -42,6 +42,7 @@ from leukoscope.review.gates import ReleaseRefused
 from leukoscope.review.page import index_html, review_html
 from leukoscope.review.prepared import PreparedPictures
 from leukoscope.review.records import ReviewConflict
+from leukoscope.review.secure_headers import SecureHeaders
 from leukoscope.review.state import SampleFacts, page_state, sample_facts
 from leukoscope.review.store import ReviewStore
 from leukoscope.types import MODALITIES, CellKey, Modality, SampleStatus, parse_modalities
@@ -53,10 +54,6 @@ MAX_BODY_BYTES = 64 * 1024
 """Largest request body: a reclassification, release or login is well under 1 KiB."""
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 TOKEN_COOKIE = "leukoscope_review_token"
-CSP = (
-    "default-src 'self'; img-src 'self'; style-src 'self'; script-src 'self'; "
-    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
-)
 
 
 class CellEdit(BaseModel):
@@ -207,14 +204,11 @@ def create_app(
         if access_token is not None:
             given = request.cookies.get(TOKEN_COOKIE) or request.query_params.get("token") or ""
             if not secrets.compare_digest(given.encode(), access_token.encode()):
-                return _secured(
-                    _error(403, "access token missing or wrong: open the address with ?token=")
-                )
+                return _error(403, "access token missing or wrong: open the address with ?token=")
             set_cookie = TOKEN_COOKIE not in request.cookies
         response = _refusal(request, csrf) or await gate.check(request)
         if response is None:
             response = await call_next(request)
-        _secured(response)
         if set_cookie and access_token is not None:
             response.set_cookie(TOKEN_COOKIE, access_token, httponly=True, samesite="strict")
         return response
@@ -222,6 +216,7 @@ def create_app(
     if allowed_hosts is not None:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
+    app.add_middleware(SecureHeaders)  # outermost: on the outer layers' refusals too
     _add_routes(app, service, gate, csrf, assets)
     return app
 
@@ -236,14 +231,6 @@ def _refusal(request: Request, csrf: str) -> Response | None:
     if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
         return _error(400, "send a JSON body (Content-Type: application/json)")
     return None
-
-
-def _secured(response: Response) -> Response:
-    """The security headers every answer carries."""
-    response.headers["Content-Security-Policy"] = CSP
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    return response
 
 
 def _add_routes(
