@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +21,6 @@ from leukoscope.report.data import gather_report, open_results, resolve_run
 from leukoscope.report.export import CSV_COLUMNS, SCHEMA, render_csv, render_json
 from leukoscope.report.html import render_html
 from leukoscope.report.render import default_output, render_report
-from leukoscope.results.counts import tally
 from leukoscope.results.store import ResultStore
 from leukoscope.types import CELL_CLASSES, CellClass, CellKey, CellResult, SampleSummary
 
@@ -78,34 +79,62 @@ def mixed(sample: str) -> list[list[CellResult]]:
     return [[c for c in cells if c.key.fov == f] for f in range(3)]
 
 
-def test_numbers_equal_the_stores_summary(store: ResultStore) -> None:
+# `mixed`: 16 cells, NEU 9, LYM 5, MO 1, EOS 1, BAS 0 of 16 -> 56.25 / 31.25 / 6.25 / 6.25 / 0 %;
+# exact binomial 95 % intervals (percent; each checked against the binomial tails in `exact_ci`);
+# default reference ranges of docs/report.md; the range flag is the percentage's (EOS 6.25 > 6)
+MIXED = [
+    ("NEU", 9, 56.25, 29.88, 80.25, 40.0, 75.0, "within"),
+    ("LYM", 5, 31.25, 11.02, 58.66, 20.0, 45.0, "within"),
+    ("MO", 1, 6.25, 0.16, 30.23, 2.0, 10.0, "within"),
+    ("EOS", 1, 6.25, 0.16, 30.23, 1.0, 6.0, "above"),
+    ("BAS", 0, 0.0, 0.0, 20.59, 0.0, 2.0, "within"),
+]
+
+
+def exact_ci(count: int, total: int, low_percent: float, high_percent: float) -> None:
+    """The interval is Clopper-Pearson's: at its ends the binomial tails are 2.5 % each."""
+
+    def at_least(k: int, p: float) -> float:
+        return sum(math.comb(total, i) * p**i * (1 - p) ** (total - i) for i in range(k, total + 1))
+
+    if count > 0:
+        assert at_least(count, low_percent / 100) == pytest.approx(0.025, abs=1e-9)
+    else:
+        assert low_percent == 0.0
+    if count < total:
+        assert 1 - at_least(count + 1, high_percent / 100) == pytest.approx(0.025, abs=1e-9)
+    else:
+        assert high_percent == 100.0
+
+
+def test_numbers_are_the_fixtures_counted_by_hand(store: ResultStore) -> None:
     run_id, summary = record(store, "s1", mixed("s1"))
     data = gather_report(store, "s1")
     assert data.run_id == run_id
-    assert data.summary == summary
-    assert [line.count for line in data.lines] == summary.classes
+    assert data.summary == summary  # the report never counts: it shows the store's summary
+    assert (summary.cells_counted, summary.cells_flagged) == (16, 2)  # cells 3 (NEU), 10 (LYM)
     shown = [c.result for cells in data.gallery.values() for c in cells]
-    counts, flagged = tally(shown)
-    assert [counts[c.cell_class] for c in summary.classes] == [c.count for c in summary.classes]
-    assert flagged == summary.cells_flagged == 2
+    assert Counter(r.cell_class.value for r in shown) == {"NEU": 9, "LYM": 5, "MO": 1, "EOS": 1}
+    assert sum(r.flagged for r in shown) == 2
     assert data.flagged_by_class == {NEU: 1, LYM: 1, MO: 0, EOS: 0, BAS: 0}
     document = json.loads(render_json(data))
     assert document["schema"] == SCHEMA
-    assert document["differential"] == [
-        {
-            **c.model_dump(mode="json"),
-            "ref_low_percent": line.reference.low_percent,
-            "ref_high_percent": line.reference.high_percent,
-            "range_flag": line.flag.value,
-        }
-        for c, line in zip(summary.classes, data.lines, strict=True)
-    ]
+    differential = document["differential"]
+    assert [d["cell_class"] for d in differential] == [m[0] for m in MIXED]
+    for d, (name, count, percent, low, high, ref_low, ref_high, flag) in zip(
+        differential, MIXED, strict=True
+    ):
+        assert (d["count"], d["percent"]) == (count, percent), name
+        assert (d["ci_low_percent"], d["ci_high_percent"]) == pytest.approx((low, high), abs=0.01)
+        exact_ci(count, 16, d["ci_low_percent"], d["ci_high_percent"])
+        assert (d["ref_low_percent"], d["ref_high_percent"]) == (ref_low, ref_high), name
+        assert d["range_flag"] == flag, name
     rows = list(csv.DictReader(io.StringIO(render_csv(data))))
     assert tuple(rows[0]) == CSV_COLUMNS
-    assert [float(r["percent"]) for r in rows] == [c.percent for c in summary.classes]
+    assert [float(r["percent"]) for r in rows] == [m[2] for m in MIXED]
     assert [float(r["ci_high_percent"]) for r in rows] == [
-        c.ci_high_percent for c in summary.classes
-    ]
+        d["ci_high_percent"] for d in differential
+    ]  # full precision in both formats
     assert {r["quality_flags"] for r in rows} == {"many_flagged"}
     page = render_html(data)
     assert 'id="review">check flags</div>' in page  # a warning only: 2 of 16 cells flagged
