@@ -15,5 +15,5 @@ def encode_png(image: np.ndarray) -> bytes:
     be encoded."""
     ok, data = cv2.imencode(".png", np.ascontiguousarray(image))
     if not ok:
-        raise StorageError(f"cannot encode a {image.shape} {image.dtype} thumbnail as PNG")
+        raise StorageError(f"cannot encode a {image.shape} {image.dtype} image as PNG")
     return bytes(data.tobytes())

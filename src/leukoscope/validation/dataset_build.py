@@ -15,12 +15,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from leukoscope.acquisition_files import storage
 from leukoscope.atomic import atomic_write_bytes, atomic_write_text
 from leukoscope.errors import LabelError, ParameterError, StorageError
+from leukoscope.pictures.png import encode_png
 from leukoscope.pipeline.segmentation import (
     SegmentationParams,
     crop_detections,
@@ -59,10 +59,11 @@ class BuildReport:
 
 def _write_png(path: Path, image: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    ok, data = cv2.imencode(".png", np.ascontiguousarray(image))
-    if not ok:
-        raise StorageError(f"{path}: could not write PNG")
-    atomic_write_bytes(path, data.tobytes(), sync=False)  # the staged folder is renamed whole
+    try:
+        data = encode_png(image)
+    except StorageError:
+        raise StorageError(f"{path}: could not write PNG") from None
+    atomic_write_bytes(path, data, sync=False)  # the staged folder is renamed whole
 
 
 def _by_field(labels: Sequence[Label]) -> dict[tuple[str, int], list[Label]]:
