@@ -6,6 +6,7 @@ import dataclasses
 import json
 import shutil
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,9 @@ from leukoscope.pipeline.sources import SampleJob, saved_acquisition
 from leukoscope.results.store import ResultStore
 from leukoscope.types import CellCrop, FrameSet, SampleStatus, SampleSummary
 
-from .pipeline_helpers import free_base_port, small_acquisition, untrained_checkpoint
+from .pipeline_helpers import free_base_port, small_acquisition, true_cells, untrained_checkpoint
+
+TRUE_CELLS = 15  # the s1 fixture's ground_truth.json: 3, 3, 4 and 5 white cells in fields 0-3
 
 
 @pytest.fixture(scope="module")
@@ -68,23 +71,22 @@ def analyse(
     return run_id, summaries
 
 
-def segmented_cells(folder: Path) -> int:
-    return sum(len(segment(storage.read_field(folder, fov))) for fov in storage.list_fields(folder))
-
-
-def test_counts_every_segmented_cell_once(
+def test_counts_every_true_cell_once(
     predictor: Predictor, store: ResultStore, acquisition: Path
 ) -> None:
     run_id, summaries = analyse(predictor, store, [saved_acquisition(acquisition)])
     summary = summaries["s1"]
-    expected = segmented_cells(acquisition)
-    assert expected > 0
+    truth = true_cells(acquisition)
+    assert len(truth) == TRUE_CELLS
     assert summary.status == SampleStatus.COMPLETE
-    assert summary.cells_counted == expected
-    assert sum(c.count for c in summary.classes) == expected
+    assert summary.cells_counted == TRUE_CELLS
+    assert sum(c.count for c in summary.classes) == TRUE_CELLS
     assert summary.fields_done == 4 and summary.fields_total == 4
-    assert store.summary(run_id, "s1").classes == summary.classes
-    assert len(store.results(run_id, "s1")) == expected
+    assert store.summary(run_id, "s1").classes == summary.classes  # rebuilt from the stored cells
+    stored = store.results(run_id, "s1")
+    assert len({r.key for r in stored}) == len(stored) == TRUE_CELLS  # none twice
+    per_field = Counter(r.key.fov for r in stored)
+    assert per_field == Counter(int(str(c["field"])) for c in truth) == {0: 3, 1: 3, 2: 4, 3: 5}
     # a simulated acquisition stays marked simulated: in the summary and in the store
     assert summary.simulated is True
     assert store.summary(run_id, "s1").simulated is True
@@ -128,7 +130,7 @@ def test_corrupt_field_is_skipped_and_other_samples_finish(
     assert summaries["s2"].fields_failed == 1
     assert "fov_0001.ome.tif" in summaries["s2"].status_reason
     assert summaries["s1"].status == SampleStatus.COMPLETE
-    assert summaries["s1"].cells_counted == segmented_cells(acquisition)
+    assert summaries["s1"].cells_counted == TRUE_CELLS
 
 
 def test_stalled_worker_work_is_redispatched_and_counts_unchanged(
@@ -160,6 +162,7 @@ def test_stalled_worker_work_is_redispatched_and_counts_unchanged(
         black_hole.close()
         context.term()
     assert swallowed > 0, "the stalled worker was never given work"
+    assert summaries["s1"].cells_counted == TRUE_CELLS  # nothing lost, nothing counted twice
     assert summaries["s1"].classes == reference["s1"].classes
     assert summaries["s1"].status == SampleStatus.COMPLETE
 
@@ -191,6 +194,7 @@ def test_live_summaries_are_published(
     assert received, "no live summary was published"
     assert received[-1].status == SampleStatus.COMPLETE
     assert all(summary.simulated for summary in received)  # every live summary says so
+    assert received[-1].cells_counted == TRUE_CELLS
     assert received[-1].classes == summaries["s1"].classes
 
 
@@ -266,7 +270,7 @@ def test_embedded_run_also_publishes_on_tcp_for_any_program(
     assert frames, "nothing was published on the tcp live endpoint"
     published = json.loads(frames[0])["summary"]
     assert published["sample_id"] == "s1"
-    assert published["cells_counted"] == summaries["s1"].cells_counted
+    assert published["cells_counted"] == summaries["s1"].cells_counted == TRUE_CELLS
 
 
 def test_a_run_stopped_early_is_read_back_with_the_fields_it_acquired(tmp_path: Path) -> None:
