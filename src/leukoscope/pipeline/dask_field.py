@@ -3,8 +3,8 @@
 `analyse_field` is a plain top-level function over a folder, a field index and `FieldWork` (paths
 and settings): Dask ships it to a worker near the data, so the field's frames are read there and
 only its cells' results and thumbnails travel back. It reuses the pipeline's own code (the saved
-field reader, `field_quality.checked`, `segmentation.segment` within the unit budget, the
-`Predictor` and `counts.result_from_heads`), so a field gives the cells the embedded workers give.
+field reader, the stages' segmenter and classifier from assembly.py, the unit budget and
+`counts.result_from_heads`), so a field gives the cells the embedded workers give.
 
 The model is loaded once per worker process (a cache keyed by path, SHA-256, backend and threads),
 after its file's digest is checked against the one the client computed: a worker that sees another
@@ -15,15 +15,12 @@ failed field, never raised: only the worker's own trouble is an exception.
 
 from __future__ import annotations
 
-import functools
 import os
 import socket
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -34,13 +31,12 @@ from leukoscope.config import PipelineConfig
 from leukoscope.errors import LeukoscopeError, PipelineError, WorkStopped
 from leukoscope.pictures.png import PNG_SIGNATURE
 from leukoscope.pictures.thumbnail import thumbnail
-from leukoscope.pipeline import budget, service
-from leukoscope.pipeline.field_quality import checked, failure_reason, field_quality_of
-from leukoscope.pipeline.segmentation import SegmentationParams, segment
+from leukoscope.pipeline import budget
+from leukoscope.pipeline.assembly import configured_segmenter, head_classifier
+from leukoscope.pipeline.field_quality import failure_reason, field_quality_of
+from leukoscope.pipeline.stages import Segmenter
 from leukoscope.results.counts import result_from_heads
 from leukoscope.types import CellCrop, CellKey, CellResult, FrameSet
-
-Segmenter = Callable[[FrameSet], list[CellCrop]]
 
 
 class ModelMismatch(PipelineError):
@@ -121,20 +117,8 @@ def _segmenter(config: PipelineConfig, input_size: int) -> Segmenter:
     with _models_lock:
         found = _segmenters.get(key)
         if found is None:
-            params = SegmentationParams.from_config(config.segmentation)
-            cut = functools.partial(segment, out_px=input_size, params=params)
-            found = _segmenters[key] = checked(cut, config.quality)
+            found = _segmenters[key] = configured_segmenter(config, input_size)
         return found
-
-
-def _heads(predictor: Predictor, crops: np.ndarray) -> tuple[np.ndarray, list[str] | None]:
-    """Head probabilities and, where the service has them, each cell's open-set reason: the
-    classify workers' own function (`service.classifier`)."""
-    make = getattr(service, "classifier", None)
-    if make is None:
-        return predictor.predict(crops).head_probabilities, None
-    heads, reasons = make(predictor)(crops)
-    return heads, list(reasons)
 
 
 def _classify(
@@ -145,10 +129,7 @@ def _classify(
     if missing:
         raise PipelineError(f"cells of field {frameset.fov} lack modalities {missing}")
     order = [frameset.modalities.index(m) for m in predictor.modalities]
-    heads, reasons = _heads(predictor, np.stack([c.crops[order] for c in cells]))
-    extra: list[dict[str, Any]] = (
-        [{}] * len(cells) if reasons is None else [{"unidentified": r} for r in reasons]
-    )
+    heads, reasons = head_classifier(predictor)(np.stack([c.crops[order] for c in cells]))
     return tuple(
         result_from_heads(
             cell.key,
@@ -156,9 +137,9 @@ def _classify(
             min_probability=config.min_probability,
             max_disagreement=config.max_disagreement,
             bbox=cell.bbox,
-            **more,
+            unidentified=reason,
         )
-        for cell, head, more in zip(cells, heads, extra, strict=True)
+        for cell, head, reason in zip(cells, heads, reasons, strict=True)
     )
 
 

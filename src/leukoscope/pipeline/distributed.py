@@ -6,7 +6,6 @@ central host binds (loopback unless CurveZMQ keys are configured); workers and s
 
 from __future__ import annotations
 
-import functools
 import logging
 import signal
 import threading
@@ -20,6 +19,7 @@ import zmq
 from leukoscope.config import PipelineConfig, Settings
 from leukoscope.errors import SecurityError
 from leukoscope.pipeline.aggregator import Aggregator, SummaryCallback
+from leukoscope.pipeline.assembly import configured_segmenter, head_classifier, send_jobs
 from leukoscope.pipeline.endpoints import Endpoints
 from leukoscope.pipeline.reach import wait_for_server
 from leukoscope.pipeline.security import CurveKeys, NamedAuthenticator, check_bind
@@ -141,20 +141,13 @@ def run_worker(
     try:
         worker: SegmentWorker | ClassifyWorker
         if role == "segment":
-            from leukoscope.pipeline.field_quality import checked
-            from leukoscope.pipeline.segmentation import SegmentationParams, segment
-
-            size = _model_input_size(settings)
-            params = SegmentationParams.from_config(config.segmentation)
-            segmenter = checked(
-                functools.partial(segment, out_px=size, params=params), config.quality
-            )
+            segmenter = configured_segmenter(config, _model_input_size(settings))
             worker = SegmentWorker(
                 context, connect, stop, keys=keys, segmenter=segmenter,
                 unit_budget_s=config.unit_budget_s,
             )  # fmt: skip
         else:
-            from leukoscope.pipeline.service import classifier, load_predictor
+            from leukoscope.pipeline.service import load_predictor
 
             predictor, _ = load_predictor(settings)
             worker = ClassifyWorker.from_config(
@@ -163,7 +156,7 @@ def run_worker(
                 stop,
                 config,
                 keys=keys,
-                classify=classifier(predictor),
+                classify=head_classifier(predictor),
                 modalities=predictor.modalities,
             )
         if not _reached(context, connect, keys, stop, config, notify):
@@ -217,11 +210,7 @@ def send(
         if not _reached(context, connect, keys, stop, settings.pipeline, notify):
             return {}
         source = Source(context, connect, stop, keys=keys)
-        for job in jobs:
-            if stop.is_set():
-                break
-            path = "" if job.acquisition is None else str(job.acquisition)
-            source.send_sample(job.sample_id, job.fields, job.fields_total, path, job.simulated)
+        send_jobs(source, jobs)
         return dict(source.final)
     finally:
         context.term()

@@ -17,10 +17,9 @@ import zmq
 from leukoscope.config import PipelineConfig
 from leukoscope.errors import PipelineError
 from leukoscope.pipeline.aggregator import Aggregator, SummaryCallback
+from leukoscope.pipeline.assembly import configured_segmenter, send_jobs
 from leukoscope.pipeline.endpoints import Endpoints
-from leukoscope.pipeline.field_quality import checked
 from leukoscope.pipeline.security import check_bind
-from leukoscope.pipeline.segmentation import SegmentationParams, segment
 from leukoscope.pipeline.source_stage import Source
 from leukoscope.pipeline.sources import SampleJob, SavedFields
 from leukoscope.pipeline.stages import ClassifyWorker, HeadClassifier, Segmenter, SegmentWorker
@@ -45,14 +44,6 @@ class _Thread(threading.Thread):
             self.error = exc
             # said once, as the run's one error line (`done` re-raises it); the trace only with -vv
             log.debug("%s stopped with an error", self.name, exc_info=True)
-
-
-def _stream(source: Source, jobs: Sequence[SampleJob]) -> None:
-    for job in jobs:
-        if source.stop.is_set():
-            return
-        path = "" if job.acquisition is None else str(job.acquisition)
-        source.send_sample(job.sample_id, job.fields, job.fields_total, path, job.simulated)
 
 
 def stop_reason(exc: BaseException) -> str:
@@ -110,10 +101,7 @@ def run_embedded(
         context, endpoints, store, config, run_id=run_id, on_summary=on_summary,
         live_also=config.live_endpoint, replay=SavedFields(),
     )  # fmt: skip
-    params = SegmentationParams.from_config(config.segmentation)
-    segmenter = segmenter or checked(
-        functools.partial(segment, out_px=input_size, params=params), config.quality
-    )
+    segmenter = segmenter or configured_segmenter(config, input_size)
     threads = [
         _Thread(
             f"segment-{i}",
@@ -132,7 +120,7 @@ def run_embedded(
         )
         for i in range(config.classify_workers)
     ]
-    source = _Thread("source", functools.partial(_stream, Source(context, endpoints, stop), jobs))
+    source = _Thread("source", functools.partial(send_jobs, Source(context, endpoints, stop), jobs))
     threads.append(source)
     for thread in threads:
         thread.start()

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
 
 from leukoscope.classifier.infer import Predictor
 from leukoscope.classifier.shipped import resolve_model_path
 from leukoscope.config import Settings
 from leukoscope.pipeline.aggregator import SummaryCallback
+from leukoscope.pipeline.assembly import head_classifier
 from leukoscope.pipeline.runner import run_embedded
 from leukoscope.pipeline.sources import SampleJob
 from leukoscope.results.store import ResultStore
@@ -67,7 +66,7 @@ def analyse(
             summaries = run_embedded(
                 settings.pipeline,
                 jobs,
-                classify=classifier(predictor),
+                classify=head_classifier(predictor),
                 modalities=predictor.modalities,
                 input_size=predictor.input_size,
                 store=store,
@@ -78,13 +77,3 @@ def analyse(
         finally:
             store.finish_run(run_id)
     return RunOutcome(run_id, database, summaries)
-
-
-def classifier(predictor: Predictor) -> Callable[[np.ndarray], tuple[np.ndarray, list[str]]]:
-    """The classify workers' function: head probabilities and each cell's open-set reason."""
-
-    def classify(crops: np.ndarray) -> tuple[np.ndarray, list[str]]:
-        prediction = predictor.predict(crops)
-        return prediction.head_probabilities, predictor.unidentified(prediction)
-
-    return classify

@@ -41,7 +41,7 @@ Segmenter = Callable[[FrameSet], list[CellCrop]]
 """Finds the white cells of a field and cuts their crops."""
 HeadClassifier = Callable[[np.ndarray], "np.ndarray | tuple[np.ndarray, list[str]]"]
 """Raw crops (B, M, H, W) in `modalities` order -> per-head probabilities (B, heads, classes), or
-those with each cell's open-set reason (`unidentified: ...` or "", `service.classifier`)."""
+those with each cell's open-set reason (`unidentified: ...` or "", `assembly.head_classifier`)."""
 
 
 def _worker_name(role: str) -> str:
