@@ -16,10 +16,8 @@ to about 12 ms on one core. All sizes are micrometres (`SegmentationParams`):
    bubble, a smear edge) fails here with TooManyRegions, before any region is split or merged.
 4. Merge lobes: neighbouring regions are merged while their union still fits in a disc of
    `max_nucleus_um` radius around its centroid (the lobes of a neutrophil or an eosinophil do; two
-   touching nuclei do not). Steps 3-4 are in regions.py, n log n in the number of regions.
-
-Every step looks at the unit's time budget between its pieces (budget.py): a worker gives up a
-field past its budget, or when told to stop.
+   touching nuclei do not). The region work of steps 3-4 is in regions.py, n log n in the number
+   of regions.
 5. Filters: nucleus area in [`min_area_um2`, `max_area_um2`], extent radius at most `max_extent_um`.
    Cells cut by the frame border are dropped: those whose nucleus core lies along the border over
    `border_um` or more and over `border_share` of the core's width along that side (cut near its
@@ -29,11 +27,14 @@ field past its budget, or when told to stop.
    (imaging.crop_centered).
 6. Crops: the same square of `crop_um` (imaging.crop_side_px / crop_cell, as for the training set)
    is cut from every modality around the nucleus centroid and resized to the model input.
+
+Each step is one function: steps 1-2 in nucleus_mask.py, 3-5 here; `candidate_regions` runs steps
+1-3, `detect` steps 1-5 and `segment` all six. Every step looks at the unit's time budget between
+its pieces (budget.py): a worker gives up a field past its budget, or when told to stop.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -46,6 +47,7 @@ from leukoscope.config import SegmentationConfig, format_validation_error
 from leukoscope.errors import ParameterError, PipelineError, TooManyRegions
 from leukoscope.imaging import crop_cell, crop_side_px
 from leukoscope.pipeline import budget
+from leukoscope.pipeline.nucleus_mask import disc, nucleus_mask, remove_background, working_image
 from leukoscope.pipeline.regions import (
     MergeStats,
     Region,
@@ -90,71 +92,6 @@ class Detection:
     extent_px: float  # largest distance of a nucleus pixel from the centroid
 
 
-def _odd(n: float) -> int:
-    k = max(1, int(round(n)))
-    return k + 1 - k % 2
-
-
-def _disc(radius_px: float) -> np.ndarray:
-    size = _odd(2 * radius_px + 1)
-    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
-
-
-def _downsample(image: np.ndarray, factor: int) -> np.ndarray:
-    """Area-average `image` (H x W or H x W x C) by `factor`, as one float32 channel."""
-    if image.ndim not in (2, 3) or image.size == 0:
-        raise ParameterError(f"fluorescence frame must be H x W or H x W x C, got {image.shape}")
-    height, width = (image.shape[0] // factor) * factor, (image.shape[1] // factor) * factor
-    if image.dtype not in (np.uint8, np.uint16, np.float32):
-        image = image.astype(np.float32)
-    image = image[:height, :width]
-    if factor > 1:
-        image = cv2.resize(
-            np.ascontiguousarray(image),
-            (width // factor, height // factor),
-            interpolation=cv2.INTER_AREA,
-        )
-    if image.ndim == 3:
-        return np.asarray(image.mean(axis=2, dtype=np.float32))
-    return image.astype(np.float32)
-
-
-def _background(image: np.ndarray, window_px: float) -> np.ndarray:
-    """Grey opening then box blur over `window_px`, on a 4x coarser copy (the background is smooth)."""
-    coarse = 4 if min(image.shape) >= 64 and window_px >= 12 else 1
-    small = image
-    if coarse > 1:
-        height, width = image.shape
-        small = cv2.resize(image, (width // coarse, height // coarse), interpolation=cv2.INTER_AREA)
-    window = _odd(window_px / coarse)
-    flat = np.ones((window, window), np.uint8)
-    background = cv2.blur(cv2.morphologyEx(small, cv2.MORPH_OPEN, flat), (window, window))
-    if coarse > 1:
-        background = cv2.resize(background, image.shape[::-1], interpolation=cv2.INTER_LINEAR)
-    return background
-
-
-def _threshold(smooth: np.ndarray, floor: float) -> float | None:
-    """Otsu's threshold on the log intensity of the pixels above the noise `floor`.
-
-    Above the noise there are two populations: the faint glow of plasma and cytoplasm, and nuclei
-    tens of times brighter; on a log scale Otsu splits them cleanly. None when nothing is above the
-    noise floor.
-    """
-    above = smooth[smooth > floor]
-    if above.size == 0:
-        return None
-    if above.size < 16:
-        return floor
-    logs = np.log(above - floor + 1.0)
-    top = float(logs.max())
-    if top <= 0:
-        return floor
-    scaled = np.round(logs * (255.0 / top)).astype(np.uint8).reshape(1, -1)
-    level, _ = cv2.threshold(scaled, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    return floor + math.exp(level * top / 255.0) - 1.0
-
-
 class Candidates(NamedTuple):
     """A field's candidate regions, before the lobe merge, on the working image."""
 
@@ -164,39 +101,13 @@ class Candidates(NamedTuple):
     regions: list[Region]
 
 
-def candidate_regions(
-    fluorescence: np.ndarray, pixel_size_um: float, params: SegmentationParams | None = None
-) -> Candidates:
-    """Steps 1-3: the regions of a fluorescence frame before the lobe merge. TooManyRegions when
-    there are more than `params.max_regions` (counted before they are split apart)."""
-    params = params or SegmentationParams()
-    if not pixel_size_um > 0:
-        raise ParameterError(f"pixel_size_um must be > 0, got {pixel_size_um}")
-    factor = max(1, min(8, int(round(params.working_px_um / pixel_size_um))))
-    px_um = pixel_size_um * factor  # working pixel size
-    small = _downsample(fluorescence, factor)
-    if min(small.shape) < 8:
-        return Candidates(small, factor, px_um, [])
-
-    corrected = small - _background(small, params.background_um / px_um)
-    smooth = cv2.GaussianBlur(corrected, (0, 0), params.smooth_um / px_um)
-    sample = smooth[::3, ::3]  # the noise statistics need no more pixels than this
-    median = float(np.median(sample))
-    noise = 1.4826 * float(np.median(np.abs(sample - median)))
-    span = float(smooth.max()) - median
-    noise = max(noise, 1e-3 * span, 1e-12)
-    threshold = _threshold(smooth, median + params.threshold_sigmas * noise)
-    if threshold is None:
-        return Candidates(small, factor, px_um, [])
-    # clean backgrounds (no red cells): the noise floor collapses and faint rims would pass Otsu
-    threshold = max(threshold, median + params.min_contrast * span)
-    mask = (smooth > threshold).astype(np.uint8)
-    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, _disc(params.close_um / px_um))
-
+def _split_touching(
+    corrected: np.ndarray, mask: np.ndarray, params: SegmentationParams, px_um: float
+) -> list[Region]:
+    """Step 3: one region per marker of each connected part of `mask` (a watershed between
+    several); TooManyRegions past `max_regions`, counted before any part is split."""
     landscape = cv2.GaussianBlur(corrected, (0, 0), params.marker_sigma_um / px_um)
-    peaks = (landscape >= cv2.dilate(landscape, _disc(params.marker_radius_um / px_um))) & (
-        mask > 0
-    )
+    peaks = (landscape >= cv2.dilate(landscape, disc(params.marker_radius_um / px_um))) & (mask > 0)
     weights = np.clip(corrected, 0.0, None)
     n_parts, parts = cv2.connectedComponents(mask, connectivity=8)
     count = seed_count(parts, n_parts, peaks)
@@ -226,7 +137,79 @@ def candidate_regions(
                 regions.append(
                     Region(ys.astype(np.float64), xs.astype(np.float64), weights[ys, xs])
                 )
-    return Candidates(small, factor, px_um, regions)
+    return regions
+
+
+def candidate_regions(
+    fluorescence: np.ndarray, pixel_size_um: float, params: SegmentationParams | None = None
+) -> Candidates:
+    """Steps 1-3: the regions of a fluorescence frame before the lobe merge. TooManyRegions when
+    there are more than `params.max_regions` (counted before they are split apart)."""
+    params = params or SegmentationParams()
+    small, factor, px_um = working_image(fluorescence, pixel_size_um, params)
+    if min(small.shape) < 8:
+        return Candidates(small, factor, px_um, [])
+    corrected = remove_background(small, params, px_um)
+    mask = nucleus_mask(corrected, params, px_um)
+    if mask is None:
+        return Candidates(small, factor, px_um, [])
+    return Candidates(small, factor, px_um, _split_touching(corrected, mask, params, px_um))
+
+
+def _merge(
+    regions: list[Region], params: SegmentationParams, px_um: float, stats: MergeStats | None
+) -> list[Region]:
+    """Step 4: neighbouring regions merged while they fit a nucleus (or a cell, for small lobes)."""
+    return merge_lobes(
+        regions,
+        params.max_nucleus_um / px_um,
+        params.max_cell_um / px_um,
+        params.max_lobe_um2 / (px_um * px_um),
+        stats,
+    )
+
+
+def _detection(
+    region: Region,
+    found: Candidates,
+    frame_shape: tuple[int, ...],
+    pixel_size_um: float,
+    params: SegmentationParams,
+) -> Detection | None:
+    """Step 5: the region as a Detection in full-resolution pixels, or None when it fails the
+    filters: nucleus area, extent, or a cell cut by the frame border."""
+    small, factor, px_um, _ = found
+    height_full, width_full = frame_shape[:2]
+    area_um2 = region.ys.size * (px_um * px_um)
+    extent_um = region.extent * px_um
+    if not params.min_area_um2 <= area_um2 <= params.max_area_um2:
+        return None
+    if extent_um > params.max_extent_um:
+        return None
+    cy, cx = region.centroid
+    centre = ((cy + 0.5) * factor - 0.5, (cx + 0.5) * factor - 0.5)
+    margin = params.border_um / pixel_size_um
+    core = region.weights >= 0.5 * float(region.weights.max())  # the nucleus, not its blur
+    touches = cut_by_border(
+        region, core, small.shape, params.border_um / px_um, params.border_share
+    )
+    inside = (
+        margin <= centre[0] <= height_full - 1 - margin
+        and margin <= centre[1] <= width_full - 1 - margin
+    )
+    if touches or not inside:
+        return None
+    y0, x0 = int(region.ys.min()) * factor, int(region.xs.min()) * factor
+    y1 = min((int(region.ys.max()) + 1) * factor, height_full)
+    x1 = min((int(region.xs.max()) + 1) * factor, width_full)
+    iy, ix = region.ys.astype(np.intp), region.xs.astype(np.intp)
+    return Detection(
+        centre_yx=centre,
+        bbox=(x0, y0, x1 - x0, y1 - y0),
+        area_px=area_um2 / (pixel_size_um * pixel_size_um),
+        fluorescence_mean=float(small[iy, ix].mean()),
+        extent_px=extent_um / pixel_size_um,
+    )
 
 
 def detect(
@@ -235,57 +218,19 @@ def detect(
     params: SegmentationParams | None = None,
     stats: MergeStats | None = None,
 ) -> list[Detection]:
-    """White-cell nuclei in a fluorescence frame, sorted top-to-bottom, left-to-right.
+    """White-cell nuclei in a fluorescence frame (steps 1-5), sorted top-to-bottom, left-to-right.
 
     TooManyRegions when the frame holds more than `max_regions` candidate regions; `stats` counts
     the lobe merge's work."""
     params = params or SegmentationParams()
-    small, factor, px_um, regions = candidate_regions(fluorescence, pixel_size_um, params)
-    height_full, width_full = fluorescence.shape[:2]
-    regions = merge_lobes(
-        regions,
-        params.max_nucleus_um / px_um,
-        params.max_cell_um / px_um,
-        params.max_lobe_um2 / (px_um * px_um),
-        stats,
-    )
+    found = candidate_regions(fluorescence, pixel_size_um, params)  # steps 1-3
+    regions = _merge(found.regions, params, found.px_um, stats)  # step 4
     budget.check("filtering regions")
-
     detections = []
-    pixel_area_um2 = px_um * px_um
-    for region in regions:
-        area_um2 = region.ys.size * pixel_area_um2
-        extent_um = region.extent * px_um
-        if not params.min_area_um2 <= area_um2 <= params.max_area_um2:
-            continue
-        if extent_um > params.max_extent_um:
-            continue
-        cy, cx = region.centroid
-        centre = ((cy + 0.5) * factor - 0.5, (cx + 0.5) * factor - 0.5)
-        margin = params.border_um / pixel_size_um
-        core = region.weights >= 0.5 * float(region.weights.max())  # the nucleus, not its blur
-        touches = cut_by_border(
-            region, core, small.shape, params.border_um / px_um, params.border_share
-        )
-        inside = (
-            margin <= centre[0] <= height_full - 1 - margin
-            and margin <= centre[1] <= width_full - 1 - margin
-        )
-        if touches or not inside:
-            continue
-        y0, x0 = int(region.ys.min()) * factor, int(region.xs.min()) * factor
-        y1 = min((int(region.ys.max()) + 1) * factor, height_full)
-        x1 = min((int(region.xs.max()) + 1) * factor, width_full)
-        iy, ix = region.ys.astype(np.intp), region.xs.astype(np.intp)
-        detections.append(
-            Detection(
-                centre_yx=centre,
-                bbox=(x0, y0, x1 - x0, y1 - y0),
-                area_px=area_um2 / (pixel_size_um * pixel_size_um),
-                fluorescence_mean=float(small[iy, ix].mean()),
-                extent_px=extent_um / pixel_size_um,
-            )
-        )
+    for region in regions:  # step 5
+        detection = _detection(region, found, fluorescence.shape, pixel_size_um, params)
+        if detection is not None:
+            detections.append(detection)
     detections.sort(key=lambda d: (round(d.centre_yx[0]), round(d.centre_yx[1])))
     return detections
 
