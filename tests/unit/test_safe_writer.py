@@ -7,7 +7,6 @@ import os
 import socket
 import stat
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from leukoscope.atomic import atomic_write_bytes, atomic_write_text
 from leukoscope.errors import StorageError
 from leukoscope.spreadsheet import csv_text, safe_cell
 
+from ..fakes.confined import full_disk_reason, on_small_disk, python
 from ..fakes.full_disk import open_full
 
 
@@ -68,30 +68,32 @@ def test_dev_full_is_refused_as_a_device_before_anything_is_written() -> None:
     assert not list(Path("/dev").glob(".full.*.tmp"))
 
 
-@pytest.fixture
-def small_fs(tmp_path: Path) -> Iterator[Path]:
-    """A 64 KiB tmpfs where the machine lets us mount one (root), else skipped."""
-    mount = tmp_path / "small"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)],
-        capture_output=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (needs root)")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
+WRITE_A_MEBIBYTE = """
+import sys
+from pathlib import Path
+from leukoscope.atomic import atomic_write_bytes
+from leukoscope.errors import StorageError
+folder = Path(sys.argv[1])
+try:
+    atomic_write_bytes(folder / "big.csv", b"x" * (1 << 20))
+except StorageError as exc:
+    print(f"error: {exc}")
+print("left:", sorted(p.name for p in folder.iterdir()))
+"""
 
 
-def test_disk_full_on_a_tiny_tmpfs_is_one_line_and_leaves_nothing(small_fs: Path) -> None:
-    target = small_fs / "big.csv"
-    with pytest.raises(StorageError) as caught:
-        atomic_write_bytes(target, b"x" * (1 << 20))
-    assert str(caught.value).count("\n") == 0 and "No space left" in str(caught.value)
-    assert list(small_fs.iterdir()) == []
+def test_disk_full_on_a_tiny_disk_is_one_line_and_leaves_nothing(tmp_path: Path) -> None:
+    """1 MiB onto a 64 KiB tmpfs (in a mount namespace of its own, any user; else a 64 KiB limit
+    on file sizes, tests/fakes/confined.py)."""
+    small = tmp_path / "small"
+    small.mkdir()
+    argv = on_small_disk(python(WRITE_A_MEBIBYTE, str(small)), small, "64k")
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    error, left = done.stdout.splitlines()  # the error is one line
+    assert error.startswith(f"error: cannot write {small / 'big.csv'}: "), error
+    assert full_disk_reason() in error, error
+    assert left == "left: []"  # no temporary file left behind
 
 
 def test_disk_full_through_a_named_fake_is_one_line(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from leukoscope.review.validations import (
     record_validation,
     validation_records,
 )
+
+from ..fakes.confined import on_read_only, python
 
 SHA_A = "a" * 64
 SHA_B = "b" * 64
@@ -88,16 +91,37 @@ def test_passing_picks_model_and_rig_and_never_simulated(tmp_path: Path) -> None
     assert sim.verdict == "PASS" and not sim.passing
 
 
-def test_read_only_file(tmp_path: Path) -> None:
-    db = tmp_path / "results.sqlite"
+READ_ON_READ_ONLY_MEDIA = """
+import sys
+from pathlib import Path
+from leukoscope.review.validations import passing_validation
+db = Path(sys.argv[1])
+try:
+    (db.parent / "probe").write_text("x")
+except OSError as exc:
+    print(exc.strerror)
+print(repr(passing_validation(db, sys.argv[2], sys.argv[3])))
+print(sorted(p.name for p in db.parent.iterdir()))
+"""
+
+
+def test_read_only_media(tmp_path: Path) -> None:
+    """The database on read-only media (a read-only bind mount in a mount namespace of its own,
+    any user, tests/fakes/confined.py): no journal or WAL file can be made beside it."""
+    media = tmp_path / "media"
+    media.mkdir()
+    db = media / "results.sqlite"
     stored = record_validation(db, _record())
-    db.chmod(0o444)
-    tmp_path.chmod(0o555)  # no journal or WAL file can be made beside it
-    try:
-        assert passing_validation(db, SHA_A, "0123456789abcdef") == stored
-    finally:
-        tmp_path.chmod(0o755)
-        db.chmod(0o644)
+    before = sorted(p.name for p in media.iterdir())
+    code = python(READ_ON_READ_ONLY_MEDIA, str(db), SHA_A, "0123456789abcdef")
+    done = subprocess.run(
+        on_read_only(code, media), capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    refused, found, listed = done.stdout.splitlines()
+    assert refused == "Read-only file system"  # the media really is read-only
+    assert found == repr(stored)
+    assert listed == repr(before)
 
 
 def test_bad_records_refused(tmp_path: Path) -> None:
