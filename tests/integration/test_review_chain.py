@@ -193,6 +193,7 @@ def test_a_store_written_before_the_chain_is_chained_once_on_open(
         db.execute("DROP TRIGGER review_audit_chained")
         db.execute("ALTER TABLE review_audit DROP COLUMN prev_hash")
         db.execute("ALTER TABLE review_audit DROP COLUMN row_hash")
+        db.execute("UPDATE meta SET value='4' WHERE key='schema'")  # before the migration
     db.close()
     ReviewStore(database).close()  # opened for review by this version: chained in id order
     assert _problems(database) == []

@@ -56,6 +56,7 @@ def test_an_audit_table_without_comments_is_widened(tmp_path: Path) -> None:
         db.execute(sql.replace(", 'comment'", ""))
         db.execute("INSERT INTO review_audit SELECT * FROM old_audit")
         db.execute("DROP TABLE old_audit")
+        db.execute("UPDATE meta SET value='4' WHERE key='schema'")  # before the migration
         hashes = db.execute("SELECT row_hash FROM review_audit").fetchall()
     with ReviewStore(database) as reviews:
         assert reviews.verify() == []

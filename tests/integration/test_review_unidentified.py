@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from leukoscope.results.review_schema import UNIDENTIFIED_LABEL
 from leukoscope.results.store import ResultStore
-from leukoscope.review.records import UNIDENTIFIED_LABEL, reviewed_summary
+from leukoscope.review.records import reviewed_summary
 from leukoscope.review.store import ReviewStore
 from leukoscope.types import CELL_CLASSES, CellKey, CellResult
 

@@ -120,7 +120,9 @@ def test_a_running_sample_has_no_counted_cells_yet(tmp_path: Path) -> None:
 def test_a_newer_schema_is_refused_in_one_line(tmp_path: Path) -> None:
     path = old_file(tmp_path / "new.sqlite", SCHEMA_2.replace("'schema', '2'", "'schema', '9'"))
     for read_only in (False, True):
-        with pytest.raises(StorageError, match="results schema 9, this build reads 4") as error:
+        with pytest.raises(
+            StorageError, match=f"results schema 9, this build reads {SCHEMA_VERSION}"
+        ) as error:
             ResultStore(path, read_only=read_only)
         assert "\n" not in str(error.value)
     assert schema_of(path)[0] == "9"

@@ -1,18 +1,19 @@
-"""The results database's schema: tables, the views users query, its version and the migrations.
+"""The results database's schema: tables, the views users query and its version.
 
-Opening a file read-write creates the schema or migrates an older one in place (1 -> 2 -> 3 -> 4);
-opening it read-only checks the version and changes nothing (a file from schema 1 or 2 is read as
-it is: `read_version` says which, and the readers fall back where a column is missing).
+Opening a file read-write creates the schema or migrates an older one in place (`migrations.py`:
+1 -> 2 -> 3 -> 4 -> 5); opening it read-only checks the version and changes nothing (a file from
+schema 1 or 2 is read as it is: `read_version` says which, and the readers fall back where a column
+is missing). `TABLES` and `VIEWS` are the layout of schema 4; the review tables of schema 5 are in
+`review_schema.py`.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
 
 from leukoscope.types import CELL_CLASSES
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """2 added `samples.simulated` (1: simulated, 0: acquired; NULL: stored before it was recorded);
 3 added `cells.counted` (1: in the sample's differential, 0: stored but not counted, NULL: not yet
 decided) and the views `run_list`, `sample_list`, `cell_list` and `counted_cells`; 4 added the rig
@@ -24,9 +25,15 @@ keys are configured; NULL when not recorded); `cell_list` shows them (`segment_w
 cell's field); and the process that recorded each run (`runs.pid`, `runs.host`), so that samples of
 a run killed without finishing are marked interrupted; and each field's focus measure and quality
 notes (`fields.focus`, NULL when not measured; `fields.quality_notes`, comma-separated
-`field_quality` notes such as `focus_low`)."""
+`field_quality` notes such as `focus_low`); 5 added the review tables and the review page's
+accounts (`review_schema.py`: `review_samples`, `review_releases`, `review_cells`, `review_audit`,
+`review_users`, the view `review_counted_cells` and the triggers that keep them append-only), made by
+the migration; a file a review had opened holds them already and has them brought up to date."""
 
-READABLE_VERSIONS = ("1", "2", "3", str(SCHEMA_VERSION))
+BASE_VERSION = "4"
+"""The version `TABLES` and `VIEWS` are the layout of: a new file is made at it, then migrated."""
+
+READABLE_VERSIONS = ("1", "2", "3", "4", str(SCHEMA_VERSION))
 """Schema versions a read-only open accepts as they are."""
 
 TABLES = """
@@ -173,83 +180,19 @@ CREATE VIEW IF NOT EXISTS cell_list AS {cell_list_sql()};
 CREATE VIEW IF NOT EXISTS counted_cells AS SELECT * FROM cell_list WHERE counted = 1;
 """
 
-Backfill = Callable[[sqlite3.Connection], None]
 
-
-def _execute_script(db: sqlite3.Connection, script: str) -> None:
-    """Run statements one by one inside the open transaction (`executescript` would commit it)."""
-    for statement in script.split(";"):
-        if statement.strip():
-            db.execute(statement)
-
-
-def _migrate_1_to_2(db: sqlite3.Connection) -> None:
-    """Add `samples.simulated`, NULL (not recorded) for the samples already there."""
-    columns = {r[1] for r in db.execute("PRAGMA table_info(samples)")}
-    if "simulated" not in columns:
-        db.execute("ALTER TABLE samples ADD COLUMN simulated INTEGER")
-
-
-def _migrate_2_to_3(db: sqlite3.Connection) -> None:
-    """Add `cells.counted` (filled by the caller's backfill) and the views."""
-    columns = {r[1] for r in db.execute("PRAGMA table_info(cells)")}
-    if "counted" not in columns:
-        db.execute("ALTER TABLE cells ADD COLUMN counted INTEGER")
-
-
-def _migrate_3_to_4(db: sqlite3.Connection) -> None:
-    """Add the rig set-up and the worker columns, NULL (not recorded) for the rows already there;
-    the cell views are made again with the worker columns."""
-    added = {
-        "runs": (("pid", "INTEGER"), ("host", "TEXT")),
-        "samples": (("pixel_size_um", "REAL"), ("settings_digest", "TEXT")),
-        "fields": (
-            ("worker", "TEXT"),
-            ("worker_key", "TEXT"),
-            ("focus", "REAL"),
-            ("quality_notes", "TEXT"),
-        ),
-        "cells": (("worker", "TEXT"), ("worker_key", "TEXT")),
-    }
-    for table, new in added.items():
-        columns = {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
-        for name, kind in new:
-            if name not in columns:
-                db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
-    db.execute("DROP VIEW IF EXISTS counted_cells")
-    db.execute("DROP VIEW IF EXISTS cell_list")
-
-
-_MIGRATIONS = {
-    "1": (_migrate_1_to_2, "2"),
-    "2": (_migrate_2_to_3, "3"),
-    "3": (_migrate_3_to_4, "4"),
-}
-
-
-def create_or_migrate(db: sqlite3.Connection, backfill_counted: Backfill) -> str:
-    """Create the schema, or migrate an older one to `SCHEMA_VERSION`, in one transaction; the
-    version found (an unknown one is left untouched for the caller to refuse)."""
-    with db:
-        db.execute("BEGIN")
-        _execute_script(db, TABLES)
-        row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-        if row is None:
-            db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-            found = str(SCHEMA_VERSION)
-        else:
-            found = str(row[0])
-        version = found
-        while version in _MIGRATIONS:
-            migrate, version = _MIGRATIONS[version]
-            migrate(db)
-        if version == str(SCHEMA_VERSION):
-            _execute_script(db, VIEWS)
-            if found != version:
-                if found in ("1", "2"):
-                    backfill_counted(db)
-                db.execute("UPDATE meta SET value=? WHERE key='schema'", (version,))
-    return found
+def execute_script(db: sqlite3.Connection, script: str) -> None:
+    """Run a script's statements one by one inside the open transaction (`executescript` would
+    commit it); a trigger's body, with its own semicolons, stays one statement."""
+    statement = ""
+    for part in script.split(";"):
+        statement += part + ";"
+        if sqlite3.complete_statement(statement):
+            if statement.strip(" \n;"):
+                db.execute(statement)
+            statement = ""
+    if statement.strip(" \n;"):
+        db.execute(statement)
 
 
 def read_version(db: sqlite3.Connection) -> str | None:

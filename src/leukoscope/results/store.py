@@ -28,13 +28,13 @@ from leukoscope.results import interrupted, reads
 from leukoscope.results.connection import connect
 from leukoscope.results.counts import differential_cells, summarize
 from leukoscope.results.ledger import SampleLedger
+from leukoscope.results.migrations import migrate
 from leukoscope.results.reads import SampleProgress
 from leukoscope.results.records import Producer, RunRecord, SampleRecord
 from leukoscope.results.schema import (
     CELL_INSERT,
     READABLE_VERSIONS,
     SCHEMA_VERSION,
-    create_or_migrate,
     read_version,
 )
 from leukoscope.types import CellKey, CellResult, SampleStatus, SampleSummary
@@ -99,7 +99,7 @@ class ResultStore:
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
-            found = create_or_migrate(db, lambda d: reads.mark_all_counted(d, self.path))
+            found = migrate(db, self.path)
             interrupted.mark_interrupted(db, found in READABLE_VERSIONS)  # runs killed, not ended
         except sqlite3.Error as exc:
             raise StorageError(f"{self.path}: cannot open results database: {exc}") from None

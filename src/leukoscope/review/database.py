@@ -1,6 +1,6 @@
-"""The review tables' connection: opened read-write (tables created, older ones brought up to date
-in place, the SQL guards set) or read-only (also on read-only media), one write transaction at a
-time. `ReviewStore` adds the review's reads and writes."""
+"""The review tables' connection: opened read-write (an older results database migrated in place,
+`results.migrations`: the review tables are part of schema 5) or read-only (also on read-only
+media), one write transaction at a time. `ReviewStore` adds the review's reads and writes."""
 
 from __future__ import annotations
 
@@ -13,15 +13,8 @@ from typing import TypeVar
 
 from leukoscope.errors import StorageError
 from leukoscope.results.connection import connect
-from leukoscope.review.chain import chain_existing
-from leukoscope.review.schema import (
-    ADDED_COLUMNS,
-    GUARDS,
-    SCHEMA,
-    table_sql,
-    widen_actions,
-    widen_labels,
-)
+from leukoscope.results.migrations import migrate
+from leukoscope.results.schema import READABLE_VERSIONS, SCHEMA_VERSION
 
 _Self = TypeVar("_Self", bound="ReviewDatabase")
 
@@ -41,32 +34,14 @@ class ReviewDatabase:
                     raise StorageError(f"results database {self.path} not found")
                 self._db = connect(self.path, autocommit=True)
                 self._db.row_factory = sqlite3.Row
-                self._db.executescript(SCHEMA)
-                self._add_columns()
+                found = migrate(self._db, self.path)
+                if found not in READABLE_VERSIONS:
+                    self._db.close()
+                    raise StorageError(
+                        f"{self.path}: results schema {found}, this build reads {SCHEMA_VERSION}"
+                    )
         except sqlite3.Error as exc:
             raise StorageError(f"{self.path}: cannot open for review: {exc}") from None
-
-    def _add_columns(self) -> None:
-        """Columns of the review tables newer than the file: added in place; audit rows written
-        before the chain are chained once, in id order; then the SQL guards."""
-        db = self._db
-        unchained = False
-        for table, columns in ADDED_COLUMNS.items():
-            have = {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
-            for name, kind in columns.items():
-                if name not in have:
-                    db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
-                    unchained |= name == "row_hash"
-        if unchained and db.execute("SELECT 1 FROM review_audit LIMIT 1").fetchone():
-            chain_existing(db)
-            db.executescript(SCHEMA)  # the append-only triggers again
-        if "UNIDENTIFIED" not in table_sql(db, "review_cells"):
-            widen_labels(db)  # a file whose review_cells predates the UNIDENTIFIED label
-            db.executescript(SCHEMA)
-        if "'comment'" not in table_sql(db, "review_audit"):
-            widen_actions(db)  # a file whose review_audit predates comments
-            db.executescript(SCHEMA)
-        db.executescript(GUARDS)
 
     def _open_read_only(self) -> sqlite3.Connection:
         """Read only, also on read-only media (`results.connection.connect`)."""

@@ -16,7 +16,8 @@ import sqlite3
 from dataclasses import dataclass
 
 from leukoscope.errors import LeukoscopeError, ParameterError
-from leukoscope.review.records import ARTEFACT, SMUDGE, UNIDENTIFIED_LABEL, check_reason
+from leukoscope.results.review_schema import ARTEFACT, SMUDGE, UNIDENTIFIED_LABEL
+from leukoscope.review.records import check_reason
 from leukoscope.review.validations import (
     ValidationRecord,
     model_sha256_of,

@@ -10,18 +10,9 @@ from typing import Any
 
 from leukoscope.errors import LeukoscopeError, ParameterError
 from leukoscope.results.counts import class_counts
+from leukoscope.results.review_schema import ARTEFACT, LABELS, SMUDGE, UNIDENTIFIED_LABEL
 from leukoscope.types import CELL_CLASSES, CellClass, SampleSummary
 
-ARTEFACT = "ARTEFACT"
-"""Not a white cell (debris, platelet clump, stain): leaves the count."""
-SMUDGE = "SMUDGE"
-"""A white cell that cannot be classified (smudge, damaged): leaves the 5-part differential."""
-UNIDENTIFIED_LABEL = "UNIDENTIFIED"
-"""A cell the model's open-set score set apart: in no class until a reviewer gives it one."""
-LABELS: tuple[str, ...] = (*(c.value for c in CELL_CLASSES), ARTEFACT, SMUDGE)
-"""What a reviewer may give a cell."""
-STORED_LABELS: tuple[str, ...] = (*LABELS, UNIDENTIFIED_LABEL)
-"""What a review cell's label may be (a reviewer never sets UNIDENTIFIED; the model does)."""
 REVIEWER_MAX = 64
 REASON_MAX = 500
 _REVIEWER_RE = re.compile(r"^[^\W\d_][\w .,'-]{0,63}$")

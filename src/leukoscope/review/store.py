@@ -1,7 +1,7 @@
 """Review state in the results database: reviewed labels, an append-only audit, the released lock.
 
-Additive to `pipeline.store` (its own tables, created on open, so existing databases migrate by
-opening them for review; a database never reviewed simply has no review). Tables:
+Beside the result store's tables in the same file (made by its schema-5 migration,
+`results/review_schema.py`; a sample never reviewed simply has no review). Tables:
 
 - `review_samples`: per (run, sample) the state (`open` | `released`), a version bumped by every
   change, the reviewer who released it and when.
@@ -24,12 +24,13 @@ from typing import cast
 
 from leukoscope.errors import ParameterError, StorageError
 from leukoscope.ids import check_sample_id
+from leukoscope.results.audit_chain import GENESIS
+from leukoscope.results.review_schema import REVIEW_SAMPLE_COLUMNS, UNIDENTIFIED_LABEL
 from leukoscope.results.store import ResultStore
-from leukoscope.review.chain import GENESIS, append_audit, chain_head, verify
+from leukoscope.review.chain import append_audit, chain_head, verify
 from leukoscope.review.database import ReviewDatabase
 from leukoscope.review.gates import Evidence, sample_evidence
 from leukoscope.review.records import (
-    UNIDENTIFIED_LABEL,
     AuditRow,
     ReleaseRecord,
     ReviewCell,
@@ -40,7 +41,6 @@ from leukoscope.review.records import (
     check_reviewer,
 )
 from leukoscope.review.release import drop_submission, read_releases, release_in
-from leukoscope.review.schema import REVIEW_SAMPLE_COLUMNS
 from leukoscope.types import CELL_CLASSES, CellResult, SampleStatus, SampleSummary
 
 

@@ -12,8 +12,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from leukoscope.errors import LabelError
+from leukoscope.results.review_schema import ARTEFACT, SMUDGE
 from leukoscope.results.store import ResultStore
-from leukoscope.review.records import ARTEFACT, SMUDGE, ReviewState
+from leukoscope.review.records import ReviewState
 from leukoscope.review.store import ReviewStore
 from leukoscope.validation.labels import OTHER, Acquisition, Label
 

@@ -1,11 +1,25 @@
-"""The review tables (see store.py's docstring): created on open, additive to the results store."""
+"""The review tables of the results database (what they hold: `review/store.py`), the labels a
+review cell may carry, and the SQL guards that keep the review append-only. Made by the schema-5
+migration (`migrations.py`), never on open.
+"""
 
 from __future__ import annotations
 
 import sqlite3
 
-from leukoscope.review.records import STORED_LABELS
+from leukoscope.results.schema import execute_script
 from leukoscope.types import CELL_CLASSES
+
+ARTEFACT = "ARTEFACT"
+"""Not a white cell (debris, platelet clump, stain): leaves the count."""
+SMUDGE = "SMUDGE"
+"""A white cell that cannot be classified (smudge, damaged): leaves the 5-part differential."""
+UNIDENTIFIED_LABEL = "UNIDENTIFIED"
+"""A cell the model's open-set score set apart: in no class until a reviewer gives it one."""
+LABELS: tuple[str, ...] = (*(c.value for c in CELL_CLASSES), ARTEFACT, SMUDGE)
+"""What a reviewer may give a cell."""
+STORED_LABELS: tuple[str, ...] = (*LABELS, UNIDENTIFIED_LABEL)
+"""What a review cell's label may be (a reviewer never sets UNIDENTIFIED; the model does)."""
 
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS review_samples (
@@ -91,7 +105,7 @@ REVIEW_SAMPLE_COLUMNS = {
     "submitted_kind": "TEXT NOT NULL DEFAULT ''",
     "submitted_reason": "TEXT NOT NULL DEFAULT ''",
 }
-"""Columns of `review_samples` added since its first version (added in place on open)."""
+"""Columns of `review_samples` added since its first version (added in place by the migration)."""
 
 ADDED_COLUMNS = {
     "review_samples": REVIEW_SAMPLE_COLUMNS,
@@ -156,20 +170,21 @@ def table_sql(db: sqlite3.Connection, table: str) -> str:
 
 
 def widen_labels(db: sqlite3.Connection) -> None:
-    """Rebuild `review_cells` with the label CHECK of this version, rows unchanged (its triggers
-    go with the old table; the caller runs SCHEMA and GUARDS again)."""
+    """Rebuild `review_cells` with the label CHECK of this version, rows unchanged, inside the
+    caller's transaction (its triggers go with the old table; the caller runs SCHEMA and GUARDS
+    again)."""
     db.execute("DROP VIEW IF EXISTS review_counted_cells")
     db.execute("ALTER TABLE review_cells RENAME TO review_cells_before")
-    db.executescript(SCHEMA)
+    execute_script(db, SCHEMA)
     db.execute("INSERT INTO review_cells SELECT * FROM review_cells_before")
     db.execute("DROP TABLE review_cells_before")
 
 
 def widen_actions(db: sqlite3.Connection) -> None:
     """Rebuild `review_audit` with the action CHECK of this version ('comment' added), rows and
-    their hashes unchanged (its triggers go with the old table; the caller runs SCHEMA and GUARDS
-    again)."""
+    their hashes unchanged, inside the caller's transaction (its triggers go with the old table;
+    the caller runs SCHEMA and GUARDS again)."""
     db.execute("ALTER TABLE review_audit RENAME TO review_audit_before")
-    db.executescript(SCHEMA)
+    execute_script(db, SCHEMA)
     db.execute("INSERT INTO review_audit SELECT * FROM review_audit_before")
     db.execute("DROP TABLE review_audit_before")
