@@ -28,6 +28,7 @@ from starlette.concurrency import run_in_threadpool
 
 from leukoscope.review.accounts import PASSWORD_MAX, Accounts, LoginRefused
 from leukoscope.review.page import login_html
+from leukoscope.review.refusals import refusal
 
 SESSION_COOKIE = "leukoscope_review_session"
 PUBLIC_PATHS = frozenset({"/login", "/api/login", "/favicon.ico"})
@@ -153,10 +154,6 @@ class LoginThrottle:
             self._failures.pop(self._key(name), None)
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
-
-
 def is_public(path: str) -> bool:
     """Paths served without a session: the login page and its API, static files, the icon."""
     return path in PUBLIC_PATHS or path.startswith("/static/")
@@ -202,7 +199,7 @@ class Gate:
             request.state.user = user
             return None
         if path.startswith(("/api/", "/img/")):
-            return _error(401, "log in first")
+            return refusal(401, "log in first")
         target = "/login" if path == "/" else f"/login?next={quote(path, safe='/')}"
         return RedirectResponse(target if safe_next(path) == path else "/login", status_code=303)
 
@@ -215,14 +212,14 @@ class Gate:
 
         @app.post("/api/login")
         def login(request: Request, body: Login) -> Response:
-            refusal = self.throttle.refusal(body.user)
-            if refusal is not None:
-                return _error(429, refusal)
+            locked = self.throttle.refusal(body.user)
+            if locked is not None:
+                return refusal(429, locked)
             try:
                 account = self.accounts.check_login(body.user, body.password)
             except LoginRefused as exc:
                 self.throttle.failed(body.user)
-                return _error(401, str(exc))
+                return refusal(401, str(exc))
             self.throttle.succeeded(body.user)
             old = request.cookies.get(SESSION_COOKIE)
             if old:
