@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,20 +16,26 @@ from leukoscope.acquisition_files import storage
 from leukoscope.cli import app
 
 from ..cli_helpers import clean_environ
+from ..fakes.confined import NO_SPACE, full_disk_reason, on_read_only, on_small_disk
 from ..integration.pipeline_helpers import free_base_port
 
 
 def leukoscope(
-    cwd: Path, *args: str, env: dict[str, str] | None = None
+    cwd: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    confine: Callable[[list[str]], list[str]] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """The installed command as a user runs it (default config, no LEUKOSCOPE_* overrides)."""
+    """The installed command as a user runs it (default config, no LEUKOSCOPE_* overrides);
+    `confine` wraps its command line (a full disk, read-only media: tests/fakes/confined.py)."""
     environ = clean_environ()
     environ.update(
         LEUKOSCOPE__RIG__CAMERA__WIDTH="128", LEUKOSCOPE__RIG__CAMERA__HEIGHT="96", COLUMNS="120"
     )
     environ.update(env or {})
+    argv = [sys.executable, "-m", "leukoscope", *args]
     return subprocess.run(
-        [sys.executable, "-m", "leukoscope", *args],
+        confine(argv) if confine else argv,
         capture_output=True,
         text=True,
         timeout=120,
@@ -246,28 +253,19 @@ def test_resume_with_nothing_to_resume_is_one_line(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def small_fs(tmp_path: Path) -> Iterator[Path]:
-    """A 1 MiB tmpfs (root only; skipped where mounting is not allowed), unmounted after."""
-    mount = tmp_path / "small"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
-        capture_output=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (needs root)")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
+def media(tmp_path: Path) -> Path:
+    """An empty folder: a 1 MiB disk or read-only media for the command run on it."""
+    folder = tmp_path / "media"
+    folder.mkdir()
+    return folder
 
 
 @pytest.mark.parametrize("command", ["acquire", "run"])
 def test_disk_full_during_acquire_or_run_is_one_line(
-    small_fs: Path, tmp_path: Path, command: str
+    media: Path, tmp_path: Path, command: str
 ) -> None:
-    out = ["--out", str(small_fs / "S-1")] if command == "acquire" else ["--out", str(small_fs)]
+    """A 1 MiB tmpfs in a mount namespace of its own (any user); else a 1 MiB limit on file sizes."""
+    out = ["--out", str(media / "S-1")] if command == "acquire" else ["--out", str(media)]
     fields = ["--fields", "5"] if command == "acquire" else ["--cells", "0", "--max-fields", "5"]
     args = [command, "--simulate", "--sample", "S-1", *fields, *out]
     env = {
@@ -275,14 +273,18 @@ def test_disk_full_during_acquire_or_run_is_one_line(
         "LEUKOSCOPE__RIG__CAMERA__HEIGHT": "512",
         "LEUKOSCOPE__CLASSIFIER__THREADS": "1",
     }
-    result = leukoscope(tmp_path, *args, env=env)  # stderr also holds the progress bar
+    confine = functools.partial(on_small_disk, mount=media, size="1m")
+    result = leukoscope(tmp_path, *args, env=env, confine=confine)  # also a progress bar
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1 and "no space left on the device" in errors[0].lower(), errors
+    assert len(errors) == 1 and f"cannot write {media / 'S-1'}" in errors[0], errors
+    if full_disk_reason() == NO_SPACE:  # a size limit is a short write: the disk is not full
+        assert "no space left on the device" in errors[0].lower(), errors
 
 
 @pytest.mark.timeout(300)
-def test_read_only_folders_are_one_line(small_fs: Path, tmp_path: Path) -> None:
+def test_read_only_folders_are_one_line(media: Path, tmp_path: Path) -> None:
+    read_only = functools.partial(on_read_only, folder=media)
     db = tmp_path / "r.sqlite"
     stored_sample(db)
     dataset = tmp_path / "cells"
@@ -290,34 +292,34 @@ def test_read_only_folders_are_one_line(small_fs: Path, tmp_path: Path) -> None:
     made = leukoscope(tmp_path, "simulate", "dataset", str(dataset), "--cells", "20", "--out-px",
                       "32", "--composition", composition)  # fmt: skip
     assert made.returncode == 0, made.stderr
-    subprocess.run(["mount", "-o", "remount,ro", str(small_fs)], check=True)
     commands = [
-        ["config", "init", str(small_fs / "leukoscope.toml")],
-        ["keys", "generate", str(small_fs / "keys")],
-        ["acquire", "--simulate", "--sample", "S-1", "--fields", "1", "--out", str(small_fs / "S")],
-        ["simulate", "acquisition", str(small_fs / "A"), "--sample", "A-1", "--fields", "1"],
-        ["report", "S-9", "--db", str(db), "--out", str(small_fs / "r.html")],
+        ["config", "init", str(media / "leukoscope.toml")],
+        ["keys", "generate", str(media / "keys")],
+        ["acquire", "--simulate", "--sample", "S-1", "--fields", "1", "--out", str(media / "S")],
+        ["simulate", "acquisition", str(media / "A"), "--sample", "A-1", "--fields", "1"],
+        ["report", "S-9", "--db", str(db), "--out", str(media / "r.html")],
     ]
     for args in commands:
-        line = one_error_line(leukoscope(tmp_path, *args))
+        line = one_error_line(leukoscope(tmp_path, *args, confine=read_only))
         assert "Read-only file system" in line, (args, line)
     size = {"LEUKOSCOPE__RIG__CAMERA__WIDTH": "512", "LEUKOSCOPE__RIG__CAMERA__HEIGHT": "512"}
-    calibrate = ["calibrate", "--simulate", "--fields", "2", "--write", str(small_fs / "l.toml")]
-    line = one_error_line(leukoscope(tmp_path, *calibrate, env=size))
+    calibrate = ["calibrate", "--simulate", "--fields", "2", "--write", str(media / "l.toml")]
+    line = one_error_line(leukoscope(tmp_path, *calibrate, env=size, confine=read_only))
     assert "Read-only file system" in line, line
-    train = ["train", str(dataset), "--out", str(small_fs / "run"), "--epochs", "1", "--folds",
+    train = ["train", str(dataset), "--out", str(media / "run"), "--epochs", "1", "--folds",
              "2", "--width", "0.5", "--input-size", "32"]  # fmt: skip
-    trained = leukoscope(tmp_path, *train)  # stderr also says what it trains
+    trained = leukoscope(tmp_path, *train, confine=read_only)  # also says what it trains
     errors = [line for line in trained.stderr.splitlines() if line.startswith("error: ")]
     assert trained.returncode == 2 and "Traceback" not in trained.stderr, trained.stderr
     assert len(errors) == 1 and "Read-only file system" in errors[0], trained.stderr
 
 
-def test_report_reads_a_results_database_on_read_only_media(small_fs: Path, tmp_path: Path) -> None:
-    stored_sample(small_fs / "r.sqlite")  # WAL mode; SQLite cannot make its index file later
-    subprocess.run(["mount", "-o", "remount,ro", str(small_fs)], check=True)
+def test_report_reads_a_results_database_on_read_only_media(media: Path, tmp_path: Path) -> None:
+    stored_sample(media / "r.sqlite")  # WAL mode; SQLite cannot make its index file later
     out = tmp_path / "r.json"
-    args = ["report", "S-9", "--db", str(small_fs / "r.sqlite"), "--format", "json", "--out"]
-    result = leukoscope(tmp_path, *args, str(out))
+    args = ["report", "S-9", "--db", str(media / "r.sqlite"), "--format", "json", "--out"]
+    result = leukoscope(
+        tmp_path, *args, str(out), confine=functools.partial(on_read_only, folder=media)
+    )
     assert result.returncode == 0, result.stderr
     assert '"sample_id": "S-9"' in out.read_text()
