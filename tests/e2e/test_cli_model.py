@@ -11,7 +11,7 @@ import pytest
 from leukoscope.classifier.checkpoint import file_digest, read_checkpoint, save_checkpoint
 from leukoscope.classifier.shipped import DEFAULT_MODEL
 from leukoscope.config import load_settings
-from leukoscope.review.validations import ValidationRecord, record_validation
+from leukoscope.results.validations import ValidationRecord, record_validation
 from tests.cli_helpers import run_cli
 
 RIG = "0123456789abcdef"

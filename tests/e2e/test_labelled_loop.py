@@ -18,7 +18,7 @@ import pytest
 from scipy.stats import binomtest
 
 from leukoscope.classifier.checkpoint import file_digest, read_checkpoint
-from leukoscope.review.validations import record_validation, validation_records
+from leukoscope.results.validations import record_validation, validation_records
 from leukoscope.rig_identity import rig_digest
 from leukoscope.types import CELL_CLASSES, MODALITIES
 from tests.cli_helpers import run_cli
@@ -174,8 +174,8 @@ def test_build_train_validate(
     assert (agreement["reference_inside_pipeline_ci"], agreement["intervals"]) == (inside, total)
 
     # the validation run, reviewed and released, is itself a reference for `dataset build`
+    from leukoscope.results.review_store import ReviewStore
     from leukoscope.results.store import ResultStore
-    from leukoscope.review.store import ReviewStore
 
     database = report / "results.sqlite"
     run_id = figures["run_id"]

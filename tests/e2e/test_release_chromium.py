@@ -18,8 +18,8 @@ import hl7
 import pytest
 from fhir.resources.R4B.bundle import Bundle
 
+from leukoscope.results.review_store import ReviewStore
 from leukoscope.results.store import ResultStore
-from leukoscope.review.store import ReviewStore
 from tests.cli_helpers import run_cli
 
 from ..integration.pipeline_helpers import small_acquisition, untrained_checkpoint

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from leukoscope.report.data import gather_report
 from leukoscope.report.render import render_report
+from leukoscope.results.review_store import ReviewStore
 from leukoscope.results.store import ResultStore
-from leukoscope.review.store import ReviewStore
 
 from ..integration.review_helpers import finished_sample
 from .test_review_chromium import chromium, playwright

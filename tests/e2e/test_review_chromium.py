@@ -26,9 +26,9 @@ from leukoscope.pipeline.sources import saved_acquisition
 from leukoscope.report.data import gather_report
 from leukoscope.report.export import report_document
 from leukoscope.results.counts import clopper_pearson
+from leukoscope.results.review_records import ReviewConflict
+from leukoscope.results.review_store import ReviewStore
 from leukoscope.results.store import ResultStore
-from leukoscope.review.records import ReviewConflict
-from leukoscope.review.store import ReviewStore
 
 from ..integration.pipeline_helpers import small_acquisition, untrained_checkpoint
 from ..integration.release_helpers import give_evidence

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from leukoscope.review.store import ReviewStore
+from leukoscope.results.review_store import ReviewStore
 
 from ..integration.release_helpers import give_evidence
 from ..integration.review_helpers import LiveApp, add_user, finished_sample

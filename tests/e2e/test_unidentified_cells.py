@@ -11,9 +11,9 @@ import numpy as np
 
 from leukoscope.classifier.shipped import resolve_model_path
 from leukoscope.instrument.simulator.acquisition import generate_acquisition
+from leukoscope.results.review_store import ReviewStore
 from leukoscope.results.store import ResultStore
 from leukoscope.review.state import page_state, sample_facts
-from leukoscope.review.store import ReviewStore
 from leukoscope.types import EXTRA_CLASSES, CellResult
 
 from ..integration.pipeline_helpers import true_cells

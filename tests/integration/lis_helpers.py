@@ -11,8 +11,8 @@ from pathlib import Path
 
 from leukoscope.lis.db import connect
 from leukoscope.lis.orders import NEW, Received, check_order, store
+from leukoscope.results.review_store import ReviewStore
 from leukoscope.results.store import ResultStore
-from leukoscope.review.store import ReviewStore
 
 from ..cli_helpers import clean_environ
 from .release_helpers import give_evidence

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from leukoscope.results.store import ResultStore
-from leukoscope.review.validations import (
+from leukoscope.results.validations import (
     ValidationRecord,
     model_sha256_of,
     record_validation,

@@ -15,8 +15,8 @@ from hl7apy.parser import parse_message
 from leukoscope.config import Settings
 from leukoscope.errors import LisError
 from leukoscope.report.lis import LOINC, PANEL, loinc_check_digit
+from leukoscope.results.review_store import ReviewStore
 from leukoscope.results.store import ResultStore
-from leukoscope.review.store import ReviewStore
 from tests.cli_helpers import run_cli
 
 from .lis_helpers import order as file_order

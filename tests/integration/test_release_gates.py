@@ -17,9 +17,9 @@ from leukoscope.report.data import gather_report
 from leukoscope.report.export import report_document
 from leukoscope.report.lis import render_fhir, render_hl7
 from leukoscope.report.render import render_report
+from leukoscope.results.release_gates import ReleaseRefused
+from leukoscope.results.review_store import ReviewStore
 from leukoscope.results.store import ResultStore
-from leukoscope.review.gates import ReleaseRefused
-from leukoscope.review.store import ReviewStore
 
 from .release_helpers import give_evidence
 from .review_helpers import finished_sample

@@ -17,7 +17,7 @@ from leukoscope.report.evidence import NOT_VALIDATED, statement
 from leukoscope.report.export import render_csv, render_json
 from leukoscope.report.html import render_html
 from leukoscope.results.store import ResultStore
-from leukoscope.review.validations import ValidationRecord, record_validation
+from leukoscope.results.validations import ValidationRecord, record_validation
 from leukoscope.rig_identity import rig_digest
 
 from .release_helpers import give_evidence

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from leukoscope.results.review_store import ReviewStore
 from leukoscope.results.store import ResultStore
-from leukoscope.review.store import ReviewStore
 
 from .review_helpers import finished_sample
 

@@ -12,8 +12,8 @@ import cv2
 import numpy as np
 import pytest
 
+from leukoscope.results.review_store import ReviewStore
 from leukoscope.results.store import ResultStore
-from leukoscope.review.store import ReviewStore
 
 from .release_helpers import give_evidence
 from .review_helpers import TILE, LiveApp, add_user, finished_sample

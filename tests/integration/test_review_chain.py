@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from leukoscope.results.review_store import ReviewStore
 from leukoscope.results.store import ResultStore
-from leukoscope.review.store import ReviewStore
 from tests.cli_helpers import run_cli
 
 from .release_helpers import give_evidence

@@ -7,7 +7,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from leukoscope.review.store import ReviewStore
+from leukoscope.results.review_store import ReviewStore
 
 from .review_helpers import LiveApp, finished_sample
 

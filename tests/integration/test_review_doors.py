@@ -8,7 +8,7 @@ import json
 import urllib.request
 from pathlib import Path
 
-from leukoscope.review.store import ReviewStore
+from leukoscope.results.review_store import ReviewStore
 
 from .review_helpers import LiveApp, finished_sample
 

@@ -13,8 +13,8 @@ from argon2 import PasswordHasher
 
 from leukoscope.config import ConfigError, Settings, load_settings
 from leukoscope.errors import ParameterError
+from leukoscope.results.review_store import ReviewStore
 from leukoscope.review.accounts import REFUSED, Accounts, LoginRefused
-from leukoscope.review.store import ReviewStore
 
 from .release_helpers import give_evidence
 from .review_helpers import PASSWORD, LiveApp, add_user, finished_sample

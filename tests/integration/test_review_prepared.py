@@ -1,4 +1,4 @@
-"""Review pictures prepared ahead (review/prepared.py): every counted cell's native crop stored
+"""Review pictures prepared ahead (results/prepared_pictures.py): every counted cell's native crop stored
 once in the results database, served as the page's pictures (the same as the re-cut ones), also
 when the saved acquisition is gone; pending samples found and prepared in the background."""
 
@@ -15,8 +15,8 @@ from leukoscope.classifier.infer import Predictor
 from leukoscope.config import PipelineConfig
 from leukoscope.pipeline.runner import run_embedded
 from leukoscope.pipeline.sources import saved_acquisition
+from leukoscope.results.prepared_pictures import PreparedPictures, pending, prepare_sample
 from leukoscope.results.store import ResultStore
-from leukoscope.review.prepared import PreparedPictures, pending, prepare_sample
 
 from .pipeline_helpers import small_acquisition, untrained_checkpoint
 from .review_helpers import LiveApp

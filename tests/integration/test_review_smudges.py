@@ -13,8 +13,8 @@ import pytest
 from leukoscope.report.data import gather_report
 from leukoscope.report.export import render_json
 from leukoscope.report.html import render_html
+from leukoscope.results.review_store import ReviewStore
 from leukoscope.results.store import ResultStore
-from leukoscope.review.store import ReviewStore
 
 from .release_helpers import give_evidence
 from .review_helpers import finished_sample

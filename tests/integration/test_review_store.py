@@ -9,9 +9,9 @@ import pytest
 
 from leukoscope.errors import ParameterError, StorageError
 from leukoscope.results.counts import clopper_pearson
+from leukoscope.results.review_records import ReviewConflict, reviewed_summary
+from leukoscope.results.review_store import ReviewStore
 from leukoscope.results.store import ResultStore
-from leukoscope.review.records import ReviewConflict, reviewed_summary
-from leukoscope.review.store import ReviewStore
 
 from .release_helpers import give_evidence
 from .review_helpers import finished_sample

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from leukoscope.results.review_records import reviewed_summary
 from leukoscope.results.review_schema import UNIDENTIFIED_LABEL
+from leukoscope.results.review_store import ReviewStore
 from leukoscope.results.store import ResultStore
-from leukoscope.review.records import reviewed_summary
-from leukoscope.review.store import ReviewStore
 from leukoscope.types import CELL_CLASSES, CellKey, CellResult
 
 from .release_helpers import give_evidence

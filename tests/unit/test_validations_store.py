@@ -1,4 +1,4 @@
-"""review/validations.py: the model_validations table (round trip, append-only, passing record)."""
+"""results/validations.py: the model_validations table (round trip, append-only, passing record)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from leukoscope.errors import ParameterError
-from leukoscope.review.validations import (
+from leukoscope.results.validations import (
     ValidationRecord,
     model_sha256_of,
     passing_validation,
@@ -94,7 +94,7 @@ def test_passing_picks_model_and_rig_and_never_simulated(tmp_path: Path) -> None
 READ_ON_READ_ONLY_MEDIA = """
 import sys
 from pathlib import Path
-from leukoscope.review.validations import passing_validation
+from leukoscope.results.validations import passing_validation
 db = Path(sys.argv[1])
 try:
     (db.parent / "probe").write_text("x")

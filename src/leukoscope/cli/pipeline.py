@@ -72,7 +72,7 @@ def _prepare_pictures(outcome: object, crop_um: float) -> None:
 
     from leukoscope.errors import StorageError
     from leukoscope.pipeline.service import RunOutcome
-    from leukoscope.review.prepared import prepare_sample
+    from leukoscope.results.prepared_pictures import prepare_sample
 
     assert isinstance(outcome, RunOutcome)
     with Progress(console=err_console, transient=True) as bar:

@@ -110,7 +110,7 @@ def verify_command(
     """Check the review records (audit chain, cells, sample states, releases) for changes made
     outside the review; exit status 1 and every problem, first bad row first, when any."""
     from leukoscope.report.data import open_results
-    from leukoscope.review.store import ReviewStore
+    from leukoscope.results.review_store import ReviewStore
 
     database = db or settings().pipeline.results_db
     open_results(database).close()  # one clear line for a missing or foreign file

@@ -70,7 +70,7 @@ def user_add(
     name: NameArgument, db: RESULTS_DB_OPTION = None, password_stdin: PasswordStdin = False
 ) -> None:
     """Add an account (asks its password twice, or reads it with --password-stdin)."""
-    from leukoscope.review.records import check_reviewer
+    from leukoscope.results.review_records import check_reviewer
 
     name = check_reviewer(name)
     with _accounts(db) as accounts:

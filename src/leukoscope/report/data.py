@@ -1,7 +1,7 @@
 """Everything a per-sample report shows, gathered once from the results store (HTML, JSON, CSV).
 
 The differential is `ResultStore.summary` (built by `results.counts`): nothing is recounted here;
-once a review exists (review/store.py) it is the reviewed one, the original kept in `review`.
+once a review exists (results/review_store.py) it is the reviewed one, the original kept in `review`.
 The gallery holds exactly the cells behind that summary: the ledger's counted cells once the sample
 is finished, every received result while it is still running (the rule `counts.summarize` applies).
 """
@@ -28,9 +28,9 @@ from leukoscope.report.flags import (
 )
 from leukoscope.report.pictures import CellPictures, gallery_pictures, model_modalities
 from leukoscope.report.review import ReviewInfo, read_review, reviewed_view
+from leukoscope.results.prepared_pictures import read_prepared
+from leukoscope.results.release_gates import Evidence
 from leukoscope.results.store import ResultStore, RunRecord, SampleRecord
-from leukoscope.review.gates import Evidence
-from leukoscope.review.prepared import read_prepared
 from leukoscope.types import CellClass, CellResult, ClassCount, SampleSummary
 
 RUNS_LISTED = 5

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from leukoscope.acquisition_files.acquisition_meta import read_acquisition_meta
 from leukoscope.errors import LeukoscopeError
+from leukoscope.results.release_gates import Evidence
 from leukoscope.results.store import SampleRecord
-from leukoscope.review.gates import Evidence
-from leukoscope.review.validations import model_sha256_of, passing_validation
+from leukoscope.results.validations import model_sha256_of, passing_validation
 from leukoscope.rig_identity import rig_digest
 
 NOT_VALIDATED = (

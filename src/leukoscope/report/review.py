@@ -7,9 +7,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from leukoscope.errors import StorageError
-from leukoscope.review.gates import Evidence
-from leukoscope.review.records import ReleaseRecord, ReviewCell, reviewed_summary
-from leukoscope.review.store import ReviewStore
+from leukoscope.results.release_gates import Evidence
+from leukoscope.results.review_records import ReleaseRecord, ReviewCell, reviewed_summary
+from leukoscope.results.review_store import ReviewStore
 from leukoscope.types import CellClass, CellResult, SampleSummary
 
 NOT_REVIEWED, IN_REVIEW, RELEASED = "not reviewed", "in review", "released"

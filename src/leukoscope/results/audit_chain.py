@@ -1,6 +1,6 @@
 """The audit rows' hash chain as stored: each `review_audit` row's `row_hash` is SHA-256 over the
 previous row's hash (`GENESIS` for the first) and the row's content. Here for the migration that
-chains a file written before the chain; appending and verifying are the review's (`review/chain.py`).
+chains a file written before the chain; appending and verifying are the review's (`results/review_chain.py`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The review tables of the results database (what they hold: `review/store.py`), the labels a
+"""The review tables of the results database (what they hold: `results/review_store.py`), the labels a
 review cell may carry, and the SQL guards that keep the review append-only. Made by the schema-5
 migration (`migrations.py`), never on open.
 """

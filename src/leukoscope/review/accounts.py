@@ -20,8 +20,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from leukoscope.errors import LeukoscopeError, ParameterError, StorageError
-from leukoscope.review.database import ReviewDatabase
-from leukoscope.review.records import check_reviewer
+from leukoscope.results.review_database import ReviewDatabase
+from leukoscope.results.review_records import check_reviewer
 
 PASSWORD_MIN = 10
 PASSWORD_MAX = 256

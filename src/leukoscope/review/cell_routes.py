@@ -44,13 +44,12 @@ def add_cell_routes(app: FastAPI, service: ReviewService) -> None:
         request: Request, run_id: str, sample_id: str, fov: Index, cell_index: Index,
         edit: CellEdit,
     ) -> dict[str, Any]:  # fmt: skip
-        with service.lock:
-            service.open(run_id, sample_id)
-            service.reviews.reclassify(
+        return service.change(
+            run_id, sample_id, lambda reviews: reviews.reclassify(
                 run_id, sample_id, fov, cell_index, edit.label,
                 reviewer=user_of(request), version=edit.version, reason=edit.reason,
-            )  # fmt: skip
-            return service.open(run_id, sample_id)
+            ),
+        )  # fmt: skip
 
     @app.get("/img/{run_id}/{sample_id}/{fov}/{cell_index}/{view}.png")
     def picture(run_id: str, sample_id: str, fov: Index, cell_index: Index, view: str) -> Response:

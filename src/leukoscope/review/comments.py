@@ -10,9 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from leukoscope import limits
 from leukoscope.errors import ParameterError
+from leukoscope.results.review_records import REASON_MAX
+from leukoscope.results.review_store import ReviewStore
 from leukoscope.review.auth import user_of
-from leukoscope.review.records import REASON_MAX
-from leukoscope.review.store import ReviewStore
 
 
 class Comment(BaseModel):

@@ -12,8 +12,8 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
 
+from leukoscope.results.review_records import ReviewState
 from leukoscope.results.store import SampleRecord
-from leukoscope.review.records import ReviewState
 
 KEYS = (
     ("n", "NEU"), ("l", "LYM"), ("m", "MO"), ("e", "EOS"), ("b", "BAS"),

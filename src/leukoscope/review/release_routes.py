@@ -37,21 +37,19 @@ def add_release_routes(app: FastAPI, service: ReviewService) -> None:
 
     @app.post("/api/sample/{run_id}/{sample_id}/release")
     def release(request: Request, run_id: str, sample_id: str, body: Release) -> dict[str, Any]:
-        with service.lock:
-            service.open(run_id, sample_id)
-            service.reviews.release(
+        return service.change(
+            run_id, sample_id, lambda reviews: reviews.release(
                 run_id, sample_id, reviewer=user_of(request), version=body.version,
                 partial=body.partial, reason=body.reason,
                 verification=service.require_verification,
-            )  # fmt: skip
-            return service.open(run_id, sample_id)
+            ),
+        )  # fmt: skip
 
     @app.post("/api/sample/{run_id}/{sample_id}/reopen")
     def reopen(request: Request, run_id: str, sample_id: str, body: Reopen) -> dict[str, Any]:
-        with service.lock:
-            service.open(run_id, sample_id)
-            service.reviews.reopen(
+        return service.change(
+            run_id, sample_id, lambda reviews: reviews.reopen(
                 run_id, sample_id, reviewer=user_of(request), reason=body.reason,
                 version=body.version,
-            )  # fmt: skip
-            return service.open(run_id, sample_id)
+            ),
+        )  # fmt: skip

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,16 @@ class ReviewService:
         known = (facts.summary, list(facts.results.values()))
         self.reviews.open_review(self.results, run_id, sample_id, known=known)
         return self._shown(facts, run_id, sample_id)
+
+    def change(
+        self, run_id: str, sample_id: str, edit: Callable[[ReviewStore], object]
+    ) -> dict[str, Any]:
+        """Under the lock: open the sample for review, make `edit` on its review records, and
+        return the page state after it."""
+        with self.lock:
+            self.open(run_id, sample_id)
+            edit(self.reviews)
+            return self.open(run_id, sample_id)
 
     def modalities(self, run_id: str) -> tuple[Modality, ...]:
         """The modalities the run's model saw (the thumbnail's tiles); all four if unknown."""

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from leukoscope.pipeline.field_notes import FocusField, focus_fields
+from leukoscope.results.release_gates import Evidence
+from leukoscope.results.review_records import ReviewCell, ReviewState, reviewed_summary
+from leukoscope.results.review_store import ReviewStore
 from leukoscope.results.store import ResultStore
-from leukoscope.review.gates import Evidence
-from leukoscope.review.records import ReviewCell, ReviewState, reviewed_summary
-from leukoscope.review.store import ReviewStore
 from leukoscope.types import CellResult, SampleSummary
 
 

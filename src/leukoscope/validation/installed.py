@@ -18,7 +18,7 @@ from leukoscope.classifier.shipped import DEFAULT_MODEL
 from leukoscope.classifier.training_data import TrainedOn, trained_on
 from leukoscope.config import Settings
 from leukoscope.errors import CheckpointError, ParameterError
-from leukoscope.review.validations import ValidationRecord, validation_records
+from leukoscope.results.validations import ValidationRecord, validation_records
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """The validation record: a verdict bound to the model file and the rig set-up it was earned on.
 
 `validate` writes it into `validation.json` (key `record`) and appends it to the lab's results
-database (`review/validations.py`, table `model_validations`).
+database (`results/validations.py`, table `model_validations`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 from leukoscope.classifier.checkpoint import file_digest
 from leukoscope.config import ValidationConfig
 from leukoscope.errors import ParameterError
-from leukoscope.review.validations import ValidationRecord
+from leukoscope.results.validations import ValidationRecord
 from leukoscope.rig_identity import rig_digest
 from leukoscope.validation.criteria import Verdict
 from leukoscope.validation.labels import Acquisition

@@ -1,6 +1,6 @@
 """Reviewed cells of a results database as labels: what a technologist signed off becomes a reference.
 
-Each released review (`leukoscope review`, `review/store.py`) of a sample among the acquisitions
+Each released review (`leukoscope review`, `results/review_store.py`) of a sample among the acquisitions
 gives one label per reviewed cell, at the centre of the cell's stored nucleus box, with the reviewed
 class; `ARTEFACT` becomes `OTHER` (not a white cell) and `SMUDGE` cells are left out (white cells no
 class fits). When a sample was released in several runs, the latest release is used.
@@ -12,10 +12,10 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from leukoscope.errors import LabelError
+from leukoscope.results.review_records import ReviewState
 from leukoscope.results.review_schema import ARTEFACT, SMUDGE
+from leukoscope.results.review_store import ReviewStore
 from leukoscope.results.store import ResultStore
-from leukoscope.review.records import ReviewState
-from leukoscope.review.store import ReviewStore
 from leukoscope.validation.labels import OTHER, Acquisition, Label
 
 

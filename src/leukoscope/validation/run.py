@@ -13,7 +13,7 @@ from leukoscope.pipeline.aggregator import SummaryCallback
 from leukoscope.pipeline.service import analyse, load_predictor
 from leukoscope.pipeline.sources import saved_acquisition
 from leukoscope.results.store import ResultStore
-from leukoscope.review.validations import record_validation
+from leukoscope.results.validations import record_validation
 from leukoscope.validation import agreement
 from leukoscope.validation.criteria import judge
 from leukoscope.validation.labels import describe_acquisitions, read_labels

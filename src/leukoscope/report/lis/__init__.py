@@ -1,6 +1,6 @@
 """A released differential for a laboratory information system: HL7 v2.5.1 ORU^R01 and FHIR R4.
 
-Only a sample a technologist has released (review/store.py) leaves this way, and never a simulated
+Only a sample a technologist has released (results/review_store.py) leaves this way, and never a simulated
 one. The five percentages are reported with the LOINC terms of the Manual Differential panel
 (24318-8): after review the differential is a person's count, not an analyser's. Each result also
 carries its count of the cells counted and the binomial 95 % interval, its reference range and

@@ -1,6 +1,6 @@
 """The release a laboratory message carries, its notes and identities (HL7 and FHIR share them).
 
-Only a sample a technologist has released (review/store.py) leaves this way, and never a simulated
+Only a sample a technologist has released (results/review_store.py) leaves this way, and never a simulated
 one. The five percentages are reported with the LOINC terms of the Manual Differential panel
 (24318-8): after review the differential is a person's count, not an analyser's. Each result also
 carries its count of the cells counted and the binomial 95 % interval (HL7: an NTE after the OBX;
@@ -20,8 +20,8 @@ from datetime import datetime, timezone
 from leukoscope.errors import ParameterError
 from leukoscope.report.data import ReportData
 from leukoscope.report.review import RELEASED
-from leukoscope.review.gates import PARTIAL, Evidence
-from leukoscope.review.records import ReleaseRecord
+from leukoscope.results.release_gates import PARTIAL, Evidence
+from leukoscope.results.review_records import ReleaseRecord
 from leukoscope.types import CellClass, ClassCount
 
 PANEL = ("24318-8", "Manual Differential panel - Blood")

@@ -135,7 +135,7 @@ class AuditRow:
     time_s: float
     reason: str
     prev_hash: str = ""  # the row before it in the chain
-    row_hash: str = ""  # SHA-256 over prev_hash and this row (review/chain.py)
+    row_hash: str = ""  # SHA-256 over prev_hash and this row (results/review_chain.py)
 
 
 def reviewed_summary(original: SampleSummary, cells: list[ReviewCell]) -> SampleSummary:

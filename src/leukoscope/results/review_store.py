@@ -25,12 +25,11 @@ from typing import cast
 from leukoscope.errors import ParameterError, StorageError
 from leukoscope.ids import check_sample_id
 from leukoscope.results.audit_chain import GENESIS
-from leukoscope.results.review_schema import REVIEW_SAMPLE_COLUMNS, UNIDENTIFIED_LABEL
-from leukoscope.results.store import ResultStore
-from leukoscope.review.chain import append_audit, chain_head, verify
-from leukoscope.review.database import ReviewDatabase
-from leukoscope.review.gates import Evidence, sample_evidence
-from leukoscope.review.records import (
+from leukoscope.results.release_gates import Evidence, sample_evidence
+from leukoscope.results.releases import drop_submission, read_releases, release_in
+from leukoscope.results.review_chain import append_audit, chain_head, verify
+from leukoscope.results.review_database import ReviewDatabase
+from leukoscope.results.review_records import (
     AuditRow,
     ReleaseRecord,
     ReviewCell,
@@ -40,7 +39,8 @@ from leukoscope.review.records import (
     check_reason,
     check_reviewer,
 )
-from leukoscope.review.release import drop_submission, read_releases, release_in
+from leukoscope.results.review_schema import REVIEW_SAMPLE_COLUMNS, UNIDENTIFIED_LABEL
+from leukoscope.results.store import ResultStore
 from leukoscope.types import CELL_CLASSES, CellResult, SampleStatus, SampleSummary
 
 

@@ -3,7 +3,7 @@ server decides, never the page):
 
 - a simulated sample (or one whose origin was not recorded) is never released;
 - a real sample is released only when its run's model has a passing validation (PASS, on real
-  acquisitions) for the rig set-up that took the sample's fields (`review/validations.py`);
+  acquisitions) for the rig set-up that took the sample's fields (`results/validations.py`);
 - a sample with no counted cells is never released (a percentage of no cells is not a result);
 - a *final* release needs a complete sample (its target of cells reached, no failed field; cells
   a reviewer sets aside as artefacts or smudges do not make it incomplete); otherwise the
@@ -16,9 +16,9 @@ import sqlite3
 from dataclasses import dataclass
 
 from leukoscope.errors import LeukoscopeError, ParameterError
+from leukoscope.results.review_records import check_reason
 from leukoscope.results.review_schema import ARTEFACT, SMUDGE, UNIDENTIFIED_LABEL
-from leukoscope.review.records import check_reason
-from leukoscope.review.validations import (
+from leukoscope.results.validations import (
     ValidationRecord,
     model_sha256_of,
     passing_validation,

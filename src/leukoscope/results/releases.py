@@ -14,7 +14,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 
-from leukoscope.review.gates import (
+from leukoscope.results.release_gates import (
     FINAL,
     PARTIAL,
     ReleaseRefused,
@@ -22,7 +22,7 @@ from leukoscope.review.gates import (
     release_kind,
     sample_evidence,
 )
-from leukoscope.review.records import ReleaseRecord
+from leukoscope.results.review_records import ReleaseRecord
 
 SUBMITTED = "submitted for verification"
 
