@@ -57,6 +57,48 @@ MUTATIONS = (
             "tests/integration/test_lights_pty.py",
         ),
     ),
+    Mutation(
+        "smudge-as-artefact",
+        "the report counts smudge cells as artefacts",
+        "leukoscope/report/review.py",
+        'artefacts=sum(c.label == "ARTEFACT" for c in cells),',
+        'artefacts=sum(c.label in ("ARTEFACT", "SMUDGE") for c in cells),',
+        ("tests/integration/test_review_smudges.py",),
+    ),
+    Mutation(
+        "deaf-worker",
+        "a worker whose work connection zmq cut (an over-size frame) never connects again",
+        "leukoscope/pipeline/stages.py",
+        "work.close(linger=0)",
+        "continue",
+        ("tests/integration/test_worker_frame_limit.py",),
+    ),
+    Mutation(
+        "headers-inside",
+        "the security headers are set inside the body limit: its 413 answers go out without them",
+        "leukoscope/review/app.py",
+        "    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)\n"
+        "    app.add_middleware(SecureHeaders)",
+        "    app.add_middleware(SecureHeaders)\n"
+        "    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)",
+        ("tests/integration/test_review_headers.py",),
+    ),
+    Mutation(
+        "one-sided-interval",
+        "the lower end of the Clopper-Pearson interval at 5 % instead of 2.5 %",
+        "leukoscope/results/counts.py",
+        "float(stats.beta.ppf(alpha / 2, count, total - count + 1))",
+        "float(stats.beta.ppf(alpha, count, total - count + 1))",
+        ("tests/unit/test_report_data.py",),
+    ),
+    Mutation(
+        "deep-failed-fields",
+        "a deeply nested failed_fields.json raises RecursionError out of run --resume",
+        "leukoscope/acquisition_files/storage.py",
+        "TypeError, RecursionError):",
+        "TypeError):",
+        ("tests/integration/test_failed_fields_bounds.py",),
+    ),
 )
 
 
