@@ -6,8 +6,9 @@ model's input side) and matched to the true white cell it came from: held-out no
 training composition, seeds the model never saw; every detection counts, as in `batch`) and samples
 where half the white cells are outside the five (IG, NRBC, BLAST, RL; `simulator/atypical.py`), none of
 which the model was trained on. Samples alternate 12-bit and 8-bit cameras. Prints the flag rate on
-normal cells and the catch rate per extra class for the model's fitted score, and for comparison the
-same at the same flag rate for scores from the probabilities and a combination.
+normal cells and the catch rate per extra class for the model's fitted score and each of its parts
+alone (at the part's own 5 % spread), and for comparison the same at the same flag rate for scores
+from the probabilities and a combination.
 
     .venv/bin/python benchmarks/open_set.py                 # measure the configured model
     .venv/bin/python benchmarks/open_set.py --fit MODEL.pt  # fit MODEL's score first (weights kept)
@@ -107,9 +108,25 @@ def main() -> None:
         )
 
     rate = fit.target_flag_rate
-    row("Mahalanobis, features (the model's)", a.open_set_scores, b.open_set_scores, fit.threshold)
+    row(f"the model's score ({fit.score})", a.open_set_scores, b.open_set_scores, fit.threshold)
     twice = np.quantile(a.open_set_scores, 1 - 2 * rate)
-    row(f"Mahalanobis at {2 * rate:.0%} of normal", a.open_set_scores, b.open_set_scores, twice)
+    row(f"the same at {2 * rate:.0%} of normal", a.open_set_scores, b.open_set_scores, twice)
+    if fit.intensities is not None and fit.feature_scale is not None:
+        middle, spread = fit.feature_scale
+        row(
+            "its pooled-features part alone",
+            fit.feature_distances(a.features),
+            fit.feature_distances(b.features),
+            middle + spread,
+        )
+        normal_cells, odd_cells = (
+            fit.intensities.measures(predictor.preprocess(c)) for c in (normal, mixed[odd])
+        )
+        for radius, part, u, v in zip(
+            fit.intensities.radii, fit.intensity_parts, normal_cells, odd_cells, strict=True
+        ):
+            name = f"its intensity part alone, disc {radius:.2f} of the crop side"
+            row(name, part.standardised(u), part.standardised(v), 1.0)
     top_a, top_b = 1 - a.probabilities.max(1), 1 - b.probabilities.max(1)
     row(
         f"1 - top probability (at {rate:.0%} of normal)", top_a, top_b, np.quantile(top_a, 1 - rate)

@@ -302,7 +302,10 @@ class Predictor:
             heads /= heads.sum(axis=-1, keepdims=True)
             probs = heads.mean(axis=1)
         fit = self._meta.open_set
-        scores = fit.scores(features) if fit is not None else np.zeros(0)
+        scores = np.zeros(0)
+        if fit is not None:
+            cells = (x.swapaxes(0, 1) if split else x) if fit.needs_cells else None
+            scores = fit.scores(features, cells)
         return Prediction(probs, heads, features, scores)
 
     def unidentified(self, prediction: Prediction) -> list[str]:

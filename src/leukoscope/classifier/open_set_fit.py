@@ -14,6 +14,7 @@ import numpy as np
 from leukoscope.classifier.checkpoint import ModelMeta, load_checkpoint, save_checkpoint
 from leukoscope.classifier.infer import Predictor
 from leukoscope.classifier.open_set import DEFAULT_FLAG_RATE, OpenSet, fit_open_set
+from leukoscope.classifier.open_set_image import CellIntensities
 from leukoscope.errors import ParameterError
 
 
@@ -21,6 +22,17 @@ def cell_features(predictor: Predictor, crops: np.ndarray, batch: int = 256) -> 
     """The pooled features (B, F) the heads read, for raw crops (B, M, H, W)."""
     parts = [predictor.predict(crops[i : i + batch]).features for i in range(0, len(crops), batch)]
     return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
+
+
+def cell_intensities(
+    predictor: Predictor, crops: np.ndarray, intensities: CellIntensities, batch: int = 256
+) -> list[np.ndarray]:
+    """`intensities.measures` of raw crops (B, M, H, W), as the predictor normalises them."""
+    parts = [
+        intensities.measures(predictor.preprocess(crops[i : i + batch]))
+        for i in range(0, len(crops), batch)
+    ]
+    return [np.concatenate([p[d] for p in parts]) for d in range(len(intensities.radii))]
 
 
 def fit_for_model(
@@ -31,16 +43,20 @@ def fit_for_model(
     target_flag_rate: float = DEFAULT_FLAG_RATE,
     source: str = "",
 ) -> OpenSet:
-    """The open-set fit of `predictor`'s model on held-out cells (`labels`: class indices)."""
+    """The open-set fit of `predictor`'s model on held-out cells (`labels`: class indices): the
+    `mahalanobis+intensity` score (`classifier/open_set.py`)."""
     features = cell_features(predictor, crops)
     if features.shape[1] == 0:
         raise ParameterError("the model's graph returns no features (export it again)")
+    intensities = CellIntensities()
     return fit_open_set(
         features,
         labels,
         classes=len(predictor.meta.classes),
         target_flag_rate=target_flag_rate,
         source=source,
+        intensities=intensities,
+        measures=cell_intensities(predictor, crops, intensities),
     )
 
 
