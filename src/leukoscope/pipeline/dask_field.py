@@ -3,8 +3,8 @@
 `analyse_field` is a plain top-level function over a folder, a field index and `FieldWork` (paths
 and settings): Dask ships it to a worker near the data, so the field's frames are read there and
 only its cells' results and thumbnails travel back. It reuses the pipeline's own code (the saved
-field reader, the stages' segmenter and classifier from assembly.py, the unit budget and
-`counts.result_from_heads`), so a field gives the cells the embedded workers give.
+field reader, the stages' segmenter and classifier from assembly.py, the unit budget and the
+classify worker's `stages.cell_results`), so a field gives the cells the embedded workers give.
 
 The model is loaded once per worker process (a cache keyed by path, SHA-256, backend and threads),
 after its file's digest is checked against the one the client computed: a worker that sees another
@@ -34,8 +34,7 @@ from leukoscope.pictures.thumbnail import thumbnail
 from leukoscope.pipeline import budget
 from leukoscope.pipeline.assembly import configured_segmenter, head_classifier
 from leukoscope.pipeline.field_quality import failure_reason, field_quality_of
-from leukoscope.pipeline.stages import Segmenter
-from leukoscope.results.counts import result_from_heads
+from leukoscope.pipeline.stages import Segmenter, cell_results
 from leukoscope.types import CellCrop, CellKey, CellResult, FrameSet
 
 
@@ -130,16 +129,12 @@ def _classify(
         raise PipelineError(f"cells of field {frameset.fov} lack modalities {missing}")
     order = [frameset.modalities.index(m) for m in predictor.modalities]
     heads, reasons = head_classifier(predictor)(np.stack([c.crops[order] for c in cells]))
-    return tuple(
-        result_from_heads(
-            cell.key,
-            head,
-            min_probability=config.min_probability,
-            max_disagreement=config.max_disagreement,
-            bbox=cell.bbox,
-            unidentified=reason,
-        )
-        for cell, head, reason in zip(cells, heads, reasons, strict=True)
+    return cell_results(
+        cells,
+        heads,
+        reasons,
+        min_probability=config.min_probability,
+        max_disagreement=config.max_disagreement,
     )
 
 

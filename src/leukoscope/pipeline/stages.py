@@ -13,7 +13,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 import numpy as np
@@ -28,7 +28,7 @@ from leukoscope.pipeline.endpoints import Endpoints
 from leukoscope.pipeline.field_quality import failure_reason, field_quality_of
 from leukoscope.pipeline.security import CurveKeys, secure_client
 from leukoscope.results.counts import result_from_heads
-from leukoscope.types import CellCrop, FrameSet, Modality
+from leukoscope.types import CellCrop, CellResult, FrameSet, Modality
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,29 @@ Segmenter = Callable[[FrameSet], list[CellCrop]]
 HeadClassifier = Callable[[np.ndarray], "np.ndarray | tuple[np.ndarray, list[str]]"]
 """Raw crops (B, M, H, W) in `modalities` order -> per-head probabilities (B, heads, classes), or
 those with each cell's open-set reason (`unidentified: ...` or "", `assembly.head_classifier`)."""
+
+
+def cell_results(
+    cells: Sequence[CellCrop],
+    heads: np.ndarray,
+    reasons: Sequence[str],
+    *,
+    min_probability: float,
+    max_disagreement: float,
+) -> tuple[CellResult, ...]:
+    """Each cell's result from its head probabilities and open-set reason ("" for none), flagged
+    for review by the pipeline's thresholds."""
+    return tuple(
+        result_from_heads(
+            cell.key,
+            head,
+            min_probability=min_probability,
+            max_disagreement=max_disagreement,
+            bbox=cell.bbox,
+            unidentified=reason,
+        )
+        for cell, head, reason in zip(cells, heads, reasons, strict=True)
+    )
 
 
 def _worker_name(role: str) -> str:
@@ -347,16 +370,12 @@ class ClassifyWorker(_Worker):
                 return consumed
             cells = [cell for batch in usable for cell in batch.cells]
             reasons = unknown if unknown is not None else [""] * len(cells)
-            results = tuple(
-                result_from_heads(
-                    cell.key,
-                    head,
-                    min_probability=self.min_probability,
-                    max_disagreement=self.max_disagreement,
-                    bbox=cell.bbox,
-                    unidentified=reason,
-                )
-                for cell, head, reason in zip(cells, heads, reasons, strict=True)
+            results = cell_results(
+                cells,
+                heads,
+                reasons,
+                min_probability=self.min_probability,
+                max_disagreement=self.max_disagreement,
             )
             tickets = tuple((b.sample_id, b.fov, b.ticket) for b in usable)
             answer = wire.ResultBatch(results=results, worker=self.name, tickets=tickets)
