@@ -3,10 +3,9 @@
 Pure logic over a `SampleSummary` (from `results.counts`, never recounted here) and the thresholds.
 The rules are documented in docs/report.md; in short:
 
-- Range flag: ``below`` / ``above`` only when the class's whole 95% CI lies outside its reference
-  range (the interval's upper end below the range's low limit, or its lower end above the high
-  limit); ``within`` when the interval reaches the range (limits inclusive): the count cannot tell
-  it apart from normal; ``n/a`` when no cell was counted.
+- Range flag: ``below`` / ``above`` when the class's percentage lies outside its reference range
+  (the limits belong to the range), else ``within``; ``n/a`` when no cell was counted. Whether the
+  95% CI still reaches the range is said beside it (`interval_reaches`).
 - Quality flags (code, severity, message), in the order shown:
   ``simulated`` (alert: the fields came from the simulator, not a patient; ``simulation_unknown``,
   a warning, when the store did not record it), ``no_cells`` (alert), ``all_flagged`` (alert), ``far_outside`` (alert: a class whose whole 95% CI
