@@ -25,7 +25,8 @@ import cv2
 import numpy as np
 
 from bccd_acquisitions import CLASS_NAMES  # benchmarks/ is the script's folder
-from leukoscope.imaging import DEFAULT_CROP_UM, crop_cell, crop_side_px
+from leukoscope.imaging import crop_cell, crop_side_px
+from leukoscope.limits import DEFAULT_CROP_UM
 
 BCCD_UM_PER_PX = 0.06
 """Pixel size of the BCCD photographs in the sample plane, from the README (a white cell is ~200 px).

@@ -11,8 +11,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-DEFAULT_CROP_UM = 24.0
-"""Physical side of a cell crop in the sample plane, micrometres (white cells are 7-20 um)."""
+from leukoscope.limits import DEFAULT_CROP_UM
 
 
 def crop_side_px(pixel_size_um: float, crop_um: float = DEFAULT_CROP_UM) -> int:

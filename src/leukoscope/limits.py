@@ -18,5 +18,9 @@ BIT_DEPTHS = (8, 10, 12, 14, 16)
 """Camera bit depths (GenICam Mono8..Mono16)."""
 MAX_BIT_DEPTH = 16
 
+DEFAULT_CROP_UM = 24.0
+"""Physical side of a cell crop in the sample plane, um (white cells are 7-20 um): segmentation's
+default, the training set's and the pictures'."""
+
 MAX_INDEX = 2**31 - 1
 """Largest field or cell index anywhere (a sample of 2 billion fields is not a microscope's)."""

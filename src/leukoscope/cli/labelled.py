@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from leukoscope.cli.core import app, console, err_console, settings
-from leukoscope.cli.help import MODEL_PATH
+from leukoscope.cli.help import MODEL_PATH, RESULTS_DB
 from leukoscope.types import SampleSummary
 
 dataset_app = typer.Typer(
@@ -135,7 +135,7 @@ def validate_command(
     radius_um: _RADIUS = 6.0,
     db: Annotated[
         Path | None,
-        typer.Option("--db", help="Results database the record goes to; default: the configured."),
+        typer.Option("--db", help="Results database the record goes to.", show_default=RESULTS_DB),
     ] = None,
     by: Annotated[
         str | None, typer.Option("--by", help="Who validates; default: the OS login.")

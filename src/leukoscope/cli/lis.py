@@ -12,6 +12,7 @@ from rich.table import Table
 
 from leukoscope.cli.core import app as root
 from leukoscope.cli.core import console, err_console, settings
+from leukoscope.cli.help import RESULTS_DB
 from leukoscope.errors import LisError
 
 lis_app = typer.Typer(
@@ -20,7 +21,9 @@ lis_app = typer.Typer(
 )
 root.add_typer(lis_app, name="lis")
 
-DbOption = Annotated[Path | None, typer.Option("--db", help="Results database (SQLite).")]
+DbOption = Annotated[
+    Path | None, typer.Option("--db", help="Results database (SQLite).", show_default=RESULTS_DB)
+]
 
 
 def _say(line: str) -> None:

@@ -19,8 +19,7 @@ model_app = typer.Typer(
 app.add_typer(model_app, name="model")
 
 _DB_HELP = "Results database holding the validations; default: configured."
-_DB = Annotated[Path | None, typer.Option("--db", help=_DB_HELP)]
-_DB_SHOWN = Annotated[Path | None, typer.Option("--db", help=_DB_HELP, show_default=RESULTS_DB)]
+_DB = Annotated[Path | None, typer.Option("--db", help=_DB_HELP, show_default=RESULTS_DB)]
 
 
 def _say(line: str) -> None:
@@ -32,7 +31,7 @@ def _when(seconds: float) -> str:
 
 
 @model_app.command("list")
-def model_list(db: _DB_SHOWN = None) -> None:
+def model_list(db: _DB = None) -> None:
     """Each known model: file, SHA-256, training data, validations; `*` marks the one in use."""
     from leukoscope.validation.installed import known_models
 

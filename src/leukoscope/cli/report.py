@@ -105,7 +105,7 @@ def review_command(
 
 @app.command("verify")
 def verify_command(
-    db: Annotated[Path | None, typer.Option(help="Results database (SQLite).")] = None,
+    db: RESULTS_DB_OPTION = None,
 ) -> None:
     """Check the review records (audit chain, cells, sample states, releases) for changes made
     outside the review; exit status 1 and every problem, first bad row first, when any."""

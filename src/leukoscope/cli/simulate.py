@@ -9,6 +9,7 @@ import typer
 
 from leukoscope.cli.core import app, console, err_console, settings
 from leukoscope.cli.options import REPLACE, new_sample_folder
+from leukoscope.limits import DEFAULT_CROP_UM
 from leukoscope.types import CellClass
 
 simulate_app = typer.Typer(
@@ -32,7 +33,9 @@ def simulate_dataset(
     cells: Annotated[int, typer.Option(help="Cells in all (6697 = the paper's counts).")] = 6697,
     composition: COMPOSITION = None,
     seed: SEED_OPTION = 0,
-    crop_um: Annotated[float, typer.Option(help="Crop side in the sample plane, um.")] = 24.0,
+    crop_um: Annotated[
+        float, typer.Option(help="Crop side in the sample plane, um.")
+    ] = DEFAULT_CROP_UM,
     bit_depth: Annotated[int, typer.Option(help="PNG bit depth, 8 or 16.")] = 8,
     out_px: Annotated[
         int | None, typer.Option(help="Resize crops to this side, px (default: native).")

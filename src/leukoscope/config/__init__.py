@@ -24,6 +24,7 @@ from leukoscope.config.rig import RegistrationConfig as RegistrationConfig
 from leukoscope.config.rig import RigConfig as RigConfig
 from leukoscope.config.validation import ValidationConfig as ValidationConfig
 from leukoscope.errors import ConfigError
+from leukoscope.limits import DEFAULT_CROP_UM
 from leukoscope.types import CellClass
 
 if sys.version_info >= (3, 11):
@@ -99,7 +100,10 @@ class SegmentationConfig(Section):
         description="a nucleus along the border over this share of its width is cut (dropped)",
     )
     crop_um: float = Field(
-        default=24.0, gt=0.0, le=500.0, description="side of the square cut around each cell, um"
+        default=DEFAULT_CROP_UM,
+        gt=0.0,
+        le=500.0,
+        description="side of the square cut around each cell, um",
     )
 
     @model_validator(mode="after")

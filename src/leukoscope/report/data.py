@@ -16,6 +16,7 @@ from pathlib import Path
 from leukoscope.classifier.model_info import ModelInfo, read_model_info
 from leukoscope.config import ReferenceRange, Settings
 from leukoscope.errors import ParameterError
+from leukoscope.limits import DEFAULT_CROP_UM
 from leukoscope.pipeline.field_notes import FocusField, focus_fields
 from leukoscope.report.evidence import read_evidence
 from leukoscope.report.flags import (
@@ -83,7 +84,7 @@ class ReportData:
     gallery_limit: int | None
     generated_s: float
     review: ReviewInfo | None = None  # None: not read; its `original` is the classifier's summary
-    crop_um: float = 24.0  # side of a gallery picture in the sample plane
+    crop_um: float = DEFAULT_CROP_UM  # side of a gallery picture in the sample plane
     evidence: Evidence | None = None  # the model's validation for the sample's rig set-up
     focus_fields: tuple[FocusField, ...] = ()  # fields flagged focus_low or failed out_of_focus
 

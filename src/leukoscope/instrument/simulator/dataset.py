@@ -19,7 +19,7 @@ import numpy as np
 
 from leukoscope.atomic import atomic_write_bytes
 from leukoscope.errors import ParameterError
-from leukoscope.imaging import DEFAULT_CROP_UM, crop_cell, crop_side_px
+from leukoscope.imaging import crop_cell, crop_side_px
 from leukoscope.instrument.simulator.composition import DEFAULT_COMPOSITION, PAPER_TOTAL, apportion
 from leukoscope.instrument.simulator.frames import CaptureSettings, capture_frameset
 from leukoscope.instrument.simulator.params import SampleParams
@@ -28,6 +28,7 @@ from leukoscope.instrument.simulator.request import check_dataset_request
 from leukoscope.instrument.simulator.sample import SimulatedSample
 from leukoscope.instrument.simulator.sensor import Sensor
 from leukoscope.instrument.simulator.streams import Stream
+from leukoscope.limits import DEFAULT_CROP_UM
 from leukoscope.types import EXTRA_CLASSES, MODALITIES, CellClass, Modality
 
 DATASET_FILE = "dataset.json"
