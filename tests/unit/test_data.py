@@ -181,8 +181,16 @@ def test_extra_cell_in_one_modality(tmp_path: Path) -> None:
 
 def test_unknown_class_folder(tmp_path: Path) -> None:
     write_cells(tmp_path)
+    (tmp_path / "color1" / "BLASTS").mkdir()
+    with pytest.raises(DatasetError, match=r"color1/BLASTS: unknown class folder"):
+        load_dataset(tmp_path, 8)
+
+
+def test_empty_extra_class_folder(tmp_path: Path) -> None:
+    """A folder of a class beyond the five makes it one of the dataset's classes: it needs cells."""
+    write_cells(tmp_path)
     (tmp_path / "color1" / "BLAST").mkdir()
-    with pytest.raises(DatasetError, match=r"color1/BLAST: unknown class folder"):
+    with pytest.raises(DatasetError, match="class BLAST has no cells"):
         load_dataset(tmp_path, 8)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -18,7 +18,7 @@ import numpy as np
 
 from leukoscope.errors import DatasetError
 from leukoscope.imaging import resize_square
-from leukoscope.types import CELL_CLASSES, MODALITIES, Modality
+from leukoscope.types import CELL_CLASSES, EXTRA_CLASSES, MODALITIES, CellClass, Modality
 
 IMAGE_SUFFIX = ".png"
 MIMO_ARCHS = frozenset({"mm_mimo", "hs_mm_mimo"})
@@ -30,7 +30,8 @@ class CellDataset:
     """Every cell of a dataset in memory, resized to one input size.
 
     `images` is (cells, modalities, channels, size, size), uint8 or uint16 (8-bit files are scaled
-    to 16 bits when another file of the dataset is 16-bit); `labels` index `CELL_CLASSES`.
+    to 16 bits when another file of the dataset is 16-bit); `labels` index `classes`: the five,
+    then the extra classes (`EXTRA_CLASSES`) the dataset has folders for.
     """
 
     root: Path
@@ -38,6 +39,7 @@ class CellDataset:
     images: np.ndarray
     labels: np.ndarray
     cell_ids: tuple[str, ...]
+    classes: tuple[CellClass, ...] = CELL_CLASSES
 
     @property
     def in_chans(self) -> int:
@@ -56,8 +58,8 @@ class CellDataset:
 
     def class_counts(self) -> dict[str, int]:
         """Cells per class, every class listed."""
-        counts = np.bincount(self.labels, minlength=len(CELL_CLASSES))
-        return {c.value: int(n) for c, n in zip(CELL_CLASSES, counts, strict=True)}
+        counts = np.bincount(self.labels, minlength=len(self.classes))
+        return {c.value: int(n) for c, n in zip(self.classes, counts, strict=True)}
 
     def select_modalities(self, modalities: Sequence[Modality]) -> CellDataset:
         """A view holding only `modalities` (which must all be loaded)."""
@@ -66,7 +68,12 @@ class CellDataset:
             raise DatasetError(f"{self.root}: modality {', '.join(missing)} not loaded")
         positions = [self.modalities.index(m) for m in modalities]
         return CellDataset(
-            self.root, tuple(modalities), self.images[:, positions], self.labels, self.cell_ids
+            self.root,
+            tuple(modalities),
+            self.images[:, positions],
+            self.labels,
+            self.cell_ids,
+            self.classes,
         )
 
 
@@ -97,9 +104,24 @@ def _modality_folders(root: Path, modalities: Sequence[Modality] | None) -> list
     return [m for m in MODALITIES if m in modalities]
 
 
-def _scan_modality(folder: Path) -> dict[str, int]:
-    """Map `CLASS/cell_id.png` -> class index for one modality folder; check its layout."""
-    classes = {c.value: i for i, c in enumerate(CELL_CLASSES)}
+def dataset_classes(
+    root: Path, modalities: Sequence[Modality] | None = None
+) -> tuple[CellClass, ...]:
+    """The classes a dataset's labels name: the five, then each extra class (`EXTRA_CLASSES`, in
+    that order) that has a folder in some modality folder (a lab's further labels)."""
+    root = Path(root)
+    folders = {
+        entry.name
+        for modality in _modality_folders(root, modalities)
+        for entry in (root / modality.value).iterdir()
+        if entry.is_dir() and not _is_hidden(entry)
+    }
+    return (*CELL_CLASSES, *(c for c in EXTRA_CLASSES if c.value in folders))
+
+
+def _scan_modality(folder: Path, known: Sequence[CellClass]) -> dict[str, int]:
+    """Map `CLASS/cell_id.png` -> index in `known` for one modality folder; check its layout."""
+    classes = {c.value: i for i, c in enumerate(known)}
     cells: dict[str, int] = {}
     seen_ids: dict[str, Path] = {}
     for entry in sorted(folder.iterdir()):
@@ -109,7 +131,7 @@ def _scan_modality(folder: Path) -> dict[str, int]:
             raise DatasetError(f"{entry}: unexpected file; a modality folder holds class folders")
         if entry.name not in classes:
             raise DatasetError(
-                f"{entry}: unknown class folder; expected {', '.join(c.value for c in CELL_CLASSES)}"
+                f"{entry}: unknown class folder; expected {', '.join(c.value for c in known)}"
             )
         for image in sorted(entry.iterdir()):
             if _is_hidden(image):
@@ -128,15 +150,20 @@ def _scan_modality(folder: Path) -> dict[str, int]:
 
 
 def scan_dataset(
-    root: Path, modalities: Sequence[Modality] | None = None
+    root: Path,
+    modalities: Sequence[Modality] | None = None,
+    classes: Sequence[CellClass] | None = None,
 ) -> tuple[tuple[Modality, ...], list[str], np.ndarray]:
-    """Check the layout and list the cells: (modalities, relative paths, class indices).
+    """Check the layout and list the cells: (modalities, relative paths, indices in `classes`).
 
-    Every modality must hold the same cells, and every class must have at least one cell.
+    `classes` defaults to `dataset_classes` (a model's classes when it is evaluated: a folder of
+    another class is refused, and its extra classes may have no cells). Every modality must hold
+    the same cells, and each of the five classes must have at least one cell.
     """
     root = Path(root)
     chosen = _modality_folders(root, modalities)
-    scans = {m: _scan_modality(root / m.value) for m in chosen}
+    known = tuple(classes) if classes is not None else dataset_classes(root, chosen)
+    scans = {m: _scan_modality(root / m.value, known) for m in chosen}
     reference = scans[chosen[0]]
     for modality in chosen[1:]:
         other = scans[modality]
@@ -152,8 +179,9 @@ def scan_dataset(
             )
     relative = sorted(reference)
     labels = np.array([reference[r] for r in relative], dtype=np.int64)
-    counts = np.bincount(labels, minlength=len(CELL_CLASSES))
-    empty = [c.value for c, n in zip(CELL_CLASSES, counts, strict=True) if n == 0]
+    counts = np.bincount(labels, minlength=len(known))
+    required = known if classes is None else CELL_CLASSES  # a model's extra class may be absent
+    empty = [c.value for c, n in zip(known, counts, strict=True) if n == 0 and c in required]
     if empty:
         raise DatasetError(
             f"{root}: class {', '.join(empty)} has no cells (missing class folder in "
@@ -238,8 +266,9 @@ def load_dataset(
     if input_size < 8:
         raise DatasetError(f"input size {input_size} is too small (8 pixels at least)")
     root = Path(root)
-    chosen, relative, labels = scan_dataset(root, modalities)
-    return load_cells(root, input_size, chosen, relative, labels, workers, progress)
+    chosen, relative, labels = scan_dataset(root, modalities)  # labels index dataset_classes
+    loaded = load_cells(root, input_size, chosen, relative, labels, workers, progress)
+    return replace(loaded, classes=dataset_classes(root, chosen))
 
 
 def load_cells(

@@ -7,6 +7,7 @@ be predicted. Macro figures average over the classes present in the labels.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,9 +25,10 @@ CLASS_NAMES: tuple[str, ...] = tuple(c.value for c in CELL_CLASSES)
 SCALARS = ("accuracy", "macro_f1", "balanced_accuracy")
 
 
-def confusion(labels: np.ndarray, predicted: np.ndarray) -> np.ndarray:
-    """Counts (true class, predicted class) over the five classes."""
-    size = len(CELL_CLASSES)
+def confusion(
+    labels: np.ndarray, predicted: np.ndarray, size: int = len(CELL_CLASSES)
+) -> np.ndarray:
+    """Counts (true class, predicted class) over `size` classes (the five by default)."""
     flat = np.asarray(labels, dtype=np.int64) * size + np.asarray(predicted, dtype=np.int64)
     return np.bincount(flat, minlength=size * size).reshape(size, size)
 
@@ -41,16 +43,28 @@ def predicted_classes(head_probs: np.ndarray) -> np.ndarray:
     return np.asarray(head_probs.mean(axis=1).argmax(axis=1))
 
 
-def compute_metrics(labels: np.ndarray, head_probs: np.ndarray) -> dict[str, Any]:
-    """Metrics of per-head probabilities (N, heads, classes) against labels (N,).
+def class_names(metrics: dict[str, Any]) -> list[str]:
+    """The classes a metrics dict reports on, in the model's order (the keys of its per-class
+    figures)."""
+    return list(metrics["precision"])
+
+
+def compute_metrics(
+    labels: np.ndarray, head_probs: np.ndarray, classes: Sequence[str] = CLASS_NAMES
+) -> dict[str, Any]:
+    """Metrics of per-head probabilities (N, heads, classes) against labels (N,) indexing `classes`
+    (the model's class names; the five by default).
 
     The prediction is the argmax of the mean of the heads' softmax; with several heads, each head's
     own accuracy and how often the heads disagree (not all the same argmax) are added.
     """
     if head_probs.ndim != 3 or head_probs.shape[0] != len(labels):
         raise ValueError(f"expected probabilities (N, heads, classes), got {head_probs.shape}")
+    if head_probs.shape[2] != len(classes):
+        raise ValueError(f"{head_probs.shape[2]} class probabilities for {len(classes)} classes")
+    names = list(classes)
     predicted = predicted_classes(head_probs)
-    matrix = confusion(labels, predicted)
+    matrix = confusion(labels, predicted, len(names))
     diag = np.diag(matrix).astype(np.float64)
     support = matrix.sum(axis=1)
     precision = _ratio(diag, matrix.sum(axis=0))
@@ -62,10 +76,10 @@ def compute_metrics(labels: np.ndarray, head_probs: np.ndarray) -> dict[str, Any
         "accuracy": float(diag.sum() / max(len(labels), 1)),
         "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
         "balanced_accuracy": float(recall[present].mean()) if present.any() else 0.0,
-        "precision": dict(zip(CLASS_NAMES, precision.tolist(), strict=True)),
-        "recall": dict(zip(CLASS_NAMES, recall.tolist(), strict=True)),
-        "f1": dict(zip(CLASS_NAMES, f1.tolist(), strict=True)),
-        "support": dict(zip(CLASS_NAMES, support.tolist(), strict=True)),
+        "precision": dict(zip(names, precision.tolist(), strict=True)),
+        "recall": dict(zip(names, recall.tolist(), strict=True)),
+        "f1": dict(zip(names, f1.tolist(), strict=True)),
+        "support": dict(zip(names, support.tolist(), strict=True)),
         "confusion": matrix.tolist(),
     }
     heads = head_probs.shape[1]
@@ -91,7 +105,7 @@ def summarize(folds: list[dict[str, Any]]) -> dict[str, Any]:
         summary[key] = _mean_std([f[key] for f in folds])
     summary["per_fold"] = {key: [f[key] for f in folds] for key in SCALARS}
     for key in ("precision", "recall"):
-        summary[key] = {c: _mean_std([f[key][c] for f in folds]) for c in CLASS_NAMES}
+        summary[key] = {c: _mean_std([f[key][c] for f in folds]) for c in class_names(folds[0])}
     summary["confusion"] = np.sum([f["confusion"] for f in folds], axis=0).tolist()
     if "head_accuracy" in folds[0]:
         heads = len(folds[0]["head_accuracy"])
@@ -118,7 +132,7 @@ def metrics_markdown(metrics: dict[str, Any], head_names: list[str] | None = Non
     extra = [key for key in ("f1", "support") if key in metrics]  # one model's figures
     head = "".join(" F1 % |" if key == "f1" else " support |" for key in extra)
     lines += ["", f"| class | precision % | recall % |{head}", "| --- " * (3 + len(extra)) + "|"]
-    for c in CLASS_NAMES:
+    for c in class_names(metrics):
         cells = [show(metrics["precision"][c]), show(metrics["recall"][c])]
         cells += [show(metrics[k][c]) if k == "f1" else str(metrics[k][c]) for k in extra]
         lines.append(f"| {c} | " + " | ".join(cells) + " |")
@@ -135,15 +149,18 @@ def metrics_markdown(metrics: dict[str, Any], head_names: list[str] | None = Non
 
 def confusion_markdown(metrics: dict[str, Any]) -> str:
     """The confusion matrix as a Markdown table."""
-    lines = ["| true \\ predicted | " + " | ".join(CLASS_NAMES) + " |"]
-    lines.append("| --- " * (len(CLASS_NAMES) + 1) + "|")
-    for name, row in zip(CLASS_NAMES, metrics["confusion"], strict=True):
+    names = class_names(metrics)
+    lines = ["| true \\ predicted | " + " | ".join(names) + " |"]
+    lines.append("| --- " * (len(names) + 1) + "|")
+    for name, row in zip(names, metrics["confusion"], strict=True):
         lines.append(f"| {name} | " + " | ".join(str(int(v)) for v in row) + " |")
     return "\n".join(lines)
 
 
-def save_confusion_png(matrix: list[list[int]], path: Path, title: str) -> None:
-    """Write the confusion matrix (counts, row-normalised colours) as a PNG."""
+def save_confusion_png(
+    matrix: list[list[int]], path: Path, title: str, classes: Sequence[str] = CLASS_NAMES
+) -> None:
+    """Write the confusion matrix (counts, row-normalised colours) over `classes` as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -152,12 +169,13 @@ def save_confusion_png(matrix: list[list[int]], path: Path, title: str) -> None:
     counts = np.asarray(matrix, dtype=np.float64)
     rows = counts.sum(axis=1, keepdims=True)
     shares = np.divide(counts, rows, out=np.zeros_like(counts), where=rows > 0)
-    fig, ax = plt.subplots(figsize=(4.6, 4.0), dpi=120)
+    side = max(4.0, 0.55 * len(classes) + 1.2)
+    fig, ax = plt.subplots(figsize=(side + 0.6, side), dpi=120)
     try:
         ax.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
-        ticks = range(len(CLASS_NAMES))
-        ax.set_xticks(list(ticks), CLASS_NAMES)
-        ax.set_yticks(list(ticks), CLASS_NAMES)
+        ticks = range(len(classes))
+        ax.set_xticks(list(ticks), list(classes))
+        ax.set_yticks(list(ticks), list(classes))
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
         ax.set_title(title, fontsize=9)
@@ -189,7 +207,8 @@ def write_report(
     write_json(out_dir / f"{name}.json", metrics)
     text = f"# {title}\n\n{metrics_markdown(metrics, head_names)}"
     atomic_write_text(out_dir / f"{name}.md", text)
-    save_confusion_png(metrics["confusion"], out_dir / f"{name}_confusion.png", title)
+    png = out_dir / f"{name}_confusion.png"
+    save_confusion_png(metrics["confusion"], png, title, class_names(metrics))
 
 
 EVAL_MEMORY_BYTES = 1 << 30
@@ -259,10 +278,11 @@ def evaluate_checkpoint(
     """Figures of a saved model on a labelled dataset: raw, and with its prior correction."""
     from leukoscope.classifier.checkpoint import load_checkpoint
 
-    model, meta = load_checkpoint(Path(model_path), expect_classes=CELL_CLASSES)
+    model, meta = load_checkpoint(Path(model_path))
     modalities = [m.value for m in meta.modalities]
+    names = [c.value for c in meta.classes]
     root = Path(data_root)
-    chosen, relative, labels = scan_dataset(root, meta.modalities)
+    chosen, relative, labels = scan_dataset(root, meta.modalities, meta.classes)
     mean = np.asarray(meta.norm_mean, dtype=np.float32)
     std = np.asarray(meta.norm_std, dtype=np.float32)
     model = model.to(device)
@@ -280,10 +300,10 @@ def evaluate_checkpoint(
         parts.append(predict(model, part.images, preparer, step))
     probs = np.concatenate(parts)
     cell_ids = tuple(Path(rel).stem for rel in relative)
-    raw = compute_metrics(labels, probs)
+    raw = compute_metrics(labels, probs, names)
     corrected = None
     read = probs
     if meta.class_weights is not None:
         read = apply_class_weights(probs, meta.class_weights)
-        corrected = compute_metrics(labels, read)
+        corrected = compute_metrics(labels, read, names)
     return Evaluation(raw, corrected, modalities, cell_ids, labels, probs, read)

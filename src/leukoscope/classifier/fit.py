@@ -36,7 +36,6 @@ from leukoscope.classifier.history import (
 from leukoscope.classifier.progress import TrainProgress
 from leukoscope.classifier.recipe import TrainConfig, augment_config
 from leukoscope.errors import ParameterError
-from leukoscope.types import CELL_CLASSES
 
 DEVICE_NAMES = "auto, cpu, cuda, cuda:N or mps"
 
@@ -87,7 +86,7 @@ def build_for(config: TrainConfig, dataset: CellDataset) -> torch.nn.Module:
         config.arch,
         dataset.modalities,
         in_chans=dataset.in_chans,
-        num_classes=len(CELL_CLASSES),
+        num_classes=len(dataset.classes),
         width=config.width,
         **config.options,
     )
@@ -212,9 +211,10 @@ Validator = Callable[[torch.nn.Module], tuple[float, float]]
 def validator(dataset: CellDataset, val_index: np.ndarray, preparer: BatchPreparer) -> Validator:
     """A Validator on `dataset`'s cells `val_index`; leaves the model in training mode."""
     images, labels = dataset.images[val_index], dataset.labels[val_index]
+    names = [c.value for c in dataset.classes]
 
     def score(model: torch.nn.Module) -> tuple[float, float]:
-        metrics = compute_metrics(labels, predict(model, images, preparer))
+        metrics = compute_metrics(labels, predict(model, images, preparer), names)
         model.train()
         return float(metrics["accuracy"]), float(metrics["macro_f1"])
 

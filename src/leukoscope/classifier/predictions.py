@@ -2,7 +2,8 @@
 report, one row per cell, so a user can find the cells the model gets wrong.
 
 Columns: cell_id, true_class, predicted_class (the reading the pipeline uses), correct (0/1),
-p_NEU..p_BAS (that reading's probabilities, mean over the heads), raw_predicted_class (raw argmax),
+p_NEU..p_BAS and one p_ column per further class of the model (that reading's probabilities,
+mean over the heads), raw_predicted_class (raw argmax),
 heads_agree (0/1: every head called the same class).
 """
 
@@ -14,19 +15,31 @@ from pathlib import Path
 import numpy as np
 
 from leukoscope.atomic import atomic_write_text, make_folder
-from leukoscope.classifier.evaluate import CLASS_NAMES, Evaluation, predicted_classes
+from leukoscope.classifier.evaluate import (
+    CLASS_NAMES,
+    Evaluation,
+    class_names,
+    predicted_classes,
+)
 from leukoscope.errors import StorageError
 from leukoscope.spreadsheet import SafeWriter
 
-COLUMNS = (
-    "cell_id",
-    "true_class",
-    "predicted_class",
-    "correct",
-    *(f"p_{name}" for name in CLASS_NAMES),
-    "raw_predicted_class",
-    "heads_agree",
-)
+
+def columns(classes: tuple[str, ...] | list[str] = CLASS_NAMES) -> tuple[str, ...]:
+    """The CSV's columns for a model of `classes` (one probability column per class)."""
+    return (
+        "cell_id",
+        "true_class",
+        "predicted_class",
+        "correct",
+        *(f"p_{name}" for name in classes),
+        "raw_predicted_class",
+        "heads_agree",
+    )
+
+
+COLUMNS = columns()
+"""The columns for a model of the five classes."""
 
 
 def predictions_csv(evaluation: Evaluation) -> str:
@@ -40,19 +53,20 @@ def predictions_csv(evaluation: Evaluation) -> str:
     raw_called = predicted_classes(raw)
     per_head = read.argmax(axis=2)
     agree = (per_head == per_head[:, :1]).all(axis=1)
+    names = class_names(evaluation.raw)
     out = io.StringIO()
     writer = SafeWriter(out)  # a cell id a spreadsheet would run as a formula is neutralised
-    writer.writerow(COLUMNS)
+    writer.writerow(columns(names))
     for i, cell_id in enumerate(evaluation.cell_ids):
         truth, guess = int(evaluation.labels[i]), int(called[i])
         writer.writerow(
             [
                 cell_id,
-                CLASS_NAMES[truth],
-                CLASS_NAMES[guess],
+                names[truth],
+                names[guess],
                 int(truth == guess),
                 *(f"{p:.6f}" for p in np.asarray(mean[i], dtype=np.float64)),
-                CLASS_NAMES[int(raw_called[i])],
+                names[int(raw_called[i])],
                 int(agree[i]),
             ]
         )

@@ -32,8 +32,11 @@ class HeldOut(Protocol):
     def val_probs(self) -> np.ndarray: ...
 
 
-def prior_correction(counts: dict[str, int], power: float) -> list[float] | None:
-    """Weights count ** power per class (normalised to a maximum of 1), None for power 0.
+def prior_correction(
+    counts: dict[str, int], power: float, classes: Sequence[str] | None = None
+) -> list[float] | None:
+    """Weights count ** power per class of `classes` (the five by default; normalised to a maximum
+    of 1), None for power 0.
 
     The sampler draws a cell with weight count ** -balance, so in theory the model learns priors
     proportional to count ** (1 - balance) and power = balance restores the data's priors. Without
@@ -41,7 +44,8 @@ def prior_correction(counts: dict[str, int], power: float) -> list[float] | None
     """
     if power == 0:
         return None
-    raw = [max(counts.get(c.value, 0), 1) ** power for c in CELL_CLASSES]
+    names = classes if classes is not None else [c.value for c in CELL_CLASSES]
+    raw = [max(counts.get(name, 0), 1) ** power for name in names]
     return [w / max(raw) for w in raw]
 
 
@@ -74,7 +78,7 @@ def candidate_powers(balance: float) -> list[float]:
 
 def count_ratios(labels: np.ndarray, head_probs: np.ndarray) -> np.ndarray:
     """Predicted / true total per class (NaN for a class with no true cells)."""
-    classes = len(CELL_CLASSES)
+    classes = head_probs.shape[-1]
     true = np.bincount(labels, minlength=classes).astype(np.float64)
     predicted = np.bincount(predicted_classes(head_probs), minlength=classes)
     return np.asarray(np.divide(predicted, true, out=np.full(classes, np.nan), where=true > 0))
@@ -86,7 +90,11 @@ def count_bias(labels: np.ndarray, head_probs: np.ndarray) -> float:
 
 
 def fit_prior_correction(
-    folds: Sequence[HeldOut], labels: np.ndarray, counts: dict[str, int], balance: float
+    folds: Sequence[HeldOut],
+    labels: np.ndarray,
+    counts: dict[str, int],
+    balance: float,
+    classes: Sequence[str] | None = None,
 ) -> PriorCorrection:
     """The power in 0..balance whose corrected predictions on the folds' validation cells give class
     totals closest to the true ones (smallest `count_bias`; ties go to the smaller power).
@@ -97,17 +105,19 @@ def fit_prior_correction(
     differential is a count, so the power is the one that counts right on held-out cells,
     measured, not assumed.
     """
+    names = list(classes) if classes is not None else [c.value for c in CELL_CLASSES]
     truth = np.concatenate([labels[f.val_index] for f in folds])
     probs = np.concatenate([f.val_probs for f in folds])
 
     def bias(power: float) -> float:
-        return count_bias(truth, apply_class_weights(probs, prior_correction(counts, power)))
+        weights = prior_correction(counts, power, names)
+        return count_bias(truth, apply_class_weights(probs, weights))
 
     power = min(candidate_powers(balance), key=bias)
-    weights = prior_correction(counts, power)
+    weights = prior_correction(counts, power, names)
     summary = summarize(
         [
-            compute_metrics(labels[f.val_index], apply_class_weights(f.val_probs, weights))
+            compute_metrics(labels[f.val_index], apply_class_weights(f.val_probs, weights), names)
             for f in folds
         ]
     )

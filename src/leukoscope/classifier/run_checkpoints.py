@@ -17,7 +17,6 @@ from leukoscope.classifier.data import CellDataset
 from leukoscope.classifier.prior import PriorCorrection, prior_correction
 from leukoscope.classifier.recipe import TrainConfig
 from leukoscope.classifier.training_data import training_data
-from leukoscope.types import CELL_CLASSES
 
 
 def command_line() -> str:
@@ -34,7 +33,10 @@ def provenance_of(
         "dataset_class_counts": dataset.class_counts(),
         "trained_on_cells": cells,
         "training_data": training_data(
-            dataset.root, [int(v) for v in dataset.labels], list(dataset.cell_ids)
+            dataset.root,
+            [int(v) for v in dataset.labels],
+            list(dataset.cell_ids),
+            dataset.classes,
         ),
         "train_config": config.model_dump(mode="json"),
         "leukoscope_version": __version__,
@@ -63,13 +65,15 @@ def save_model(
         options={"width": config.width, **config.options},
         modalities=list(dataset.modalities),
         in_chans=dataset.in_chans,
-        classes=list(CELL_CLASSES),
+        classes=list(dataset.classes),
         input_size=config.input_size,
         norm_mean=mean.tolist(),
         norm_std=std.tolist(),
         provenance=provenance,
         metrics=metrics,
-        class_weights=prior_correction(dataset.class_counts(), config.balance),
+        class_weights=prior_correction(
+            dataset.class_counts(), config.balance, [c.value for c in dataset.classes]
+        ),
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     save_checkpoint(path, model.cpu(), meta)

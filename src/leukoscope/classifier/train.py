@@ -50,7 +50,7 @@ from leukoscope.classifier.progress import TrainProgress
 from leukoscope.classifier.recipe import OPEN_SET_KEYS, TrainConfig, recipe_summary
 from leukoscope.classifier.run_checkpoints import provenance_of, save_model, ship_model
 from leukoscope.errors import DatasetError, ParameterError
-from leukoscope.types import CELL_CLASSES
+from leukoscope.types import CELL_CLASSES, CellClass
 
 MIN_OPEN_SET_CELLS = 20
 """Fewer held-out cells than this: the shipped model has no open-set fit (it flags nothing)."""
@@ -107,16 +107,22 @@ class RunResult:
     correction was fitted (balance 0, or power 0 chosen): then the pipeline reads the raw argmax."""
 
 
-def fold_splits(labels: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Stratified k-fold splits (train, validation) of the cell indices, shuffled by `seed`."""
+def fold_splits(
+    labels: np.ndarray,
+    folds: int,
+    seed: int,
+    classes: tuple[CellClass, ...] = CELL_CLASSES,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified k-fold splits (train, validation) of the cell indices (labels index `classes`),
+    shuffled by `seed`."""
     from sklearn.model_selection import StratifiedKFold
 
-    counts = np.bincount(labels, minlength=len(CELL_CLASSES))
+    counts = np.bincount(labels, minlength=len(classes))
     present = np.flatnonzero(counts)  # a class with no cells at all is not split
     rare = present[counts[present].argmin()]
     if counts[rare] < folds:
         raise DatasetError(
-            f"class {CELL_CLASSES[rare].value} has {counts[rare]} cells, fewer than the {folds} "
+            f"class {classes[rare].value} has {counts[rare]} cells, fewer than the {folds} "
             "folds asked for"
         )
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
@@ -177,7 +183,8 @@ class TrainingRun:
     @cached_property
     def splits(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """The stratified folds (train, validation) of this run's seed."""
-        return fold_splits(self.dataset.labels, self.config.folds, self.config.seed)
+        dataset = self.dataset
+        return fold_splits(dataset.labels, self.config.folds, self.config.seed, dataset.classes)
 
     def fold(self, k: int) -> FoldResult:
         """Train and validate fold `k` (or load it when it is already done)."""
@@ -204,7 +211,8 @@ class TrainingRun:
         )
         preparer = BatchPreparer(mean, std, dataset.max_value, self.device)
         probs = predict(model, dataset.images[val_index], preparer)
-        metrics = compute_metrics(dataset.labels[val_index], probs)
+        names = [c.value for c in dataset.classes]
+        metrics = compute_metrics(dataset.labels[val_index], probs, names)
         metrics["train_s"] = round(time.perf_counter() - began, 1)
         provenance = provenance_of(config, dataset, len(train_index), fold=k, folds=config.folds)
         save_model(fold_dir / "model.pt", model, config, dataset, mean, std, metrics, provenance)
@@ -243,7 +251,11 @@ class TrainingRun:
         if config.balance == 0:
             return None
         correction = fit_prior_correction(
-            folds, dataset.labels, dataset.class_counts(), config.balance
+            folds,
+            dataset.labels,
+            dataset.class_counts(),
+            config.balance,
+            [c.value for c in dataset.classes],
         )
         title = (
             f"{config.arch}: {len(folds)} of {config.folds} folds, prior-corrected "

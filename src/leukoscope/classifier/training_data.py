@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from leukoscope.types import CELL_CLASSES
+from leukoscope.types import CELL_CLASSES, CellClass
 
 INDEX_FILES = ("build.json", "dataset.json", "manifest.csv")
 """A dataset's index files, hashed in this order when present (`dataset build` writes build.json
@@ -63,9 +63,15 @@ def dataset_origin(root: Path) -> tuple[bool | None, str]:
     return None, "unknown"
 
 
-def training_data(root: Path, labels: list[int], cell_ids: list[str]) -> dict[str, Any]:
-    """The provenance entry of a training set: digest, cells, class counts, simulated, source."""
-    names = [c.value for c in CELL_CLASSES]
+def training_data(
+    root: Path,
+    labels: list[int],
+    cell_ids: list[str],
+    classes: Sequence[CellClass] = CELL_CLASSES,
+) -> dict[str, Any]:
+    """The provenance entry of a training set (labels index `classes`): digest, cells, class
+    counts, simulated, source."""
+    names = [c.value for c in classes]
     counts = {name: 0 for name in names}
     for label in labels:
         counts[names[label]] += 1

@@ -10,7 +10,10 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-CLASS_NAMES = ("NEU", "LYM", "MO", "EOS", "BAS")
+
+def _classes(metrics: dict[str, Any]) -> list[str]:
+    """The model's classes, in its order: the keys of the per-class figures."""
+    return list(metrics["precision"])
 
 
 def _pct(value: float) -> str:
@@ -37,7 +40,7 @@ def per_class_table(metrics: dict[str, Any]) -> Table:
     table.add_column("class")
     for column in ("precision %", "recall %", "F1 %", "support"):
         table.add_column(column, justify="right")
-    for name in CLASS_NAMES:
+    for name in _classes(metrics):
         table.add_row(
             name,
             _pct(metrics["precision"][name]),
@@ -53,9 +56,10 @@ def confusion_table(metrics: dict[str, Any]) -> Table:
     table = Table(title="confusion (rows true, columns predicted)", box=box.SIMPLE_HEAD)
     table.title_justify = "left"
     table.add_column("")
-    for name in CLASS_NAMES:
+    names = _classes(metrics)
+    for name in names:
         table.add_column(name, justify="right")
-    for i, (name, row) in enumerate(zip(CLASS_NAMES, metrics["confusion"], strict=True)):
+    for i, (name, row) in enumerate(zip(names, metrics["confusion"], strict=True)):
         table.add_row(
             name, *(Text(str(int(v)), style="bold" if i == j else "") for j, v in enumerate(row))
         )

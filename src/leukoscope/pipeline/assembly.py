@@ -8,7 +8,8 @@ tasks (dask_field.py) all take them from here, so every mode segments and classi
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -17,6 +18,7 @@ from leukoscope.config import PipelineConfig
 from leukoscope.pipeline.source_stage import Source
 from leukoscope.pipeline.sources import SampleJob
 from leukoscope.pipeline.stages import Segmenter
+from leukoscope.types import CellClass
 
 if TYPE_CHECKING:  # infer.py imports torch, which a segment worker never needs
     from leukoscope.classifier.infer import Predictor
@@ -32,16 +34,22 @@ def configured_segmenter(config: PipelineConfig, input_size: int) -> Segmenter:
     return checked(functools.partial(segment, out_px=input_size, params=params), config.quality)
 
 
-def head_classifier(
-    predictor: Predictor,
-) -> Callable[[np.ndarray], tuple[np.ndarray, list[str]]]:
-    """The classify stage's function: head probabilities and each cell's open-set reason."""
+@dataclass(frozen=True)
+class ModelHeads:
+    """The classify stage's function: head probabilities and each cell's open-set reason, with
+    the model's classes (the order of the probabilities)."""
 
-    def classify(crops: np.ndarray) -> tuple[np.ndarray, list[str]]:
-        prediction = predictor.predict(crops)
-        return prediction.head_probabilities, predictor.unidentified(prediction)
+    predictor: Predictor
+    classes: tuple[CellClass, ...]
 
-    return classify
+    def __call__(self, crops: np.ndarray) -> tuple[np.ndarray, list[str]]:
+        prediction = self.predictor.predict(crops)
+        return prediction.head_probabilities, self.predictor.unidentified(prediction)
+
+
+def head_classifier(predictor: Predictor) -> ModelHeads:
+    """The classify stage's function for `predictor`'s model."""
+    return ModelHeads(predictor, tuple(predictor.meta.classes))
 
 
 def send_jobs(source: Source, jobs: Sequence[SampleJob]) -> None:

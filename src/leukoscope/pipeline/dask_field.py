@@ -135,6 +135,7 @@ def _classify(
         reasons,
         min_probability=config.min_probability,
         max_disagreement=config.max_disagreement,
+        classes=predictor.meta.classes,
     )
 
 

@@ -28,7 +28,7 @@ from leukoscope.pipeline.endpoints import Endpoints
 from leukoscope.pipeline.field_quality import failure_reason, field_quality_of
 from leukoscope.pipeline.security import CurveKeys, secure_client
 from leukoscope.results.counts import result_from_heads
-from leukoscope.types import CellCrop, CellResult, FrameSet, Modality
+from leukoscope.types import CELL_CLASSES, CellClass, CellCrop, CellResult, FrameSet, Modality
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +51,10 @@ def cell_results(
     *,
     min_probability: float,
     max_disagreement: float,
+    classes: Sequence[CellClass] = CELL_CLASSES,
 ) -> tuple[CellResult, ...]:
-    """Each cell's result from its head probabilities and open-set reason ("" for none), flagged
-    for review by the pipeline's thresholds."""
+    """Each cell's result from its head probabilities (over the model's `classes`) and open-set
+    reason ("" for none), flagged for review by the pipeline's thresholds."""
     return tuple(
         result_from_heads(
             cell.key,
@@ -62,6 +63,7 @@ def cell_results(
             max_disagreement=max_disagreement,
             bbox=cell.bbox,
             unidentified=reason,
+            classes=classes,
         )
         for cell, head, reason in zip(cells, heads, reasons, strict=True)
     )
@@ -376,6 +378,7 @@ class ClassifyWorker(_Worker):
                 reasons,
                 min_probability=self.min_probability,
                 max_disagreement=self.max_disagreement,
+                classes=getattr(self.classify, "classes", CELL_CLASSES),  # the model's, in order
             )
             tickets = tuple((b.sample_id, b.fov, b.ticket) for b in usable)
             answer = wire.ResultBatch(results=results, worker=self.name, tickets=tickets)

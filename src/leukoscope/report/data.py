@@ -26,6 +26,7 @@ from leukoscope.report.flags import (
     Thresholds,
     quality_flags,
     range_flag,
+    reference_range,
 )
 from leukoscope.report.pictures import CellPictures, gallery_pictures, model_modalities
 from leukoscope.report.review import ReviewInfo, read_review, reviewed_view
@@ -183,8 +184,9 @@ def gather_report(
     ranges = settings.report.reference_ranges
     n = summary.cells_counted
     lines = tuple(
-        ClassLine(c, ranges[c.cell_class], range_flag(c, ranges[c.cell_class], n))
+        ClassLine(c, reference, range_flag(c, reference, n))
         for c in summary.classes
+        for reference in [reference_range(ranges, c.cell_class)]
     )
     mean_disagreement = sum(r.disagreement for r in results) / len(results) if results else 0.0
     thresholds = Thresholds(

@@ -101,12 +101,29 @@ def distance_outside(row: ClassCount, reference: ReferenceRange) -> float:
     return 0.0
 
 
+EXTRA_RANGES: dict[CellClass, ReferenceRange] = {
+    CellClass.IG: ReferenceRange(low_percent=0.0, high_percent=0.5),
+    CellClass.BLAST: ReferenceRange(low_percent=0.0, high_percent=0.0),
+    CellClass.RL: ReferenceRange(low_percent=0.0, high_percent=5.0),
+}
+"""Reference ranges of the white-cell classes beyond the five, used when `[report.reference_ranges]`
+sets none for them (docs/report.md): a lab sets its own."""
+
+
+def reference_range(
+    ranges: dict[CellClass, ReferenceRange], cell_class: CellClass
+) -> ReferenceRange:
+    """The configured range of `cell_class`, else its EXTRA_RANGES default (0-0 % when none)."""
+    found = ranges.get(cell_class) or EXTRA_RANGES.get(cell_class)
+    return found or ReferenceRange(low_percent=0.0, high_percent=0.0)
+
+
 def _far_outside(
     summary: SampleSummary, ranges: dict[CellClass, ReferenceRange], margin: float
 ) -> list[QualityFlag]:
     flags = []
     for row in summary.classes:
-        reference = ranges[row.cell_class]
+        reference = reference_range(ranges, row.cell_class)
         gap = distance_outside(row, reference)
         if summary.cells_counted and gap >= margin:
             side = "above" if row.percent > reference.high_percent else "below"

@@ -28,6 +28,10 @@ CLASS_NAMES = {
     CellClass.MO: "Monocytes",
     CellClass.EOS: "Eosinophils",
     CellClass.BAS: "Basophils",
+    CellClass.IG: "Immature granulocytes",
+    CellClass.NRBC: "Nucleated red cells",
+    CellClass.BLAST: "Blasts",
+    CellClass.RL: "Reactive lymphocytes",
 }
 RANGE_SOURCE = (
     "typical adult reference intervals (Bain, Blood Cells: A Practical Guide, 5th ed.), "

@@ -236,7 +236,12 @@ def _cells_from_wire(h: Any, arrays: dict[str, np.ndarray]) -> m.CellBatch:
 
 
 def _results_to_wire(batch: m.ResultBatch) -> tuple[dict[str, Any], Arrays]:
-    n, k = len(batch.results), len(CELL_CLASSES)
+    widths = {len(r.probabilities) for r in batch.results}  # the model's classes
+    if len(widths) > 1:
+        raise WireError(f"result: every result must have the same number of classes, got {widths}")
+    n, k = len(batch.results), widths.pop() if widths else len(CELL_CLASSES)
+    if not len(CELL_CLASSES) <= k <= len(CellClass):  # the five, then the classes a lab adds
+        raise WireError(f"result: cannot encode {k} class probabilities per cell")
     heads = {len(r.head_probabilities) for r in batch.results}
     if len(heads) > 1:
         raise WireError(f"result: every result must have the same number of heads, got {heads}")
@@ -254,9 +259,11 @@ def _results_to_wire(batch: m.ResultBatch) -> tuple[dict[str, Any], Arrays]:
 
 
 def _results_from_wire(h: Any, arrays: dict[str, np.ndarray]) -> m.ResultBatch:
-    n, k = len(h.results), len(CELL_CLASSES)
     expect("result", arrays, ["probabilities", "head_probabilities"])
     probabilities, heads = arrays["probabilities"], arrays["head_probabilities"]
+    k = probabilities.shape[1] if probabilities.ndim == 2 else len(CELL_CLASSES)
+    k = k if len(CELL_CLASSES) <= k <= len(CellClass) else len(CELL_CLASSES)  # the five, + a lab's
+    n = len(h.results)
     if probabilities.shape != (n, k) or heads.ndim != 3 or heads.shape[::2] != (n, k):
         raise WireError(
             f"result: probabilities {list(probabilities.shape)} / head_probabilities "

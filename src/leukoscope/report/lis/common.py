@@ -32,6 +32,15 @@ LOINC: dict[CellClass, tuple[str, str]] = {
     CellClass.EOS: ("26450-7", "Eosinophils/100 leukocytes in Blood"),
     CellClass.BAS: ("30180-4", "Basophils/100 leukocytes in Blood"),
 }
+EXTRA_LOINC: dict[CellClass, tuple[str, str]] = {
+    CellClass.IG: ("38518-7", "Immature granulocytes/100 leukocytes in Blood"),
+}
+"""Classes beyond the five sent when a sample's differential holds them (docs/lis.md); a class
+with no term here (BLAST, RL) is named in the result's notes instead."""
+NRBC_LOINC = ("19048-8", "Nucleated erythrocytes/100 leukocytes in Blood")
+"""Nucleated red cells per 100 white cells: not a share of the differential (docs/lis.md)."""
+NRBC_UNIT = ("/100{WBCs}", "per 100 WBC")
+"""UCUM code and text of NRBC_LOINC's value."""
 LOINC_SYSTEM = "http://loinc.org"
 UCUM_SYSTEM = "http://unitsofmeasure.org"
 
@@ -172,6 +181,9 @@ def result_notes(data: ReportData, release: Release) -> list[str]:
         f"{counted.get('artefacts', 0)} artefact(s), {counted.get('smudges', 0)} smudge "
         f"cell(s); {counted.get('flagged', 0)} counted cell(s) flagged by the classifier"
     ]
+    uncoded = uncoded_note(data)
+    if uncoded:
+        notes.append(f"Counted in the differential, sent without a coded result: {uncoded}")
     validation = release.evidence.validation
     if validation is not None:
         when = datetime.fromtimestamp(validation.created_s, timezone.utc).date().isoformat()
@@ -210,6 +222,29 @@ def hl7_time(moment: datetime) -> str:
 def rows_by_class(data: ReportData) -> dict[CellClass, ClassCount]:
     """The reported differential by class."""
     return {row.cell_class: row for row in data.summary.classes}
+
+
+def coded_classes(data: ReportData) -> dict[CellClass, tuple[str, str]]:
+    """The classes sent as results, with their LOINC code and name: the five, then each class of
+    EXTRA_LOINC the sample's differential holds."""
+    held = rows_by_class(data)
+    return {**LOINC, **{c: term for c, term in EXTRA_LOINC.items() if c in held}}
+
+
+def uncoded_note(data: ReportData) -> str:
+    """A note naming the counted classes no LOINC term is sent for ('' when none)."""
+    coded = coded_classes(data)
+    rows = [row for row in data.summary.classes if row.cell_class not in coded]
+    return "; ".join(
+        f"{row.cell_class.value}: {row.percent:.1f} % ({count_note(row, data.summary.cells_counted)})"
+        for row in rows
+    )
+
+
+def nrbc_note(data: ReportData) -> str:
+    """The count behind NRBC/100 WBC."""
+    summary = data.summary
+    return f"{summary.nrbc} nucleated red cells beside {summary.cells_counted} white cells counted"
 
 
 def count_note(row: ClassCount, cells: int) -> str:

@@ -19,14 +19,17 @@ from leukoscope import __version__
 from leukoscope.report.data import ReportData
 from leukoscope.report.flags import RangeFlag
 from leukoscope.report.lis.common import (
-    LOINC,
     LOINC_SYSTEM,
+    NRBC_LOINC,
+    NRBC_UNIT,
     PANEL,
     UCUM_SYSTEM,
     Order,
     Release,
     acquired,
+    coded_classes,
     count_note,
+    nrbc_note,
     releasable,
     report_uuid,
     result_notes,
@@ -75,7 +78,7 @@ def _observations(
     rows = rows_by_class(data)
     lines = {line.count.cell_class: line for line in data.lines}
     out = []
-    for cell_class, (code, name) in LOINC.items():
+    for cell_class, (code, name) in coded_classes(data).items():
         row, line = rows[cell_class], lines.get(cell_class)
         ident = str(uuid.uuid5(base, cell_class.value))
         resource: dict[str, Any] = {
@@ -118,7 +121,47 @@ def _observations(
                     }
                 ]
         out.append({"fullUrl": f"urn:uuid:{ident}", "resource": resource})
+    if data.summary.nrbc:
+        out.append(_nrbc_observation(data, release, base, links))
     return out
+
+
+def _nrbc_observation(
+    data: ReportData, release: Release, base: uuid.UUID, links: dict[str, Any]
+) -> dict[str, Any]:
+    """Nucleated red cells per 100 white cells (a model that names them found some)."""
+    code, name = NRBC_LOINC
+    ident = str(uuid.uuid5(base, "NRBC"))
+    unit, text = NRBC_UNIT
+    resource: dict[str, Any] = {
+        "resourceType": "Observation",
+        "id": ident,
+        "meta": {"versionId": str(release.record.release_no)},
+        "status": release.fhir_observation_status,
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                        "code": "laboratory",
+                    }
+                ]
+            }
+        ],
+        "code": {"coding": [{"system": LOINC_SYSTEM, "code": code, "display": name}]},
+        **links,
+        "effectiveDateTime": acquired(data).isoformat(),
+        "issued": release.released.isoformat(),
+        "performer": [{"display": release.reviewer}],
+        "valueQuantity": {
+            "value": round(data.summary.nrbc_per_100_wbc, 1),
+            "unit": text,
+            "system": UCUM_SYSTEM,
+            "code": unit,
+        },
+        "note": [{"text": nrbc_note(data)}],
+    }
+    return {"fullUrl": f"urn:uuid:{ident}", "resource": resource}
 
 
 def fhir_bundle(

@@ -15,15 +15,18 @@ from leukoscope.errors import ParameterError
 from leukoscope.report.data import ClassLine, ReportData
 from leukoscope.report.flags import RangeFlag
 from leukoscope.report.lis.common import (
-    LOINC,
+    NRBC_LOINC,
+    NRBC_UNIT,
     PANEL,
     Order,
     Parties,
     acquired,
+    coded_classes,
     count_note,
     escape,
     hl7_time,
     message_id,
+    nrbc_note,
     releasable,
     result_notes,
     rows_by_class,
@@ -47,6 +50,23 @@ def _patient(message: object, order: Order) -> None:
         pid.pid_7 = order.birth_date
     if order.sex:
         pid.pid_8 = order.sex
+
+
+def _nrbc(group: object, data: ReportData, index: int, status: str, reviewer: str) -> None:
+    """The OBX of nucleated red cells per 100 white cells (a model that names them found some)."""
+    observation = group.add_group("ORU_R01_OBSERVATION")  # type: ignore[attr-defined]
+    obx = observation.obx
+    obx.obx_1 = str(index)
+    obx.obx_2 = "NM"
+    obx.obx_3 = f"{NRBC_LOINC[0]}^{NRBC_LOINC[1]}^LN"
+    obx.obx_5 = f"{data.summary.nrbc_per_100_wbc:.1f}"
+    obx.obx_6 = f"{escape(NRBC_UNIT[0])}^{NRBC_UNIT[1]}^UCUM"
+    obx.obx_11 = status
+    obx.obx_14 = hl7_time(acquired(data))
+    obx.obx_16 = f"^{escape(reviewer)}"
+    note = observation.add_segment("NTE")
+    note.nte_1 = "1"
+    note.nte_3 = escape(nrbc_note(data))
 
 
 def render_hl7(
@@ -105,7 +125,8 @@ def render_hl7(
         note.nte_1 = str(number)
         note.nte_3 = escape(text)
     rows, lines = rows_by_class(data), _lines(data)
-    for index, (cell_class, (code, name)) in enumerate(LOINC.items(), start=1):
+    coded = coded_classes(data)
+    for index, (cell_class, (code, name)) in enumerate(coded.items(), start=1):
         row, line = rows[cell_class], lines.get(cell_class.value)
         observation = group.add_group("ORU_R01_OBSERVATION")
         obx = observation.obx
@@ -124,6 +145,8 @@ def render_hl7(
         note = observation.add_segment("NTE")
         note.nte_1 = "1"
         note.nte_3 = escape(count_note(row, data.summary.cells_counted))
+    if data.summary.nrbc:
+        _nrbc(group, data, len(coded) + 1, status, reviewer)
     if order is not None:
         spm = group.add_group("ORU_R01_SPECIMEN").spm
         spm.spm_1 = "1"
