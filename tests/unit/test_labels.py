@@ -55,8 +55,9 @@ def test_optional_annotator_and_other_class(tmp_path: Path, acquisitions: dict) 
         ("bccd-01,0,ten,10,NEU\n", ":2: x_px 'ten' is not a number"),
         ("bccd-01,0,nan,10,NEU\n", ":2: x_px 'nan' is not a finite number"),
         (
-            "bccd-01,0,10,10,BLAST\n",
-            ":2: unknown class 'BLAST'; expected NEU, LYM, MO, EOS, BAS, OTHER",
+            "bccd-01,0,10,10,PLATELET\n",
+            ":2: unknown class 'PLATELET'; expected NEU, LYM, MO, EOS, BAS, IG, NRBC, BLAST, RL, "
+            "OTHER",
         ),
         ("bccd-01,0,10,10,NEU\n\nbccd-01,0,10.3,10,LYM\n", ":4: duplicate of line 2"),
         ("bccd-01,0,10,10\n", ":2: 4 values for 5 columns"),

@@ -9,21 +9,36 @@ agreement (mean difference +- 1.96 SD of the per-sample differences, in percenta
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from leukoscope.results.counts import clopper_pearson
-from leukoscope.types import CELL_CLASSES, CellResult, SampleSummary
+from leukoscope.types import (
+    CELL_CLASSES,
+    NOT_WHITE,
+    CellClass,
+    CellResult,
+    ClassCount,
+    SampleSummary,
+)
 from leukoscope.validation.labels import Label
 from leukoscope.validation.matching import match_points
 
 CLASS_NAMES = [c.value for c in CELL_CLASSES]
+"""The five; the figures name them always, then every further class the labels or cells hold."""
+NOT_WHITE_NAMES = frozenset(c.value for c in NOT_WHITE)
 WHOLE_MARGIN_UM = 10.0
 """A label this far from every frame edge marks a cell that is certainly whole (half the largest
 white cell); segmentation drops cells cut by the border by design, so recall is also given over these."""
+
+
+def class_names(found: Iterable[str]) -> list[str]:
+    """The five, then the further classes among `found`, in `CellClass` order."""
+    present = set(found)
+    return [c.value for c in CellClass if c.value in CLASS_NAMES or c.value in present]
 
 
 def result_point(result: CellResult) -> tuple[float, float]:
@@ -105,18 +120,22 @@ def segmentation_figures(matches: Sequence[SampleMatch]) -> dict[str, Any]:
 
 
 def classification_figures(matches: Sequence[SampleMatch]) -> dict[str, Any]:
-    """Confusion (rows = reference, columns = pipeline) and its figures, on matched white cells."""
-    confusion = np.zeros((len(CELL_CLASSES), len(CELL_CLASSES)), dtype=np.int64)
-    for m in matches:
-        for i, j in m.pairs:
-            label = m.labels[i]
-            if label.is_white_cell:
-                row = CLASS_NAMES.index(label.cell_class)
-                confusion[row, CLASS_NAMES.index(m.results[j].cell_class.value)] += 1
+    """Confusion (rows = reference, columns = pipeline) and its figures, on matched labelled cells,
+    over the five and every further class the labels or the matched cells hold."""
+    pairs = [
+        (m.labels[i].cell_class, m.results[j].cell_class.value)
+        for m in matches
+        for i, j in m.pairs
+        if m.labels[i].is_white_cell
+    ]
+    names = class_names(name for pair in pairs for name in pair)
+    confusion = np.zeros((len(names), len(names)), dtype=np.int64)
+    for truth_name, called in pairs:
+        confusion[names.index(truth_name), names.index(called)] += 1
     total = int(confusion.sum())
     per_class = {}
     f1s = []
-    for k, name in enumerate(CLASS_NAMES):
+    for k, name in enumerate(names):
         tp = int(confusion[k, k])
         truth, predicted = int(confusion[k].sum()), int(confusion[:, k].sum())
         precision, recall = _ratio(tp, predicted), _ratio(tp, truth)
@@ -139,16 +158,31 @@ def classification_figures(matches: Sequence[SampleMatch]) -> dict[str, Any]:
     }
 
 
+def _absent(name: str, cells: int) -> ClassCount:
+    """A class the pipeline counted no cell of: 0 of `cells`, with its 95 % interval."""
+    low, high = clopper_pearson(0, cells)
+    return ClassCount(
+        cell_class=CellClass(name),
+        count=0,
+        percent=0.0,
+        ci_low_percent=100.0 * low,
+        ci_high_percent=100.0 * high,
+    )
+
+
 def sample_differential(m: SampleMatch, summary: SampleSummary) -> dict[str, Any]:
-    """The pipeline's differential (its stored summary) against the reference labels of a sample."""
-    reference = {name: 0 for name in CLASS_NAMES}
+    """The pipeline's differential (its stored summary) against the reference labels of a sample,
+    over the white-cell classes either holds (nucleated red cells are not white cells)."""
+    reference: dict[str, int] = {}
     for label in m.labels:
-        if label.is_white_cell:
-            reference[label.cell_class] += 1
+        if label.is_white_cell and label.cell_class not in NOT_WHITE_NAMES:
+            reference[label.cell_class] = reference.get(label.cell_class, 0) + 1
     n_ref = sum(reference.values())
+    counted = {c.cell_class.value: c for c in summary.classes}
     classes = {}
-    for count in summary.classes:
-        name = count.cell_class.value
+    for name in class_names([*reference, *counted]):
+        count = counted.get(name) or _absent(name, summary.cells_counted)
+        reference.setdefault(name, 0)
         ref_pct = 100.0 * reference[name] / n_ref if n_ref else None
         low, high = clopper_pearson(reference[name], n_ref) if n_ref else (0.0, 1.0)
         classes[name] = {
@@ -190,11 +224,13 @@ def agreement_figures(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         if c["pipeline_inside_reference_ci"] is not None
     ]
     per_class = {}
-    for name in CLASS_NAMES:
+    for name in class_names(name for s in samples for name in s["classes"]):
         diffs = [
             s["classes"][name]["difference_pp"]
             for s in samples
-            if s["classes"][name]["difference_pp"] is not None and s["pipeline_cells"] > 0
+            if name in s["classes"]
+            and s["classes"][name]["difference_pp"] is not None
+            and s["pipeline_cells"] > 0
         ]
         bias = float(np.mean(diffs)) if diffs else None
         sd = float(np.std(diffs, ddof=1)) if len(diffs) >= 2 else None

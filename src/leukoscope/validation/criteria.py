@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from leukoscope.config import ValidationConfig
-from leukoscope.validation.agreement import CLASS_NAMES
 
 
 @dataclass(frozen=True)
@@ -73,7 +72,7 @@ def judge(data: Mapping[str, Any], criteria: ValidationConfig) -> Verdict:
         )
     worst, worst_class = None, ""
     per_class = data["agreement"]["per_class"]
-    for name in CLASS_NAMES:
+    for name in per_class:  # the five, then any further class the samples hold
         bias = per_class[name]["bias_pp"]
         if bias is None:
             continue

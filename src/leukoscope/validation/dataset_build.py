@@ -142,7 +142,7 @@ def build_dataset(
                         f"{x:.2f}", f"{y:.2f}", f"{distance:.2f}", *detections[j].bbox,
                     ]
                 )  # fmt: skip
-                report.counts[label.cell_class] += 1
+                report.counts[label.cell_class] = report.counts.get(label.cell_class, 0) + 1
             taken = set(matched.values())
             report.unmatched_detections += [
                 (sample, fov, points[j][0], points[j][1])

@@ -2,8 +2,8 @@
 
 CSV with a header row; columns `sample, fov, x_px, y_px, class` and optionally `annotator`, in any
 order. `x_px`, `y_px` are the cell's centre in the field's pixels (0-based, x to the right, y down);
-`class` is NEU, LYM, MO, EOS, BAS or OTHER (an object that is not a white cell). Every problem is a
-LabelError `FILE:LINE: what is wrong`.
+`class` is NEU, LYM, MO, EOS, BAS, a further class a lab labels (IG, NRBC, BLAST, RL) or OTHER (an
+object that is not a nucleated cell). Every problem is a LabelError `FILE:LINE: what is wrong`.
 """
 
 from __future__ import annotations
@@ -19,10 +19,11 @@ from pathlib import Path
 
 from leukoscope.acquisition_files import storage
 from leukoscope.errors import LabelError, StorageError
-from leukoscope.types import CELL_CLASSES
+from leukoscope.types import CellClass
 
 OTHER = "OTHER"
-LABEL_CLASSES: tuple[str, ...] = (*(c.value for c in CELL_CLASSES), OTHER)
+LABEL_CLASSES: tuple[str, ...] = (*(c.value for c in CellClass), OTHER)
+"""The five, the classes a lab may add (`EXTRA_CLASSES`), then OTHER."""
 REQUIRED = ("sample", "fov", "x_px", "y_px", "class")
 OPTIONAL = ("annotator",)
 DUPLICATE_PX = 1.0
@@ -87,7 +88,8 @@ class Label:
 
     @property
     def is_white_cell(self) -> bool:
-        """True for the five white-cell classes, False for OTHER."""
+        """True for a labelled cell of a class (the five or a further one; NRBC too, a nucleated cell
+        the segmentation finds), False for OTHER."""
         return self.cell_class != OTHER
 
 

@@ -7,7 +7,20 @@ from pathlib import Path
 from typing import Any
 
 from leukoscope.atomic import atomic_write_figure, atomic_write_text
-from leukoscope.validation.agreement import CLASS_NAMES
+
+
+def matched_names(data: dict[str, Any]) -> list[str]:
+    """The classes of the classification figures: the five, then the further classes the labels
+    or the matched cells hold."""
+    return list(data["classification"]["per_class"])
+
+
+def differential_names(data: dict[str, Any]) -> list[str]:
+    """The classes of the differential figures (white cells only)."""
+    return list(data["agreement"]["per_class"])
+
+
+_NO_AGREEMENT = {"bias_pp": None, "loa_pp": None}
 
 
 def _pct(value: float | None, digits: int = 1) -> str:
@@ -34,8 +47,8 @@ def summary_lines(data: dict[str, Any]) -> list[str]:
         f"/{agr['intervals']} ({_pct(agr['coverage'], 0)})",
         "class  recall  precision  bias pp  limits of agreement pp",
     ]
-    for name in CLASS_NAMES:
-        pc, ac = cls["per_class"][name], agr["per_class"][name]
+    for name in matched_names(data):
+        pc, ac = cls["per_class"][name], agr["per_class"].get(name, _NO_AGREEMENT)
         loa = ac["loa_pp"]
         limits = "-" if loa is None else f"{loa[0]:+.1f} .. {loa[1]:+.1f}"
         lines.append(
@@ -89,6 +102,7 @@ def verdict_markdown(record: dict[str, Any]) -> list[str]:
 def markdown(data: dict[str, Any]) -> str:
     """The whole validation as Markdown."""
     seg, cls, agr = data["segmentation"], data["classification"], data["agreement"]
+    matched, shares = matched_names(data), differential_names(data)
     out = [
         "# Validation against a labelled reference",
         "",
@@ -113,25 +127,28 @@ def markdown(data: dict[str, Any]) -> str:
         f"{cls['cells']} cells; accuracy {_pct(cls['accuracy'])}, macro-F1 "
         f"{_pct(cls['macro_f1'])} (over the classes in the reference).",
         "",
-        "| reference \\ pipeline | " + " | ".join(CLASS_NAMES) + " | recall |",
-        "|---|" + "---|" * (len(CLASS_NAMES) + 1),
+        "| reference \\ pipeline | " + " | ".join(matched) + " | recall |",
+        "|---|" + "---|" * (len(matched) + 1),
     ]
-    for k, name in enumerate(CLASS_NAMES):
+    for k, name in enumerate(matched):
         row = " | ".join(str(v) for v in cls["confusion"][k])
         out.append(f"| {name} | {row} | {_pct(cls['per_class'][name]['recall'])} |")
-    precision = " | ".join(_pct(cls["per_class"][n]["precision"]) for n in CLASS_NAMES)
+    precision = " | ".join(_pct(cls["per_class"][n]["precision"]) for n in matched)
     out += [f"| precision | {precision} | |", "", "## Differential per sample", ""]
     out += [
         "Pipeline share (95 % Clopper-Pearson interval) / reference share; `*` marks a reference "
         "share outside the pipeline's interval.",
         "",
-        "| sample | cells (pipeline / reference) | " + " | ".join(CLASS_NAMES) + " |",
-        "|---|---|" + "---|" * len(CLASS_NAMES),
+        "| sample | cells (pipeline / reference) | " + " | ".join(shares) + " |",
+        "|---|---|" + "---|" * len(shares),
     ]
     for s in data["samples"]:
         cells = []
-        for name in CLASS_NAMES:
-            c = s["classes"][name]
+        for name in shares:
+            c = s["classes"].get(name)
+            if c is None:
+                cells.append("-")
+                continue
             low, high = c["pipeline_ci_percent"]
             ref = "-" if c["reference_percent"] is None else f"{c['reference_percent']:.1f}"
             mark = "*" if c["reference_inside_pipeline_ci"] is False else ""
@@ -152,7 +169,7 @@ def markdown(data: dict[str, Any]) -> str:
         "| class | samples | bias | SD | 95 % limits of agreement |",
         "|---|---|---|---|---|",
     ]
-    for name in CLASS_NAMES:
+    for name in shares:
         a = agr["per_class"][name]
         sd = "-" if a["sd_pp"] is None else f"{a['sd_pp']:.1f}"
         loa = "-" if a["loa_pp"] is None else f"{a['loa_pp'][0]:+.1f} to {a['loa_pp'][1]:+.1f}"
@@ -176,8 +193,9 @@ def plots(data: dict[str, Any], folder: Path) -> list[Path]:
     ax.imshow(confusion, cmap="Blues")
     for (i, j), v in np.ndenumerate(confusion):
         ax.text(j, i, str(v), ha="center", va="center", fontsize=9)
-    ax.set_xticks(range(len(CLASS_NAMES)), CLASS_NAMES)
-    ax.set_yticks(range(len(CLASS_NAMES)), CLASS_NAMES)
+    matched, shares = matched_names(data), differential_names(data)
+    ax.set_xticks(range(len(matched)), matched)
+    ax.set_yticks(range(len(matched)), matched)
     ax.set_xlabel("pipeline")
     ax.set_ylabel("reference")
     ax.set_title("matched cells")
@@ -186,12 +204,12 @@ def plots(data: dict[str, Any], folder: Path) -> list[Path]:
     atomic_write_figure(fig, written[-1], dpi=100)
     plt.close(fig)
 
-    fig, axes = plt.subplots(2, len(CLASS_NAMES), figsize=(3 * len(CLASS_NAMES), 6))
-    for k, name in enumerate(CLASS_NAMES):
+    fig, axes = plt.subplots(2, len(shares), figsize=(3 * len(shares), 6), squeeze=False)
+    for k, name in enumerate(shares):
         rows = [
             s["classes"][name]
             for s in data["samples"]
-            if s["classes"][name]["reference_percent"] is not None
+            if name in s["classes"] and s["classes"][name]["reference_percent"] is not None
         ]
         ref = np.array([c["reference_percent"] for c in rows], dtype=float)
         pipe = np.array([c["pipeline_percent"] for c in rows], dtype=float)
