@@ -78,7 +78,7 @@ def judge(data: Mapping[str, Any], criteria: ValidationConfig) -> Verdict:
             continue
         if worst is None or abs(bias) > worst:
             worst, worst_class = abs(bias), name
-        limit = criteria.max_bias_pp.get(name)  # type: ignore[call-overload]
+        limit = criteria.max_bias_pp.get(name)
         if limit is not None and abs(bias) > limit:
             failed.append(f"bias {name}: {bias:+.1f} pp, beyond the limit +-{limit:g} pp")
     if worst is None:
