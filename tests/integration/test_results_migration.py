@@ -1,6 +1,7 @@
-"""The review tables are part of the results schema (version 5): a new file has them, and a
-version-4 file whose review tables an older build made when a review opened it migrates to 5 with
-its rows, hash chain and guards intact, opened by the result store or for review."""
+"""The review tables are part of the results schema (version 6: 5 made them, 6 widened their labels
+to the further white-cell classes): a new file has them, and a version-4 file whose review tables an
+older build made when a review opened it migrates to 6 with its rows, hash chain and guards intact,
+opened by the result store or for review."""
 
 from __future__ import annotations
 
@@ -190,10 +191,10 @@ def _reviewed(path: Path, *, comment: bool) -> None:
         db.execute("INSERT INTO review_users VALUES ('Ann Lee', '$argon2id$x', 1, 1.0, 1.0)")
 
 
-def test_a_new_file_is_at_schema_5_with_the_review_tables(tmp_path: Path) -> None:
+def test_a_new_file_is_at_schema_6_with_the_review_tables(tmp_path: Path) -> None:
     path = tmp_path / "results.sqlite"
     ResultStore(path).close()
-    assert _schema(path) == "5"
+    assert _schema(path) == "6"
     objects = _objects(path)
     assert {name for kind, name in objects if kind == "table"} >= set(REVIEW_TABLES)
     assert {name for kind, name in objects if kind == "trigger"} >= set(GUARD_TRIGGERS)
@@ -220,7 +221,8 @@ def test_a_schema_4_file_with_review_tables_migrates_with_its_rows(
 
     opener(path).close()
 
-    assert _schema(path) == "5"
+    assert _schema(path) == "6"
+    assert "'IG'" in _objects(path)[("table", "review_cells")]  # further classes labelled
     assert _rows(path) == before
     objects = _objects(path)
     assert "'UNIDENTIFIED'" in objects[("table", "review_cells")]

@@ -2,7 +2,8 @@
 place, in one transaction, when it is opened read-write (by the result store or for review).
 
 1 -> 2 -> 3 -> 4 add columns and views to the pipeline's tables (`schema.py`); 4 -> 5 makes the
-review tables (`review_schema.py`). A new file is made at `schema.BASE_VERSION` and migrated like
+review tables (`review_schema.py`); 5 -> 6 lets a review cell carry the further white-cell classes
+(IG, BLAST, RL). A new file is made at `schema.BASE_VERSION` and migrated like
 any other.
 """
 
@@ -89,11 +90,22 @@ def _migrate_4_to_5(db: sqlite3.Connection) -> None:
     execute_script(db, GUARDS)
 
 
+def _migrate_5_to_6(db: sqlite3.Connection) -> None:
+    """Rebuild `review_cells` with the labels of the further white-cell classes, rows unchanged,
+    and the view of the counted cells with them; then the SQL guards."""
+    if "'IG'" not in table_sql(db, "review_cells"):
+        widen_labels(db)
+    db.execute("DROP VIEW IF EXISTS review_counted_cells")
+    execute_script(db, REVIEW_SCHEMA)
+    execute_script(db, GUARDS)
+
+
 _MIGRATIONS = {
     "1": (_migrate_1_to_2, "2"),
     "2": (_migrate_2_to_3, "3"),
     "3": (_migrate_3_to_4, "4"),
     "4": (_migrate_4_to_5, "5"),
+    "5": (_migrate_5_to_6, "6"),
 }
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from leukoscope.errors import LeukoscopeError, ParameterError
 from leukoscope.results.review_records import check_reason
-from leukoscope.results.review_schema import ARTEFACT, SMUDGE, UNIDENTIFIED_LABEL
+from leukoscope.results.review_schema import ARTEFACT, SMUDGE, UNIDENTIFIED_LABEL, WHITE_CLASSES
 from leukoscope.results.validations import (
     ValidationRecord,
     model_sha256_of,
@@ -151,10 +151,10 @@ def release_facts(
         "SELECT label, flagged FROM review_cells WHERE run_id=? AND sample_id=?",
         (run_id, sample_id),
     ).fetchall()
-    counts = {c.value: 0 for c in CELL_CLASSES}
+    counts = {c.value: 0 for c in CELL_CLASSES}  # the five always, a further class when counted
     for label, _ in labels:
-        if label in counts:
-            counts[label] += 1
+        if label in WHITE_CLASSES:
+            counts[label] = counts.get(label, 0) + 1
     counted = sum(counts.values())
     simulated = row["simulated"] if "simulated" in row.keys() else None  # noqa: SIM118
     facts = SampleFacts(

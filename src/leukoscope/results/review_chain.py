@@ -23,7 +23,9 @@ from leukoscope.errors import StorageError
 from leukoscope.results.audit_chain import AUDIT_FIELDS, GENESIS, row_hash
 from leukoscope.results.reads import counted_keys
 from leukoscope.results.review_schema import UNIDENTIFIED_LABEL
+from leukoscope.types import CELL_CLASSES
 
+FIVE = frozenset(c.value for c in CELL_CLASSES)
 RELEASED_LABELS = ("released", "released (partial)")
 
 
@@ -47,10 +49,11 @@ def append_audit(db: sqlite3.Connection, values: Mapping[str, Any]) -> str:
 
 
 def _counts(labels: Mapping[tuple[int, int], str], classes: tuple[str, ...]) -> dict[str, int]:
-    counts = dict.fromkeys(classes, 0)
+    """Cells per class as a release records them: the five always, a further class when counted."""
+    counts = {name: 0 for name in classes if name in FIVE}
     for label in labels.values():
-        if label in counts:
-            counts[label] += 1
+        if label in classes:
+            counts[label] = counts.get(label, 0) + 1
     return counts
 
 

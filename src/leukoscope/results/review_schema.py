@@ -1,6 +1,6 @@
 """The review tables of the results database (what they hold: `results/review_store.py`), the labels a
 review cell may carry, and the SQL guards that keep the review append-only. Made by the schema-5
-migration (`migrations.py`), never on open.
+migration (`migrations.py`; schema 6 widened the labels to the further classes), never on open.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import sqlite3
 
 from leukoscope.results.schema import execute_script
-from leukoscope.types import CELL_CLASSES
+from leukoscope.types import NOT_WHITE, CellClass
 
 ARTEFACT = "ARTEFACT"
 """Not a white cell (debris, platelet clump, stain): leaves the count."""
@@ -16,7 +16,10 @@ SMUDGE = "SMUDGE"
 """A white cell that cannot be classified (smudge, damaged): leaves the 5-part differential."""
 UNIDENTIFIED_LABEL = "UNIDENTIFIED"
 """A cell the model's open-set score set apart: in no class until a reviewer gives it one."""
-LABELS: tuple[str, ...] = (*(c.value for c in CELL_CLASSES), ARTEFACT, SMUDGE)
+WHITE_CLASSES: tuple[str, ...] = tuple(c.value for c in CellClass if c not in NOT_WHITE)
+"""The white-cell classes a reviewed differential counts: the five, then IG, BLAST and RL (a lab's
+further classes; the review page offers those of the run's model)."""
+LABELS: tuple[str, ...] = (*WHITE_CLASSES, ARTEFACT, SMUDGE)
 """What a reviewer may give a cell."""
 STORED_LABELS: tuple[str, ...] = (*LABELS, UNIDENTIFIED_LABEL)
 """What a review cell's label may be (a reviewer never sets UNIDENTIFIED; the model does)."""
@@ -94,7 +97,7 @@ WHEN (SELECT state FROM review_samples s WHERE s.run_id = OLD.run_id
 BEGIN SELECT RAISE(ABORT, 'sample is released'); END;
 CREATE VIEW IF NOT EXISTS review_counted_cells AS
     SELECT run_id, sample_id, fov, cell_index, label AS cell_class, original AS original_class
-    FROM review_cells WHERE label IN ({", ".join(repr(c.value) for c in CELL_CLASSES)});
+    FROM review_cells WHERE label IN ({", ".join(repr(name) for name in WHITE_CLASSES)});
 """
 
 REVIEW_SAMPLE_COLUMNS = {

@@ -39,9 +39,13 @@ from leukoscope.results.review_records import (
     check_reason,
     check_reviewer,
 )
-from leukoscope.results.review_schema import REVIEW_SAMPLE_COLUMNS, UNIDENTIFIED_LABEL
+from leukoscope.results.review_schema import (
+    REVIEW_SAMPLE_COLUMNS,
+    UNIDENTIFIED_LABEL,
+    WHITE_CLASSES,
+)
 from leukoscope.results.store import ResultStore
-from leukoscope.types import CELL_CLASSES, CellResult, SampleStatus, SampleSummary
+from leukoscope.types import CellResult, SampleStatus, SampleSummary
 
 
 class ReviewStore(ReviewDatabase):
@@ -364,6 +368,6 @@ class ReviewStore(ReviewDatabase):
         if not self._has_tables:
             return []
         try:
-            return verify(self._db, tuple(c.value for c in CELL_CLASSES))
+            return verify(self._db, WHITE_CLASSES)
         except sqlite3.Error as exc:
             raise StorageError(f"{self.path}: {exc}") from None

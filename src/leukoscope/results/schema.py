@@ -1,7 +1,7 @@
 """The results database's schema: tables, the views users query and its version.
 
 Opening a file read-write creates the schema or migrates an older one in place (`migrations.py`:
-1 -> 2 -> 3 -> 4 -> 5); opening it read-only checks the version and changes nothing (a file from
+1 -> 2 -> 3 -> 4 -> 5 -> 6); opening it read-only checks the version and changes nothing (a file from
 schema 1 or 2 is read as it is: `read_version` says which, and the readers fall back where a column
 is missing). `TABLES` and `VIEWS` are the layout of schema 4; the review tables of schema 5 are in
 `review_schema.py`.
@@ -13,7 +13,7 @@ import sqlite3
 
 from leukoscope.types import CELL_CLASSES
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 """2 added `samples.simulated` (1: simulated, 0: acquired; NULL: stored before it was recorded);
 3 added `cells.counted` (1: in the sample's differential, 0: stored but not counted, NULL: not yet
 decided) and the views `run_list`, `sample_list`, `cell_list` and `counted_cells`; 4 added the rig
@@ -28,7 +28,9 @@ notes (`fields.focus`, NULL when not measured; `fields.quality_notes`, comma-sep
 `field_quality` notes such as `focus_low`); 5 added the review tables and the review page's
 accounts (`review_schema.py`: `review_samples`, `review_releases`, `review_cells`, `review_audit`,
 `review_users`, the view `review_counted_cells` and the triggers that keep them append-only), made by
-the migration; a file a review had opened holds them already and has them brought up to date."""
+the migration; a file a review had opened holds them already and has them brought up to date; 6
+lets a review cell carry the further white-cell classes a lab labels (IG, BLAST, RL: the label
+CHECK of `review_cells` and the view `review_counted_cells`)."""
 
 BASE_VERSION = "4"
 """The version `TABLES` and `VIEWS` are the layout of: a new file is made at it, then migrated."""
