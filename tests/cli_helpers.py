@@ -26,10 +26,12 @@ def clean_environ() -> dict[str, str]:
     """This process's environment without the user's LEUKOSCOPE settings, for a child process.
 
     The suite's live endpoint setting is kept (off, tests/conftest.py): a child never publishes on
-    the production live port.
+    the production live port; so is its simulator layer cache folder.
     """
     import os
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEUKOSCOPE")}
     env[LIVE_ENDPOINT_ENV] = os.environ.get(LIVE_ENDPOINT_ENV, "")
+    if "LEUKOSCOPE_SIMULATOR_CACHE" in os.environ:  # the session's layer cache, not the user's
+        env["LEUKOSCOPE_SIMULATOR_CACHE"] = os.environ["LEUKOSCOPE_SIMULATOR_CACHE"]
     return env

@@ -6,6 +6,7 @@
   (LEUKOSCOPE__PIPELINE__LIVE_ENDPOINT="" in the environment; `tests.cli_helpers.clean_environ` keeps
   it when a test clears the user's LEUKOSCOPE settings). A test of live publishing names its own
   endpoint, on a port it reserved. A `leukoscope run` beside the suite is neither heard nor disturbed.
+- The simulated rig's red-cell layer cache lives in a folder of the session (never the user's).
 - Hypothesis runs without deadlines (profile "leukoscope"): a loaded 2-core machine is not a failure.
 """
 
@@ -59,3 +60,19 @@ def _no_production_live_endpoint() -> Iterator[None]:
             os.environ.pop(LIVE_ENDPOINT_ENV, None)
         else:
             os.environ[LIVE_ENDPOINT_ENV] = before
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _simulator_layer_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The simulated rig's layer cache in a folder of the session, not the user's cache folder
+    (LEUKOSCOPE_SIMULATOR_CACHE, for this process and every process a test starts)."""
+    name = "LEUKOSCOPE_SIMULATOR_CACHE"
+    before = os.environ.get(name)
+    os.environ[name] = str(tmp_path_factory.mktemp("simulator_cache"))
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before

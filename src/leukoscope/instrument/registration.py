@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -76,9 +77,11 @@ def _central(image: np.ndarray, side: int = MAX_CROP) -> np.ndarray:
 def _flat(image: np.ndarray) -> np.ndarray:
     """The central window, denoised and divided by its illumination (background)."""
     mono = _mono(_central(image))
-    smooth = cv2.GaussianBlur(mono, (0, 0), NOISE_SIGMA)
+    flat: np.ndarray = cv2.GaussianBlur(mono, (0, 0), NOISE_SIGMA)
     background = cv2.GaussianBlur(mono, (0, 0), BACKGROUND_SIGMA)
-    flat: np.ndarray = smooth / np.maximum(background, np.float32(1e-3)) - np.float32(1.0)
+    np.maximum(background, np.float32(1e-3), out=background)
+    np.divide(flat, background, out=flat)  # in place: the same numbers, no temporaries
+    flat -= np.float32(1.0)
     return flat
 
 
@@ -96,9 +99,17 @@ def feature_image(
     return np.ascontiguousarray(magnitude - magnitude.mean(), dtype=np.float32)
 
 
+@lru_cache(maxsize=4)
+def _hann(shape: tuple[int, int]) -> np.ndarray:
+    window = np.asarray(cv2.createHanningWindow((shape[1], shape[0]), cv2.CV_32F))
+    window.setflags(write=False)
+    return window
+
+
 def _spectrum(feature: np.ndarray) -> np.ndarray:
-    window = cv2.createHanningWindow((feature.shape[1], feature.shape[0]), cv2.CV_32F)
-    return np.asarray(fft.fft2(feature * window, workers=-1).astype(np.complex64))
+    """The windowed feature's spectrum, complex64 (a float32 input's FFT is complex64 already)."""
+    spectrum = fft.fft2(feature * _hann(feature.shape), workers=-1)
+    return np.asarray(spectrum.astype(np.complex64, copy=False))
 
 
 def _dft_around(spectrum: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
@@ -125,8 +136,13 @@ def _refine_peak(spectrum: np.ndarray, peak: tuple[int, int]) -> tuple[float, fl
 def _estimate(
     reference_spectrum: np.ndarray, moving: np.ndarray, cross_modal: bool
 ) -> ShiftEstimate:
-    spectrum = reference_spectrum * np.conj(_spectrum(feature_image(moving, cross_modal)))
-    spectrum /= np.maximum(np.abs(spectrum), np.float32(1e-12)) ** np.float32(WHITEN)
+    spectrum = _spectrum(feature_image(moving, cross_modal))
+    np.conj(spectrum, out=spectrum)
+    np.multiply(reference_spectrum, spectrum, out=spectrum)  # reference x conj(moving), in place
+    magnitude = np.abs(spectrum)
+    np.maximum(magnitude, np.float32(1e-12), out=magnitude)
+    magnitude **= np.float32(WHITEN)
+    spectrum /= magnitude
     surface = fft.ifft2(spectrum, workers=-1).real
     iy, ix = np.unravel_index(int(np.argmax(surface)), surface.shape)
     height, width = surface.shape

@@ -109,6 +109,7 @@ class Rig:
 
 def _simulated_camera(config: RigConfig, state: Any, options: SimulationOptions) -> tuple[Any, Any]:
     from leukoscope.instrument.simulator.camera import SimulatedCamera
+    from leukoscope.instrument.simulator.layer_cache import LayerCache
     from leukoscope.instrument.simulator.params import OpticsParams, SampleParams
     from leukoscope.instrument.simulator.render import FieldRenderer
     from leukoscope.instrument.simulator.sample import SimulatedSample
@@ -124,7 +125,7 @@ def _simulated_camera(config: RigConfig, state: Any, options: SimulationOptions)
         params["wbc_per_field"] = options.wbc_per_field
     optics = OpticsParams(offsets_px=dict(options.offsets_px)) if options.offsets_px else None
     sample = SimulatedSample(seed=options.seed, params=SampleParams(**params))
-    renderer = FieldRenderer(sample, optics=optics)
+    renderer = FieldRenderer(sample, optics=optics, layer_cache=LayerCache.from_environment())
     camera = SimulatedCamera(
         renderer,
         state,

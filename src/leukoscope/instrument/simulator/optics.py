@@ -12,17 +12,31 @@ from scipy import fft
 from leukoscope.types import MODALITIES, Modality
 
 
-def blur_shift_periodic(
-    image: np.ndarray, sigma: float, shift_yx: tuple[float, float]
+def blur_shift_kernel(
+    shape: tuple[int, int], sigma: float, shift_yx: tuple[float, float]
 ) -> np.ndarray:
-    """Gaussian blur and sub-pixel shift of a periodic image, exactly, in the Fourier domain."""
-    height, width = image.shape
+    """The Fourier-domain factor (half spectrum, complex64) of `blur_shift_periodic`: it depends on
+    the shape, blur and shift only, so images of one modality can share it."""
+    height, width = shape
     fy = fft.fftfreq(height).astype(np.float32)[:, None]
     fx = fft.rfftfreq(width).astype(np.float32)[None, :]
     gain = np.exp(-2.0 * (math.pi * sigma) ** 2 * (fy * fy + fx * fx))
     phase = np.exp(-2j * math.pi * (fy * shift_yx[0] + fx * shift_yx[1]))
-    spectrum = fft.rfft2(image, workers=2) * (gain * phase).astype(np.complex64)
-    return np.asarray(fft.irfft2(spectrum, s=(height, width), workers=2).astype(np.float32))
+    return np.asarray((gain * phase).astype(np.complex64))
+
+
+def apply_periodic_kernel(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """A periodic image filtered by a `blur_shift_kernel` of its shape (float32)."""
+    spectrum = fft.rfft2(image, workers=2) * kernel
+    result = fft.irfft2(spectrum, s=image.shape, workers=2)
+    return np.asarray(result.astype(np.float32, copy=False))
+
+
+def blur_shift_periodic(
+    image: np.ndarray, sigma: float, shift_yx: tuple[float, float]
+) -> np.ndarray:
+    """Gaussian blur and sub-pixel shift of a periodic image, exactly, in the Fourier domain."""
+    return apply_periodic_kernel(image, blur_shift_kernel(image.shape, sigma, shift_yx))
 
 
 def translate(image: np.ndarray, shift_yx: tuple[float, float], border: int) -> np.ndarray:

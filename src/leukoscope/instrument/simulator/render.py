@@ -25,9 +25,11 @@ from leukoscope.instrument.simulator.debris import (
     rasterise_debris,
 )
 from leukoscope.instrument.simulator.drift import FieldDrift, field_drift
+from leukoscope.instrument.simulator.layer_cache import LayerCache, layer_key
 from leukoscope.instrument.simulator.optics import (
+    apply_periodic_kernel,
+    blur_shift_kernel,
     blur_shift_patch,
-    blur_shift_periodic,
     split_offset,
     vignette,
 )
@@ -43,6 +45,7 @@ from leukoscope.instrument.simulator.truth import WhiteCellShape
 from leukoscope.types import MODALITIES, Modality, is_fluorescence
 
 _THREADED_PIXELS = 1 << 20  # fields this large render two modalities at a time
+_LAYERS_HELD = 4 * len(MODALITIES)  # red-cell layers kept in memory (4 canvases)
 
 Radiance = dict[Modality, np.ndarray]
 
@@ -89,11 +92,15 @@ class FieldRenderer:
         sample: SimulatedSample,
         optics: OpticsParams | None = None,
         sensor: SensorParams | None = None,
+        layer_cache: LayerCache | None = None,
     ) -> None:
         self.sample = sample
         self.optics = optics or OpticsParams()
+        self.layer_cache = layer_cache  # red-cell layers on disk between runs (None: none)
         self._background = (sensor or SensorParams()).fluorescence_background
-        self._layer = lru_cache(maxsize=4 * len(MODALITIES))(self._make_layer)
+        self._layer = lru_cache(maxsize=_LAYERS_HELD)(self._make_layer)
+        self._built: dict[tuple[int, Modality], np.ndarray] = {}  # built ahead, not yet asked for
+        self._made: set[tuple[int, Modality]] = set()
         self._margin = int(6 + 3 * max(self.optics.sigma(m) for m in MODALITIES))
 
     @property
@@ -102,13 +109,60 @@ class FieldRenderer:
         return dict(self.optics.offsets_px)
 
     def _make_layer(self, canvas: int, modality: Modality) -> np.ndarray:
+        """Layer `canvas` under `modality`: built ahead, from the disk cache, or built now, with the
+        modality's other canvases when they all fit `_LAYERS_HELD` (one blur-and-shift kernel)."""
+        self._made.add((canvas, modality))
+        layer = self._built.pop((canvas, modality), None)
+        if layer is None:
+            layer = self._load(canvas, modality)
+        if layer is not None:
+            return layer
+        side = self.sample.canvas_side
+        kernel = blur_shift_kernel(
+            (side, side), self.optics.sigma(modality), self.optics.offsets_px[modality]
+        )
+        canvases = self.sample.params.background_canvases
+        if canvases * len(MODALITIES) <= _LAYERS_HELD:
+            for other in range(canvases):
+                key = (other, modality)
+                if key in self._made or key in self._built:
+                    continue
+                if self._load(other, modality) is None:  # else read from disk when asked for
+                    self._built[key] = self._build(other, modality, kernel)
+        return self._build(canvas, modality, kernel)
+
+    def _layer_key(self, canvas: int, modality: Modality) -> str:
+        p = self.sample.params
+        fluorescence = is_fluorescence(modality)
+        return layer_key(
+            {
+                "seed": self.sample.seed,
+                "canvas": canvas,
+                "side": self.sample.canvas_side,
+                "rbc_diameter_px": p.um_to_px(p.rbc_diameter_um),
+                "rbc_coverage": p.rbc_coverage,
+                "modality": modality.value,
+                "absorbance": hemoglobin_absorbance(modality),
+                "background": self._background if fluorescence else None,
+                "sigma": self.optics.sigma(modality),
+                "offset": list(self.optics.offsets_px[modality]),
+            }
+        )
+
+    def _load(self, canvas: int, modality: Modality) -> np.ndarray | None:
+        if self.layer_cache is None:
+            return None
+        side = self.sample.canvas_side
+        return self.layer_cache.load(self._layer_key(canvas, modality), (side, side))
+
+    def _build(self, canvas: int, modality: Modality, kernel: np.ndarray) -> np.ndarray:
         hb = self.sample.rbc_canvas(canvas)
-        base = np.exp(-hemoglobin_absorbance(modality) * hb).astype(np.float32)
+        base = np.exp(-hemoglobin_absorbance(modality) * hb).astype(np.float32, copy=False)
         if is_fluorescence(modality):
             base *= np.float32(self._background)
-        layer = blur_shift_periodic(
-            base, self.optics.sigma(modality), self.optics.offsets_px[modality]
-        )
+        layer = apply_periodic_kernel(base, kernel)
+        if self.layer_cache is not None:
+            self.layer_cache.save(self._layer_key(canvas, modality), layer)
         layer.setflags(write=False)
         return layer
 

@@ -151,9 +151,14 @@ class Sensor:
         top: float,
     ) -> None:
         y0, y1 = span
-        e = np.zeros((y1 - y0, out.shape[1]), np.float32)
-        for radiance, gain in sources:
-            e += radiance[y0:y1] * np.float32(gain)
+        e = np.empty((y1 - y0, out.shape[1]), np.float32)
+        if not sources:
+            e.fill(0.0)
+        for index, (radiance, gain) in enumerate(sources):
+            if index == 0:  # the first source written straight in: 0 + x is x
+                np.multiply(radiance[y0:y1], np.float32(gain), out=e)
+            else:
+                e += radiance[y0:y1] * np.float32(gain)
         np.maximum(e, 0.0, out=e)
         sigma = e + np.float32(self.params.read_noise_e**2)
         np.sqrt(sigma, out=sigma)
