@@ -9,7 +9,7 @@ from typing import Any
 
 from leukoscope.classifier.training_data import TrainedOn, trained_on
 from leukoscope.errors import CheckpointError
-from leukoscope.types import MODALITIES
+from leukoscope.types import CELL_CLASSES, MODALITIES
 
 CV_METRICS: tuple[tuple[str, str], ...] = (
     ("accuracy", "accuracy"),
@@ -27,6 +27,7 @@ class ModelInfo:
     version: str = ""
     arch: str = ""
     modalities: tuple[str, ...] = tuple(m.value for m in MODALITIES)
+    classes: tuple[str, ...] = tuple(c.value for c in CELL_CLASSES)  # the five when unreadable
     created: str = ""
     cv_folds: int | None = None
     cv: dict[str, tuple[float, float]] = field(default_factory=dict)  # key -> (mean, std), 0..1
@@ -78,6 +79,7 @@ def read_model_info(model_path: str, model_version: str) -> ModelInfo:
         version=version,
         arch=meta.arch,
         modalities=tuple(m.value for m in meta.modalities),
+        classes=tuple(c.value for c in meta.classes),
         created=str(provenance.get("created_utc", "")),
         cv_folds=folds,
         cv=cv,

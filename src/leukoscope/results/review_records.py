@@ -11,7 +11,10 @@ from typing import Any
 from leukoscope.errors import LeukoscopeError, ParameterError
 from leukoscope.results.counts import class_counts
 from leukoscope.results.review_schema import ARTEFACT, LABELS, SMUDGE, UNIDENTIFIED_LABEL
-from leukoscope.types import CELL_CLASSES, CellClass, SampleSummary
+from leukoscope.types import CELL_CLASSES, NOT_WHITE, CellClass, SampleSummary
+
+NOT_WHITE_LABELS: tuple[str, ...] = tuple(c.value for c in NOT_WHITE)
+"""Labels of nucleated cells that are not white cells (NRBC): counted beside the differential."""
 
 REVIEWER_MAX = 64
 REASON_MAX = 500
@@ -65,8 +68,9 @@ class ReviewCell:
 
     @property
     def counted(self) -> bool:
-        """The reviewed differential counts it (a class, not ARTEFACT, SMUDGE or UNIDENTIFIED)."""
-        return self.label not in (ARTEFACT, SMUDGE, UNIDENTIFIED_LABEL)
+        """The reviewed differential counts it (a white-cell class, not ARTEFACT, SMUDGE,
+        UNIDENTIFIED or NRBC)."""
+        return self.label not in (ARTEFACT, SMUDGE, UNIDENTIFIED_LABEL, *NOT_WHITE_LABELS)
 
 
 @dataclass(frozen=True)
@@ -146,12 +150,16 @@ def reviewed_summary(original: SampleSummary, cells: list[ReviewCell]) -> Sample
     flagged = 0
     for cell in cells:
         if cell.counted:
-            counts[CellClass(cell.label)] += 1
+            counts[CellClass(cell.label)] = counts.get(CellClass(cell.label), 0) + 1
             flagged += int(cell.flagged)
+    white = sum(counts.values())
+    nrbc = sum(c.label in NOT_WHITE_LABELS for c in cells)
     return original.model_copy(
         update={
             "classes": class_counts(counts),
-            "cells_counted": sum(counts.values()),
+            "cells_counted": white,
+            "nrbc": nrbc,
+            "nrbc_per_100_wbc": 100.0 * nrbc / white if white else 0.0,
             "cells_flagged": flagged,
             "cells_unidentified": sum(c.label == UNIDENTIFIED_LABEL for c in cells),
         }

@@ -19,8 +19,8 @@ UNIDENTIFIED_LABEL = "UNIDENTIFIED"
 WHITE_CLASSES: tuple[str, ...] = tuple(c.value for c in CellClass if c not in NOT_WHITE)
 """The white-cell classes a reviewed differential counts: the five, then IG, BLAST and RL (a lab's
 further classes; the review page offers those of the run's model)."""
-LABELS: tuple[str, ...] = (*WHITE_CLASSES, ARTEFACT, SMUDGE)
-"""What a reviewer may give a cell."""
+LABELS: tuple[str, ...] = (*(c.value for c in CellClass), ARTEFACT, SMUDGE)
+"""What a reviewer may give a cell (NRBC: a nucleated red cell, counted beside the differential)."""
 STORED_LABELS: tuple[str, ...] = (*LABELS, UNIDENTIFIED_LABEL)
 """What a review cell's label may be (a reviewer never sets UNIDENTIFIED; the model does)."""
 

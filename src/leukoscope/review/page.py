@@ -17,6 +17,7 @@ from leukoscope.results.store import SampleRecord
 
 KEYS = (
     ("n", "NEU"), ("l", "LYM"), ("m", "MO"), ("e", "EOS"), ("b", "BAS"),
+    ("i / x / t / r", "IG / NRBC / BLAST / RL, when the run's model names them"),
     ("a", "artefact (not a white cell: leaves the count)"),
     ("s", "smudge / unclassifiable (leaves the differential)"),
     ("→ / j", "next"), ("← / k", "previous"), ("f", "flagged cells only"),

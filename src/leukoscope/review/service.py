@@ -22,7 +22,14 @@ from leukoscope.results.store import ResultStore, SampleRecord
 from leukoscope.review.accounts import Accounts
 from leukoscope.review.comments import comments
 from leukoscope.review.state import SampleFacts, page_state, sample_facts
-from leukoscope.types import MODALITIES, Modality, SampleStatus, parse_modalities
+from leukoscope.types import (
+    CELL_CLASSES,
+    MODALITIES,
+    CellClass,
+    Modality,
+    SampleStatus,
+    parse_modalities,
+)
 
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -45,6 +52,7 @@ class ReviewService:
         self.lock = threading.Lock()
         self._facts: dict[tuple[str, str], SampleFacts] = {}
         self._modalities: dict[str, tuple[Modality, ...]] = {}
+        self._classes: dict[str, tuple[str, ...]] = {}
 
     def close(self) -> None:
         """Stop preparing pictures, close the connections."""
@@ -88,6 +96,7 @@ class ReviewService:
         state = page_state(self.reviews, facts, run_id, sample_id)
         state["comments"] = comments(self.reviews, run_id, sample_id)
         state["crop_um"] = self.crop_um
+        state["classes"] = list(self.classes(run_id))
         return state
 
     def open(self, run_id: str, sample_id: str) -> dict[str, Any]:
@@ -107,6 +116,17 @@ class ReviewService:
             self.open(run_id, sample_id)
             edit(self.reviews)
             return self.open(run_id, sample_id)
+
+    def classes(self, run_id: str) -> tuple[str, ...]:
+        """The classes of the run's model (its review keys and galleries); the five if unknown."""
+        if run_id not in self._classes:
+            run = next((r for r in self.results.runs() if r["run_id"] == run_id), None)
+            info = read_model_info(run["model_path"], run["model_version"]) if run else None
+            named = info.classes if info else ()
+            self._classes[run_id] = tuple(c.value for c in CellClass if c.value in named) or tuple(
+                c.value for c in CELL_CLASSES
+            )
+        return self._classes[run_id]
 
     def modalities(self, run_id: str) -> tuple[Modality, ...]:
         """The modalities the run's model saw (the thumbnail's tiles); all four if unknown."""

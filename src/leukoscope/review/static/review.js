@@ -9,7 +9,8 @@
   const img = (c, view) =>
     `/img/${encodeURIComponent(run)}/${encodeURIComponent(sample)}/${c.fov}/${c.cell_index}/${view}.png`;
   const KEYS = { n: "NEU", l: "LYM", m: "MO", e: "EOS", b: "BAS", a: "ARTEFACT", s: "SMUDGE" };
-  const CLASSES = ["NEU", "LYM", "MO", "EOS", "BAS"];
+  const FURTHER_KEYS = { i: "IG", x: "NRBC", t: "BLAST", r: "RL" }; // when the run's model names them
+  let CLASSES = ["NEU", "LYM", "MO", "EOS", "BAS"]; // the run's model's white-cell classes
   const VIEWS = ["composite", "color1", "color2", "color3", "fluorescence"];
   const NAMES = { composite: "bright field", color1: "light 1", color2: "light 2", color3: "light 3", fluorescence: "fluorescence" };
   const SCALE_UM = 10;
@@ -229,7 +230,13 @@
   const setZoom = (v) => { zoomScale = Math.min(6, Math.max(1, v)); drawScale(); };
   const setBrightness = (v) => { brightness = Math.min(3, Math.max(0.5, v)); drawScale(); };
 
-  function apply(data, keep) { state = data; renderDifferential(); updateCells(keep); }
+  const useClasses = (data) => { if (Array.isArray(data.classes) && data.classes.length) CLASSES = data.classes; };
+  function apply(data, keep) {
+    state = data;
+    useClasses(data);
+    renderDifferential();
+    updateCells(keep);
+  }
 
   async function reclassify(label) {
     const c = cellOf(order[current]);
@@ -278,6 +285,7 @@
     if (key === "?") $("help").hidden = !$("help").hidden;
     else if (key === "escape" && !$("help").hidden) $("help").hidden = true;
     else if (KEYS[key]) reclassify(KEYS[key]);
+    else if (FURTHER_KEYS[key] && CLASSES.includes(FURTHER_KEYS[key])) reclassify(FURTHER_KEYS[key]);
     else if (key === "arrowright" || key === "j") { current = Math.min(order.length - 1, current + 1); highlight(); }
     else if (key === "arrowleft" || key === "k") { current = Math.max(0, current - 1); highlight(); }
     else if (key === "f") { $("flagged-only").checked = !$("flagged-only").checked; updateCells(order[current]); }
@@ -315,6 +323,6 @@
   $("help").addEventListener("click", () => { $("help").hidden = true; });
 
   const embedded = $("initial-state");
-  (embedded ? Promise.resolve(JSON.parse(embedded.textContent)) : call("")).then((data) => { state = data; buildGalleries(); apply(data); body.dataset.ready = "1"; })
+  (embedded ? Promise.resolve(JSON.parse(embedded.textContent)) : call("")).then((data) => { state = data; useClasses(data); buildGalleries(); apply(data); body.dataset.ready = "1"; })
     .catch((error) => say(error.message));
 })();
