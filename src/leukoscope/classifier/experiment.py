@@ -21,6 +21,7 @@ from rich.console import Console
 from leukoscope.atomic import atomic_write_text
 from leukoscope.classifier.data import CellDataset, load_dataset
 from leukoscope.classifier.evaluate import (
+    class_names,
     compute_metrics,
     percent,
     summarize,
@@ -125,7 +126,8 @@ def ensemble_fold_metrics(
         if any(not np.array_equal(m.val_index, index) for m in per_member):
             raise ParameterError("the single-modality runs used different folds; rerun them")
         probs = np.concatenate([m.val_probs for m in per_member], axis=1)
-        fold_metrics.append(compute_metrics(labels[index], probs))
+        names = class_names(per_member[0].metrics)  # the members' classes
+        fold_metrics.append(compute_metrics(labels[index], probs, names))
     return fold_metrics
 
 
