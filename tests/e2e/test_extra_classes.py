@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from leukoscope.classifier.checkpoint import load_checkpoint
+from leukoscope.config import Settings
+from leukoscope.review.service import ReviewService
 from leukoscope.types import CELL_CLASSES, EXTRA_CLASSES
 from tests.cli_helpers import run_cli
 
@@ -103,3 +105,10 @@ def test_validate_reports_the_further_classes(
     assert {"IG", "BLAST", "RL"} <= set(figures["agreement"]["per_class"])
     report = (out / "validation.md").read_text()
     assert all(f"| {name} |" in report for name in EXTRA)
+    service = ReviewService(out / "results.sqlite", Settings())  # the run validate stored
+    try:
+        run_id = service.results.runs()[0].run_id
+        state = service.view(run_id, "X-1")
+        assert state["classes"] == NINE  # a review key and a gallery per class of the model
+    finally:
+        service.close()

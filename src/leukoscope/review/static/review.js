@@ -43,8 +43,11 @@
 
   const pct = (v) => v.toFixed(1);
   function renderDifferential() {
-    const rows = state.reviewed.map((r, i) => {
-      const o = state.original[i];
+    const of = (list, name) => list.find((x) => x.cell_class === name) ||
+      { cell_class: name, count: 0, percent: 0, ci_low_percent: 0, ci_high_percent: 100 };
+    const names = [...new Set([...state.reviewed, ...state.original].map((x) => x.cell_class))];
+    const rows = names.map((name) => { // a further class may be in one reading only
+      const r = of(state.reviewed, name), o = of(state.original, name);
       const changed = r.count !== o.count ? " changed" : "";
       return `<tr data-class="${r.cell_class}" class="${changed}"><th>${r.cell_class}</th>` +
         `<td class="count">${r.count}</td><td class="percent">${pct(r.percent)}</td>` +
