@@ -72,38 +72,53 @@ def _patient(order: Order) -> dict[str, Any]:
     return resource
 
 
+def _observation(
+    data: ReportData,
+    release: Release,
+    ident: str,
+    links: dict[str, Any],
+    loinc: tuple[str, str],
+    value: dict[str, Any],
+    note: str,
+) -> dict[str, Any]:
+    """One laboratory Observation of the release: its LOINC code, value and note."""
+    code, name = loinc
+    return {
+        "resourceType": "Observation",
+        "id": ident,
+        "meta": {"versionId": str(release.record.release_no)},
+        "status": release.fhir_observation_status,
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                        "code": "laboratory",
+                    }
+                ]
+            }
+        ],
+        "code": {"coding": [{"system": LOINC_SYSTEM, "code": code, "display": name}]},
+        **links,
+        "effectiveDateTime": acquired(data).isoformat(),
+        "issued": release.released.isoformat(),
+        "performer": [{"display": release.reviewer}],
+        "valueQuantity": value,
+        "note": [{"text": note}],
+    }
+
+
 def _observations(
     data: ReportData, release: Release, base: uuid.UUID, links: dict[str, Any]
 ) -> list[dict[str, Any]]:
     rows = rows_by_class(data)
     lines = {line.count.cell_class: line for line in data.lines}
     out = []
-    for cell_class, (code, name) in coded_classes(data).items():
+    for cell_class, loinc in coded_classes(data).items():
         row, line = rows[cell_class], lines.get(cell_class)
         ident = str(uuid.uuid5(base, cell_class.value))
-        resource: dict[str, Any] = {
-            "resourceType": "Observation",
-            "id": ident,
-            "meta": {"versionId": str(release.record.release_no)},
-            "status": release.fhir_observation_status,
-            "category": [
-                {
-                    "coding": [
-                        {
-                            "system": "http://terminology.hl7.org/CodeSystem/observation-category",
-                            "code": "laboratory",
-                        }
-                    ]
-                }
-            ],
-            "code": {"coding": [{"system": LOINC_SYSTEM, "code": code, "display": name}]},
-            **links,
-            "effectiveDateTime": acquired(data).isoformat(),
-            "issued": release.released.isoformat(),
-            "performer": [{"display": release.reviewer}],
-            "valueQuantity": _quantity(row.percent),
-            "note": [{"text": count_note(row, data.summary.cells_counted)}],
-        }
+        note = count_note(row, data.summary.cells_counted)
+        resource = _observation(data, release, ident, links, loinc, _quantity(row.percent), note)
         if line is not None:
             resource["referenceRange"] = [
                 {
@@ -130,37 +145,15 @@ def _nrbc_observation(
     data: ReportData, release: Release, base: uuid.UUID, links: dict[str, Any]
 ) -> dict[str, Any]:
     """Nucleated red cells per 100 white cells (a model that names them found some)."""
-    code, name = NRBC_LOINC
     ident = str(uuid.uuid5(base, "NRBC"))
     unit, text = NRBC_UNIT
-    resource: dict[str, Any] = {
-        "resourceType": "Observation",
-        "id": ident,
-        "meta": {"versionId": str(release.record.release_no)},
-        "status": release.fhir_observation_status,
-        "category": [
-            {
-                "coding": [
-                    {
-                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
-                        "code": "laboratory",
-                    }
-                ]
-            }
-        ],
-        "code": {"coding": [{"system": LOINC_SYSTEM, "code": code, "display": name}]},
-        **links,
-        "effectiveDateTime": acquired(data).isoformat(),
-        "issued": release.released.isoformat(),
-        "performer": [{"display": release.reviewer}],
-        "valueQuantity": {
-            "value": round(data.summary.nrbc_per_100_wbc, 1),
-            "unit": text,
-            "system": UCUM_SYSTEM,
-            "code": unit,
-        },
-        "note": [{"text": nrbc_note(data)}],
+    value = {
+        "value": round(data.summary.nrbc_per_100_wbc, 1),
+        "unit": text,
+        "system": UCUM_SYSTEM,
+        "code": unit,
     }
+    resource = _observation(data, release, ident, links, NRBC_LOINC, value, nrbc_note(data))
     return {"fullUrl": f"urn:uuid:{ident}", "resource": resource}
 
 
