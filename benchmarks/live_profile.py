@@ -12,6 +12,8 @@ camera's rate, and each stage's time per call (what holds it when it falls behin
 
     .venv/bin/python benchmarks/live_profile.py stages --cells 200
     .venv/bin/python benchmarks/live_profile.py compare --repeats 3
+    .venv/bin/python benchmarks/live_profile.py compare --repeats 3 --layer-cache cold
+    .venv/bin/python benchmarks/live_profile.py compare --baseline-src ../other-worktree/src
     .venv/bin/python benchmarks/live_profile.py replay --fps 10 --fields 20
 """
 
@@ -61,7 +63,7 @@ def _instrument() -> None:
     from leukoscope.acquisition_files import storage
     from leukoscope.instrument import lights, registration
     from leukoscope.instrument.simulator import camera, render, sensor
-    from leukoscope.pipeline import field_quality, runner
+    from leukoscope.pipeline import field_quality, segmentation
 
     _wrap(render.FieldRenderer, "field", "simulator: render a field (4 lights)")
     _wrap(sensor.Sensor, "read_out", "simulator: sensor read-out (per frame)")
@@ -73,7 +75,7 @@ def _instrument() -> None:
     _wrap(storage, "write_field", "writing the field (OME-TIFF)")
     _wrap(storage, "read_field", "reading a saved field (batch only)")
     _wrap(field_quality, "check_field", "field-quality checks")
-    _wrap(runner, "segment", "segmentation")
+    _wrap(segmentation, "segment", "segmentation")  # assembly imports it when it builds a stage
 
 
 def stages(args: argparse.Namespace) -> None:
@@ -194,11 +196,13 @@ def replay(args: argparse.Namespace) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _child(command: list[str], cwd: Path) -> tuple[float, float, float, str]:
+def _child(
+    command: list[str], cwd: Path, env: dict[str, str] | None = None
+) -> tuple[float, float, float, str]:
     """Wall s, CPU s (user + sys) and peak RSS MB of one command run to its end; its stdout."""
     start = time.perf_counter()
     with open(cwd / "out.txt", "w") as out:
-        process = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=env)
         _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - start
     process.returncode = os.waitstatus_to_exitcode(status)
@@ -208,24 +212,51 @@ def _child(command: list[str], cwd: Path) -> tuple[float, float, float, str]:
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, text
 
 
+def _environment(args: argparse.Namespace, src: str | None, cache: Path) -> dict[str, str]:
+    """The children's environment: which source tree, which layer cache, which reuse_stable."""
+    env = dict(os.environ)
+    if src:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [src, env.get("PYTHONPATH")]))
+    env["LEUKOSCOPE_SIMULATOR_CACHE"] = "off" if args.layer_cache == "off" else str(cache)
+    if args.reuse_stable:
+        env["LEUKOSCOPE__RIG__REGISTRATION__REUSE_STABLE"] = str(args.reuse_stable)
+    return env
+
+
 def compare(args: argparse.Namespace) -> None:
-    """`run --simulate` and `batch` on the same acquisition, side by side, alternated."""
+    """`run --simulate` and `batch` on the same acquisition, side by side, alternated; with
+    `--baseline-src`, the same pair from that source tree first in every repeat."""
     exe = str(Path(sys.executable).with_name("leukoscope"))
-    rows: dict[str, list[tuple[float, float, float]]] = {"run --simulate": [], "batch": []}
-    load = os.getloadavg()
-    for _ in range(args.repeats):
-        work = Path(tempfile.mkdtemp(prefix="live_compare_"))
-        try:
-            run = [exe, "run", "--simulate", "--sample", "demo", "--seed", str(args.seed)]
-            *figures, _ = _child([*run, "--cells", str(args.cells)], work)
-            rows["run --simulate"].append(tuple(figures))  # type: ignore[arg-type]
-            batch = [exe, "batch", "acquisitions/demo", "--cells", str(args.cells)]
-            *figures, _ = _child([*batch, "--db", "batch.sqlite"], work)
-            rows["batch"].append(tuple(figures))  # type: ignore[arg-type]
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
+    trees = [("baseline ", args.baseline_src), ("", None)] if args.baseline_src else [("", None)]
+    rows: dict[str, list[tuple[float, float, float]]] = {}
+    run = [exe, "run", "--simulate", "--sample", "demo", "--seed", str(args.seed)]
+    run += ["--cells", str(args.cells)]
+    shared = Path(tempfile.mkdtemp(prefix="live_compare_cache_"))
+    try:
+        if args.layer_cache == "warm":  # one untimed run per tree fills the layer cache
+            for _, src in trees:
+                work = Path(tempfile.mkdtemp(prefix="live_compare_"))
+                _child(run, work, _environment(args, src, shared))
+                shutil.rmtree(work, ignore_errors=True)
+        load = os.getloadavg()
+        for _ in range(args.repeats):
+            for label, src in trees:
+                work = Path(tempfile.mkdtemp(prefix="live_compare_"))
+                cache = shared if args.layer_cache == "warm" else work / "layer_cache"
+                env = _environment(args, src, cache)
+                try:
+                    *figures, _ = _child(run, work, env)
+                    rows.setdefault(f"{label}run --simulate", []).append(tuple(figures))  # type: ignore[arg-type]
+                    batch = [exe, "batch", "acquisitions/demo", "--cells", str(args.cells)]
+                    *figures, _ = _child([*batch, "--db", "batch.sqlite"], work, env)
+                    rows.setdefault(f"{label}batch", []).append(tuple(figures))  # type: ignore[arg-type]
+                finally:
+                    shutil.rmtree(work, ignore_errors=True)
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
     print(f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; after: "
           + " ".join(f"{v:.2f}" for v in os.getloadavg()))  # fmt: skip
+    print(f"layer cache: {args.layer_cache}; rig.registration.reuse_stable = {args.reuse_stable}")
     print("| command | wall s (runs) | CPU s (runs) | peak RSS MB (runs) |")
     print("| --- | --- | --- | --- |")
     for name, runs in rows.items():
@@ -233,14 +264,19 @@ def compare(args: argparse.Namespace) -> None:
             ", ".join(f"{r[i]:.1f}" if i < 2 else f"{r[i]:.0f}" for r in runs) for i in range(3)
         ]
         print(f"| {name} | {cols[0]} | {cols[1]} | {cols[2]} |")
-    ratios = [
-        sorted(r[i] / b[i] for r, b in zip(rows["run --simulate"], rows["batch"], strict=True))
-        for i in range(3)
-    ]
-    med = [r[len(r) // 2] for r in ratios]
-    print(
-        f"\nrun / batch, median of pairs: wall {med[0]:.2f}x, CPU {med[1]:.2f}x, peak RSS {med[2]:.2f}x"
-    )
+    for label, _ in trees:
+        ratios = [
+            sorted(
+                r[i] / b[i]
+                for r, b in zip(rows[f"{label}run --simulate"], rows[f"{label}batch"], strict=True)
+            )
+            for i in range(3)
+        ]
+        med = [r[len(r) // 2] for r in ratios]
+        print(
+            f"\n{label}run / batch, median of pairs: wall {med[0]:.2f}x, CPU {med[1]:.2f}x, "
+            f"peak RSS {med[2]:.2f}x"
+        )
 
 
 def main() -> None:
@@ -250,7 +286,17 @@ def main() -> None:
     parser.add_argument("--fps", type=float, default=10.0, help="replay: four-light fields/s")
     parser.add_argument("--fields", type=int, default=20, help="replay: fields saved and replayed")
     parser.add_argument(
-        "--reuse-stable", type=int, default=0, help="replay: rig.registration.reuse_stable"
+        "--reuse-stable", type=int, default=0, help="replay, compare: rig.registration.reuse_stable"
+    )
+    parser.add_argument(
+        "--layer-cache",
+        choices=["warm", "cold", "off"],
+        default="warm",
+        help="compare: the simulator's red-cell layers read from a filled cache (warm: every run "
+        "after the first), built and saved (cold: a first run) or built only (off)",
+    )
+    parser.add_argument(
+        "--baseline-src", help="compare: another source tree's src/ (a git worktree), run paired"
     )
     parser.add_argument("--cells", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
