@@ -103,3 +103,14 @@ def test_the_environment_switch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     default = LayerCache.from_environment()
     assert default is not None and default.folder == tmp_path / "xdg" / "leukoscope" / "simulator"
+
+
+def test_no_cache_without_the_sources_it_hashes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unreadable() -> str:
+        raise OSError("no source files")
+
+    monkeypatch.setenv(layer_cache.ENV, str(tmp_path))
+    monkeypatch.setattr(layer_cache, "_environment_digest", unreadable)
+    assert LayerCache.from_environment() is None

@@ -11,7 +11,8 @@ corrupt, truncated or foreign file is ignored, removed and rebuilt). Arrays are 
 `allow_pickle=False`. The folder is kept under `MAX_BYTES`, least recently used first out.
 
 `LEUKOSCOPE_SIMULATOR_CACHE`: unset, the default folder; `off` (or `0`, `no`, `false`, empty): no
-cache; any other value, the folder to use.
+cache; any other value, the folder to use. Without the modules' source files (or a home folder for
+the default) there is no cache: layers are built every run, as with `off`.
 """
 
 from __future__ import annotations
@@ -77,11 +78,14 @@ class LayerCache:
     def from_environment(cls) -> LayerCache | None:
         """The cache `LEUKOSCOPE_SIMULATOR_CACHE` asks for (module docstring); None when off."""
         value = os.environ.get(ENV)
-        if value is None:
-            return cls(default_folder())
-        if value.strip().lower() in _OFF:
+        if value is not None and value.strip().lower() in _OFF:
             return None
-        return cls(Path(value).expanduser())
+        try:
+            _environment_digest()  # the sources it hashes are not installed: no cache
+            return cls(default_folder() if value is None else Path(value).expanduser())
+        except (OSError, RuntimeError, KeyError) as exc:  # no source files, no home folder
+            log.info("simulator layer cache off: %s", exc)
+            return None
 
     def _paths(self, key: str) -> tuple[Path, Path]:
         return self.folder / f"{key}.npy", self.folder / f"{key}.json"
