@@ -4,11 +4,12 @@ except the run id and the rates, which depend on the run and the machine."""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.cli_helpers import clean_environ
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 VARIABLE = (
@@ -35,8 +36,8 @@ def steady(line: str) -> str:
 
 
 def test_the_quick_start_prints_what_the_readme_quotes(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEUKOSCOPE")}
-    env.update(COLUMNS="100", LEUKOSCOPE__PIPELINE__LIVE_ENDPOINT="")  # no fixed port in tests
+    env = clean_environ()  # the suite's live endpoint (off) and layer cache
+    env.update(COLUMNS="100")
     done = subprocess.run(
         [sys.executable, "-m", "leukoscope", "run", "--simulate", "--sample", "demo"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False,
