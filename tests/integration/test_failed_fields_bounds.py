@@ -23,10 +23,10 @@ MAX_REASON = 4000  # "reason at most 4000 characters", docs/security.md
 def folder(tmp_path: Path) -> Iterator[Path]:
     """Fields 0 and 1 saved, field 2 failed (color3's triggers dropped), then the run stops."""
     config = RigConfig()
-    config.lights.timeout_s = 0.2
+    config.lights.timeout_s = 2.0  # generous: a loaded machine answers late
     config.lights.settle_ms = 0.0
     config.camera.pixel_format = "Mono12"
-    config.camera.fetch_timeout_s = 0.1
+    config.camera.fetch_timeout_s = 1.0
     config.camera.retries = 1
     options = SimulationOptions(seed=2, frame_shape=(96, 128), drop_triggers=frozenset({10, 11}))
     rig: Rig = open_rig(config, simulate=True, options=options)

@@ -22,10 +22,10 @@ SHAPE = (96, 128)
 
 def rig_config() -> RigConfig:
     config = RigConfig()
-    config.lights.timeout_s = 0.2
+    config.lights.timeout_s = 2.0  # generous: a loaded machine answers late
     config.lights.settle_ms = 0.0
     config.camera.pixel_format = "Mono12"
-    config.camera.fetch_timeout_s = 0.1
+    config.camera.fetch_timeout_s = 1.0
     config.camera.retries = 1
     return config
 
