@@ -1,8 +1,8 @@
 """Typed rows of the results store: a run and a sample as stored (Unix times, raw figures).
 
-`ResultStore.runs()` and `samples()` return these; `Producer` is who produced a field or a cell. Key access (`row["status"]`) still works for
-callers written against the dict rows of earlier versions; new code uses attributes. What a user
-lists (ISO times) is `tables.py`.
+`ResultStore.runs()` and `samples()` return these; `Producer` is who produced a field or a cell.
+Key access (`row["status"]`) works as well as attributes; attributes are what the code uses. What
+a user lists (ISO times) is `tables.py`.
 """
 
 from __future__ import annotations
