@@ -45,7 +45,7 @@ PY
     failed=0
     wait "$A" || failed=1
     wait "$B" || failed=1
-    echo "holder runs finished: $(grep -c 'differential' "$WORK/holder.log" || true) (log: $WORK/holder.log)"
+    echo "leukoscope runs finished beside the suites: $(grep -c '^fields ' "$WORK/holder.log" || true) (log: $WORK/holder.log)"
     exit "$failed"
     ;;
 load)

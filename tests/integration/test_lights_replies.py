@@ -116,3 +116,35 @@ def test_a_reply_held_past_the_timeout_lands_in_the_resynchronisation(
     assert lights.status() == EXPECTED
     assert firmware_state(emulator) == EXPECTED
     assert emulator.commands.count("OFF 2") == 2
+
+
+def test_two_threads_get_their_own_replies(
+    lights: Lc4Controller, emulator: EmulatedController
+) -> None:
+    """Commands from two threads (an acquisition's capture thread and a caller) never take each
+    other's replies: every command succeeds and the firmware ends as the last commands left it."""
+    import threading
+
+    errors: list[BaseException] = []
+
+    def switch(channel: int) -> None:
+        try:
+            for i in range(40):
+                lights.set_intensity(channel, float(10 + i))
+                lights.on(channel)
+                lights.off(channel)
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=switch, args=(ch,)) for ch in (1, 3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []
+    assert firmware_state(emulator) == {
+        1: ChannelState(on=False, intensity_percent=49.0),
+        2: ChannelState(on=False, intensity_percent=0.0),
+        3: ChannelState(on=False, intensity_percent=49.0),
+        4: ChannelState(on=False, intensity_percent=0.0),
+    }

@@ -26,6 +26,7 @@ into SystemExit while open, and Ctrl-C is KeyboardInterrupt), or call `safe_all_
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -173,6 +174,7 @@ class Lc4Controller(LightController):
         self.channels = channels
         self._token = 0
         self._dirty = True  # resynchronise before the first command
+        self._lock = threading.Lock()  # one command and its reply at a time
         try:
             extra = {} if "://" in port else {"exclusive": True}  # one owner per device
             self._serial: Any = serial.serial_for_url(
@@ -274,7 +276,12 @@ class Lc4Controller(LightController):
     # -- the transport --------------------------------------------------------------------------
 
     def _command(self, command: str, expect: list[str]) -> list[str]:
-        """Send `command`, return the reply's fields after `OK`; retry, resync, or raise."""
+        """Send `command`, return the reply's fields after `OK`; retry, resync, or raise. One
+        command at a time on the port: a second thread waits for the first's reply."""
+        with self._lock:
+            return self._exchange(command, expect)
+
+    def _exchange(self, command: str, expect: list[str]) -> list[str]:
         attempts = 1 + self.retries
         problem = ""
         timed_out = False
