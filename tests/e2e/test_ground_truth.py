@@ -8,9 +8,9 @@ with the shipped model. Every counted cell is matched to the true white cell it 
   the differential), and no true cell is counted twice;
 - every whole true white cell (not cut by the frame's border) is counted exactly once;
 - the cells the open-set score set apart (unidentified) are neither right nor wrong, but their share
-  is bounded (docs/results.md: 5.2 % of normal cells);
+  is bounded (docs/results.md, "Count accuracy": 5.3 % of the cells cut from normal samples);
 - per-cell class agreement is at or above a floor taken from benchmarks/count_accuracy.py (docs/results.md,
-  "Count accuracy": 97.0 % and 96.4 % of identified cells on normal samples);
+  "Count accuracy": 96.8 % of identified cells on normal samples);
 - each class's true share among the identified cells lies inside the 95 % interval the differential states.
 
 The floor is set where this seeded sample lands well above it, and where a wrong input to the
@@ -39,11 +39,12 @@ FRAME = 512
 FIELDS = 14
 SEED = 1007
 SAMPLE = "truth"
-# docs/results.md, "Count accuracy": 96.4-97.0 % of identified cells over 1000-4000 cells. Over this
+# docs/results.md, "Count accuracy": 96.8 % of identified cells over 1,000 cells. Over this
 # sample's ~90 cells the floor leaves room for a few look-alike cells (2.4 % of white cells are drawn
 # toward another class's look) and nothing more.
 CELL_ACCURACY_FLOOR = 0.90
-# docs/results.md: 5.2 % of normal cells flagged unidentified; over ~90 cells, at most 12 %.
+# docs/results.md, "Count accuracy": 5.3 % of normal cells flagged unidentified; over ~90 cells,
+# at most 12 %.
 UNIDENTIFIED_CEILING = 0.12
 MIN_CELLS = 70
 
