@@ -1,5 +1,5 @@
 """Fields whose focus was low or which failed out of focus: read back from the results store
-(pipeline/field_notes.py) and listed by the report's JSON and HTML."""
+(results/field_notes.py) and listed by the report's JSON and HTML."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from leukoscope.pipeline.field_notes import FocusField, focus_fields
 from leukoscope.report.data import gather_report
 from leukoscope.report.export import render_json
 from leukoscope.report.html import render_html
+from leukoscope.results.field_notes import FocusField, focus_fields
 from leukoscope.results.quality_kinds import QualityKind
 from leukoscope.results.store import ResultStore
 from leukoscope.types import CELL_CLASSES, CellKey, CellResult

@@ -169,6 +169,14 @@ def _json(path: Path) -> dict[str, Any]:
     return data
 
 
+def _dtype_names(dtype: np.dtype[Any]) -> frozenset[str]:
+    """How `.zarray` may name `dtype`: little-endian, and without byte order for one byte."""
+    little = dtype.newbyteorder("<").str
+    return frozenset(
+        {little, "|" + little[1:], "<" + little[1:]} if dtype.itemsize == 1 else {little}
+    )
+
+
 def _check_array(
     path: Path, spec: dict[str, Any], shape: tuple[int, ...], dtype: np.dtype[Any]
 ) -> tuple[tuple[int, ...], bool]:
@@ -179,8 +187,8 @@ def _check_array(
         raise StorageError(
             f"{path}: image shape {spec.get('shape')}, expected {list(shape)} (C, Y, X)"
         )
-    if np.dtype(str(spec.get("dtype"))) != dtype.newbyteorder("<"):
-        raise StorageError(f"{path}: pixel type {spec.get('dtype')}, expected {dtype}")
+    if spec.get("dtype") not in _dtype_names(dtype):
+        raise StorageError(f"{path}: pixel type {spec.get('dtype')!r}, expected {dtype}")
     chunks = tuple(spec.get("chunks", ()))
     if len(chunks) != 3 or not all(
         isinstance(c, int) and 1 <= c <= s for c, s in zip(chunks, shape, strict=False)

@@ -17,7 +17,6 @@ from leukoscope.classifier.model_info import ModelInfo, read_model_info
 from leukoscope.config import ReferenceRange, Settings
 from leukoscope.errors import ParameterError
 from leukoscope.limits import DEFAULT_CROP_UM
-from leukoscope.pipeline.field_notes import FocusField, focus_fields
 from leukoscope.report.evidence import read_evidence
 from leukoscope.report.flags import (
     DISAGREEMENT_FACTOR,
@@ -30,6 +29,7 @@ from leukoscope.report.flags import (
 )
 from leukoscope.report.pictures import CellPictures, gallery_pictures, model_modalities
 from leukoscope.report.review import ReviewInfo, read_review, reviewed_view
+from leukoscope.results.field_notes import FocusField, focus_fields
 from leukoscope.results.prepared_pictures import read_prepared
 from leukoscope.results.release_gates import Evidence
 from leukoscope.results.store import ResultStore, RunRecord, SampleRecord

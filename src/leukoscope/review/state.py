@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from leukoscope.pipeline.field_notes import FocusField, focus_fields
+from leukoscope.results.field_notes import FocusField, focus_fields
 from leukoscope.results.release_gates import Evidence
 from leukoscope.results.review_records import ReviewCell, ReviewState, reviewed_summary
 from leukoscope.results.review_store import ReviewStore
