@@ -99,6 +99,14 @@ MUTATIONS = (
         "TypeError):",
         ("tests/integration/test_failed_fields_bounds.py",),
     ),
+    Mutation(
+        "shared-port",
+        "the LC4 driver lets two threads talk on the port at once (no lock)",
+        "leukoscope/instrument/lights.py",
+        "with self._lock:",
+        "if True:",
+        ("tests/integration/test_lights_replies.py",),
+    ),
 )
 
 
