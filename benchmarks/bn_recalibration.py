@@ -30,7 +30,7 @@ from leukoscope.classifier.batches import (
 from leukoscope.classifier.checkpoint import load_checkpoint
 from leukoscope.classifier.data import CellDataset, load_dataset
 from leukoscope.classifier.evaluate import compute_metrics, predict
-from leukoscope.classifier.train import fold_splits
+from leukoscope.classifier.folds import fold_splits
 
 BATCH = 64
 

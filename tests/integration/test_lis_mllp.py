@@ -54,7 +54,9 @@ def test_every_release_arrives_once_in_order_across_kills_and_restarts(tmp_path:
         runs[sample] = release(database, sample)
     release(database, "NO-ORDER")  # analysed and released, never ordered: never sent
     port, log, out = free_port(), tmp_path / "received.jsonl", tmp_path / "sender.log"
-    env = lis_env(port)
+    # an ACK late past the sender's timeout is sent again (a duplicate the receiver dedupes): the
+    # timeout is generous so that only the kill below can make one, even on a loaded machine
+    env = lis_env(port, LEUKOSCOPE__LIS__ACK_TIMEOUT_S="5")
     listening = receiver(port, log, SCHEDULE)
     sender = leukoscope(["lis", "send", "--follow", "--db", str(database)], env, out)
     try:

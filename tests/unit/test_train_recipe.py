@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from leukoscope.classifier.folds import fold_splits
 from leukoscope.classifier.recipe import (
     TrainConfig,
     augment_config,
     jitter_options,
     recipe_summary,
 )
-from leukoscope.classifier.train import fold_splits
 from leukoscope.errors import ConfigError, DatasetError
 
 

@@ -43,14 +43,14 @@ from leukoscope.classifier.evaluate import (
     write_report,
 )
 from leukoscope.classifier.fit import configure_torch, fit_model, select_device
+from leukoscope.classifier.folds import fold_splits
 from leukoscope.classifier.history import HISTORY_CSV, HISTORY_PNG, plot_histories, read_history
 from leukoscope.classifier.open_set_fit import fit_checkpoint_on, held_out_split
 from leukoscope.classifier.prior import PriorCorrection, fit_prior_correction
 from leukoscope.classifier.progress import TrainProgress
 from leukoscope.classifier.recipe import OPEN_SET_KEYS, TrainConfig, recipe_summary
 from leukoscope.classifier.run_checkpoints import provenance_of, save_model, ship_model
-from leukoscope.errors import DatasetError, ParameterError
-from leukoscope.types import CELL_CLASSES, CellClass
+from leukoscope.errors import ParameterError
 
 MIN_OPEN_SET_CELLS = 20
 """Fewer held-out cells than this: the shipped model has no open-set fit (it flags nothing)."""
@@ -60,7 +60,6 @@ __all__ = [
     "RunResult",
     "TrainingRun",
     "configure_torch",
-    "fold_splits",
     "load_fold",
     "run_training",
     "select_device",
@@ -105,29 +104,6 @@ class RunResult:
     corrected: dict[str, Any] | None = None
     """The prior-corrected CV summary (what the pipeline's predictions score); None when no
     correction was fitted (balance 0, or power 0 chosen): then the pipeline reads the raw argmax."""
-
-
-def fold_splits(
-    labels: np.ndarray,
-    folds: int,
-    seed: int,
-    classes: tuple[CellClass, ...] = CELL_CLASSES,
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Stratified k-fold splits (train, validation) of the cell indices (labels index `classes`),
-    shuffled by `seed`."""
-    from sklearn.model_selection import StratifiedKFold
-
-    counts = np.bincount(labels, minlength=len(classes))
-    present = np.flatnonzero(counts)  # a class with no cells at all is not split
-    rare = present[counts[present].argmin()]
-    if counts[rare] < folds:
-        raise DatasetError(
-            f"class {classes[rare].value} has {counts[rare]} cells, fewer than the {folds} "
-            "folds asked for"
-        )
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    placeholder = np.zeros(len(labels))
-    return [(train, val) for train, val in splitter.split(placeholder, labels)]
 
 
 def load_fold(fold: int, fold_dir: Path) -> FoldResult | None:
