@@ -113,7 +113,7 @@ def test_cells_exports_them_as_parquet(env: Ran, monkeypatch: pytest.MonkeyPatch
     assert (
         table.schema.field("counted").type == "bool" and table.schema.field("fov").type == "int32"
     )
-    assert table.schema.metadata[b"leukoscope.schema"] == b"leukoscope-cells/1"
+    assert table.schema.metadata[b"leukoscope.schema"] == b"leukoscope-cells/2"
     rows = table.to_pylist()
     assert Counter(r["cell_class"] for r in rows if r["counted"]) == report_counts(env)
     assert all(r["simulated"] is True for r in rows)

@@ -13,8 +13,10 @@ import pytest
 
 from leukoscope.results.review_store import ReviewStore
 from leukoscope.results.store import ResultStore
+from leukoscope.results.tables import cell_rows
+from leukoscope.types import CellClass, CellKey, CellResult
 
-from .review_helpers import finished_sample
+from .review_helpers import cell_thumbnail, finished_sample
 
 REVIEW_TABLES = (
     "review_samples",
@@ -191,10 +193,10 @@ def _reviewed(path: Path, *, comment: bool) -> None:
         db.execute("INSERT INTO review_users VALUES ('Ann Lee', '$argon2id$x', 1, 1.0, 1.0)")
 
 
-def test_a_new_file_is_at_schema_6_with_the_review_tables(tmp_path: Path) -> None:
+def test_a_new_file_is_at_schema_7_with_the_review_tables(tmp_path: Path) -> None:
     path = tmp_path / "results.sqlite"
     ResultStore(path).close()
-    assert _schema(path) == "6"
+    assert _schema(path) == "7"
     objects = _objects(path)
     assert {name for kind, name in objects if kind == "table"} >= set(REVIEW_TABLES)
     assert {name for kind, name in objects if kind == "trigger"} >= set(GUARD_TRIGGERS)
@@ -221,7 +223,7 @@ def test_a_schema_4_file_with_review_tables_migrates_with_its_rows(
 
     opener(path).close()
 
-    assert _schema(path) == "6"
+    assert _schema(path) == "7"
     assert "'IG'" in _objects(path)[("table", "review_cells")]  # further classes labelled
     assert _rows(path) == before
     objects = _objects(path)
@@ -240,3 +242,61 @@ def test_a_schema_4_file_with_review_tables_migrates_with_its_rows(
         db.execute("DELETE FROM review_audit")
     ResultStore(path).close()
     assert _objects(path) == objects  # migrated once
+
+
+NINE_CLASSES = (0.02, 0.03, 0.05, 0.0, 0.0, 0.8, 0.04, 0.03, 0.03)
+"""A cell of a model with the further classes: NEU..BAS, then IG, NRBC, BLAST, RL."""
+
+
+def _one_cell(store: ResultStore, sample_id: str, probabilities: tuple[float, ...]) -> str:
+    run = store.start_run(model_version="classes-test")
+    store.start_sample(run, sample_id, target_cells=1, fields_total=1)
+    store.add_field(run, sample_id, 0, 1)
+    best = CellClass.IG if len(probabilities) == 9 else CellClass.NEU
+    cell = CellResult(
+        key=CellKey(sample_id, 0, 0),
+        cell_class=best,
+        probabilities=probabilities,
+        head_probabilities=(probabilities,),
+        bbox=(1, 2, 20, 20),
+    )
+    store.add_results(run, [cell], {cell.key: cell_thumbnail(0)})
+    store.finish_sample(run, store.summary(run, sample_id))
+    return run
+
+
+@pytest.mark.parametrize("older", [False, True])
+def test_the_cell_views_carry_a_probability_for_each_further_class(
+    tmp_path: Path, older: bool
+) -> None:
+    path = tmp_path / "results.sqlite"
+    with ResultStore(path) as store:
+        five = _one_cell(store, "FIVE", (0.7, 0.1, 0.1, 0.05, 0.05))
+        nine = _one_cell(store, "NINE", NINE_CLASSES)
+    if older:  # a schema-6 file: its cell views have the five probability columns only
+        with closing(sqlite3.connect(path, isolation_level=None)) as db:
+            db.execute("DROP VIEW counted_cells")
+            db.execute("DROP VIEW cell_list")
+            db.execute(
+                "CREATE VIEW cell_list AS SELECT c.run_id, c.sample_id, c.cell_class,"
+                " json_extract(c.probabilities, '$[0]') AS p_NEU FROM cells c"
+            )
+            db.execute("CREATE VIEW counted_cells AS SELECT * FROM cell_list")
+            db.execute("UPDATE meta SET value = '6' WHERE key = 'schema'")
+        ResultStore(path).close()
+    assert _schema(path) == "7"
+    with closing(sqlite3.connect(path)) as db:
+        rows = db.execute(
+            "SELECT sample_id, cell_class, p_NEU, p_IG, p_NRBC, p_BLAST, p_RL FROM counted_cells"
+            " ORDER BY sample_id"
+        ).fetchall()
+    assert rows == [
+        ("FIVE", "NEU", 0.7, None, None, None, None),
+        ("NINE", "IG", 0.02, 0.8, 0.04, 0.03, 0.03),
+    ]
+    with ResultStore(path, read_only=True) as store:
+        (row,) = cell_rows(store, nine, "NINE")
+        record = row.record()
+        (plain,) = cell_rows(store, five, "FIVE")
+    assert (record["p_IG"], record["p_RL"], record["p_BAS"]) == (0.8, 0.03, 0.0)
+    assert plain.record()["p_IG"] is None and plain.record()["p_NEU"] == 0.7

@@ -169,7 +169,9 @@ def test_finish_marks_the_counted_cells_and_the_views_read_them(store: ResultSto
     assert sample_row.cells_counted == 4 and sample_row.simulated is False
     rows = cell_rows(store, run, "S-1")
     assert [r.counted for r in rows] == [True] * 4 + [False]
-    assert rows[0].probabilities == results[0].probabilities and rows[0].flagged is True
+    # a five-class model: the further classes' columns are not recorded (None)
+    assert rows[0].probabilities == (*results[0].probabilities, None, None, None, None)
+    assert rows[0].flagged is True
     columns = [d[0] for d in store._db.execute("SELECT * FROM cell_list").description]
     assert tuple(columns) == CELL_COLUMNS
 

@@ -78,7 +78,7 @@ def test_a_schema_2_file_migrates_and_marks_what_its_differential_counted(tmp_pa
         assert [r.counted for r in cell_rows(store, "old", "OLD-1")] == [True]
         assert {r.sample_id: r.simulated for r in sample_rows(store)}["OLD-1"] is None
     version, columns = schema_of(path)
-    assert version == "6" and "counted" in columns  # docs/pipeline.md: schema version 6
+    assert version == "7" and "counted" in columns  # docs/pipeline.md: schema version 7
     with ResultStore(path) as store:  # reopening a migrated file changes nothing
         assert store.summary("old", "TWO-1").cells_counted == 2
 
@@ -120,7 +120,7 @@ def test_a_running_sample_has_no_counted_cells_yet(tmp_path: Path) -> None:
 def test_a_newer_schema_is_refused_in_one_line(tmp_path: Path) -> None:
     path = old_file(tmp_path / "new.sqlite", SCHEMA_2.replace("'schema', '2'", "'schema', '9'"))
     for read_only in (False, True):
-        with pytest.raises(StorageError, match="results schema 9, this build reads 6") as error:
+        with pytest.raises(StorageError, match="results schema 9, this build reads 7") as error:
             ResultStore(path, read_only=read_only)
         assert "\n" not in str(error.value)
     assert schema_of(path)[0] == "9"

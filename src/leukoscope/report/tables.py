@@ -23,7 +23,7 @@ from leukoscope.results.tables import CELL_COLUMNS, CellRow
 from leukoscope.spreadsheet import csv_text
 
 FORMATS = ("csv", "json", "parquet")
-PARQUET_SCHEMA = "leukoscope-cells/1"
+PARQUET_SCHEMA = "leukoscope-cells/2"
 """Recorded in a Parquet file's metadata (`leukoscope.schema`)."""
 
 

@@ -3,8 +3,8 @@ place, in one transaction, when it is opened read-write (by the result store or 
 
 1 -> 2 -> 3 -> 4 add columns and views to the pipeline's tables (`schema.py`); 4 -> 5 makes the
 review tables (`review_schema.py`); 5 -> 6 lets a review cell carry the further white-cell classes
-(IG, BLAST, RL). A new file is made at `schema.BASE_VERSION` and migrated like
-any other.
+(IG, BLAST, RL); 6 -> 7 gives the cell views a probability column per further class. A new file is
+made at `schema.BASE_VERSION` and migrated like any other.
 """
 
 from __future__ import annotations
@@ -100,12 +100,19 @@ def _migrate_5_to_6(db: sqlite3.Connection) -> None:
     execute_script(db, GUARDS)
 
 
+def _migrate_6_to_7(db: sqlite3.Connection) -> None:
+    """Drop the cell views; they are made again with a probability column per further class."""
+    db.execute("DROP VIEW IF EXISTS counted_cells")
+    db.execute("DROP VIEW IF EXISTS cell_list")
+
+
 _MIGRATIONS = {
     "1": (_migrate_1_to_2, "2"),
     "2": (_migrate_2_to_3, "3"),
     "3": (_migrate_3_to_4, "4"),
     "4": (_migrate_4_to_5, "5"),
     "5": (_migrate_5_to_6, "6"),
+    "6": (_migrate_6_to_7, "7"),
 }
 
 

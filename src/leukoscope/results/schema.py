@@ -1,7 +1,7 @@
 """The results database's schema: tables, the views users query and its version.
 
 Opening a file read-write creates the schema or migrates an older one in place (`migrations.py`:
-1 -> 2 -> 3 -> 4 -> 5 -> 6); opening it read-only checks the version and changes nothing (a file from
+1 -> ... -> 7); opening it read-only checks the version and changes nothing (a file from
 schema 1 or 2 is read as it is: `read_version` says which, and the readers fall back where a column
 is missing). `TABLES` and `VIEWS` are the layout of schema 4; the review tables of schema 5 are in
 `review_schema.py`.
@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import sqlite3
 
-from leukoscope.types import CELL_CLASSES
+from leukoscope.types import CELL_CLASSES, EXTRA_CLASSES
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 """2 added `samples.simulated` (1: simulated, 0: acquired; NULL: stored before it was recorded);
 3 added `cells.counted` (1: in the sample's differential, 0: stored but not counted, NULL: not yet
 decided) and the views `run_list`, `sample_list`, `cell_list` and `counted_cells`; 4 added the rig
@@ -30,12 +30,14 @@ accounts (`review_schema.py`: `review_samples`, `review_releases`, `review_cells
 `review_users`, the view `review_counted_cells` and the triggers that keep them append-only), made by
 the migration; a file a review had opened holds them already and has them brought up to date; 6
 lets a review cell carry the further white-cell classes a lab labels (IG, BLAST, RL: the label
-CHECK of `review_cells` and the view `review_counted_cells`)."""
+CHECK of `review_cells` and the view `review_counted_cells`); 7 gave the views `cell_list` and
+`counted_cells` a probability column for each further class too (`p_IG`, `p_NRBC`, `p_BLAST`,
+`p_RL`: NULL where the run's model does not name the class)."""
 
 BASE_VERSION = "4"
 """The version `TABLES` and `VIEWS` are the layout of: a new file is made at it, then migrated."""
 
-READABLE_VERSIONS = ("1", "2", "3", "4", str(SCHEMA_VERSION))
+READABLE_VERSIONS = tuple(str(v) for v in range(1, SCHEMA_VERSION + 1))
 """Schema versions a read-only open accepts as they are."""
 
 TABLES = """
@@ -117,8 +119,9 @@ def _iso(column: str) -> str:
     return f"strftime('%Y-%m-%dT%H:%M:%S+00:00', {column}, 'unixepoch')"
 
 
-PROBABILITY_COLUMNS = tuple(f"p_{c.value}" for c in CELL_CLASSES)
-"""Per-class probability columns, in the classifier's class order."""
+PROBABILITY_COLUMNS = tuple(f"p_{c.value}" for c in (*CELL_CLASSES, *EXTRA_CLASSES))
+"""A probability column per class a model may name, in the order of a model's classes (the five,
+then the further classes); a further class the run's model does not name reads NULL."""
 
 
 def run_list_sql() -> str:

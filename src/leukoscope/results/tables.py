@@ -68,7 +68,7 @@ class CellRow:
     flagged: bool
     flag_reason: str
     disagreement: float
-    probabilities: tuple[float, ...]  # in PROBABILITY_COLUMNS order
+    probabilities: tuple[float | None, ...]  # in PROBABILITY_COLUMNS order (None: not named)
     bbox_x: int
     bbox_y: int
     bbox_w: int
@@ -157,6 +157,11 @@ def cell_rows(store: ResultStore, run_id: str, sample_id: str) -> list[CellRow]:
     return [_typed_cell(r) for r in rows]
 
 
+def _probability(value: Any) -> float | None:
+    """A probability column's value; None for a class the run's model does not name."""
+    return None if value is None else float(value)
+
+
 def _typed_cell(values: dict[str, Any]) -> CellRow:
     return CellRow(
         run_id=values["run_id"],
@@ -168,7 +173,7 @@ def _typed_cell(values: dict[str, Any]) -> CellRow:
         flagged=bool(values["flagged"]),
         flag_reason=values["flag_reason"],
         disagreement=float(values["disagreement"]),
-        probabilities=tuple(float(values[c]) for c in PROBABILITY_COLUMNS),
+        probabilities=tuple(_probability(values[c]) for c in PROBABILITY_COLUMNS),
         bbox_x=int(values["bbox_x"]),
         bbox_y=int(values["bbox_y"]),
         bbox_w=int(values["bbox_w"]),
