@@ -300,3 +300,18 @@ def test_the_cell_views_carry_a_probability_for_each_further_class(
         (plain,) = cell_rows(store, five, "FIVE")
     assert (record["p_IG"], record["p_RL"], record["p_BAS"]) == (0.8, 0.03, 0.0)
     assert plain.record()["p_IG"] is None and plain.record()["p_NEU"] == 0.7
+
+
+@pytest.mark.parametrize("opener", [ResultStore, ReviewStore])
+@pytest.mark.parametrize("version", ["5", "6"])
+def test_a_file_of_a_recent_schema_opens_and_is_brought_up_to_date(
+    tmp_path: Path, opener: type[ResultStore] | type[ReviewStore], version: str
+) -> None:
+    path = tmp_path / "results.sqlite"
+    run, _ = finished_sample(path, "S-1")
+    with closing(sqlite3.connect(path, isolation_level=None)) as db:
+        db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (version,))
+    opener(path).close()  # migrated in place, no error
+    assert _schema(path) == "7"
+    with ResultStore(path, read_only=True) as store:
+        assert len(cell_rows(store, run, "S-1")) == 12
