@@ -31,6 +31,7 @@ from leukoscope.classifier.open_set import DEFAULT_FLAG_RATE
 from leukoscope.classifier.open_set_fit import refit_checkpoint
 from leukoscope.classifier.shipped import resolve_model_path
 from leukoscope.config import PipelineConfig, load_settings
+from leukoscope.instrument.simulator.atypical import IG_STAGES
 from leukoscope.types import CELL_CLASSES, EXTRA_CLASSES, CellClass
 from pipeline_cells import pipeline_cells  # benchmarks/ is the script's folder
 
@@ -39,9 +40,10 @@ FIT_SEED, NORMAL_SEED, EXTRA_SEED = 5000, 7000, 8000
 
 def cut(
     config: PipelineConfig, size: int, seed: int, samples: int, fields: int, atypical: float
-) -> tuple[np.ndarray, list[CellClass | None]]:
-    """Crops (as uint16: 8-bit samples scaled exactly) and true classes of `samples` samples."""
-    crops, classes = [], []
+) -> tuple[np.ndarray, list[CellClass | None], list[str]]:
+    """Crops (as uint16: 8-bit samples scaled exactly), true classes and stages of `samples`
+    samples."""
+    crops, classes, stages = [], [], []
     for i in range(samples):
         cells = pipeline_cells(
             config, size, seed=seed + i, fields=fields, atypical_fraction=atypical,
@@ -50,7 +52,8 @@ def cut(
         scale = 257 if cells.crops.dtype == np.uint8 else 1
         crops.append(cells.crops.astype(np.uint16) * np.uint16(scale))
         classes += cells.classes
-    return np.concatenate(crops), classes
+        stages += cells.stages
+    return np.concatenate(crops), classes, stages
 
 
 def predict(predictor: Predictor, crops: np.ndarray) -> Prediction:
@@ -74,7 +77,7 @@ def main() -> None:
     path = args.fit or resolve_model_path(settings.classifier.model_path)
     size = Predictor.load(path, "torch", threads=1).input_size
     if args.fit is not None:
-        crops, classes = cut(settings.pipeline, size, FIT_SEED, args.fit_samples, args.fields, 0)
+        crops, classes, _ = cut(settings.pipeline, size, FIT_SEED, args.fit_samples, args.fields, 0)
         known = [i for i, c in enumerate(classes) if c in CELL_CLASSES]
         index = np.array([CELL_CLASSES.index(classes[i]) for i in known])  # type: ignore[arg-type]
         source = (
@@ -90,11 +93,12 @@ def main() -> None:
     fit = predictor.meta.open_set
     if fit is None:
         raise SystemExit(f"{path}: no open-set fit (run with --fit)")
-    normal, _ = cut(settings.pipeline, size, NORMAL_SEED, args.samples, args.fields, 0)
-    mixed, truth = cut(settings.pipeline, size, EXTRA_SEED, args.samples, args.fields, 0.5)
+    normal, _, _ = cut(settings.pipeline, size, NORMAL_SEED, args.samples, args.fields, 0)
+    mixed, truth, stages = cut(settings.pipeline, size, EXTRA_SEED, args.samples, args.fields, 0.5)
     odd = np.array([c in EXTRA_CLASSES for c in truth])
     a, b = predict(predictor, normal), predict(predictor, mixed[odd])
     kinds = np.array([c.value for c, o in zip(truth, odd, strict=True) if o and c is not None])
+    odd_stages = np.array([s for s, o in zip(stages, odd, strict=True) if o])
     print(f"model {path}; {len(normal)} normal cells, {len(kinds)} outside the five")
     names = " | ".join(c.value for c in EXTRA_CLASSES)
     print(f"| score | flagged normal cells | caught outside the five | {names} |")
@@ -144,6 +148,11 @@ def main() -> None:
         both_b,
         np.quantile(both_a, 1 - rate),
     )
+    print(f"\ncaught by the model's score, per stage of the immature granulocytes ({rate:.0%}):")
+    caught = b.open_set_scores > fit.threshold
+    for stage in IG_STAGES:
+        mine = odd_stages == stage[0]
+        print(f"  {stage[0]}: {caught[mine].mean():.1%} of {int(mine.sum())}")
     print("\nbest guess of the cells outside the five (counted silently without the flag):")
     for c in EXTRA_CLASSES:
         guesses = b.probabilities[kinds == c.value].argmax(1)

@@ -11,7 +11,7 @@ fit and measure the open-set score on what users' samples look like (`classifier
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +24,7 @@ from leukoscope.instrument.simulator.params import SampleParams
 from leukoscope.instrument.simulator.render import FieldRenderer
 from leukoscope.instrument.simulator.sample import SimulatedSample
 from leukoscope.instrument.simulator.sensor import Sensor
+from leukoscope.instrument.simulator.truth import WhiteCell
 from leukoscope.pipeline.field_quality import checked
 from leukoscope.pipeline.segmentation import SegmentationParams, segment
 from leukoscope.types import CellClass, FrameSet
@@ -34,29 +35,28 @@ MATCH_PX = 16.0
 
 @dataclass(frozen=True)
 class CutCells:
-    """Crops (B, M, S, S) in the acquisition's modality order and each cell's true class (None: a
-    detection matched to no white cell)."""
+    """Crops (B, M, S, S) in the acquisition's modality order, each cell's true class (None: a
+    detection matched to no white cell) and its true maturation stage ("" for the five)."""
 
     crops: np.ndarray
     classes: list[CellClass | None]
     fields: int
     failed_fields: int
+    stages: list[str]
 
     def of(self, wanted: set[CellClass]) -> np.ndarray:
         """Indices of the cells whose true class is in `wanted`."""
         return np.array([i for i, c in enumerate(self.classes) if c in wanted], dtype=np.int64)
 
 
-def _true_class(
-    truth: list[tuple[CellClass, tuple[float, float]]], bbox: tuple[int, int, int, int]
-) -> CellClass | None:
+def _true_cell(truth: Sequence[WhiteCell], bbox: tuple[int, int, int, int]) -> WhiteCell | None:
     x, y, w, h = bbox
     centre = np.array([y + h / 2, x + w / 2])
     best, best_distance = None, MATCH_PX
-    for cell_class, centre_yx in truth:
-        distance = float(np.linalg.norm(centre - np.asarray(centre_yx)))
+    for cell in truth:
+        distance = float(np.linalg.norm(centre - np.asarray(cell.centre_yx)))
         if distance < best_distance:
-            best, best_distance = cell_class, distance
+            best, best_distance = cell, distance
     return best
 
 
@@ -90,6 +90,7 @@ def pipeline_cells(
     )
     crops: list[np.ndarray] = []
     classes: list[CellClass | None] = []
+    stages: list[str] = []
     failed = 0
     for fov in range(fields):
         frameset: FrameSet = capture_frameset(renderer, sensor, f"sim{seed}", fov, settings)
@@ -98,9 +99,11 @@ def pipeline_cells(
         except LeukoscopeError:  # a field the pipeline fails (blank, out of focus...): no cells
             failed += 1
             continue
-        truth = [(c.cell_class, c.centre_yx) for c in sample.field(fov).cells]
+        truth = sample.field(fov).cells
         for cell in cells:
             crops.append(cell.crops)
-            classes.append(_true_class(truth, cell.bbox))
+            true = _true_cell(truth, cell.bbox)
+            classes.append(None if true is None else true.cell_class)
+            stages.append("" if true is None else true.shape.stage)
     stacked = np.stack(crops) if crops else np.zeros((0, 4, input_size, input_size), np.uint8)
-    return CutCells(stacked, classes, fields, failed)
+    return CutCells(stacked, classes, fields, failed, stages)
