@@ -105,6 +105,15 @@ def test_validate_reports_the_further_classes(
     assert {"IG", "BLAST", "RL"} <= set(figures["agreement"]["per_class"])
     report = (out / "validation.md").read_text()
     assert all(f"| {name} |" in report for name in EXTRA)
+    exported = tmp_path / "cells.csv"
+    assert run_cli(
+        monkeypatch, "cells", "X-1", "--db", out / "results.sqlite", "--out", exported
+    ) == 0  # fmt: skip
+    with exported.open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows and all(  # every class of the model has its probability, and they add up to 1
+        abs(sum(float(row[f"p_{name}"]) for name in NINE) - 1.0) < 1e-3 for row in rows
+    )
     service = ReviewService(out / "results.sqlite", Settings())  # the run validate stored
     try:
         run_id = service.results.runs()[0].run_id
