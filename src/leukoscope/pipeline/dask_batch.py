@@ -204,7 +204,9 @@ class DaskBatch:
 
     def _settle(self, future: Any) -> None:
         """Book one finished, failed or cancelled task."""
-        item = self.out.pop(future)
+        item = self.out.pop(future, None)
+        if item is None:  # cancelled with its sample (target reached) after it had finished
+            return
         run = self.book.samples.get(item.sample_id)
         if run is None:  # the sample finished (target reached) while it was out
             return
