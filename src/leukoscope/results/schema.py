@@ -3,8 +3,8 @@
 Opening a file read-write creates the schema or migrates an older one in place (`migrations.py`:
 1 -> ... -> 7); opening it read-only checks the version and changes nothing (a file from
 schema 1 or 2 is read as it is: `read_version` says which, and the readers fall back where a column
-is missing). `TABLES` and `VIEWS` are the layout of schema 4; the review tables of schema 5 are in
-`review_schema.py`.
+is missing). `TABLES` are the layout of schema 4 and `VIEWS` the current views (made after the
+migrations); the review tables of schema 5 are in `review_schema.py`.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ CHECK of `review_cells` and the view `review_counted_cells`); 7 gave the views `
 `p_RL`: NULL where the run's model does not name the class)."""
 
 BASE_VERSION = "4"
-"""The version `TABLES` and `VIEWS` are the layout of: a new file is made at it, then migrated."""
+"""The version `TABLES` are the layout of: a new file is made at it, then migrated."""
 
 READABLE_VERSIONS = tuple(str(v) for v in range(1, SCHEMA_VERSION + 1))
 """Schema versions a read-only open accepts as they are."""
