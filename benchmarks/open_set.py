@@ -150,9 +150,9 @@ def main() -> None:
     )
     print(f"\ncaught by the model's score, per stage of the immature granulocytes ({rate:.0%}):")
     caught = b.open_set_scores > fit.threshold
-    for stage in IG_STAGES:
-        mine = odd_stages == stage[0]
-        print(f"  {stage[0]}: {caught[mine].mean():.1%} of {int(mine.sum())}")
+    for stage, _ in IG_STAGES:
+        mine = odd_stages == stage
+        print(f"  {stage}: {caught[mine].mean():.1%} of {int(mine.sum())}")
     print("\nbest guess of the cells outside the five (counted silently without the flag):")
     for c in EXTRA_CLASSES:
         guesses = b.probabilities[kinds == c.value].argmax(1)

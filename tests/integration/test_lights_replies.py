@@ -8,6 +8,7 @@ the emulator, not through the driver), and the next commands must get their own 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -123,8 +124,6 @@ def test_two_threads_get_their_own_replies(
 ) -> None:
     """Commands from two threads (an acquisition's capture thread and a caller) never take each
     other's replies: every command succeeds and the firmware ends as the last commands left it."""
-    import threading
-
     errors: list[BaseException] = []
 
     def switch(channel: int) -> None:

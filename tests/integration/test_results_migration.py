@@ -14,7 +14,7 @@ import pytest
 from leukoscope.results.review_store import ReviewStore
 from leukoscope.results.store import ResultStore
 from leukoscope.results.tables import cell_rows
-from leukoscope.types import CellClass, CellKey, CellResult
+from leukoscope.types import CELL_CLASSES, EXTRA_CLASSES, CellKey, CellResult
 
 from .review_helpers import cell_thumbnail, finished_sample
 
@@ -244,6 +244,7 @@ def test_a_schema_4_file_with_review_tables_migrates_with_its_rows(
     assert _objects(path) == objects  # migrated once
 
 
+MODEL_CLASSES = (*CELL_CLASSES, *EXTRA_CLASSES)
 NINE_CLASSES = (0.02, 0.03, 0.05, 0.0, 0.0, 0.8, 0.04, 0.03, 0.03)
 """A cell of a model with the further classes: NEU..BAS, then IG, NRBC, BLAST, RL."""
 
@@ -252,10 +253,9 @@ def _one_cell(store: ResultStore, sample_id: str, probabilities: tuple[float, ..
     run = store.start_run(model_version="classes-test")
     store.start_sample(run, sample_id, target_cells=1, fields_total=1)
     store.add_field(run, sample_id, 0, 1)
-    best = CellClass.IG if len(probabilities) == 9 else CellClass.NEU
     cell = CellResult(
         key=CellKey(sample_id, 0, 0),
-        cell_class=best,
+        cell_class=MODEL_CLASSES[probabilities.index(max(probabilities))],
         probabilities=probabilities,
         head_probabilities=(probabilities,),
         bbox=(1, 2, 20, 20),
